@@ -1,0 +1,135 @@
+//! What can happen to an instance: the inputs of [`super::apply`].
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::model::Context;
+
+/// One input to an instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// A machine step attempt succeeded.
+    StepSucceeded {
+        /// The step.
+        step: Arc<str>,
+        /// The attempt's fencing token, as dispatched.
+        token: u64,
+        /// Keys to merge into the context.
+        output: Context,
+        /// Who ran it.
+        worker: Option<String>,
+    },
+    /// A machine step attempt failed.
+    StepFailed {
+        /// The step.
+        step: Arc<str>,
+        /// The attempt's fencing token, as dispatched.
+        token: u64,
+        /// What went wrong.
+        error: StepError,
+        /// Who ran it.
+        worker: Option<String>,
+    },
+    /// A timer the core scheduled fell due.
+    Timer {
+        /// The step it belongs to.
+        step: Arc<str>,
+        /// What it is for.
+        kind: TimerKind,
+        /// The token it was scheduled with.
+        token: u64,
+    },
+    /// A person completes a human task.
+    CompleteTask {
+        /// The human step.
+        step: Arc<str>,
+        /// Who completes it.
+        user: String,
+        /// The completion data (a JSON object), checked against the form.
+        data: Value,
+    },
+    /// Cancel the instance.
+    Cancel {
+        /// Why.
+        reason: Option<String>,
+    },
+    /// Resume a failed instance.
+    Retry {
+        /// Where to resume; the failed step when `None`.
+        from_step: Option<String>,
+    },
+}
+
+/// What a timer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// A timer step's due time.
+    Wake,
+    /// The end of a retry backoff.
+    Retry,
+    /// A machine step attempt's timeout.
+    Timeout,
+    /// A human task's due time.
+    TaskDue,
+}
+
+impl TimerKind {
+    /// A short name, used in timer keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wake => "wake",
+            Self::Retry => "retry",
+            Self::Timeout => "timeout",
+            Self::TaskDue => "task_due",
+        }
+    }
+
+    /// The inverse of [`TimerKind::as_str`].
+    pub fn parse(s: &str) -> Option<TimerKind> {
+        [Self::Wake, Self::Retry, Self::Timeout, Self::TaskDue]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// Why a step attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct StepError {
+    /// A short machine-readable kind, e.g. `timeout`, `validation`, `http`; matched against
+    /// the retry policy's `non_retryable`.
+    pub kind: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// False when retrying cannot help.
+    pub retryable: bool,
+}
+
+impl StepError {
+    /// A retryable error of kind `error`.
+    pub fn retryable(message: impl Into<String>) -> StepError {
+        StepError {
+            kind: "error".into(),
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    /// A non-retryable error of the given kind.
+    pub fn fatal(kind: impl Into<String>, message: impl Into<String>) -> StepError {
+        StepError {
+            kind: kind.into(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// Sets the kind.
+    pub fn with_kind(mut self, kind: impl Into<String>) -> StepError {
+        self.kind = kind.into();
+        self
+    }
+}

@@ -1,0 +1,152 @@
+//! Machine step transitions: results, failures with retry, backoff timers and timeouts.
+
+use super::input::StepError;
+use super::transition::{unit, Transition};
+use super::{step_for_token, Effect, Env, Refusal, Timer, TimerKind};
+use crate::definition::{CompiledKind, StepId, Workflow};
+use crate::model::{
+    AttemptRecord, AttemptStatus, Context, EventKind, Instance, StepStatus,
+};
+
+/// `StepSucceeded`.
+pub(super) fn succeeded(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    token: u64,
+    output: Context,
+    worker: Option<String>,
+    env: Env,
+) -> Result<Vec<Effect>, Refusal> {
+    let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
+    let mut t = Transition::new(wf, inst, env);
+    unschedule_timeout(&mut t, s);
+    t.succeed(s, Some(output), worker);
+    Ok(t.finish())
+}
+
+/// `StepFailed`.
+pub(super) fn failed(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    token: u64,
+    error: StepError,
+    worker: Option<String>,
+    env: Env,
+) -> Result<Vec<Effect>, Refusal> {
+    let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
+    let mut t = Transition::new(wf, inst, env);
+    unschedule_timeout(&mut t, s);
+    fail_attempt(&mut t, s, error, worker, false);
+    Ok(t.finish())
+}
+
+/// `Timer(Timeout)`: the coordinator's deadline passed (the worker may be dead).
+pub(super) fn timed_out(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    token: u64,
+    env: Env,
+) -> Result<Vec<Effect>, Refusal> {
+    let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
+    let mut t = Transition::new(wf, inst, env);
+    let attempt = t.inst.steps[s].attempt;
+    let limit = match &wf.steps[s].kind {
+        CompiledKind::Machine {
+            timeout: Some(d), ..
+        } => crate::model::definition::duration::format(d),
+        _ => "?".into(),
+    };
+    let name = t.name(s);
+    t.emit(EventKind::StepTimedOut {
+        step: name,
+        attempt,
+    });
+    let err = StepError {
+        kind: "timeout".into(),
+        message: format!("attempt {attempt} exceeded its timeout of {limit}"),
+        retryable: true,
+    };
+    fail_attempt(&mut t, s, err, None, true);
+    Ok(t.finish())
+}
+
+/// `Timer(Retry)`: the backoff is over, dispatch the next attempt.
+pub(super) fn retry_due(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    token: u64,
+    env: Env,
+) -> Result<Vec<Effect>, Refusal> {
+    let s = step_for_token(wf, inst, step, token, StepStatus::Retrying)?;
+    let mut t = Transition::new(wf, inst, env);
+    t.dispatch_attempt(s);
+    Ok(t.finish())
+}
+
+fn unschedule_timeout(t: &mut Transition<'_>, s: StepId) {
+    if t.inst.steps[s].due_at.is_some() {
+        let step = t.name(s);
+        t.effects.push(Effect::Unschedule {
+            step,
+            kind: TimerKind::Timeout,
+        });
+    }
+}
+
+/// One attempt failed: retry it if the policy allows, else the step fails for good.
+fn fail_attempt(
+    t: &mut Transition<'_>,
+    s: StepId,
+    err: StepError,
+    worker: Option<String>,
+    timed_out: bool,
+) {
+    let CompiledKind::Machine { retry, .. } = &t.wf.steps[s].kind else {
+        t.fail_for_good(s, &err, worker, timed_out);
+        return;
+    };
+    let st = &t.inst.steps[s];
+    let retryable = err.retryable && !retry.non_retryable.iter().any(|k| *k == err.kind);
+    if !retryable || st.tries >= retry.max_attempts {
+        t.fail_for_good(s, &err, worker, timed_out);
+        return;
+    }
+    let now = t.env.now;
+    let delay = retry.delay(st.tries, unit(t.env.seed, st.token));
+    let retry_at = now.after(delay);
+    t.inst.next_token += 1;
+    let token = t.inst.next_token;
+    let name = t.name(s);
+    let st = &mut t.inst.steps[s];
+    st.status = StepStatus::Retrying;
+    st.token = token;
+    st.due_at = Some(retry_at);
+    st.error = Some(err.to_string());
+    let attempt = st.attempt;
+    let record = AttemptRecord {
+        step: name.clone(),
+        attempt,
+        status: AttemptStatus::Retrying,
+        started_at: st.started_at,
+        finished_at: Some(now),
+        worker,
+        error: Some(err.to_string()),
+    };
+    t.effects.push(Effect::Record(record));
+    t.effects.push(Effect::Schedule(Timer {
+        step: name.clone(),
+        kind: TimerKind::Retry,
+        token,
+        due_at: retry_at,
+    }));
+    t.emit(EventKind::StepRetrying {
+        step: name,
+        attempt,
+        error: err.to_string(),
+        retry_at,
+    });
+}

@@ -1,0 +1,60 @@
+//! Why an input was not applied. A refused input changes nothing.
+
+use crate::form::FormError;
+use crate::model::InstanceStatus;
+
+/// Why [`super::apply`] did not apply an input. The instance is unchanged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// A result, timer or token that no longer matches the step's current attempt: a late,
+    /// duplicated or stale message. Drivers drop and count these; they are not user errors.
+    #[error("stale input for step {step:?}: {reason}")]
+    Stale {
+        /// The step named by the input.
+        step: String,
+        /// Why it is stale.
+        reason: &'static str,
+    },
+    /// The definition has no such step.
+    #[error("the workflow has no step {0:?}")]
+    UnknownStep(String),
+    /// The step is not a human step.
+    #[error("step {0:?} is not a human step")]
+    NotAHumanStep(String),
+    /// The task is not open: already completed, expired, or not reached yet.
+    #[error("the task of step {0:?} is not open (already completed, expired or not reached)")]
+    TaskNotOpen(String),
+    /// The user may not complete the task.
+    #[error("user {user:?} may not complete the task of step {step:?}")]
+    Forbidden {
+        /// The user.
+        user: String,
+        /// The step.
+        step: String,
+    },
+    /// The completion data is not acceptable.
+    #[error("invalid task data for step {step:?}: {message}")]
+    InvalidData {
+        /// The step.
+        step: String,
+        /// What is wrong.
+        message: String,
+        /// The form's field errors, when a form schema refused it.
+        form: Option<FormError>,
+    },
+    /// The instance's status does not allow the input.
+    #[error("the instance is {status}: {action} is not possible")]
+    WrongStatus {
+        /// The instance's status.
+        status: InstanceStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
+}
+
+impl Refusal {
+    /// A stale message (drop and count) rather than a user error.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Refusal::Stale { .. })
+    }
+}

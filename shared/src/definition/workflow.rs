@@ -1,0 +1,512 @@
+//! The compiled, checked form of a definition that the core runs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::graph::Graph;
+use super::{DefinitionError, Problem};
+use crate::condition::Condition;
+use crate::form::FormSchema;
+use crate::model::{Definition, EdgeOn, RetryPolicy, StepDef};
+use crate::time::Timestamp;
+
+/// Index of a step in [`Workflow::steps`].
+pub type StepId = usize;
+/// Index of an edge in [`Workflow::edges`] (the same as in the definition's `edges`).
+pub type EdgeId = usize;
+
+/// The queue a machine step goes to when it names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// A checked definition, ready to run. Immutable and shared (`Arc<Workflow>`).
+#[derive(Debug)]
+pub struct Workflow {
+    /// The definition as written.
+    pub definition: Definition,
+    /// Its name.
+    pub name: Arc<str>,
+    /// Its version as written.
+    pub version: Arc<str>,
+    /// Its version, parsed.
+    pub semver: semver::Version,
+    /// Steps, indexed by [`StepId`].
+    pub steps: Vec<CompiledStep>,
+    /// Edges, indexed by [`EdgeId`].
+    pub edges: Vec<CompiledEdge>,
+    /// Where instances start.
+    pub initial: StepId,
+    /// Canonical JSON of the definition: equal text means equal definitions.
+    pub fingerprint: String,
+    index: HashMap<Arc<str>, StepId>,
+}
+
+/// One checked step.
+#[derive(Debug)]
+pub struct CompiledStep {
+    /// Its name.
+    pub name: Arc<str>,
+    /// What it does.
+    pub kind: CompiledKind,
+    /// Edges leaving it, in definition order.
+    pub outgoing: Vec<EdgeId>,
+    /// Incoming edges that are not loop edges: a join waits for all of them to resolve.
+    pub forward_in: usize,
+}
+
+/// What a step does, with everything precompiled.
+#[derive(Debug)]
+pub enum CompiledKind {
+    /// Run by a handler.
+    Machine {
+        /// Handler name.
+        handler: Arc<str>,
+        /// Handler configuration.
+        config: Arc<Value>,
+        /// Worker queue.
+        queue: Arc<str>,
+        /// Retry policy (one attempt when the step has none).
+        retry: RetryPolicy,
+        /// One attempt's limit.
+        timeout: Option<Duration>,
+    },
+    /// A task for a person.
+    Human {
+        /// Title.
+        title: Option<String>,
+        /// Description.
+        description: Option<String>,
+        /// Assignee.
+        assignee: Option<String>,
+        /// Candidates.
+        candidates: Vec<String>,
+        /// The compiled form.
+        form: Option<FormSchema>,
+        /// Overdue after.
+        due: Option<Duration>,
+    },
+    /// Routing only.
+    Gateway,
+    /// A durable wait.
+    Timer(TimerSpec),
+}
+
+/// When a timer step fires.
+#[derive(Debug)]
+pub enum TimerSpec {
+    /// This long after the step is reached.
+    After(Duration),
+    /// At this time.
+    At(Timestamp),
+    /// At the time this expression gives.
+    Expr(Condition),
+}
+
+/// One checked edge.
+#[derive(Debug)]
+pub struct CompiledEdge {
+    /// Source step.
+    pub from: StepId,
+    /// Target step.
+    pub to: StepId,
+    /// Compiled condition.
+    pub condition: Option<Condition>,
+    /// Taken when no conditional sibling matched.
+    pub default: bool,
+    /// Success, failure or timeout.
+    pub on: EdgeOn,
+    /// Closes a loop: taking it restarts the target, and joins do not wait for it.
+    pub back: bool,
+}
+
+impl Workflow {
+    /// A step's index by name.
+    pub fn step_id(&self, name: &str) -> Option<StepId> {
+        self.index.get(name).copied()
+    }
+
+    /// A step by index.
+    pub fn step(&self, id: StepId) -> &CompiledStep {
+        &self.steps[id]
+    }
+
+    /// `name@version`.
+    pub fn key(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// Checks a definition and compiles it. Every problem is reported, each naming its place.
+pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
+    let mut problems = Vec::new();
+    let mut problem = |at: String, message: String| problems.push(Problem { at, message });
+
+    if !is_identifier(&def.name) {
+        problem(
+            "name".into(),
+            format!(
+                "{:?} is not a valid workflow name: use 1-128 letters, digits, '_', '-' or '.'",
+                def.name
+            ),
+        );
+    }
+    let semver = match semver::Version::parse(def.version.trim()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problem(
+                "version".into(),
+                format!(
+                    "{:?} is not a semantic version ({e}); write it like \"1.2.0\"",
+                    def.version
+                ),
+            );
+            None
+        }
+    };
+    if def.steps.is_empty() {
+        problem("steps".into(), "a workflow needs at least one step".into());
+    }
+
+    let names: Vec<Arc<str>> = def.steps.keys().map(|k| Arc::from(k.as_str())).collect();
+    let index: HashMap<Arc<str>, StepId> =
+        names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
+
+    // Steps.
+    let mut steps = Vec::with_capacity(def.steps.len());
+    for (name, step) in &def.steps {
+        let at = format!("step {name:?}");
+        if !is_identifier(name) {
+            problem(
+                at.clone(),
+                "invalid step name: use 1-128 letters, digits, '_', '-' or '.'".into(),
+            );
+        }
+        let kind = match step {
+            StepDef::Machine(m) => {
+                if m.handler.trim().is_empty() {
+                    problem(
+                        at.clone(),
+                        "machine step has no handler: add `handler: NAME`".into(),
+                    );
+                }
+                let retry = m.retry.clone().unwrap_or_else(RetryPolicy::no_retry);
+                for msg in retry_problems(&retry) {
+                    problem(at.clone(), msg);
+                }
+                if m.timeout == Some(Duration::ZERO) {
+                    problem(at.clone(), "timeout must be longer than zero".into());
+                }
+                let queue = m.queue.as_deref().unwrap_or(DEFAULT_QUEUE);
+                if !is_identifier(queue) {
+                    problem(
+                        at.clone(),
+                        format!("invalid queue name {queue:?}: use letters, digits, '_', '-' or '.'"),
+                    );
+                }
+                CompiledKind::Machine {
+                    handler: Arc::from(m.handler.as_str()),
+                    config: Arc::new(m.config.clone()),
+                    queue: Arc::from(queue),
+                    retry,
+                    timeout: m.timeout,
+                }
+            }
+            StepDef::Human(h) => {
+                let form = match &h.form {
+                    Some(schema) => match FormSchema::compile(schema) {
+                        Ok(f) => Some(f),
+                        Err(e) => {
+                            problem(at.clone(), format!("invalid form schema: {e}"));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                if h.assignee.as_deref().is_some_and(|a| a.trim().is_empty())
+                    || h.candidates.iter().any(|c| c.trim().is_empty())
+                {
+                    problem(at.clone(), "assignee and candidates must not be empty".into());
+                }
+                if h.due == Some(Duration::ZERO) {
+                    problem(at.clone(), "due must be longer than zero".into());
+                }
+                CompiledKind::Human {
+                    title: h.title.clone(),
+                    description: h.description.clone(),
+                    assignee: h.assignee.clone(),
+                    candidates: h.candidates.clone(),
+                    form,
+                    due: h.due,
+                }
+            }
+            StepDef::Gateway(_) => CompiledKind::Gateway,
+            StepDef::Timer(t) => {
+                let given = [t.duration.is_some(), t.until.is_some(), t.until_expr.is_some()];
+                if given.iter().filter(|g| **g).count() != 1 {
+                    problem(
+                        at.clone(),
+                        "a timer needs exactly one of `duration`, `until` or `until_expr`".into(),
+                    );
+                }
+                let spec = if let Some(d) = t.duration {
+                    Some(TimerSpec::After(d))
+                } else if let Some(until) = &t.until {
+                    match Timestamp::parse_rfc3339(until) {
+                        Ok(ts) => Some(TimerSpec::At(ts)),
+                        Err(e) => {
+                            problem(
+                                at.clone(),
+                                format!("`until` {until:?} is not an RFC 3339 time: {e}"),
+                            );
+                            None
+                        }
+                    }
+                } else if let Some(expr) = &t.until_expr {
+                    match Condition::compile(expr) {
+                        Ok(c) => Some(TimerSpec::Expr(c)),
+                        Err(e) => {
+                            problem(at.clone(), format!("`until_expr` does not compile: {e}"));
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
+                CompiledKind::Timer(spec.unwrap_or(TimerSpec::After(Duration::ZERO)))
+            }
+        };
+        steps.push(CompiledStep {
+            name: Arc::from(name.as_str()),
+            kind,
+            outgoing: Vec::new(),
+            forward_in: 0,
+        });
+    }
+
+    // Edges.
+    let mut edges = Vec::with_capacity(def.edges.len());
+    let mut pairs = Vec::with_capacity(def.edges.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, e) in def.edges.iter().enumerate() {
+        let at = format!("edge {i} ({} -> {})", e.from, e.to);
+        let from = index.get(e.from.as_str()).copied();
+        let to = index.get(e.to.as_str()).copied();
+        if from.is_none() {
+            problem(at.clone(), format!("unknown step {:?} in `from`", e.from));
+        }
+        if to.is_none() {
+            problem(at.clone(), format!("unknown step {:?} in `to`", e.to));
+        }
+        if e.default && e.condition.is_some() {
+            problem(
+                at.clone(),
+                "an edge is either `default` or has a `condition`, not both".into(),
+            );
+        }
+        if !seen.insert((&e.from, &e.to, e.on)) {
+            problem(at.clone(), "duplicate edge (same from, to and on)".into());
+        }
+        let condition = match &e.condition {
+            Some(src) => match Condition::compile(src) {
+                Ok(c) => Some(c),
+                Err(err) => {
+                    problem(at.clone(), format!("condition does not compile: {err}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        if let (Some(from), Some(to)) = (from, to) {
+            let src = &steps[from];
+            match (e.on, &src.kind) {
+                (EdgeOn::Failure, CompiledKind::Human { .. } | CompiledKind::Gateway) => problem(
+                    at.clone(),
+                    format!(
+                        "`on: failure` from {:?}, which cannot fail: only machine and timer steps fail",
+                        e.from
+                    ),
+                ),
+                (EdgeOn::Timeout, CompiledKind::Machine { timeout: None, .. }) => problem(
+                    at.clone(),
+                    format!("`on: timeout` from {:?}, which has no `timeout`", e.from),
+                ),
+                (EdgeOn::Timeout, CompiledKind::Human { due: None, .. }) => problem(
+                    at.clone(),
+                    format!("`on: timeout` from {:?}, which has no `due`", e.from),
+                ),
+                (EdgeOn::Timeout, CompiledKind::Gateway | CompiledKind::Timer(_)) => problem(
+                    at.clone(),
+                    format!("`on: timeout` from {:?}, which cannot time out", e.from),
+                ),
+                _ => {}
+            }
+            steps[from].outgoing.push(i);
+            pairs.push((from, to));
+            edges.push(CompiledEdge {
+                from,
+                to,
+                condition,
+                default: e.default,
+                on: e.on,
+                back: false,
+            });
+        }
+    }
+    // At most one default edge per (source, on).
+    let mut defaults = std::collections::HashSet::new();
+    for (i, e) in edges.iter().enumerate() {
+        if e.default && !defaults.insert((e.from, e.on)) {
+            problem(
+                format!("edge {i}"),
+                format!(
+                    "step {:?} has more than one default edge",
+                    names.get(e.from).map(|n| &**n).unwrap_or("?")
+                ),
+            );
+        }
+    }
+
+    // The initial step.
+    let initial = match &def.initial_step {
+        Some(name) => match index.get(name.as_str()) {
+            Some(&id) => Some(id),
+            None => {
+                problem(
+                    "initial_step".into(),
+                    format!("unknown step {name:?}"),
+                );
+                None
+            }
+        },
+        None => {
+            let mut has_in = vec![false; steps.len()];
+            for &(_, to) in &pairs {
+                has_in[to] = true;
+            }
+            let roots: Vec<StepId> = (0..steps.len()).filter(|&s| !has_in[s]).collect();
+            match roots.as_slice() {
+                [one] => Some(*one),
+                [] if !steps.is_empty() => {
+                    problem(
+                        "initial_step".into(),
+                        "every step has an incoming edge: set `initial_step`".into(),
+                    );
+                    None
+                }
+                [] => None,
+                many => {
+                    let list: Vec<&str> = many.iter().map(|&s| &*names[s]).collect();
+                    problem(
+                        "initial_step".into(),
+                        format!(
+                            "ambiguous: steps {} have no incoming edge; set `initial_step` to one",
+                            list.join(", ")
+                        ),
+                    );
+                    None
+                }
+            }
+        }
+    };
+
+    // Graph rules, only when the edges themselves are sound.
+    let mut back = vec![false; pairs.len()];
+    if let Some(initial) = initial {
+        if edges.len() == def.edges.len() {
+            let outgoing: Vec<Vec<usize>> = steps.iter().map(|s| s.outgoing.clone()).collect();
+            let graph = Graph {
+                edges: &pairs,
+                outgoing: &outgoing,
+            };
+            let reachable = graph.reachable_from(initial);
+            for (s, ok) in reachable.iter().enumerate() {
+                if !ok {
+                    problem(
+                        format!("step {:?}", names[s]),
+                        format!(
+                            "unreachable from the initial step {:?}: add an edge to it or remove it",
+                            names[initial]
+                        ),
+                    );
+                }
+            }
+            // An end is a step with no success edge: the path finishes there.
+            let ends: Vec<bool> = steps
+                .iter()
+                .map(|s| !s.outgoing.iter().any(|&e| edges[e].on == EdgeOn::Success))
+                .collect();
+            let can_end = graph.can_reach(&ends);
+            for (s, ok) in can_end.iter().enumerate() {
+                if !ok && reachable[s] {
+                    problem(
+                        format!("step {:?}", names[s]),
+                        "no end can be reached from it (a cycle with no exit)".into(),
+                    );
+                }
+            }
+            back = graph.back_edges(initial);
+        }
+    }
+
+    if !problems.is_empty() {
+        return Err(DefinitionError::Invalid {
+            name: format!("{}@{}", def.name, def.version),
+            problems,
+        });
+    }
+    let (Some(initial), Some(semver)) = (initial, semver) else {
+        // Unreachable: a missing initial step or version was reported as a problem above.
+        return Err(DefinitionError::Invalid {
+            name: format!("{}@{}", def.name, def.version),
+            problems: vec![Problem {
+                at: "initial_step".into(),
+                message: "no initial step".into(),
+            }],
+        });
+    };
+    for (e, is_back) in edges.iter_mut().zip(back) {
+        e.back = is_back;
+        if !is_back {
+            steps[e.to].forward_in += 1;
+        }
+    }
+    let fingerprint = serde_json::to_string(&def).map_err(|e| DefinitionError::Parse(e.to_string()))?;
+    Ok(Workflow {
+        name: Arc::from(def.name.as_str()),
+        version: Arc::from(def.version.trim()),
+        semver,
+        steps,
+        edges,
+        initial,
+        fingerprint,
+        index,
+        definition: def,
+    })
+}
+
+fn retry_problems(r: &RetryPolicy) -> Vec<String> {
+    let mut out = Vec::new();
+    if r.max_attempts == 0 {
+        out.push("retry.max_attempts must be at least 1".into());
+    }
+    if !r.backoff.is_finite() || r.backoff < 1.0 {
+        out.push(format!("retry.backoff must be a number >= 1.0, not {}", r.backoff));
+    }
+    if r.initial_interval.is_zero() {
+        out.push("retry.initial_interval must be longer than zero".into());
+    }
+    if r.max_interval < r.initial_interval {
+        out.push("retry.max_interval must not be shorter than retry.initial_interval".into());
+    }
+    out
+}
+
+/// Names used in keys, messages and URLs: 1-128 of `[A-Za-z0-9_.-]`.
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}

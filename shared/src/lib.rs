@@ -1,0 +1,35 @@
+//! Weir: a workflow engine whose one source of truth is Redis, and which also runs
+//! in-process with no Redis at all.
+//!
+//! Services link this crate to define workflows, start instances and complete tasks; the
+//! coordinator and workers link it for the engine core and the wire format.
+//!
+//! # Layout
+//!
+//! - [`model`]: the data: definitions (the file format), instances, tasks, history, events.
+//! - [`definition`]: loading YAML/JSON, validating, compiling into a [`Workflow`].
+//! - [`condition`]: edge conditions in CEL, a sandboxed expression language.
+//! - [`form`]: JSON Schema forms of human tasks.
+//! - [`core`]: the pure engine core, `apply(workflow, instance, input, env) -> effects`.
+//!   It does no I/O and reads no clock; everything below drives it.
+//! - [`registry`]: definitions by (name, version), "latest" by semantic version.
+//! - [`step`]: the `Step` trait for machine steps written in Rust, and handlers by name.
+//! - [`events`]: the `EventBus` trait and in-process buses.
+//! - [`local`]: the in-process `LocalEngine`, a driver loop over the core.
+//! - [`time`]: timestamps; time is always passed in.
+
+pub mod condition;
+pub mod core;
+pub mod definition;
+pub mod events;
+pub mod form;
+pub mod local;
+pub mod model;
+pub mod registry;
+pub mod step;
+pub mod time;
+
+pub use crate::core::{Effect, Env, Input, Refusal, StepError};
+pub use crate::definition::{compile, parse_definition, DefinitionError, Workflow};
+pub use crate::model::{Context, Definition, Event, EventKind, Instance, InstanceStatus, Task};
+pub use crate::time::Timestamp;

@@ -1,0 +1,186 @@
+//! A running (or finished) workflow instance: the state the core transitions.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::time::Timestamp;
+
+/// The JSON object every step reads and writes.
+pub type Context = Map<String, Value>;
+
+/// Where an instance is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceStatus {
+    /// Steps are running, scheduled, or timers are pending.
+    Running,
+    /// Only open human tasks are left: nothing happens until a person acts.
+    Waiting,
+    /// Every path reached its end.
+    Completed,
+    /// A step failed for good and no failure edge handled it. `retry` can resume it.
+    Failed,
+    /// Canceled by a user.
+    Canceled,
+}
+
+impl InstanceStatus {
+    /// Completed, failed or canceled: no more transitions except `retry` of a failed one.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Canceled)
+    }
+
+    /// The lowercase name used in JSON, the CLI and Redis indexes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Waiting => "waiting",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+        }
+    }
+
+    /// Every status, in lifecycle order.
+    pub const ALL: [InstanceStatus; 5] = [
+        Self::Running,
+        Self::Waiting,
+        Self::Completed,
+        Self::Failed,
+        Self::Canceled,
+    ];
+}
+
+impl std::fmt::Display for InstanceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for InstanceStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                format!("unknown status {s:?}: use running, waiting, completed, failed or canceled")
+            })
+    }
+}
+
+/// Where one step is in its current activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Not reached (yet, or in this loop iteration).
+    #[default]
+    Idle,
+    /// A machine step attempt is dispatched and not yet answered.
+    Running,
+    /// A failed attempt waits for its retry backoff.
+    Retrying,
+    /// A human task is open.
+    Waiting,
+    /// A timer step waits for its due time.
+    Sleeping,
+    /// Finished successfully.
+    Completed,
+    /// Failed for good (a failure or timeout edge may have handled it).
+    Failed,
+    /// On a path not taken (dead-path elimination).
+    Skipped,
+    /// Was active when the instance failed or was canceled; retry restarts it.
+    Interrupted,
+}
+
+impl StepStatus {
+    /// The step holds the instance open: running, retrying, waiting or sleeping.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::Running | Self::Retrying | Self::Waiting | Self::Sleeping
+        )
+    }
+}
+
+/// One edge's state on the way into a join: followed, or known dead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EdgeMark {
+    /// Index of the edge in the definition's `edges`.
+    pub edge: u32,
+    /// True if followed, false if dead.
+    pub taken: bool,
+}
+
+/// The runtime state of one step of an instance.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StepState {
+    /// Where the step is.
+    pub status: StepStatus,
+    /// The current (or last) attempt, from 1; 0 when never started. It never goes back,
+    /// not even when a loop or a retry of the instance runs the step again, so
+    /// (instance, step, attempt) names one attempt for good (the idempotency key).
+    pub attempt: u32,
+    /// Attempts made in the current activation (what the retry policy counts).
+    pub tries: u32,
+    /// The fencing token of the current activation or attempt: any result, timer or task
+    /// completion that carries another token is stale and dropped.
+    pub token: u64,
+    /// When the current attempt started (or the timer was set, or the task opened).
+    pub started_at: Option<Timestamp>,
+    /// When the step last finished.
+    pub finished_at: Option<Timestamp>,
+    /// When the current attempt's timeout, timer or task deadline falls due.
+    pub due_at: Option<Timestamp>,
+    /// Marks of incoming forward edges resolved so far in this activation (joins).
+    pub marks: Vec<EdgeMark>,
+    /// How many times the step was activated (loops make it more than one).
+    pub runs: u32,
+    /// The last error of this step.
+    pub error: Option<String>,
+}
+
+/// A workflow instance. Only the core changes it; drivers store and load it whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Unique id (a UUID v7 unless the caller chose one).
+    pub id: Arc<str>,
+    /// The definition's name.
+    pub definition: Arc<str>,
+    /// The definition's version this instance is pinned to.
+    pub version: Arc<str>,
+    /// Lifecycle status.
+    pub status: InstanceStatus,
+    /// The data steps read and write.
+    pub context: Arc<Context>,
+    /// Step states, indexed like the compiled workflow's steps.
+    pub steps: Vec<StepState>,
+    /// Why the instance failed or was canceled.
+    pub error: Option<String>,
+    /// The step whose failure failed the instance (where `retry` resumes by default).
+    pub failed_step: Option<Arc<str>>,
+    /// Tenant, for multi-tenant deployments.
+    pub tenant_id: Option<String>,
+    /// Who started it.
+    pub created_by: Option<String>,
+    /// When it started.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// When it reached a terminal status.
+    pub finished_at: Option<Timestamp>,
+    /// Counts transitions applied; a store uses it for optimistic concurrency.
+    pub revision: u64,
+    /// The source of fencing tokens (monotonic per instance).
+    pub next_token: u64,
+}
+
+impl Instance {
+    /// Reads a context value by top-level key.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.context.get(key)
+    }
+}

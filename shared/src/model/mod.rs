@@ -1,0 +1,18 @@
+//! The data Weir works with: definitions, instances, tasks, history and events.
+//!
+//! Plain serde types with no behaviour beyond small accessors; the core gives them meaning.
+
+pub mod definition;
+pub mod event;
+pub mod history;
+pub mod instance;
+pub mod task;
+
+pub use definition::{
+    Definition, EdgeDef, EdgeOn, GatewayStep, HumanStep, MachineStep, RetryPolicy, StepDef,
+    TimerStep,
+};
+pub use event::{Event, EventKind};
+pub use history::{AttemptRecord, AttemptStatus};
+pub use instance::{Context, EdgeMark, Instance, InstanceStatus, StepState, StepStatus};
+pub use task::{Task, TaskOutcome};

@@ -1,0 +1,58 @@
+//! Human tasks: what a person is asked to do.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::time::Timestamp;
+
+/// An open (or closed) human task of one instance's human step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The instance it belongs to.
+    pub instance_id: Arc<str>,
+    /// The human step it belongs to; with the instance id it names the task.
+    pub step: Arc<str>,
+    /// The activation token; a completion is checked against it.
+    pub token: u64,
+    /// The title shown to people.
+    pub title: Option<String>,
+    /// A longer description.
+    pub description: Option<String>,
+    /// The user it is for.
+    pub assignee: Option<String>,
+    /// Others who may complete it.
+    pub candidates: Vec<String>,
+    /// The JSON Schema the completion data must satisfy.
+    pub form: Option<Value>,
+    /// When it was opened.
+    pub created_at: Timestamp,
+    /// When it becomes overdue.
+    pub due_at: Option<Timestamp>,
+    /// Tenant of the instance.
+    pub tenant_id: Option<String>,
+}
+
+impl Task {
+    /// Whether `user` may complete the task: the assignee or a candidate, or anyone when the
+    /// step names neither.
+    pub fn allows(&self, user: &str) -> bool {
+        if self.assignee.is_none() && self.candidates.is_empty() {
+            return true;
+        }
+        self.assignee.as_deref() == Some(user) || self.candidates.iter().any(|c| c == user)
+    }
+}
+
+/// How a task was closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskOutcome {
+    /// Completed by an allowed user.
+    Completed,
+    /// Its deadline passed and a timeout edge took over.
+    Expired,
+    /// The instance was canceled or failed.
+    Voided,
+}

@@ -1,0 +1,1 @@
+//! Test support: a private redis-server per test, waiting with deadlines.
