@@ -18,6 +18,7 @@
 //! - [`local`]: the in-process `LocalEngine`, a driver loop over the core.
 //! - [`time`]: timestamps; time is always passed in.
 
+pub mod api;
 pub mod condition;
 pub mod core;
 pub mod definition;
@@ -29,7 +30,10 @@ pub mod registry;
 pub mod step;
 pub mod time;
 
+pub use crate::api::{EngineError, InstanceFilter, InstanceView, StartOptions, TaskFilter};
 pub use crate::core::{Effect, Env, Input, Refusal, StepError};
+pub use crate::local::LocalEngine;
+pub use crate::step::{Handlers, Step, StepContext};
 pub use crate::definition::{compile, parse_definition, DefinitionError, Workflow};
 pub use crate::model::{Context, Definition, Event, EventKind, Instance, InstanceStatus, Task};
 pub use crate::time::Timestamp;

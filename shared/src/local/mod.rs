@@ -1,1 +1,294 @@
-//! local
+//! The in-process engine: no Redis, state in memory, timers on the tokio clock.
+//!
+//! A thin driver around [`crate::core`] (the quinn split: the core decides, this carries
+//! out). Each instance has its own lock; an input is applied under it and its effects are
+//! carried out in order before the lock is released, so events of one instance come out in
+//! transition order. Handlers run as tokio tasks; a handler that finishes on its first poll
+//! is applied in the same task, without a spawn. Timers are tokio sleeps, so tests can use
+//! paused time (`tokio::time::pause`) and jump to the next wake-up.
+//!
+//! With the API users of the Python engine know: `start_workflow`, `complete_human_task`,
+//! `cancel_workflow`, `retry`, `get_instance`, `list_instances`, `list_tasks`, `history`.
+
+mod driver;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::api::{
+    check_instance_id, history_with_running, EngineError, InstanceFilter, InstanceView,
+    StartOptions, TaskFilter,
+};
+use crate::core::{self, Input, StartSpec};
+use crate::definition::Workflow;
+use crate::events::{EventBus, NullBus};
+use crate::model::{AttemptRecord, Definition, InstanceStatus, Task};
+use crate::registry::{Registry, RegistryError};
+use crate::step::{Handlers, Step};
+
+use driver::{Clock, Slot};
+
+/// The in-process engine. Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct LocalEngine {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    registry: Arc<Registry>,
+    handlers: Handlers,
+    bus: Arc<dyn EventBus>,
+    instances: Mutex<HashMap<Arc<str>, Arc<Slot>>>,
+    clock: Clock,
+    stale: std::sync::atomic::AtomicU64,
+}
+
+/// Builds a [`LocalEngine`].
+pub struct LocalEngineBuilder {
+    registry: Arc<Registry>,
+    handlers: Handlers,
+    bus: Arc<dyn EventBus>,
+}
+
+impl LocalEngineBuilder {
+    /// Uses this registry (shared with other engines or tools).
+    pub fn registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    /// Adds a handler.
+    pub fn handler(mut self, name: impl Into<String>, step: impl Step + 'static) -> Self {
+        self.handlers.register(name, step);
+        self
+    }
+
+    /// Uses these handlers (replacing any added before).
+    pub fn handlers(mut self, handlers: Handlers) -> Self {
+        self.handlers = handlers;
+        self
+    }
+
+    /// Sends events to this bus.
+    pub fn event_bus(mut self, bus: Arc<dyn EventBus>) -> Self {
+        self.bus = bus;
+        self
+    }
+
+    /// The engine. Needs a tokio runtime when used, not when built.
+    pub fn build(self) -> LocalEngine {
+        LocalEngine {
+            inner: Arc::new(Inner {
+                registry: self.registry,
+                handlers: self.handlers,
+                bus: self.bus,
+                instances: Mutex::new(HashMap::new()),
+                clock: Clock::new(),
+                stale: std::sync::atomic::AtomicU64::new(0),
+            }),
+        }
+    }
+}
+
+impl LocalEngine {
+    /// A builder with an empty registry, no handlers and no event bus.
+    pub fn builder() -> LocalEngineBuilder {
+        LocalEngineBuilder {
+            registry: Arc::new(Registry::new()),
+            handlers: Handlers::new(),
+            bus: Arc::new(NullBus),
+        }
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    /// Checks and registers a definition.
+    pub fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, RegistryError> {
+        self.inner.registry.register_definition(def)
+    }
+
+    /// Starts an instance of a workflow (the latest version unless one is given) and returns
+    /// it as it is after its first transition. With a caller id that exists already, returns
+    /// that instance and starts nothing.
+    pub async fn start_workflow(
+        &self,
+        name: &str,
+        options: StartOptions,
+    ) -> Result<InstanceView, EngineError> {
+        let wf = self
+            .inner
+            .registry
+            .get_definition(name, options.version.as_deref())?;
+        let id = match options.id {
+            Some(id) => {
+                check_instance_id(&id).map_err(EngineError::BadRequest)?;
+                id
+            }
+            None => uuid::Uuid::now_v7().to_string(),
+        };
+        let env = self.inner.clock.env();
+        let spec = StartSpec {
+            id,
+            initial_data: options.initial_data,
+            tenant_id: options.tenant_id,
+            created_by: options.created_by,
+        };
+        // The map lock is held only to check and insert: starting the same id twice at once
+        // starts one instance.
+        let (inst, effects) = core::start(&wf, spec, env);
+        let slot = {
+            let mut map = lock(&self.inner.instances);
+            if let Some(existing) = map.get(&inst.id) {
+                let existing = existing.clone();
+                drop(map);
+                return Ok(existing.view().await);
+            }
+            let slot = Slot::new(wf.clone(), inst);
+            map.insert(slot.id.clone(), slot.clone());
+            slot
+        };
+        driver::run_effects(&self.inner, &slot, effects).await;
+        Ok(slot.view().await)
+    }
+
+    /// Completes a human task as `user` with `data`. Refused, with nothing changed, for a
+    /// user the task does not allow, data that fails its form, or a task not open.
+    pub async fn complete_human_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        user: &str,
+        data: Value,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::CompleteTask {
+            step: Arc::from(step),
+            user: user.to_string(),
+            data,
+        };
+        self.apply(instance_id, input).await
+    }
+
+    /// Cancels a running or waiting instance.
+    pub async fn cancel_workflow(
+        &self,
+        instance_id: &str,
+        reason: Option<&str>,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::Cancel {
+            reason: reason.map(str::to_string),
+        };
+        self.apply(instance_id, input).await
+    }
+
+    /// Resumes a failed instance from `from_step` (the failed step when `None`).
+    pub async fn retry(
+        &self,
+        instance_id: &str,
+        from_step: Option<&str>,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::Retry {
+            from_step: from_step.map(str::to_string),
+        };
+        self.apply(instance_id, input).await
+    }
+
+    /// An instance by id.
+    pub async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError> {
+        Ok(self.slot(instance_id)?.view().await)
+    }
+
+    /// Instances matching a filter, newest first.
+    pub async fn list_instances(&self, filter: &InstanceFilter) -> Vec<InstanceView> {
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.instances).values().cloned().collect();
+        let mut out = Vec::new();
+        for slot in slots {
+            let state = slot.state.lock().await;
+            if filter.matches(&state.inst) {
+                out.push(InstanceView::new(&state.inst, &slot.wf));
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        if let Some(limit) = filter.limit {
+            out.truncate(limit);
+        }
+        out
+    }
+
+    /// Open human tasks matching a filter, oldest first.
+    pub async fn list_tasks(&self, filter: &TaskFilter) -> Vec<Task> {
+        let slots: Vec<Arc<Slot>> = lock(&self.inner.instances).values().cloned().collect();
+        let mut out = Vec::new();
+        for slot in slots {
+            let state = slot.state.lock().await;
+            out.extend(state.tasks.values().filter(|t| filter.matches(t)).cloned());
+        }
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then(a.instance_id.cmp(&b.instance_id))
+        });
+        out
+    }
+
+    /// The execution history: one record per finished attempt, then the ones in flight.
+    pub async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
+        let slot = self.slot(instance_id)?;
+        let state = slot.state.lock().await;
+        Ok(history_with_running(&state.history, &state.inst, &slot.wf))
+    }
+
+    /// Waits until the instance is completed, failed, canceled or waiting on a human task.
+    pub async fn wait(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<InstanceView, EngineError> {
+        self.wait_for(instance_id, timeout, |s| s != InstanceStatus::Running)
+            .await
+    }
+
+    /// Waits until the instance's status satisfies `done`.
+    pub async fn wait_for(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+        done: impl Fn(InstanceStatus) -> bool,
+    ) -> Result<InstanceView, EngineError> {
+        let slot = self.slot(instance_id)?;
+        let mut rx: watch::Receiver<InstanceStatus> = slot.status.subscribe();
+        let waited = tokio::time::timeout(timeout, rx.wait_for(|s| done(*s))).await;
+        match waited {
+            Ok(_) => Ok(slot.view().await),
+            Err(_) => Err(EngineError::WaitTimeout(timeout, instance_id.to_string())),
+        }
+    }
+
+    /// How many stale results and timers were dropped (late, duplicated or canceled).
+    pub fn stale_dropped(&self) -> u64 {
+        self.inner.stale.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    async fn apply(&self, instance_id: &str, input: Input) -> Result<InstanceView, EngineError> {
+        let slot = self.slot(instance_id)?;
+        driver::apply(&self.inner, &slot, input).await?;
+        Ok(slot.view().await)
+    }
+
+    fn slot(&self, instance_id: &str) -> Result<Arc<Slot>, EngineError> {
+        lock(&self.inner.instances)
+            .get(instance_id)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

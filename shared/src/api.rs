@@ -1,0 +1,240 @@
+//! The shapes both engines speak: options to start an instance, filters for listings, and
+//! the views returned to callers (the `weir status --json` shape). The LocalEngine and the
+//! Redis client take and return these, so switching engines changes no calling code.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::Refusal;
+use crate::definition::Workflow;
+use crate::model::{
+    AttemptRecord, AttemptStatus, Context, Instance, InstanceStatus, StepStatus, Task,
+};
+use crate::registry::RegistryError;
+use crate::time::Timestamp;
+
+/// How to start an instance.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartOptions {
+    /// A definition version; the latest when `None`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The initial context (a JSON object).
+    #[serde(default)]
+    pub initial_data: Context,
+    /// A caller-chosen id: starting the same id again returns the existing instance.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Tenant.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+    /// Who starts it.
+    #[serde(default)]
+    pub created_by: Option<String>,
+}
+
+impl StartOptions {
+    /// Options with initial data.
+    pub fn with_data(data: Context) -> StartOptions {
+        StartOptions {
+            initial_data: data,
+            ..StartOptions::default()
+        }
+    }
+}
+
+/// Largest accepted caller id, in bytes.
+pub const MAX_ID_LEN: usize = 200;
+
+/// Checks a caller-chosen instance id: 1 to 200 bytes, printable, no spaces.
+pub fn check_instance_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > MAX_ID_LEN {
+        return Err(format!("instance id must be 1 to {MAX_ID_LEN} bytes"));
+    }
+    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("instance id {id:?} must not contain spaces or control characters"));
+    }
+    Ok(())
+}
+
+/// Which instances to list. Every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceFilter {
+    /// Status.
+    pub status: Option<InstanceStatus>,
+    /// Definition name.
+    pub definition: Option<String>,
+    /// Tenant.
+    pub tenant_id: Option<String>,
+    /// Creator.
+    pub created_by: Option<String>,
+    /// Created at or after.
+    pub created_after: Option<Timestamp>,
+    /// Created before.
+    pub created_before: Option<Timestamp>,
+    /// At most this many (newest first).
+    pub limit: Option<usize>,
+}
+
+impl InstanceFilter {
+    /// Whether an instance matches (the limit aside).
+    pub fn matches(&self, i: &Instance) -> bool {
+        self.status.is_none_or(|s| s == i.status)
+            && self.definition.as_deref().is_none_or(|d| d == &*i.definition)
+            && self
+                .tenant_id
+                .as_deref()
+                .is_none_or(|t| i.tenant_id.as_deref() == Some(t))
+            && self
+                .created_by
+                .as_deref()
+                .is_none_or(|c| i.created_by.as_deref() == Some(c))
+            && self.created_after.is_none_or(|t| i.created_at >= t)
+            && self.created_before.is_none_or(|t| i.created_at < t)
+    }
+}
+
+/// Which open tasks to list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskFilter {
+    /// Tasks this user may complete (assignee or candidate, or open to anyone).
+    pub user: Option<String>,
+    /// Tasks assigned to exactly this user.
+    pub assignee: Option<String>,
+    /// Tasks of one instance.
+    pub instance_id: Option<String>,
+    /// Tasks of one tenant.
+    pub tenant_id: Option<String>,
+}
+
+impl TaskFilter {
+    /// Whether a task matches.
+    pub fn matches(&self, t: &Task) -> bool {
+        self.user.as_deref().is_none_or(|u| t.allows(u))
+            && self
+                .assignee
+                .as_deref()
+                .is_none_or(|a| t.assignee.as_deref() == Some(a))
+            && self
+                .instance_id
+                .as_deref()
+                .is_none_or(|i| &*t.instance_id == i)
+            && self
+                .tenant_id
+                .as_deref()
+                .is_none_or(|x| t.tenant_id.as_deref() == Some(x))
+    }
+}
+
+/// An instance as callers see it (`weir status --json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceView {
+    /// Id.
+    pub id: String,
+    /// Definition name.
+    pub definition: String,
+    /// Definition version.
+    pub version: String,
+    /// Status.
+    pub status: InstanceStatus,
+    /// Steps running, retrying, waiting or sleeping now.
+    pub current_steps: Vec<String>,
+    /// The context.
+    pub context: Value,
+    /// Why it failed or was canceled.
+    pub error: Option<String>,
+    /// The step that failed it.
+    pub failed_step: Option<String>,
+    /// Tenant.
+    pub tenant: Option<String>,
+    /// Creator.
+    pub created_by: Option<String>,
+    /// Created.
+    pub created_at: Timestamp,
+    /// Last changed.
+    pub updated_at: Timestamp,
+    /// Finished.
+    pub finished_at: Option<Timestamp>,
+}
+
+impl InstanceView {
+    /// The view of an instance of a workflow.
+    pub fn new(inst: &Instance, wf: &Workflow) -> InstanceView {
+        InstanceView {
+            id: inst.id.to_string(),
+            definition: inst.definition.to_string(),
+            version: inst.version.to_string(),
+            status: inst.status,
+            current_steps: current_steps(inst, wf),
+            context: Value::Object((*inst.context).clone()),
+            error: inst.error.clone(),
+            failed_step: inst.failed_step.as_deref().map(str::to_string),
+            tenant: inst.tenant_id.clone(),
+            created_by: inst.created_by.clone(),
+            created_at: inst.created_at,
+            updated_at: inst.updated_at,
+            finished_at: inst.finished_at,
+        }
+    }
+
+    /// The first of the current steps (the Python engine's `current_step`).
+    pub fn current_step(&self) -> Option<&str> {
+        self.current_steps.first().map(String::as_str)
+    }
+}
+
+/// Names of the steps active now, in definition order.
+pub fn current_steps(inst: &Instance, wf: &Workflow) -> Vec<String> {
+    inst.steps
+        .iter()
+        .zip(&wf.steps)
+        .filter(|(st, _)| st.status.is_active())
+        .map(|(_, s)| s.name.to_string())
+        .collect()
+}
+
+/// The full history: the finished attempts, then one `running` entry per attempt in flight.
+pub fn history_with_running(
+    finished: &[AttemptRecord],
+    inst: &Instance,
+    wf: &Workflow,
+) -> Vec<AttemptRecord> {
+    let mut out = finished.to_vec();
+    for (st, step) in inst.steps.iter().zip(&wf.steps) {
+        if matches!(st.status, StepStatus::Running | StepStatus::Waiting | StepStatus::Sleeping) {
+            out.push(AttemptRecord {
+                step: step.name.clone(),
+                attempt: st.attempt,
+                status: AttemptStatus::Running,
+                started_at: st.started_at,
+                finished_at: None,
+                worker: None,
+                error: None,
+            });
+        }
+    }
+    out
+}
+
+/// Why an engine call did not do what was asked. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The workflow or version is unknown, invalid, or conflicts with a registered one.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// No instance with this id.
+    #[error("no instance {0:?}")]
+    NotFound(String),
+    /// The instance refused the input (a user it does not allow, bad data, wrong state, ...).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The request itself is malformed.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// A wait ran out of time.
+    #[error("timed out after {0:?} waiting for instance {1}")]
+    WaitTimeout(std::time::Duration, String),
+    /// Redis failed or is unreachable (the Redis engine only); the call may be retried.
+    #[error("redis: {0}")]
+    Redis(String),
+}

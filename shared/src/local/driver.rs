@@ -1,0 +1,251 @@
+//! The LocalEngine's driver: applies inputs to one instance and carries out the effects.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use super::Inner;
+use crate::api::InstanceView;
+use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
+use crate::definition::Workflow;
+use crate::model::{AttemptRecord, Instance, InstanceStatus, Task};
+use crate::step::{execute_attempt, StepContext};
+use crate::time::Timestamp;
+
+/// The worker name recorded in history for attempts run in-process.
+const LOCAL_WORKER: &str = "local";
+
+/// One instance and what the engine keeps beside it.
+pub(crate) struct Slot {
+    pub id: Arc<str>,
+    pub wf: Arc<Workflow>,
+    pub state: tokio::sync::Mutex<SlotState>,
+    pub status: watch::Sender<InstanceStatus>,
+}
+
+pub(crate) struct SlotState {
+    pub inst: Instance,
+    pub history: Vec<AttemptRecord>,
+    pub tasks: BTreeMap<Arc<str>, Task>,
+    timers: HashMap<(Arc<str>, TimerKind), AbortHandle>,
+}
+
+impl Slot {
+    pub fn new(wf: Arc<Workflow>, inst: Instance) -> Arc<Slot> {
+        Arc::new(Slot {
+            id: inst.id.clone(),
+            status: watch::Sender::new(inst.status),
+            wf,
+            state: tokio::sync::Mutex::new(SlotState {
+                inst,
+                history: Vec::new(),
+                tasks: BTreeMap::new(),
+                timers: HashMap::new(),
+            }),
+        })
+    }
+
+    pub async fn view(&self) -> InstanceView {
+        let state = self.state.lock().await;
+        InstanceView::new(&state.inst, &self.wf)
+    }
+}
+
+/// Applies one input and carries out its effects.
+pub(crate) async fn apply(
+    inner: &Arc<Inner>,
+    slot: &Arc<Slot>,
+    input: Input,
+) -> Result<(), Refusal> {
+    let mut state = slot.state.lock().await;
+    let effects = core::apply(&slot.wf, &mut state.inst, input, inner.clock.env())?;
+    carry_out(inner, slot, &mut state, effects).await;
+    Ok(())
+}
+
+/// Carries out the effects of a start.
+pub(crate) async fn run_effects(inner: &Arc<Inner>, slot: &Arc<Slot>, effects: Vec<Effect>) {
+    let mut state = slot.state.lock().await;
+    carry_out(inner, slot, &mut state, effects).await;
+}
+
+/// Delivers an input from a handler or timer task; stale ones are counted and dropped.
+///
+/// Boxed with an explicit `Send`: it is spawned from `carry_out`, which it calls, and the
+/// compiler cannot see through that cycle of opaque futures.
+fn deliver(
+    inner: Arc<Inner>,
+    slot: Arc<Slot>,
+    input: Input,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        if let Err(refusal) = apply(&inner, &slot, input).await {
+            note_refusal(&inner, &slot, &refusal);
+        }
+    })
+}
+
+fn note_refusal(inner: &Inner, slot: &Slot, refusal: &Refusal) {
+    if refusal.is_stale() {
+        inner.stale.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(instance_id = %slot.id, %refusal, "dropped stale input");
+    } else {
+        tracing::warn!(instance_id = %slot.id, %refusal, "internal input refused");
+    }
+}
+
+/// Carries out effects in order. Handlers that finish on their first poll are applied right
+/// here, under the same lock, without a task spawn: the fast path of short steps.
+async fn carry_out(
+    inner: &Arc<Inner>,
+    slot: &Arc<Slot>,
+    state: &mut SlotState,
+    effects: Vec<Effect>,
+) {
+    let mut ready: VecDeque<Input> = VecDeque::new();
+    let mut effects = effects;
+    loop {
+        for effect in effects {
+            match effect {
+                Effect::Dispatch(d) => {
+                    let mut run = Box::pin(run_attempt(inner.clone(), slot.id.clone(), d));
+                    match (&mut run).now_or_never() {
+                        Some(input) => ready.push_back(input),
+                        None => {
+                            let (inner, slot) = (inner.clone(), slot.clone());
+                            tokio::spawn(async move {
+                                let input = run.await;
+                                deliver(inner, slot, input).await;
+                            });
+                        }
+                    }
+                }
+                Effect::Schedule(timer) => {
+                    let key = (timer.step.clone(), timer.kind);
+                    let at = inner.clock.instant_of(timer.due_at);
+                    let input = Input::Timer {
+                        step: timer.step,
+                        kind: timer.kind,
+                        token: timer.token,
+                    };
+                    let (inner, slot2) = (inner.clone(), slot.clone());
+                    let handle = tokio::spawn(async move {
+                        tokio::time::sleep_until(at).await;
+                        deliver(inner, slot2, input).await;
+                    })
+                    .abort_handle();
+                    if let Some(old) = state.timers.insert(key, handle) {
+                        old.abort();
+                    }
+                }
+                Effect::Unschedule { step, kind } => {
+                    if let Some(handle) = state.timers.remove(&(step, kind)) {
+                        handle.abort();
+                    }
+                }
+                Effect::OpenTask(task) => {
+                    state.tasks.insert(task.step.clone(), task);
+                }
+                Effect::CloseTask { step, .. } => {
+                    state.tasks.remove(&step);
+                }
+                Effect::Record(record) => state.history.push(record),
+                Effect::Emit(event) => inner.bus.emit(&event).await,
+            }
+        }
+        let Some(input) = ready.pop_front() else {
+            break;
+        };
+        effects = match core::apply(&slot.wf, &mut state.inst, input, inner.clock.env()) {
+            Ok(effects) => effects,
+            Err(refusal) => {
+                note_refusal(inner, slot, &refusal);
+                Vec::new()
+            }
+        };
+    }
+    let status = state.inst.status;
+    if status.is_terminal() {
+        for (_, handle) in state.timers.drain() {
+            handle.abort();
+        }
+    }
+    slot.status.send_if_modified(|s| std::mem::replace(s, status) != status);
+}
+
+/// Runs one attempt and turns its outcome into the input that reports it.
+async fn run_attempt(inner: Arc<Inner>, instance_id: Arc<str>, d: Dispatch) -> Input {
+    let ctx = StepContext::new(
+        instance_id,
+        d.step.clone(),
+        d.attempt,
+        d.config,
+        d.context,
+    );
+    match execute_attempt(&inner.handlers, &d.handler, ctx, d.timeout).await {
+        Ok(output) => Input::StepSucceeded {
+            step: d.step,
+            token: d.token,
+            output,
+            worker: Some(LOCAL_WORKER.into()),
+        },
+        Err(error) => Input::StepFailed {
+            step: d.step,
+            token: d.token,
+            error,
+            worker: Some(LOCAL_WORKER.into()),
+        },
+    }
+}
+
+/// The engine's clock: the tokio clock (so paused test time works), as wall-clock
+/// timestamps. Anchored on first use, inside the runtime.
+pub(crate) struct Clock {
+    anchor: OnceLock<(Instant, i64)>,
+    seeds: AtomicU64,
+    key: u64,
+}
+
+impl Clock {
+    pub fn new() -> Clock {
+        Clock {
+            anchor: OnceLock::new(),
+            seeds: AtomicU64::new(0),
+            key: std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+        }
+    }
+
+    fn anchor(&self) -> (Instant, i64) {
+        *self
+            .anchor
+            .get_or_init(|| (Instant::now(), Timestamp::now_system().millis()))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        let (at, ms) = self.anchor();
+        let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        Timestamp(ms.saturating_add(elapsed))
+    }
+
+    pub fn instant_of(&self, t: Timestamp) -> Instant {
+        let (at, ms) = self.anchor();
+        at + Duration::from_millis(u64::try_from(t.millis().saturating_sub(ms)).unwrap_or(0))
+    }
+
+    pub fn env(&self) -> Env {
+        let n = self.seeds.fetch_add(1, Ordering::Relaxed);
+        Env {
+            now: self.now(),
+            seed: self.key ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        }
+    }
+}
