@@ -234,7 +234,40 @@ pub enum EngineError {
     /// A wait ran out of time.
     #[error("timed out after {0:?} waiting for instance {1}")]
     WaitTimeout(std::time::Duration, String),
+    /// The coordinator refused the command (the Redis engine): `kind` as in
+    /// [`EngineError::kind`].
+    #[error("{message}")]
+    Rejected {
+        /// Machine-readable kind.
+        kind: String,
+        /// The reason.
+        message: String,
+    },
+    /// The command was queued, but no coordinator applied it in time.
+    #[error("{0}")]
+    NotApplied(String),
     /// Redis failed or is unreachable (the Redis engine only); the call may be retried.
     #[error("redis: {0}")]
     Redis(String),
+}
+
+impl EngineError {
+    /// A short machine-readable kind: `unknown_workflow`, `invalid_definition`, `conflict`,
+    /// `not_found`, `stale`, `unknown_step`, `not_a_human_step`, `task_not_open`,
+    /// `forbidden`, `invalid_data`, `wrong_status`, `bad_request`, `timeout`,
+    /// `not_applied`, `redis`.
+    pub fn kind(&self) -> &str {
+        match self {
+            EngineError::Registry(RegistryError::Unknown { .. }) => "unknown_workflow",
+            EngineError::Registry(RegistryError::Invalid(_)) => "invalid_definition",
+            EngineError::Registry(RegistryError::Conflict { .. }) => "conflict",
+            EngineError::NotFound(_) => "not_found",
+            EngineError::Refused(r) => r.kind(),
+            EngineError::BadRequest(_) => "bad_request",
+            EngineError::WaitTimeout(..) => "timeout",
+            EngineError::Rejected { kind, .. } => kind,
+            EngineError::NotApplied(_) => "not_applied",
+            EngineError::Redis(_) => "redis",
+        }
+    }
 }

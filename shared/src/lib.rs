@@ -26,6 +26,7 @@ pub mod events;
 pub mod form;
 pub mod local;
 pub mod model;
+pub mod redis;
 pub mod registry;
 pub mod step;
 pub mod time;

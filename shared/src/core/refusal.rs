@@ -53,6 +53,19 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// A short machine-readable kind, used on the wire and for HTTP status codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Refusal::Stale { .. } => "stale",
+            Refusal::UnknownStep(_) => "unknown_step",
+            Refusal::NotAHumanStep(_) => "not_a_human_step",
+            Refusal::TaskNotOpen(_) => "task_not_open",
+            Refusal::Forbidden { .. } => "forbidden",
+            Refusal::InvalidData { .. } => "invalid_data",
+            Refusal::WrongStatus { .. } => "wrong_status",
+        }
+    }
+
     /// A stale message (drop and count) rather than a user error.
     pub fn is_stale(&self) -> bool {
         matches!(self, Refusal::Stale { .. })

@@ -1,0 +1,182 @@
+//! Connections to Redis: one multiplexed, self-reconnecting connection for ordinary
+//! commands, and a pool of connections without a response timeout for blocking reads.
+//!
+//! redis-rs times async requests out after 500 ms by default; a blocking `XREADGROUP …
+//! BLOCK` or `BLPOP` on such a connection fails, and any command sharing its socket waits
+//! behind it. So blocking commands get their own pooled connections (deadpool-redis).
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncConnectionConfig;
+
+use super::keys::{Keys, DEFAULT_PARTITIONS};
+use super::RedisError;
+
+/// Where and how to reach Redis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS.
+    pub url: String,
+    /// The key prefix; several environments can share one Redis.
+    pub namespace: String,
+    /// The response timeout of ordinary commands.
+    pub response_timeout: Duration,
+    /// At most this many blocking connections (one per blocking reader).
+    pub blocking_pool_size: usize,
+}
+
+impl RedisConfig {
+    /// A config with defaults: 5 s response timeout, 32 blocking connections.
+    pub fn new(url: impl Into<String>, namespace: impl Into<String>) -> RedisConfig {
+        RedisConfig {
+            url: url.into(),
+            namespace: namespace.into(),
+            response_timeout: Duration::from_secs(5),
+            blocking_pool_size: 32,
+        }
+    }
+}
+
+/// Live connections to one namespace.
+#[derive(Clone)]
+pub struct Connections {
+    /// Ordinary commands; reconnects with backoff by itself.
+    pub conn: ConnectionManager,
+    /// Connections for blocking commands.
+    pub blocking: deadpool_redis::Pool,
+    /// Key names (with the namespace's partition count).
+    pub keys: Keys,
+    /// The URL with any password masked, for messages.
+    pub display_url: String,
+}
+
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("url", &self.display_url)
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+impl Connections {
+    /// Connects, checks Redis answers, and reads (or fixes, on first use) the namespace's
+    /// partition count.
+    pub async fn connect(config: &RedisConfig) -> Result<Connections, RedisError> {
+        let display_url = mask_password(&config.url);
+        if config.namespace.is_empty()
+            || config
+                .namespace
+                .bytes()
+                .any(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')))
+        {
+            return Err(RedisError::Config(format!(
+                "invalid namespace {:?}: use letters, digits, '_', '-' or '.'",
+                config.namespace
+            )));
+        }
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+            RedisError::Config(format!(
+                "invalid Redis URL {display_url}: {e} (expected redis://[user:password@]host:port or rediss://...)"
+            ))
+        })?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(config.response_timeout))
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_secs(2));
+        let mut conn = ConnectionManager::new_with_config(client, manager_config)
+            .await
+            .map_err(|e| RedisError::Unreachable {
+                url: display_url.clone(),
+                message: e.to_string(),
+            })?;
+        let blocking_config = AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), blocking_config)
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+        let blocking = deadpool_redis::Pool::builder(manager)
+            .max_size(config.blocking_pool_size.max(1))
+            .build()
+            .map_err(|e| RedisError::Config(e.to_string()))?;
+
+        let meta = Keys::new(&config.namespace, DEFAULT_PARTITIONS).meta();
+        let (_, partitions): ((), Option<u16>) = redis::pipe()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("partitions")
+            .arg(DEFAULT_PARTITIONS)
+            .ignore()
+            .cmd("HSETNX")
+            .arg(&meta)
+            .arg("created_by")
+            .arg(concat!("weir ", env!("CARGO_PKG_VERSION")))
+            .cmd("HGET")
+            .arg(&meta)
+            .arg("partitions")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| RedisError::from_redis(&display_url, e))?;
+        let partitions = partitions.unwrap_or(DEFAULT_PARTITIONS);
+        Ok(Connections {
+            conn,
+            blocking,
+            keys: Keys::new(&config.namespace, partitions),
+            display_url,
+        })
+    }
+
+    /// A connection for a blocking command.
+    pub async fn blocking(&self) -> Result<deadpool_redis::Connection, RedisError> {
+        self.blocking.get().await.map_err(|e| RedisError::Unreachable {
+            url: self.display_url.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// The Redis server's clock, in milliseconds (DESIGN invariant 6: time is Redis time).
+    pub async fn server_time(&self) -> Result<i64, RedisError> {
+        let (secs, micros): (i64, i64) = redis::cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(|e| RedisError::from_redis(&self.display_url, e))?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+}
+
+/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors.
+pub fn mask_password(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.rfind('@') else {
+        return url.to_string();
+    };
+    let creds = &rest[..at];
+    let masked = match creds.find(':') {
+        Some(colon) => format!("{}:***", &creds[..colon]),
+        None => "***".to_string(),
+    };
+    format!("{}://{masked}@{}", &url[..scheme_end], &rest[at + 1..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask_password;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            mask_password("redis://app:s3cret@127.0.0.1:6379/0"),
+            "redis://app:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            mask_password("rediss://:s3cret@host:6380"),
+            "rediss://:***@host:6380"
+        );
+        assert_eq!(mask_password("redis://127.0.0.1"), "redis://127.0.0.1");
+    }
+}

@@ -1,0 +1,243 @@
+//! Every Redis key Weir uses, named in one place.
+//!
+//! Keys of one partition share the hash tag `{NS:pN}`, so every script touches one slot
+//! (Redis Cluster ready); global keys start with `NS:`. See the module doc of
+//! [`crate::redis`] for what each key holds.
+
+/// The number of partitions a namespace gets when it is first used.
+pub const DEFAULT_PARTITIONS: u16 = 8;
+
+/// The consumer group of coordinators on the command and result streams.
+pub const COORDINATOR_GROUP: &str = "coordinators";
+/// The consumer name every coordinator uses on a partition it leases: the lease holder reads
+/// the pending entries a dead holder left (ID `0`) before new ones (`>`).
+pub const COORDINATOR_CONSUMER: &str = "owner";
+/// The consumer group of workers on step streams.
+pub const WORKER_GROUP: &str = "workers";
+
+/// Key names of one namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    ns: String,
+    partitions: u16,
+}
+
+impl Keys {
+    /// Keys for namespace `ns` with `partitions` partitions (at least 1).
+    pub fn new(ns: &str, partitions: u16) -> Keys {
+        Keys {
+            ns: ns.to_string(),
+            partitions: partitions.max(1),
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.ns
+    }
+
+    /// How many partitions.
+    pub fn partitions(&self) -> u16 {
+        self.partitions
+    }
+
+    /// The partition of an instance: FNV-1a (64 bit) of the id's bytes, modulo the count.
+    pub fn partition_of(&self, instance_id: &str) -> u16 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in instance_id.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        (h % u64::from(self.partitions)) as u16
+    }
+
+    /// `NS:meta`: a hash with `partitions` (fixed when the namespace is first used).
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.ns)
+    }
+
+    /// `NS:defs`: a hash `name@version` -> definition JSON.
+    pub fn definitions(&self) -> String {
+        format!("{}:defs", self.ns)
+    }
+
+    /// `NS:coordinators`: a sorted set of coordinator ids scored by their last heartbeat (ms).
+    pub fn coordinators(&self) -> String {
+        format!("{}:coordinators", self.ns)
+    }
+
+    /// `NS:workers`: a sorted set of worker ids scored by their last heartbeat (ms).
+    pub fn workers(&self) -> String {
+        format!("{}:workers", self.ns)
+    }
+
+    /// `NS:reply:ID`: a list the coordinator pushes a command's outcome to.
+    pub fn reply(&self, request_id: &str) -> String {
+        format!("{}:reply:{request_id}", self.ns)
+    }
+
+    /// The keys of partition `p`.
+    pub fn part(&self, p: u16) -> PartitionKeys {
+        PartitionKeys {
+            tag: format!("{{{}:p{p}}}", self.ns),
+            partition: p,
+        }
+    }
+
+    /// The keys of an instance's partition.
+    pub fn part_of(&self, instance_id: &str) -> PartitionKeys {
+        self.part(self.partition_of(instance_id))
+    }
+
+    /// Every partition's keys.
+    pub fn all_parts(&self) -> impl Iterator<Item = PartitionKeys> + '_ {
+        (0..self.partitions).map(|p| self.part(p))
+    }
+}
+
+/// Key names inside one partition; all share its hash tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionKeys {
+    tag: String,
+    /// The partition number.
+    pub partition: u16,
+}
+
+impl PartitionKeys {
+    /// The hash tag, `{NS:pN}`.
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    /// `…:lease`: the id of the coordinator that owns the partition (with a TTL).
+    pub fn lease(&self) -> String {
+        format!("{}:lease", self.tag)
+    }
+
+    /// `…:commands`: stream of client commands (start, complete task, cancel, retry).
+    pub fn commands(&self) -> String {
+        format!("{}:commands", self.tag)
+    }
+
+    /// `…:results`: stream of step results from workers.
+    pub fn results(&self) -> String {
+        format!("{}:results", self.tag)
+    }
+
+    /// `…:q:QUEUE`: stream of step attempts for workers of a queue.
+    pub fn queue(&self, queue: &str) -> String {
+        format!("{}:q:{queue}", self.tag)
+    }
+
+    /// `…:queues`: a set of the queue names used in this partition.
+    pub fn queues(&self) -> String {
+        format!("{}:queues", self.tag)
+    }
+
+    /// `…:timers`: sorted set of due timers, member `id|step|kind|token`, score = due ms.
+    pub fn timers(&self) -> String {
+        format!("{}:timers", self.tag)
+    }
+
+    /// `…:events`: capped stream of events (field `e`: the event as JSON).
+    pub fn events(&self) -> String {
+        format!("{}:events", self.tag)
+    }
+
+    /// `…:dlq`: stream of dead letters (field `m`: the message, `source`, `error`, ...).
+    pub fn dlq(&self) -> String {
+        format!("{}:dlq", self.tag)
+    }
+
+    /// `…:tasks`: hash `id|step` -> open task (MessagePack).
+    pub fn tasks(&self) -> String {
+        format!("{}:tasks", self.tag)
+    }
+
+    /// `…:stats`: hash of counters (stale results dropped, dead letters, ...).
+    pub fn stats(&self) -> String {
+        format!("{}:stats", self.tag)
+    }
+
+    /// `…:i:ID`: hash of an instance: `state` (MessagePack), `rev`, `status`, `def`,
+    /// `tenant`, `creator`, `created`, `finished`.
+    pub fn instance(&self, id: &str) -> String {
+        format!("{}:i:{id}", self.tag)
+    }
+
+    /// `…:h:ID`: list of the instance's finished attempts (MessagePack each).
+    pub fn history(&self, id: &str) -> String {
+        format!("{}:h:{id}", self.tag)
+    }
+
+    /// `…:x:all`: sorted set of every instance id by creation time (ms).
+    pub fn index_all(&self) -> String {
+        format!("{}:x:all", self.tag)
+    }
+
+    /// `…:x:status:STATUS`: ids by creation time, per status.
+    pub fn index_status(&self, status: &str) -> String {
+        format!("{}:x:status:{status}", self.tag)
+    }
+
+    /// `…:x:def:NAME`: ids by creation time, per definition.
+    pub fn index_definition(&self, name: &str) -> String {
+        format!("{}:x:def:{name}", self.tag)
+    }
+
+    /// `…:x:tenant:T`: ids by creation time, per tenant.
+    pub fn index_tenant(&self, tenant: &str) -> String {
+        format!("{}:x:tenant:{tenant}", self.tag)
+    }
+
+    /// `…:x:creator:U`: ids by creation time, per creator.
+    pub fn index_creator(&self, creator: &str) -> String {
+        format!("{}:x:creator:{creator}", self.tag)
+    }
+
+    /// `…:x:finished`: ids of finished instances by finish time (ms), for retention.
+    pub fn index_finished(&self) -> String {
+        format!("{}:x:finished", self.tag)
+    }
+
+    /// `…:x:tasks`: open tasks, member `id|step`, by creation time (ms).
+    pub fn index_tasks(&self) -> String {
+        format!("{}:x:tasks", self.tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_keys_share_one_hash_tag() {
+        let k = Keys::new("weir", 8);
+        let p = k.part_of("order-42");
+        for key in [
+            p.instance("order-42"),
+            p.history("order-42"),
+            p.timers(),
+            p.queue("default"),
+            p.results(),
+            p.commands(),
+            p.events(),
+        ] {
+            assert!(key.starts_with(&format!("{{weir:p{}}}", p.partition)), "{key}");
+        }
+    }
+
+    #[test]
+    fn partition_is_stable_and_in_range() {
+        let k = Keys::new("weir", 8);
+        assert_eq!(k.partition_of("abc"), k.partition_of("abc"));
+        let spread: std::collections::HashSet<u16> =
+            (0..100).map(|i| k.partition_of(&format!("id-{i}"))).collect();
+        assert!(spread.len() >= 6 && spread.iter().all(|p| *p < 8));
+        // FNV-1a of the empty string is the offset basis.
+        assert_eq!(
+            u64::from(Keys::new("x", 65535).partition_of("")),
+            0xcbf2_9ce4_8422_2325 % 65535
+        );
+    }
+}

@@ -1,0 +1,80 @@
+-- commit.lua: apply one batch of transitions of one partition, all or nothing.
+--
+-- KEYS: every key the batch touches (all in one partition slot). KEYS[1] is the lease.
+-- ARGV[1]: the coordinator id that must hold the lease.
+-- ARGV[2]: C, the number of revision checks; then C pairs (key index, expected revision),
+--          expected "" meaning the key must not exist (a new instance).
+-- Then the writes, each an opcode and its arguments (key arguments are indexes into KEYS):
+--   HSET k n f1 v1 ... fn vn   | HDEL k f       | RPUSH k v       | DEL k
+--   XADD k maxlen f v          (maxlen 0: uncapped; else MAXLEN ~ maxlen)
+--   ZADD k score m             | ZREM k m       | SADD k m
+--   ACK k group id             (XACK then XDEL: a handled input leaves the stream)
+--   REPLY k ttl_ms v           (LPUSH then PEXPIRE)
+--   HINCR k f n
+-- Returns: the number of writes applied, or an error "LEASE" (lease lost: stop) or
+-- "REV <key>" (state changed under us: reload and retry). Checks come before any write.
+
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LEASE')
+end
+local checks = tonumber(ARGV[2])
+local i = 3
+for _ = 1, checks do
+  local key = KEYS[tonumber(ARGV[i])]
+  local expected = ARGV[i + 1]
+  local rev = redis.call('HGET', key, 'rev')
+  if expected == '' then
+    if rev then return redis.error_reply('REV ' .. key) end
+  elseif rev ~= expected then
+    return redis.error_reply('REV ' .. key)
+  end
+  i = i + 2
+end
+
+local n = #ARGV
+local applied = 0
+while i <= n do
+  local op = ARGV[i]
+  local k = KEYS[tonumber(ARGV[i + 1])]
+  if op == 'HSET' then
+    local pairs_n = tonumber(ARGV[i + 2])
+    local args = {}
+    for j = 0, 2 * pairs_n - 1 do args[#args + 1] = ARGV[i + 3 + j] end
+    redis.call('HSET', k, unpack(args))
+    i = i + 3 + 2 * pairs_n
+  elseif op == 'HDEL' then
+    redis.call('HDEL', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'RPUSH' then
+    redis.call('RPUSH', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'DEL' then
+    redis.call('DEL', k); i = i + 2
+  elseif op == 'XADD' then
+    local cap = tonumber(ARGV[i + 2])
+    if cap > 0 then
+      redis.call('XADD', k, 'MAXLEN', '~', cap, '*', ARGV[i + 3], ARGV[i + 4])
+    else
+      redis.call('XADD', k, '*', ARGV[i + 3], ARGV[i + 4])
+    end
+    i = i + 5
+  elseif op == 'ZADD' then
+    redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
+  elseif op == 'ZREM' then
+    redis.call('ZREM', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'SADD' then
+    redis.call('SADD', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'ACK' then
+    redis.call('XACK', k, ARGV[i + 2], ARGV[i + 3])
+    redis.call('XDEL', k, ARGV[i + 3])
+    i = i + 4
+  elseif op == 'REPLY' then
+    redis.call('LPUSH', k, ARGV[i + 3])
+    redis.call('PEXPIRE', k, ARGV[i + 2])
+    i = i + 4
+  elseif op == 'HINCR' then
+    redis.call('HINCRBY', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
+  else
+    return redis.error_reply('BADOP ' .. tostring(op))
+  end
+  applied = applied + 1
+end
+return applied

@@ -1,0 +1,88 @@
+//! Weir on Redis: the key layout, the wire format, the scripts, and the client API.
+//!
+//! Redis is the only state (DESIGN invariant 2). Data flows one way: client -> command
+//! stream -> coordinator -> step stream -> worker -> result stream -> coordinator. Only the
+//! coordinator that holds a partition's lease writes instance state there, one atomic
+//! script call per batch of transitions (invariant 3).
+//!
+//! # Key layout (namespace `NS`, default `weir`)
+//!
+//! Instances are spread over a fixed number of partitions (`NS:meta` field `partitions`,
+//! fixed when the namespace is first used): partition = FNV-1a-64(instance id) mod count.
+//! Every key of a partition starts with the hash tag `{NS:pN}`, so no script crosses slots.
+//!
+//! | key                          | type   | holds |
+//! |------------------------------|--------|-------|
+//! | `NS:meta`                    | hash   | `partitions`, `created_by` |
+//! | `NS:defs`                    | hash   | `name@version` -> definition as canonical JSON (immutable) |
+//! | `NS:coordinators`            | zset   | coordinator id -> last heartbeat (ms) |
+//! | `NS:workers`                 | zset   | worker id -> last heartbeat (ms) |
+//! | `NS:reply:REQ`               | list   | the outcome of a client command (expires after 60 s) |
+//! | `{NS:pN}:lease`              | string | the coordinator that owns partition N (PX lease) |
+//! | `{NS:pN}:commands`           | stream | client commands, field `m` = MessagePack [`wire::CommandMessage`]; group `coordinators` |
+//! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators` |
+//! | `{NS:pN}:q:QUEUE`            | stream | step attempts, `m` = [`wire::StepMessage`]; group `workers` |
+//! | `{NS:pN}:queues`             | set    | queue names used in the partition |
+//! | `{NS:pN}:timers`             | zset   | `id|step|kind` -> due time (ms, Redis clock) |
+//! | `{NS:pN}:events`             | stream | events, field `e` = JSON (capped, `MAXLEN ~`) |
+//! | `{NS:pN}:dlq`                | stream | dead letters: `source`, `group`, `id`, `m`, `error`, `deliveries` |
+//! | `{NS:pN}:tasks`              | hash   | `id|step` -> open task (MessagePack) |
+//! | `{NS:pN}:stats`              | hash   | counters: `stale_dropped`, `dead_lettered`, ... |
+//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished` |
+//! | `{NS:pN}:h:ID`               | list   | finished attempts (MessagePack) |
+//! | `{NS:pN}:x:all`, `x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time |
+//! | `{NS:pN}:x:finished`         | zset   | finished instance ids by finish time (retention) |
+//! | `{NS:pN}:x:tasks`            | zset   | open tasks `id|step` by creation time |
+//!
+//! Stream entries are deleted once handled (`XACK` + `XDEL` in the same script), so streams
+//! hold only what some group has not acknowledged yet.
+//!
+//! # Writing a worker in another language
+//!
+//! Create group `workers` on `{NS:pN}:q:QUEUE` for every partition N (`XGROUP CREATE … 0
+//! MKSTREAM`, ignore `BUSYGROUP`), read with `XREADGROUP`, decode `m` (a MessagePack map with
+//! the fields of [`wire::StepMessage`]), run the handler, then run `lua/report.lua` with the
+//! [`wire::ResultMessage`] (carrying back `token`). Claim entries idle longer than the
+//! visibility timeout with `XAUTOCLAIM`; keep long steps alive by re-claiming your own
+//! entries (`XCLAIM … JUSTID`) more often than that.
+
+pub mod batch;
+pub mod client;
+pub mod connect;
+pub mod keys;
+pub mod scripts;
+pub mod store;
+pub mod wire;
+
+pub use client::WeirClient;
+pub use connect::{Connections, RedisConfig};
+pub use keys::{Keys, PartitionKeys};
+
+/// A Redis-side failure, typed by who can act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisError {
+    /// A setting is wrong (URL, namespace): the user must fix it.
+    #[error("{0}")]
+    Config(String),
+    /// Redis cannot be reached or answered with an error: retry later.
+    #[error("Redis at {url} is unreachable or failed: {message}")]
+    Unreachable {
+        /// The URL (password masked).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Stored data could not be decoded (written by an incompatible version, or damaged).
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl RedisError {
+    /// Wraps a redis-rs error with the URL it concerns.
+    pub fn from_redis(url: &str, e: redis::RedisError) -> RedisError {
+        RedisError::Unreachable {
+            url: url.to_string(),
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The Lua scripts, embedded. Each file in `lua/` starts with a header: KEYS, ARGV, return.
+//! `redis::Script` sends EVALSHA and reloads the script on `NOSCRIPT`, so a Redis restart
+//! or `SCRIPT FLUSH` is handled.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Applies a batch of transitions of one partition, all or nothing (`lua/commit.lua`).
+pub static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/commit.lua")));
+/// The Redis clock and the due timers of a partition (`lua/due_timers.lua`).
+pub static DUE_TIMERS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/due_timers.lua")));
+/// Takes or renews a partition lease (`lua/lease.lua`).
+pub static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
+/// Releases a partition lease (`lua/release.lua`).
+pub static RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+/// Registers a definition version (`lua/register.lua`).
+pub static REGISTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/register.lua")));
+/// Reports step results and acknowledges their messages (`lua/report.lua`).
+pub static REPORT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/report.lua")));
+/// Moves a message to the dead-letter stream (`lua/dead_letter.lua`).
+pub static DEAD_LETTER: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));

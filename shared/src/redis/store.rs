@@ -1,0 +1,224 @@
+//! Reading what the coordinator wrote: instances, definitions, tasks, history, and the
+//! stored encoding (MessagePack, positional, for size) shared by writer and readers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::connect::Connections;
+use super::keys::PartitionKeys;
+use super::RedisError;
+use crate::api::EngineError;
+use crate::definition::{compile, Workflow};
+use crate::model::{AttemptRecord, Definition, Instance, Task};
+use crate::registry::{latest, RegistryError};
+
+/// Encodes a stored record (instance state, history entry, task): MessagePack arrays, the
+/// smallest form (Redis memory per instance is a budget).
+pub fn encode_record<T: Serialize>(v: &T) -> Vec<u8> {
+    // Plain data into a Vec: cannot fail.
+    rmp_serde::to_vec(v).unwrap_or_default()
+}
+
+/// Decodes a stored record.
+pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RedisError> {
+    rmp_serde::from_slice(bytes).map_err(|e| RedisError::Corrupt(e.to_string()))
+}
+
+/// Compiled definitions loaded from Redis, cached forever: a (name, version) never changes.
+#[derive(Debug, Default)]
+pub struct DefinitionCache {
+    map: RwLock<HashMap<String, Arc<Workflow>>>,
+}
+
+impl DefinitionCache {
+    /// An empty cache.
+    pub fn new() -> DefinitionCache {
+        DefinitionCache::default()
+    }
+
+    /// A version of a workflow, or its latest when `version` is `None`.
+    pub async fn get(
+        &self,
+        c: &Connections,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<Workflow>, EngineError> {
+        let unknown = || {
+            EngineError::Registry(RegistryError::Unknown {
+                name: name.to_string(),
+                version: version.map(str::to_string),
+            })
+        };
+        let version = match version {
+            Some(v) => semver::Version::parse(v.trim())
+                .map_err(|_| unknown())?
+                .to_string(),
+            None => {
+                let versions = self.versions(c, name).await?;
+                let wf = latest(&versions).ok_or_else(unknown)?;
+                return Ok(wf);
+            }
+        };
+        let key = format!("{name}@{version}");
+        if let Some(wf) = self.cached(&key) {
+            return Ok(wf);
+        }
+        let json: Option<String> = redis::cmd("HGET")
+            .arg(c.keys.definitions())
+            .arg(&key)
+            .query_async(&mut c.conn.clone())
+            .await
+            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        let json = json.ok_or_else(unknown)?;
+        self.insert_json(&key, &json)
+    }
+
+    /// Every registered version of `name`.
+    pub async fn versions(
+        &self,
+        c: &Connections,
+        name: &str,
+    ) -> Result<BTreeMap<semver::Version, Arc<Workflow>>, EngineError> {
+        let all = self.all(c).await?;
+        Ok(all
+            .into_iter()
+            .filter(|wf| &*wf.name == name)
+            .map(|wf| (wf.semver.clone(), wf))
+            .collect())
+    }
+
+    /// Every registered definition, compiled.
+    pub async fn all(&self, c: &Connections) -> Result<Vec<Arc<Workflow>>, EngineError> {
+        let keys: Vec<String> = redis::cmd("HKEYS")
+            .arg(c.keys.definitions())
+            .query_async(&mut c.conn.clone())
+            .await
+            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        let missing: Vec<&String> = keys.iter().filter(|k| self.cached(k).is_none()).collect();
+        if !missing.is_empty() {
+            let jsons: Vec<Option<String>> = redis::cmd("HMGET")
+                .arg(c.keys.definitions())
+                .arg(&missing)
+                .query_async(&mut c.conn.clone())
+                .await
+                .map_err(|e| EngineError::Redis(e.to_string()))?;
+            for (k, json) in missing.iter().zip(jsons) {
+                if let Some(json) = json {
+                    // A stored definition that no longer compiles is skipped, not fatal.
+                    if let Err(e) = self.insert_json(k, &json) {
+                        tracing::warn!(definition = %k, error = %e, "stored definition unreadable");
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Arc<Workflow>> = keys.iter().filter_map(|k| self.cached(k)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name).then(a.semver.cmp(&b.semver)));
+        Ok(out)
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<Workflow>> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    fn insert_json(&self, key: &str, json: &str) -> Result<Arc<Workflow>, EngineError> {
+        let def: Definition = serde_json::from_str(json)
+            .map_err(|e| EngineError::Redis(format!("stored definition {key}: {e}")))?;
+        let wf = Arc::new(compile(def).map_err(RegistryError::from)?);
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), wf.clone());
+        Ok(wf)
+    }
+
+    /// Puts a workflow just registered into the cache.
+    pub fn remember(&self, wf: Arc<Workflow>) {
+        let key = format!("{}@{}", wf.name, wf.semver);
+        self.map
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, wf);
+    }
+}
+
+/// An instance as stored, with its revision.
+#[derive(Debug, Clone)]
+pub struct StoredInstance {
+    /// The state.
+    pub instance: Instance,
+    /// Its revision (the `rev` field).
+    pub rev: u64,
+}
+
+/// Loads instances of one partition in one round trip; `None` for ids not found.
+pub async fn load_instances(
+    c: &Connections,
+    part: &PartitionKeys,
+    ids: &[&str],
+) -> Result<Vec<Option<StoredInstance>>, RedisError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("HMGET")
+            .arg(part.instance(id))
+            .arg("state")
+            .arg("rev");
+    }
+    let rows: Vec<(Option<Vec<u8>>, Option<u64>)> = pipe
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
+    rows.into_iter()
+        .map(|(state, rev)| match state {
+            Some(bytes) => Ok(Some(StoredInstance {
+                instance: decode_record(&bytes)?,
+                rev: rev.unwrap_or(0),
+            })),
+            None => Ok(None),
+        })
+        .collect()
+}
+
+/// Loads one instance.
+pub async fn load_instance(c: &Connections, id: &str) -> Result<Option<StoredInstance>, RedisError> {
+    let part = c.keys.part_of(id);
+    Ok(load_instances(c, &part, &[id]).await?.pop().flatten())
+}
+
+/// The finished attempts of an instance.
+pub async fn load_history(c: &Connections, id: &str) -> Result<Vec<AttemptRecord>, RedisError> {
+    let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(c.keys.part_of(id).history(id))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
+    raw.iter().map(|b| decode_record(b)).collect()
+}
+
+/// Every open task, over all partitions.
+pub async fn load_tasks(c: &Connections) -> Result<Vec<Task>, RedisError> {
+    let mut pipe = redis::pipe();
+    for part in c.keys.all_parts() {
+        pipe.cmd("HVALS").arg(part.tasks());
+    }
+    let parts: Vec<Vec<Vec<u8>>> = pipe
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
+    let mut out = Vec::new();
+    for raw in parts.iter().flatten() {
+        out.push(decode_record::<Task>(raw)?);
+    }
+    Ok(out)
+}

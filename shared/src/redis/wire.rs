@@ -1,0 +1,188 @@
+//! Messages on Weir's streams, encoded with MessagePack (rmp-serde, as maps with field
+//! names, so a worker in another language can read and write them).
+//!
+//! Each stream entry has one field `m` holding the encoded message.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::core::StepError;
+use crate::model::Context;
+use crate::time::Timestamp;
+
+/// The stream entry field that holds an encoded message.
+pub const FIELD: &str = "m";
+
+/// The largest message accepted on any stream, so one oversized payload cannot exhaust
+/// memory; a larger one is refused at the source or dead-lettered.
+pub const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// A step attempt for a worker (`…:q:QUEUE` streams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMessage {
+    /// Instance id.
+    pub instance_id: String,
+    /// Step name.
+    pub step: String,
+    /// Attempt number (part of the idempotency key).
+    pub attempt: u32,
+    /// The fencing token the result must carry back.
+    pub token: u64,
+    /// Handler name.
+    pub handler: String,
+    /// Handler configuration.
+    pub config: Value,
+    /// The instance context when the attempt was dispatched.
+    pub context: Context,
+    /// The attempt's limit in milliseconds; the worker cancels the handler after it.
+    pub timeout_ms: Option<u64>,
+    /// When it was dispatched (Redis clock).
+    pub dispatched_at: Timestamp,
+}
+
+/// A step attempt's outcome from a worker (`…:results` streams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultMessage {
+    /// Instance id.
+    pub instance_id: String,
+    /// Step name.
+    pub step: String,
+    /// Attempt number.
+    pub attempt: u32,
+    /// The token of the step message.
+    pub token: u64,
+    /// The worker that ran it.
+    pub worker: String,
+    /// Output or error.
+    pub outcome: Outcome,
+    /// When the handler started (worker clock, informational).
+    pub started_at: Timestamp,
+    /// When the handler finished (worker clock, informational).
+    pub finished_at: Timestamp,
+}
+
+/// What a step attempt produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Success: keys merged into the context.
+    Ok(Context),
+    /// Failure.
+    Err(StepError),
+}
+
+/// A client command (`…:commands` streams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandMessage {
+    /// The instance it concerns.
+    pub instance_id: String,
+    /// Where the coordinator pushes the outcome (`NS:reply:ID`), if the client waits.
+    pub reply_to: Option<String>,
+    /// What to do.
+    pub command: Command,
+}
+
+/// What a client asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// Start an instance (no-op if the id exists).
+    Start {
+        /// Definition name.
+        definition: String,
+        /// Definition version (resolved by the client; never "latest" here).
+        version: String,
+        /// Initial context.
+        initial_data: Context,
+        /// Tenant.
+        tenant_id: Option<String>,
+        /// Creator.
+        created_by: Option<String>,
+    },
+    /// Complete a human task.
+    CompleteTask {
+        /// Step.
+        step: String,
+        /// User.
+        user: String,
+        /// Data.
+        data: Value,
+    },
+    /// Cancel.
+    Cancel {
+        /// Reason.
+        reason: Option<String>,
+    },
+    /// Retry a failed instance.
+    Retry {
+        /// From this step (the failed one when `None`).
+        from_step: Option<String>,
+    },
+}
+
+/// What the coordinator answers on a reply list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    /// Applied.
+    Applied,
+    /// Refused; nothing changed.
+    Refused {
+        /// A machine-readable kind: `not_found`, `forbidden`, `invalid_data`,
+        /// `task_not_open`, `wrong_status`, `unknown_step`, `unknown_workflow`, `bad_request`.
+        kind: String,
+        /// The reason, for people.
+        message: String,
+    },
+}
+
+/// Why a message could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The entry has no `m` field.
+    #[error("stream entry has no `{FIELD}` field")]
+    MissingField,
+    /// The message is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is over the limit of {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    /// The bytes are not a valid message.
+    #[error("undecodable message: {0}")]
+    Invalid(String),
+}
+
+/// Encodes a message (MessagePack map with field names).
+pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
+    // Serializing these plain types into a Vec cannot fail: no I/O, string keys only.
+    rmp_serde::to_vec_named(msg).unwrap_or_default()
+}
+
+/// Decodes a message, refusing oversized ones.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge(bytes.len()));
+    }
+    rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_and_garbage_is_an_error() {
+        let m = ResultMessage {
+            instance_id: "i".into(),
+            step: "s".into(),
+            attempt: 1,
+            token: 7,
+            worker: "w".into(),
+            outcome: Outcome::Err(StepError::retryable("boom")),
+            started_at: Timestamp(1),
+            finished_at: Timestamp(2),
+        };
+        let bytes = encode(&m);
+        assert_eq!(decode::<ResultMessage>(&bytes).unwrap(), m);
+        assert!(decode::<ResultMessage>(b"\xc1garbage").is_err());
+        assert!(decode::<StepMessage>(&bytes).is_err());
+    }
+}
