@@ -218,7 +218,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                     Some(schema) => match FormSchema::compile(schema) {
                         Ok(f) => Some(f),
                         Err(e) => {
-                            problem(at.clone(), format!("invalid form schema: {e}"));
+                            problem(at.clone(), e.to_string());
                             None
                         }
                     },
@@ -312,7 +312,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
             Some(src) => match Condition::compile(src) {
                 Ok(c) => Some(c),
                 Err(err) => {
-                    problem(at.clone(), format!("condition does not compile: {err}"));
+                    problem(at.clone(), err.to_string());
                     None
                 }
             },
