@@ -105,8 +105,19 @@ impl Batch {
 
     /// XADD key [MAXLEN ~ cap] * field value
     pub fn xadd(&mut self, key: &str, cap: usize, field: &str, value: &[u8]) {
+        self.xadd_fields(key, cap, &[(field, value)]);
+    }
+
+    /// XADD key [MAXLEN ~ cap] * f1 v1 ... (cap 0: uncapped)
+    pub fn xadd_fields(&mut self, key: &str, cap: usize, fields: &[(&str, &[u8])]) {
         let cap = cap.to_string();
-        self.op("XADD", key, &[cap.as_bytes(), field.as_bytes(), value]);
+        let n = fields.len().to_string();
+        let mut args: Vec<&[u8]> = vec![cap.as_bytes(), n.as_bytes()];
+        for (f, v) in fields {
+            args.push(f.as_bytes());
+            args.push(v);
+        }
+        self.op("XADD", key, &args);
     }
 
     /// ZADD key score member

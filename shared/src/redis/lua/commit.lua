@@ -6,7 +6,7 @@
 --          expected "" meaning the key must not exist (a new instance).
 -- Then the writes, each an opcode and its arguments (key arguments are indexes into KEYS):
 --   HSET k n f1 v1 ... fn vn   | HDEL k f       | RPUSH k v       | DEL k
---   XADD k maxlen f v          (maxlen 0: uncapped; else MAXLEN ~ maxlen)
+--   XADD k maxlen n f1 v1 ... fn vn   (maxlen 0: uncapped; else MAXLEN ~ maxlen)
 --   ZADD k score m             | ZREM k m       | SADD k m
 --   ACK k group id             (XACK then XDEL: a handled input leaves the stream)
 --   REPLY k ttl_ms v           (LPUSH then PEXPIRE)
@@ -50,12 +50,16 @@ while i <= n do
     redis.call('DEL', k); i = i + 2
   elseif op == 'XADD' then
     local cap = tonumber(ARGV[i + 2])
+    local pairs_n = tonumber(ARGV[i + 3])
+    local args = {}
     if cap > 0 then
-      redis.call('XADD', k, 'MAXLEN', '~', cap, '*', ARGV[i + 3], ARGV[i + 4])
+      args = { 'MAXLEN', '~', cap, '*' }
     else
-      redis.call('XADD', k, '*', ARGV[i + 3], ARGV[i + 4])
+      args = { '*' }
     end
-    i = i + 5
+    for j = 0, 2 * pairs_n - 1 do args[#args + 1] = ARGV[i + 4 + j] end
+    redis.call('XADD', k, unpack(args))
+    i = i + 4 + 2 * pairs_n
   elseif op == 'ZADD' then
     redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'ZREM' then

@@ -1,0 +1,9 @@
+//! The coordinator service and the `weir` command's library side.
+//!
+//! # Layout
+//!
+//! - [`service`]: the coordinator: partition leases, the per-partition loop that applies
+//!   transitions with the pure core (one atomic script call per batch), timers from sorted
+//!   sets on the Redis clock, retention of finished instances.
+
+pub mod service;

@@ -1,0 +1,463 @@
+//! Turning a turn's inputs into one commit: load the instances, apply each input with the
+//! pure core, and translate the effects into writes (the only place that knows how effects
+//! map onto keys).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redis::streams::StreamId;
+use weir::core::{self, Effect, Env, Input, StartSpec, TimerKind};
+use weir::definition::Workflow;
+use weir::model::{Instance, InstanceStatus, StepStatus};
+use weir::redis::batch::Batch;
+use weir::redis::keys::COORDINATOR_GROUP;
+use weir::redis::store::{self, encode_record};
+use weir::redis::wire::{self, Command, CommandMessage, Outcome, Reply, ResultMessage, StepMessage};
+use weir::redis::PartitionKeys;
+use weir::Timestamp;
+
+use super::Shared;
+
+/// How long a command's reply waits to be read.
+const REPLY_TTL_MS: u64 = 60_000;
+
+/// One input of a turn.
+pub enum Inbound {
+    /// A client command.
+    Command { stream: String, id: String, msg: CommandMessage },
+    /// A worker's result.
+    Result { stream: String, id: String, msg: ResultMessage },
+    /// A due timer: the member `id|step|kind`.
+    Timer(String),
+    /// An entry that could not be decoded.
+    Poison { stream: String, id: String, raw: Vec<u8>, error: String },
+}
+
+impl Inbound {
+    fn instance_id(&self) -> Option<&str> {
+        match self {
+            Inbound::Command { msg, .. } => Some(&msg.instance_id),
+            Inbound::Result { msg, .. } => Some(&msg.instance_id),
+            Inbound::Timer(member) => parse_timer(member).map(|(id, _, _)| id),
+            Inbound::Poison { .. } => None,
+        }
+    }
+}
+
+/// Decodes a stream entry; anything unreadable becomes [`Inbound::Poison`].
+pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbound {
+    let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
+    let stream = stream.to_string();
+    let id = entry.id;
+    let Some(raw) = raw else {
+        return Inbound::Poison {
+            stream,
+            id,
+            raw: Vec::new(),
+            error: wire::DecodeError::MissingField.to_string(),
+        };
+    };
+    if from_commands {
+        match wire::decode::<CommandMessage>(&raw) {
+            Ok(msg) => Inbound::Command { stream, id, msg },
+            Err(e) => Inbound::Poison { stream, id, raw, error: e.to_string() },
+        }
+    } else {
+        match wire::decode::<ResultMessage>(&raw) {
+            Ok(msg) => Inbound::Result { stream, id, msg },
+            Err(e) => Inbound::Poison { stream, id, raw, error: e.to_string() },
+        }
+    }
+}
+
+/// Parses `due_timers.lua`'s answer: (now, next due or -1, due members).
+pub fn parse_due(values: &[redis::Value]) -> (i64, i64, Vec<String>) {
+    let int = |v: Option<&redis::Value>| match v {
+        Some(redis::Value::Int(n)) => *n,
+        _ => -1,
+    };
+    let now = int(values.first());
+    let next = int(values.get(1));
+    let members = values
+        .iter()
+        .skip(2)
+        .filter_map(|v| match v {
+            redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        })
+        .collect();
+    (now, next, members)
+}
+
+/// A timer member: `id|step|kind`. Ids may contain `|`; step names and kinds cannot.
+pub fn timer_member(id: &str, step: &str, kind: TimerKind) -> String {
+    format!("{id}|{step}|{}", kind.as_str())
+}
+
+fn parse_timer(member: &str) -> Option<(&str, &str, TimerKind)> {
+    let mut parts = member.rsplitn(3, '|');
+    let kind = TimerKind::parse(parts.next()?)?;
+    let step = parts.next()?;
+    let id = parts.next()?;
+    Some((id, step, kind))
+}
+
+/// The commit of one turn, with what it counted.
+pub struct Built {
+    /// The writes.
+    pub batch: Batch,
+    /// Inputs handled.
+    pub inputs: usize,
+    /// Inputs applied.
+    pub applied: u64,
+    /// Stale inputs dropped.
+    pub stale: u64,
+    /// Commands refused.
+    pub refused: u64,
+    /// Entries dead-lettered.
+    pub dead: u64,
+}
+
+/// One instance as the turn changes it.
+struct Working {
+    inst: Option<Instance>,
+    wf: Option<Arc<Workflow>>,
+    rev: Option<u64>,
+    before: Option<InstanceStatus>,
+    changed: bool,
+}
+
+/// Applies a turn's inputs and builds its commit.
+pub async fn build(
+    shared: &Shared,
+    part: &PartitionKeys,
+    inbound: Vec<Inbound>,
+    now_ms: i64,
+) -> Result<Built, String> {
+    let mut out = Built {
+        batch: Batch::new(part.lease()),
+        inputs: inbound.len(),
+        applied: 0,
+        stale: 0,
+        refused: 0,
+        dead: 0,
+    };
+    // Load every instance the turn touches, in one round trip.
+    let mut ids: Vec<&str> = inbound.iter().filter_map(Inbound::instance_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let loaded = store::load_instances(&shared.conns, part, &ids)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut working: HashMap<String, Working> = HashMap::with_capacity(ids.len());
+    for (id, stored) in ids.iter().zip(loaded) {
+        let (inst, rev) = match stored {
+            Some(s) => (Some(s.instance), Some(s.rev)),
+            None => (None, None),
+        };
+        let wf = match &inst {
+            Some(i) => Some(
+                shared
+                    .defs
+                    .get(&shared.conns, &i.definition, Some(&i.version))
+                    .await
+                    .map_err(|e| e.to_string())?,
+            ),
+            None => None,
+        };
+        let before = inst.as_ref().map(|i| i.status);
+        working.insert(id.to_string(), Working { inst, wf, rev, before, changed: false });
+    }
+
+    let mut seed = now_ms as u64 ^ 0x5DEE_CE66_D1CE_4E5B;
+    let cfg = &shared.config;
+    for input in inbound {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let env = Env { now: Timestamp(now_ms), seed };
+        match input {
+            Inbound::Poison { stream, id, raw, error } => {
+                tracing::warn!(%stream, %id, %error, "dead-lettering an undecodable message");
+                dead_letter(&mut out.batch, part, &stream, &id, &raw, &error, cfg.dlq_cap);
+                out.dead += 1;
+            }
+            Inbound::Timer(member) => {
+                out.batch.zrem(&part.timers(), &member);
+                let Some((id, step, kind)) = parse_timer(&member) else { continue };
+                let Some(w) = working.get_mut(id) else { continue };
+                let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
+                    out.stale += 1;
+                    continue;
+                };
+                let Some(token) = current_token(&wf, inst, step, kind, now_ms) else {
+                    out.stale += 1;
+                    continue;
+                };
+                let input = Input::Timer { step: Arc::from(step), kind, token };
+                match core::apply(&wf, inst, input, env) {
+                    Ok(effects) => {
+                        w.changed = true;
+                        out.applied += 1;
+                        effects_to_batch(&mut out.batch, part, inst, effects, now_ms, cfg.events_cap);
+                    }
+                    Err(_) => out.stale += 1,
+                }
+            }
+            Inbound::Result { stream, id, msg } => {
+                out.batch.ack(&stream, COORDINATOR_GROUP, &id);
+                let Some(w) = working.get_mut(&msg.instance_id) else { continue };
+                let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
+                    out.stale += 1;
+                    continue;
+                };
+                let step: Arc<str> = Arc::from(msg.step.as_str());
+                let worker = Some(msg.worker);
+                let input = match msg.outcome {
+                    Outcome::Ok(output) => Input::StepSucceeded { step, token: msg.token, output, worker },
+                    Outcome::Err(error) => Input::StepFailed { step, token: msg.token, error, worker },
+                };
+                match core::apply(&wf, inst, input, env) {
+                    Ok(effects) => {
+                        w.changed = true;
+                        out.applied += 1;
+                        effects_to_batch(&mut out.batch, part, inst, effects, now_ms, cfg.events_cap);
+                    }
+                    Err(refusal) => {
+                        tracing::debug!(instance_id = %msg.instance_id, %refusal, "stale result dropped");
+                        out.stale += 1;
+                    }
+                }
+            }
+            Inbound::Command { stream, id, msg } => {
+                out.batch.ack(&stream, COORDINATOR_GROUP, &id);
+                let reply = match working.get_mut(&msg.instance_id) {
+                    None => Reply::Refused { kind: "not_found".into(), message: format!("no instance {:?}", msg.instance_id) },
+                    Some(w) => apply_command(shared, part, w, &msg, env, &mut out, now_ms).await,
+                };
+                if matches!(reply, Reply::Refused { .. }) {
+                    out.refused += 1;
+                }
+                if let Some(to) = &msg.reply_to {
+                    out.batch.reply(to, REPLY_TTL_MS, &wire::encode(&reply));
+                }
+            }
+        }
+    }
+
+    // Write every changed instance once, with its index entries, guarded by its revision.
+    for (id, w) in working {
+        if !w.changed {
+            continue;
+        }
+        let Some(inst) = &w.inst else { continue };
+        write_instance(&mut out.batch, part, &id, inst, w.rev, w.before);
+    }
+    Ok(out)
+}
+
+async fn apply_command(
+    shared: &Shared,
+    part: &PartitionKeys,
+    w: &mut Working,
+    msg: &CommandMessage,
+    env: Env,
+    out: &mut Built,
+    now_ms: i64,
+) -> Reply {
+    let cap = shared.config.events_cap;
+    let input = match &msg.command {
+        Command::Start { definition, version, initial_data, tenant_id, created_by } => {
+            if w.inst.is_some() {
+                return Reply::Applied; // Idempotent start: the id exists.
+            }
+            let wf = match shared.defs.get(&shared.conns, definition, Some(version)).await {
+                Ok(wf) => wf,
+                Err(e) => return Reply::Refused { kind: e.kind().to_string(), message: e.to_string() },
+            };
+            let spec = StartSpec {
+                id: msg.instance_id.clone(),
+                initial_data: initial_data.clone(),
+                tenant_id: tenant_id.clone(),
+                created_by: created_by.clone(),
+            };
+            let (mut inst, effects) = core::start(&wf, spec, env);
+            effects_to_batch(&mut out.batch, part, &mut inst, effects, now_ms, cap);
+            w.inst = Some(inst);
+            w.wf = Some(wf);
+            w.changed = true;
+            out.applied += 1;
+            return Reply::Applied;
+        }
+        Command::CompleteTask { step, user, data } => Input::CompleteTask {
+            step: Arc::from(step.as_str()),
+            user: user.clone(),
+            data: data.clone(),
+        },
+        Command::Cancel { reason } => Input::Cancel { reason: reason.clone() },
+        Command::Retry { from_step } => Input::Retry { from_step: from_step.clone() },
+    };
+    let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
+        return Reply::Refused { kind: "not_found".into(), message: format!("no instance {:?}", msg.instance_id) };
+    };
+    match core::apply(&wf, inst, input, env) {
+        Ok(effects) => {
+            effects_to_batch(&mut out.batch, part, inst, effects, now_ms, cap);
+            w.changed = true;
+            out.applied += 1;
+            Reply::Applied
+        }
+        Err(refusal) => Reply::Refused { kind: refusal.kind().to_string(), message: refusal.to_string() },
+    }
+}
+
+/// The token a due timer stands for: there is one timer per (instance, step, kind), so a
+/// timer is the step's current one when the step is in the state that kind needs and its
+/// deadline has passed; otherwise it is stale.
+fn current_token(wf: &Workflow, inst: &Instance, step: &str, kind: TimerKind, now_ms: i64) -> Option<u64> {
+    let s = wf.step_id(step)?;
+    let st = inst.steps.get(s)?;
+    let expected = match kind {
+        TimerKind::Wake => StepStatus::Sleeping,
+        TimerKind::Retry => StepStatus::Retrying,
+        TimerKind::Timeout => StepStatus::Running,
+        TimerKind::TaskDue => StepStatus::Waiting,
+    };
+    (st.status == expected && st.due_at.is_some_and(|d| d.millis() <= now_ms)).then_some(st.token)
+}
+
+/// Translates a transition's effects into writes.
+fn effects_to_batch(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    inst: &mut Instance,
+    effects: Vec<Effect>,
+    now_ms: i64,
+    events_cap: usize,
+) {
+    let id = inst.id.clone();
+    for effect in effects {
+        match effect {
+            Effect::Dispatch(d) => {
+                let msg = StepMessage {
+                    instance_id: id.to_string(),
+                    step: d.step.to_string(),
+                    attempt: d.attempt,
+                    token: d.token,
+                    handler: d.handler.to_string(),
+                    config: (*d.config).clone(),
+                    context: (*d.context).clone(),
+                    timeout_ms: d.timeout.map(|t| t.as_millis() as u64),
+                    dispatched_at: Timestamp(now_ms),
+                };
+                b.xadd(&part.queue(&d.queue), 0, wire::FIELD, &wire::encode(&msg));
+                b.sadd(&part.queues(), &d.queue);
+            }
+            Effect::Schedule(t) => {
+                b.zadd(&part.timers(), t.due_at.millis(), &timer_member(&id, &t.step, t.kind));
+            }
+            Effect::Unschedule { step, kind } => {
+                b.zrem(&part.timers(), &timer_member(&id, &step, kind));
+            }
+            Effect::OpenTask(task) => {
+                let field = format!("{id}|{}", task.step);
+                b.hset(&part.tasks(), &[(field.as_str(), &encode_record(&task))]);
+                b.zadd(&part.index_tasks(), task.created_at.millis(), &field);
+            }
+            Effect::CloseTask { step, .. } => {
+                let field = format!("{id}|{step}");
+                b.hdel(&part.tasks(), &field);
+                b.zrem(&part.index_tasks(), &field);
+            }
+            Effect::Record(r) => b.rpush(&part.history(&id), &encode_record(&r)),
+            Effect::Emit(e) => {
+                let json = serde_json::to_vec(&e).unwrap_or_default();
+                b.xadd(&part.events(), events_cap, "e", &json);
+            }
+        }
+    }
+}
+
+/// Writes an instance and keeps its index entries in step with its status.
+fn write_instance(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    id: &str,
+    inst: &Instance,
+    rev: Option<u64>,
+    before: Option<InstanceStatus>,
+) {
+    let key = part.instance(id);
+    b.check_revision(&key, rev);
+    let state = encode_record(inst);
+    let new_rev = inst.revision.to_string();
+    let status = inst.status.as_str();
+    let created = inst.created_at.millis();
+    let finished = inst.finished_at.map(|t| t.millis().to_string()).unwrap_or_default();
+    let mut fields: Vec<(&str, &[u8])> = vec![
+        ("state", &state),
+        ("rev", new_rev.as_bytes()),
+        ("status", status.as_bytes()),
+        ("finished", finished.as_bytes()),
+    ];
+    let created_s = created.to_string();
+    if before.is_none() {
+        fields.push(("def", inst.definition.as_bytes()));
+        fields.push(("ver", inst.version.as_bytes()));
+        fields.push(("created", created_s.as_bytes()));
+        if let Some(t) = &inst.tenant_id {
+            fields.push(("tenant", t.as_bytes()));
+        }
+        if let Some(c) = &inst.created_by {
+            fields.push(("creator", c.as_bytes()));
+        }
+    }
+    b.hset(&key, &fields);
+    if before.is_none() {
+        b.zadd(&part.index_all(), created, id);
+        b.zadd(&part.index_definition(&inst.definition), created, id);
+        if let Some(t) = &inst.tenant_id {
+            b.zadd(&part.index_tenant(t), created, id);
+        }
+        if let Some(c) = &inst.created_by {
+            b.zadd(&part.index_creator(c), created, id);
+        }
+    }
+    if before != Some(inst.status) {
+        if let Some(old) = before {
+            b.zrem(&part.index_status(old.as_str()), id);
+            if old.is_terminal() {
+                b.zrem(&part.index_finished(), id);
+            }
+        }
+        b.zadd(&part.index_status(status), created, id);
+        if let Some(f) = inst.finished_at.filter(|_| inst.status.is_terminal()) {
+            b.zadd(&part.index_finished(), f.millis(), id);
+        }
+    }
+}
+
+/// Moves an entry to the dead-letter stream and off its own stream.
+pub fn dead_letter(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    stream: &str,
+    id: &str,
+    raw: &[u8],
+    error: &str,
+    cap: usize,
+) {
+    // The dead-letter entry keeps the raw bytes so `weir dlq replay` can re-enqueue them.
+    b.xadd_fields(
+        &part.dlq(),
+        cap,
+        &[
+            ("source", stream.as_bytes()),
+            ("group", COORDINATOR_GROUP.as_bytes()),
+            ("id", id.as_bytes()),
+            ("m", raw),
+            ("error", error.as_bytes()),
+            ("deliveries", b"1"),
+        ],
+    );
+    b.ack(stream, COORDINATOR_GROUP, id);
+    b.hincr(&part.stats(), "dead_lettered", 1);
+}

@@ -1,0 +1,163 @@
+//! Partition leases: each coordinator holds a fair share of the partitions, renews them,
+//! takes over those whose holder died, and gives extras up when more coordinators join.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use weir::redis::scripts;
+
+use super::{partition, Shared};
+
+struct Held {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+/// Keeps leases until shutdown; starts and stops partition loops as leases come and go.
+pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut held: HashMap<u16, Held> = HashMap::new();
+    let tick = shared.config.lease / 3;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match tick_once(&shared, &mut held).await {
+            Ok(()) => backoff = Duration::from_millis(100),
+            Err(e) => {
+                super::Counters::add(&shared.counters.redis_errors, 1);
+                tracing::warn!(error = %e, "lease renewal failed; retrying");
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+        shared
+            .counters
+            .leases_held
+            .store(held.len() as u64, Ordering::Relaxed);
+        let pause = if backoff > Duration::from_millis(100) {
+            backoff.min(tick)
+        } else {
+            tick
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.changed() => {}
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+    }
+    // Graceful: stop loops after their batch, then release so a sibling takes over now.
+    for (_, h) in held.iter() {
+        let _ = h.stop.send(true);
+    }
+    for (p, h) in held.drain() {
+        let _ = h.task.await;
+        let part = shared.conns.keys.part(p);
+        let released: Result<i64, _> = scripts::RELEASE
+            .key(part.lease())
+            .arg(&shared.config.id)
+            .invoke_async(&mut shared.conns.conn.clone())
+            .await;
+        if let Err(e) = released {
+            tracing::warn!(partition = p, error = %e, "could not release lease; it will expire");
+        }
+    }
+    let _: Result<i64, _> = redis::cmd("ZREM")
+        .arg(shared.conns.keys.coordinators())
+        .arg(&shared.config.id)
+        .query_async(&mut shared.conns.conn.clone())
+        .await;
+    tracing::info!(coordinator = %shared.config.id, "coordinator stopped");
+}
+
+async fn tick_once(shared: &Arc<Shared>, held: &mut HashMap<u16, Held>) -> Result<(), redis::RedisError> {
+    let keys = &shared.conns.keys;
+    let mut conn = shared.conns.conn.clone();
+    let lease_ms = shared.config.lease.as_millis() as u64;
+    // Heartbeat, and count the live coordinators to compute a fair share.
+    let now = shared
+        .conns
+        .server_time()
+        .await
+        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "time", e.to_string())))?;
+    let (_, alive): ((), u64) = redis::pipe()
+        .cmd("ZADD")
+        .arg(keys.coordinators())
+        .arg(now)
+        .arg(&shared.config.id)
+        .ignore()
+        .cmd("ZCOUNT")
+        .arg(keys.coordinators())
+        .arg(now - 3 * lease_ms as i64)
+        .arg("+inf")
+        .query_async(&mut conn)
+        .await?;
+    let partitions = keys.partitions() as u64;
+    let share = partitions.div_ceil(alive.max(1)) as usize;
+
+    // Loops that ended by themselves (lease lost) free their slot.
+    held.retain(|p, h| {
+        let alive = !h.task.is_finished();
+        if !alive {
+            tracing::info!(partition = p, "partition loop ended");
+        }
+        alive
+    });
+    // Renew what we hold.
+    let mut lost = Vec::new();
+    for p in held.keys() {
+        let ok: i64 = scripts::LEASE
+            .key(keys.part(*p).lease())
+            .arg(&shared.config.id)
+            .arg(lease_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        if ok == 0 {
+            lost.push(*p);
+        }
+    }
+    for p in lost {
+        if let Some(h) = held.remove(&p) {
+            tracing::warn!(partition = p, "lease lost to another coordinator");
+            let _ = h.stop.send(true);
+        }
+    }
+    // Give extras up when others joined (highest partitions first).
+    while held.len() > share {
+        let Some(&p) = held.keys().max() else { break };
+        if let Some(h) = held.remove(&p) {
+            let _ = h.stop.send(true);
+            let _ = h.task.await;
+            let _: i64 = scripts::RELEASE
+                .key(keys.part(p).lease())
+                .arg(&shared.config.id)
+                .invoke_async(&mut conn)
+                .await?;
+            tracing::info!(partition = p, share, "released partition to rebalance");
+        }
+    }
+    // Take free ones up to our share.
+    for p in 0..keys.partitions() {
+        if held.len() >= share {
+            break;
+        }
+        if held.contains_key(&p) {
+            continue;
+        }
+        let ok: i64 = scripts::LEASE
+            .key(keys.part(p).lease())
+            .arg(&shared.config.id)
+            .arg(lease_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        if ok == 1 {
+            tracing::info!(partition = p, coordinator = %shared.config.id, "took partition lease");
+            let (stop, stop_rx) = watch::channel(false);
+            let task = tokio::spawn(partition::run(shared.clone(), p, stop_rx));
+            held.insert(p, Held { stop, task });
+        }
+    }
+    Ok(())
+}

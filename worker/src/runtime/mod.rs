@@ -1,0 +1,192 @@
+//! The worker runtime: consume step attempts from Redis streams, run their handlers, report
+//! the results. Workers are stateless: everything they hold is also pending in Redis, so a
+//! worker killed at any moment loses nothing (its entries are reclaimed by a sibling).
+//!
+//! - [`consume`]: reads with `XREADGROUP` (group `workers`) within the concurrency limit,
+//!   runs each attempt with its timeout, dead-letters entries it cannot decode.
+//! - [`report`]: sends results in batches, each atomically with the acknowledgement of its
+//!   step entry (`report.lua`).
+//! - [`reclaim`]: heartbeats the entries in flight (so long steps are not reclaimed) and
+//!   claims entries other workers left idle past the visibility timeout (`XAUTOCLAIM`);
+//!   an entry delivered too often without an outcome goes to the dead-letter stream.
+//!
+//! SIGTERM (or the shutdown signal) drains: no new reads, attempts in flight get a grace
+//! period to finish and report, the rest stay pending for another worker.
+
+pub mod consume;
+pub mod reclaim;
+pub mod report;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use weir::redis::keys::WORKER_GROUP;
+use weir::redis::{Connections, RedisConfig, RedisError};
+use weir::Handlers;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Redis and namespace.
+    pub redis: RedisConfig,
+    /// This worker's id (its consumer name).
+    pub id: String,
+    /// The queues it serves.
+    pub queues: Vec<String>,
+    /// Attempts run at once.
+    pub concurrency: usize,
+    /// An entry idle this long is taken to belong to a dead worker and is reclaimed.
+    pub visibility_timeout: Duration,
+    /// Deliveries after which an entry that keeps failing to finish is dead-lettered.
+    pub max_deliveries: u64,
+    /// How long in-flight attempts may take to finish after shutdown is asked.
+    pub grace: Duration,
+    /// Dead letters kept per partition (approximately).
+    pub dlq_cap: usize,
+}
+
+impl WorkerConfig {
+    /// Defaults: queue `default`, 16 at once, 30 s visibility, 5 deliveries, 10 s grace.
+    pub fn new(redis: RedisConfig) -> WorkerConfig {
+        WorkerConfig {
+            redis,
+            id: format!("worker-{}", uuid::Uuid::now_v7().simple()),
+            queues: vec![weir::definition::DEFAULT_QUEUE.to_string()],
+            concurrency: 16,
+            visibility_timeout: Duration::from_secs(30),
+            max_deliveries: 5,
+            grace: Duration::from_secs(10),
+            dlq_cap: 10_000,
+        }
+    }
+}
+
+/// Counters a worker keeps (also for metrics).
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Attempts run.
+    pub executed: AtomicU64,
+    /// Attempts that succeeded.
+    pub succeeded: AtomicU64,
+    /// Attempts that failed.
+    pub failed: AtomicU64,
+    /// Results reported.
+    pub reported: AtomicU64,
+    /// Entries reclaimed from dead workers.
+    pub reclaimed: AtomicU64,
+    /// Entries dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Redis errors seen.
+    pub redis_errors: AtomicU64,
+}
+
+/// An entry being worked on: its stream and id.
+pub(crate) type InFlight = Arc<Mutex<HashMap<(String, String), ()>>>;
+
+/// What the worker's tasks share.
+pub struct WorkerShared {
+    /// Settings.
+    pub config: WorkerConfig,
+    /// Redis.
+    pub conns: Connections,
+    /// Handlers by name.
+    pub handlers: Handlers,
+    /// Counters.
+    pub counters: Arc<WorkerCounters>,
+    pub(crate) in_flight: InFlight,
+    pub(crate) slots: consume::Slots,
+}
+
+/// A worker, connected.
+pub struct Worker {
+    shared: Arc<WorkerShared>,
+}
+
+impl Worker {
+    /// Connects and creates the consumer groups of its queues in every partition.
+    pub async fn connect(config: WorkerConfig, handlers: Handlers) -> Result<Worker, RedisError> {
+        let mut redis = config.redis.clone();
+        redis.blocking_pool_size = redis.blocking_pool_size.max(4);
+        let conns = Connections::connect(&redis).await?;
+        let config_concurrency = config.concurrency.max(1);
+        let worker = Worker {
+            shared: Arc::new(WorkerShared {
+                config,
+                conns,
+                handlers,
+                counters: Arc::new(WorkerCounters::default()),
+                in_flight: Arc::new(Mutex::new(HashMap::new())),
+                slots: Arc::new(tokio::sync::Semaphore::new(config_concurrency)),
+            }),
+        };
+        worker.ensure_groups().await?;
+        Ok(worker)
+    }
+
+    /// Its counters.
+    pub fn counters(&self) -> Arc<WorkerCounters> {
+        self.shared.counters.clone()
+    }
+
+    /// Its id.
+    pub fn id(&self) -> &str {
+        &self.shared.config.id
+    }
+
+    async fn ensure_groups(&self) -> Result<(), RedisError> {
+        let c = &self.shared.conns;
+        for stream in streams(&self.shared) {
+            let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(&stream)
+                .arg(WORKER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut c.conn.clone())
+                .await;
+            match created {
+                Ok(()) => {}
+                Err(e) if e.to_string().contains("BUSYGROUP") => {}
+                Err(e) => return Err(RedisError::from_redis(&c.display_url, e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` turns true, then drains.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let shared = self.shared;
+        let (results_tx, results_rx) = tokio::sync::mpsc::channel(4096);
+        let reporter = tokio::spawn(report::run(shared.clone(), results_rx));
+        let reclaimer = tokio::spawn(reclaim::run(
+            shared.clone(),
+            results_tx.clone(),
+            shutdown.clone(),
+        ));
+        consume::run(shared.clone(), results_tx, shutdown).await;
+        let _ = reclaimer.await;
+        // The reporter ends when every sender is gone: all attempts reported. Attempts
+        // still hung after the grace period keep their senders; don't wait for them.
+        let _ = tokio::time::timeout(shared.config.grace + Duration::from_secs(1), reporter).await;
+        let _: Result<i64, _> = redis::cmd("ZREM")
+            .arg(shared.conns.keys.workers())
+            .arg(&shared.config.id)
+            .query_async(&mut shared.conns.conn.clone())
+            .await;
+        tracing::info!(worker = %shared.config.id, "worker stopped");
+    }
+}
+
+/// Every step stream the worker reads: its queues in every partition.
+pub(crate) fn streams(shared: &WorkerShared) -> Vec<String> {
+    let mut out = Vec::new();
+    for part in shared.conns.keys.all_parts() {
+        for q in &shared.config.queues {
+            out.push(part.queue(q));
+        }
+    }
+    out
+}
