@@ -29,6 +29,7 @@
 //! Everything here is synchronous (std::process), so it works from plain `#[test]`s and
 //! from `#[tokio::test]`s alike; only [`wait_until_async`] needs a Tokio runtime.
 
+pub mod cluster;
 mod redis_server;
 mod wait;
 

@@ -82,7 +82,7 @@ async fn tick_once(shared: &Arc<Shared>, held: &mut HashMap<u16, Held>) -> Resul
         .server_time()
         .await
         .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "time", e.to_string())))?;
-    let (_, alive): ((), u64) = redis::pipe()
+    let (alive,): (u64,) = redis::pipe()
         .cmd("ZADD")
         .arg(keys.coordinators())
         .arg(now)
