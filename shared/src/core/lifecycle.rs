@@ -119,23 +119,23 @@ pub(super) fn retry(
         .ok_or_else(|| Refusal::UnknownStep(from_name.clone()))?;
 
     // The region that runs again: everything reachable from `from`.
-    let mut region = vec![false; wf.steps.len()];
-    let mut stack = vec![from];
-    while let Some(s) = stack.pop() {
-        if std::mem::replace(&mut region[s], true) {
-            continue;
-        }
-        stack.extend(wf.steps[s].outgoing.iter().map(|&e| wf.edges[e].to));
-    }
+    let region = reachable(wf, from);
+    // The step that failed runs again too when `from` is beside it rather than after it
+    // (a sibling branch): otherwise its branch would stay unresolved, a join after it would
+    // never run, and the instance would complete as if the failure had not happened.
+    let failed = inst
+        .failed_step
+        .as_deref()
+        .and_then(|name| wf.step_id(name))
+        .filter(|&f| !region[f] && !reachable(wf, f)[from]);
 
     let mut t = Transition::new(wf, inst, env);
     let mut restart = Vec::new();
     for (s, st) in t.inst.steps.iter_mut().enumerate() {
         if region[s] {
             st.status = StepStatus::Idle;
-            st.marks
-                .retain(|m| !region[wf.edges[m.edge as usize].from]);
-        } else if st.status == StepStatus::Interrupted {
+            st.marks.retain(|m| !region[wf.edges[m.edge as usize].from]);
+        } else if st.status == StepStatus::Interrupted || Some(s) == failed {
             restart.push(s);
         }
     }
@@ -151,4 +151,17 @@ pub(super) fn retry(
         t.activate(s);
     }
     Ok(t.finish())
+}
+
+/// Steps reachable from `from` (itself included), following every edge.
+fn reachable(wf: &Workflow, from: usize) -> Vec<bool> {
+    let mut seen = vec![false; wf.steps.len()];
+    let mut stack = vec![from];
+    while let Some(s) = stack.pop() {
+        if std::mem::replace(&mut seen[s], true) {
+            continue;
+        }
+        stack.extend(wf.steps[s].outgoing.iter().map(|&e| wf.edges[e].to));
+    }
+    seen
 }

@@ -4,9 +4,7 @@ use super::input::StepError;
 use super::transition::{unit, Transition};
 use super::{step_for_token, Effect, Env, Refusal, Timer, TimerKind};
 use crate::definition::{CompiledKind, StepId, Workflow};
-use crate::model::{
-    AttemptRecord, AttemptStatus, Context, EventKind, Instance, StepStatus,
-};
+use crate::model::{AttemptRecord, AttemptStatus, Context, EventKind, Instance, StepStatus};
 
 /// `StepSucceeded`.
 pub(super) fn succeeded(
@@ -38,7 +36,25 @@ pub(super) fn failed(
     let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
     let mut t = Transition::new(wf, inst, env);
     unschedule_timeout(&mut t, s);
-    fail_attempt(&mut t, s, error, worker, false);
+    // The worker enforces the step's timeout too and may report it before the coordinator's
+    // `Timer(Timeout)` fires: a `timeout` error of a step that has a timeout is the same
+    // outcome (timeout edges, `timed_out` history), whichever side saw it first.
+    let timed_out = error.kind == "timeout"
+        && matches!(
+            &wf.steps[s].kind,
+            CompiledKind::Machine {
+                timeout: Some(_),
+                ..
+            }
+        );
+    if timed_out {
+        let (name, attempt) = (t.name(s), t.inst.steps[s].attempt);
+        t.emit(EventKind::StepTimedOut {
+            step: name,
+            attempt,
+        });
+    }
+    fail_attempt(&mut t, s, error, worker, timed_out);
     Ok(t.finish())
 }
 
@@ -110,7 +126,7 @@ fn fail_attempt(
         return;
     };
     let st = &t.inst.steps[s];
-    let retryable = err.retryable && !retry.non_retryable.iter().any(|k| *k == err.kind);
+    let retryable = err.retryable && !retry.non_retryable.contains(&err.kind);
     if !retryable || st.tries >= retry.max_attempts {
         t.fail_for_good(s, &err, worker, timed_out);
         return;

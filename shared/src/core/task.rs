@@ -18,7 +18,10 @@ pub(super) fn complete(
     data: Value,
     env: Env,
 ) -> Result<Vec<Effect>, Refusal> {
-    if !matches!(inst.status, InstanceStatus::Running | InstanceStatus::Waiting) {
+    if !matches!(
+        inst.status,
+        InstanceStatus::Running | InstanceStatus::Waiting
+    ) {
         return Err(Refusal::WrongStatus {
             status: inst.status,
             action: "completing a task",
@@ -112,9 +115,10 @@ pub(super) fn due(
     st.finished_at = Some(now);
     st.due_at = None;
     st.error = Some("the task became overdue".into());
+    let attempt = st.attempt;
     let record = AttemptRecord {
-        step: name,
-        attempt: st.attempt,
+        step: name.clone(),
+        attempt,
         status: AttemptStatus::TimedOut,
         started_at: st.started_at,
         finished_at: Some(now),
@@ -122,6 +126,16 @@ pub(super) fn due(
         error: Some("the task became overdue".into()),
     };
     t.effects.push(Effect::Record(record));
+    // Like a machine step's timeout, the error goes into the context for the timeout path.
+    std::sync::Arc::make_mut(&mut t.inst.context).insert(
+        "error".into(),
+        serde_json::json!({
+            "step": &*name,
+            "kind": "timeout",
+            "message": "the task became overdue",
+            "attempt": attempt,
+        }),
+    );
     t.route(s, Outcome::Timeout);
     Ok(t.finish())
 }

@@ -60,6 +60,9 @@ impl<'a> Transition<'a> {
     /// Runs queued work, settles the status, bumps the revision and hands back the effects.
     pub fn finish(mut self) -> Vec<Effect> {
         self.drain();
+        while self.close_idle_loops() {
+            self.drain();
+        }
         self.settle_status();
         self.inst.revision += 1;
         self.inst.updated_at = self.env.now;
@@ -385,7 +388,9 @@ impl<'a> Transition<'a> {
     /// taken when their condition is true (an evaluation error counts as false and is
     /// reported by a `ConditionFailed` event), and `default` edges are taken when no
     /// conditional edge matched. Every other outgoing edge is dead, except while a loop edge
-    /// is taken: the step will run again and decide its exits then.
+    /// is taken: the step will run again and decide its exits then. An edge that leaves a
+    /// loop is not decided dead here at all: the loop may take it on a later turn, so it
+    /// dies only when the loop is over ([`Self::close_idle_loops`]).
     pub fn route(&mut self, s: StepId, outcome: Outcome) {
         let wf = self.wf;
         let step = &wf.steps[s];
@@ -430,10 +435,43 @@ impl<'a> Transition<'a> {
             .zip(&taken)
             .any(|(&e, &t)| t && wf.edges[e].back);
         for (&e, &t) in step.outgoing.iter().zip(&taken) {
-            if t || !looping {
+            if t || (!looping && !wf.edges[e].exit) {
                 self.mark(e, t);
             }
         }
+    }
+
+    /// A loop that was entered and has no step active or waiting on a join any more is over:
+    /// its exit edges still undecided are dead now. Returns whether it marked any.
+    fn close_idle_loops(&mut self) -> bool {
+        let wf = self.wf;
+        if wf.loops.is_empty() || self.inst.status.is_terminal() {
+            return false;
+        }
+        let mut marked = false;
+        for lp in &wf.loops {
+            let steps = &self.inst.steps;
+            let entered = lp
+                .steps
+                .iter()
+                .any(|&s| steps[s].status != StepStatus::Idle);
+            let busy = lp
+                .steps
+                .iter()
+                .any(|&s| steps[s].status.is_active() || !steps[s].marks.is_empty());
+            if !entered || busy {
+                continue;
+            }
+            for &e in &lp.exits {
+                let st = &self.inst.steps[wf.edges[e].to];
+                let decided = st.marks.iter().any(|m| m.edge as usize == e);
+                if st.status == StepStatus::Idle && !decided {
+                    self.mark(e, false);
+                    marked = true;
+                }
+            }
+        }
+        marked
     }
 
     /// Resolves one edge into its target: a taken loop edge restarts the target; a forward
@@ -461,8 +499,11 @@ impl<'a> Transition<'a> {
         if st.marks.len() >= need {
             let any = st.marks.iter().any(|m| m.taken);
             st.marks.clear();
-            self.work
-                .push_back(if any { Work::Activate(t) } else { Work::Skip(t) });
+            self.work.push_back(if any {
+                Work::Activate(t)
+            } else {
+                Work::Skip(t)
+            });
         }
     }
 
@@ -474,7 +515,10 @@ impl<'a> Transition<'a> {
         self.emit(EventKind::StepSkipped { step: name });
         let wf = self.wf;
         for &e in &wf.steps[s].outgoing {
-            self.mark(e, false);
+            // A loop's exits are decided when the loop is over.
+            if !wf.edges[e].exit {
+                self.mark(e, false);
+            }
         }
     }
 

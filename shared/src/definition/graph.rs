@@ -41,6 +41,57 @@ impl Graph<'_> {
         ok
     }
 
+    /// Strongly connected components: `comp[s]` is the same for steps that lie on a common
+    /// cycle (Kosaraju's two walks, iterative so that no definition can overflow the stack).
+    pub fn components(&self) -> Vec<usize> {
+        let n = self.outgoing.len();
+        // Steps by the time a depth-first walk finishes with them.
+        let mut order = Vec::with_capacity(n);
+        let mut seen = vec![false; n];
+        for root in 0..n {
+            if std::mem::replace(&mut seen[root], true) {
+                continue;
+            }
+            let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+            while let Some(&mut (node, ref mut next)) = path.last_mut() {
+                if let Some(&e) = self.outgoing[node].get(*next) {
+                    *next += 1;
+                    let to = self.edges[e].1;
+                    if !std::mem::replace(&mut seen[to], true) {
+                        path.push((to, 0));
+                    }
+                } else {
+                    order.push(node);
+                    path.pop();
+                }
+            }
+        }
+        // Walk the reversed edges, latest finished first: each walk is one component.
+        let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &(from, to) in self.edges {
+            incoming[to].push(from);
+        }
+        let mut comp = vec![usize::MAX; n];
+        let mut count = 0;
+        for &root in order.iter().rev() {
+            if comp[root] != usize::MAX {
+                continue;
+            }
+            comp[root] = count;
+            let mut stack = vec![root];
+            while let Some(node) = stack.pop() {
+                for &p in &incoming[node] {
+                    if comp[p] == usize::MAX {
+                        comp[p] = count;
+                        stack.push(p);
+                    }
+                }
+            }
+            count += 1;
+        }
+        comp
+    }
+
     /// Edges that close a cycle: in a depth-first walk from `start` (edges taken in definition
     /// order, so the answer is deterministic), an edge to a step still on the walk's path.
     /// Removing them leaves a DAG; joins wait only on the remaining (forward) edges.
@@ -101,6 +152,21 @@ mod tests {
         assert_eq!(g.reachable_from(0), vec![true; 4]);
         let ends = [false, false, false, true];
         assert_eq!(g.can_reach(&ends), vec![true; 4]);
+    }
+
+    #[test]
+    fn components_group_the_steps_of_a_cycle() {
+        // 0 -> 1 -> 2 -> 1, 2 -> 3, 3 -> 3
+        let (edges, out) = graph(4, &[(0, 1), (1, 2), (2, 1), (2, 3), (3, 3)]);
+        let g = Graph {
+            edges: &edges,
+            outgoing: &out,
+        };
+        let c = g.components();
+        assert_eq!(c[1], c[2]);
+        assert_ne!(c[0], c[1]);
+        assert_ne!(c[3], c[1]);
+        assert_ne!(c[0], c[3]);
     }
 
     #[test]

@@ -8,10 +8,12 @@
 mod error;
 mod graph;
 mod load;
+mod mermaid;
 mod workflow;
 
 pub use error::{DefinitionError, Problem};
 pub use load::{parse_definition, parse_definition_file};
+pub use mermaid::to_mermaid;
 pub use workflow::{
     compile, CompiledEdge, CompiledKind, CompiledStep, EdgeId, StepId, TimerSpec, Workflow,
     DEFAULT_QUEUE,

@@ -40,7 +40,20 @@ pub struct Workflow {
     pub initial: StepId,
     /// Canonical JSON of the definition: equal text means equal definitions.
     pub fingerprint: String,
+    /// The loops (steps on a common cycle) and the edges that leave them.
+    pub(crate) loops: Vec<Loop>,
     index: HashMap<Arc<str>, StepId>,
+}
+
+/// Steps that lie on a common cycle, and the edges that leave them. While a loop goes round,
+/// an exit edge not taken this turn may be taken the next: it is decided dead only when
+/// nothing in the loop is active or pending any more (see `core::transition`).
+#[derive(Debug)]
+pub(crate) struct Loop {
+    /// The loop's steps.
+    pub steps: Vec<StepId>,
+    /// Edges from a step of the loop to a step outside it.
+    pub exits: Vec<EdgeId>,
 }
 
 /// One checked step.
@@ -119,6 +132,8 @@ pub struct CompiledEdge {
     pub on: EdgeOn,
     /// Closes a loop: taking it restarts the target, and joins do not wait for it.
     pub back: bool,
+    /// Leaves a loop: when not taken, it is dead only once the loop is over.
+    pub exit: bool,
 }
 
 impl Workflow {
@@ -170,8 +185,12 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
     }
 
     let names: Vec<Arc<str>> = def.steps.keys().map(|k| Arc::from(k.as_str())).collect();
-    let index: HashMap<Arc<str>, StepId> =
-        names.iter().cloned().enumerate().map(|(i, n)| (n, i)).collect();
+    let index: HashMap<Arc<str>, StepId> = names
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, n)| (n, i))
+        .collect();
 
     // Steps.
     let mut steps = Vec::with_capacity(def.steps.len());
@@ -202,7 +221,9 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                 if !is_identifier(queue) {
                     problem(
                         at.clone(),
-                        format!("invalid queue name {queue:?}: use letters, digits, '_', '-' or '.'"),
+                        format!(
+                            "invalid queue name {queue:?}: use letters, digits, '_', '-' or '.'"
+                        ),
                     );
                 }
                 CompiledKind::Machine {
@@ -227,7 +248,10 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                 if h.assignee.as_deref().is_some_and(|a| a.trim().is_empty())
                     || h.candidates.iter().any(|c| c.trim().is_empty())
                 {
-                    problem(at.clone(), "assignee and candidates must not be empty".into());
+                    problem(
+                        at.clone(),
+                        "assignee and candidates must not be empty".into(),
+                    );
                 }
                 if h.due == Some(Duration::ZERO) {
                     problem(at.clone(), "due must be longer than zero".into());
@@ -243,7 +267,11 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
             }
             StepDef::Gateway(_) => CompiledKind::Gateway,
             StepDef::Timer(t) => {
-                let given = [t.duration.is_some(), t.until.is_some(), t.until_expr.is_some()];
+                let given = [
+                    t.duration.is_some(),
+                    t.until.is_some(),
+                    t.until_expr.is_some(),
+                ];
                 if given.iter().filter(|g| **g).count() != 1 {
                     problem(
                         at.clone(),
@@ -351,6 +379,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                 default: e.default,
                 on: e.on,
                 back: false,
+                exit: false,
             });
         }
     }
@@ -373,10 +402,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
         Some(name) => match index.get(name.as_str()) {
             Some(&id) => Some(id),
             None => {
-                problem(
-                    "initial_step".into(),
-                    format!("unknown step {name:?}"),
-                );
+                problem("initial_step".into(), format!("unknown step {name:?}"));
                 None
             }
         },
@@ -413,6 +439,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
 
     // Graph rules, only when the edges themselves are sound.
     let mut back = vec![false; pairs.len()];
+    let mut comp = Vec::new();
     if let Some(initial) = initial {
         if edges.len() == def.edges.len() {
             let outgoing: Vec<Vec<usize>> = steps.iter().map(|s| s.outgoing.clone()).collect();
@@ -447,6 +474,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                 }
             }
             back = graph.back_edges(initial);
+            comp = graph.components();
         }
     }
 
@@ -472,7 +500,9 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
             steps[e.to].forward_in += 1;
         }
     }
-    let fingerprint = serde_json::to_string(&def).map_err(|e| DefinitionError::Parse(e.to_string()))?;
+    let loops = loops(&comp, &mut edges, steps.len());
+    let fingerprint =
+        serde_json::to_string(&def).map_err(|e| DefinitionError::Parse(e.to_string()))?;
     Ok(Workflow {
         name: Arc::from(def.name.as_str()),
         version: Arc::from(def.version.trim()),
@@ -481,9 +511,53 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
         edges,
         initial,
         fingerprint,
+        loops,
         index,
         definition: def,
     })
+}
+
+/// Groups the steps of each cycle (a component with several steps, or a step with an edge to
+/// itself) and marks the edges that leave it.
+fn loops(comp: &[usize], edges: &mut [CompiledEdge], steps: usize) -> Vec<Loop> {
+    if comp.len() != steps {
+        return Vec::new();
+    }
+    let mut size = vec![0usize; steps];
+    for &c in comp {
+        size[c] += 1;
+    }
+    let mut cyclic: Vec<bool> = size.iter().map(|&n| n > 1).collect();
+    for e in edges.iter() {
+        if e.from == e.to {
+            cyclic[comp[e.from]] = true;
+        }
+    }
+    let mut by_comp: HashMap<usize, Loop> = HashMap::new();
+    for (s, &c) in comp.iter().enumerate() {
+        if cyclic[c] {
+            by_comp
+                .entry(c)
+                .or_insert_with(|| Loop {
+                    steps: Vec::new(),
+                    exits: Vec::new(),
+                })
+                .steps
+                .push(s);
+        }
+    }
+    for (i, e) in edges.iter_mut().enumerate() {
+        let c = comp[e.from];
+        if cyclic[c] && comp[e.to] != c {
+            e.exit = true;
+            if let Some(l) = by_comp.get_mut(&c) {
+                l.exits.push(i);
+            }
+        }
+    }
+    let mut loops: Vec<Loop> = by_comp.into_values().collect();
+    loops.sort_by_key(|l| l.steps[0]);
+    loops
 }
 
 fn retry_problems(r: &RetryPolicy) -> Vec<String> {
@@ -492,7 +566,10 @@ fn retry_problems(r: &RetryPolicy) -> Vec<String> {
         out.push("retry.max_attempts must be at least 1".into());
     }
     if !r.backoff.is_finite() || r.backoff < 1.0 {
-        out.push(format!("retry.backoff must be a number >= 1.0, not {}", r.backoff));
+        out.push(format!(
+            "retry.backoff must be a number >= 1.0, not {}",
+            r.backoff
+        ));
     }
     if r.initial_interval.is_zero() {
         out.push("retry.initial_interval must be longer than zero".into());
