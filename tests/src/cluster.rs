@@ -1,33 +1,82 @@
-//! A Weir deployment inside a test: coordinators and workers as tasks against a private
-//! redis-server, each stoppable on its own (to simulate crashes and restarts).
+//! A Weir deployment inside a test: coordinators and workers against a private
+//! redis-server, each on its own tokio runtime and thread, so each can be stopped
+//! gracefully or killed at once (its runtime dropped: every task of it, handlers included,
+//! stops at its next await, and its connections close, as with SIGKILL).
 
+use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{oneshot, watch};
 use weir::redis::{RedisConfig, WeirClient};
 use weir_coordinator::service::{Coordinator, CoordinatorConfig};
 use weir_worker::{Worker, WorkerConfig};
 
-/// A running service (coordinator or worker) that can be stopped gracefully or aborted
-/// (the in-process stand-in for SIGKILL: its task is dropped mid-flight).
+/// A running service (coordinator or worker) on its own runtime.
 pub struct Service {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    done: Option<oneshot::Receiver<()>>,
+    kill: Option<oneshot::Sender<()>>,
     /// Its id.
     pub id: String,
 }
 
 impl Service {
-    /// Asks it to stop and waits until it has.
-    pub async fn stop(self) {
+    /// Asks it to stop gracefully and waits until it has.
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
     }
 
-    /// Kills it at once, wherever it is (no graceful release of leases or entries).
-    pub fn kill(self) {
-        self.task.abort();
+    /// Kills it at once, wherever it is: no lease is released, no entry acknowledged.
+    pub fn kill(mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+/// Runs `make(stop)`'s future on a fresh two-thread runtime in its own thread.
+fn spawn_service<F, Fut>(id: String, make: F) -> Service
+where
+    F: FnOnce(watch::Receiver<bool>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (stop, stop_rx) = watch::channel(false);
+    let (done_tx, done) = oneshot::channel();
+    let (kill, kill_rx) = oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            tokio::select! {
+                _ = make(stop_rx) => {}
+                _ = kill_rx => {}
+            }
+        });
+        // Dropping the runtime ends every task still on it, mid-flight.
+        rt.shutdown_background();
+        let _ = done_tx.send(());
+    });
+    Service {
+        stop,
+        done: Some(done),
+        kill: Some(kill),
+        id,
     }
 }
 
@@ -45,11 +94,21 @@ pub async fn start_coordinator(url: &str, namespace: &str) -> anyhow::Result<Ser
 
 /// Starts a coordinator with the given settings.
 pub async fn start_coordinator_with(config: CoordinatorConfig) -> anyhow::Result<Service> {
-    let coordinator = Coordinator::connect(config).await?;
-    let id = coordinator.id().to_string();
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(coordinator.run(rx));
-    Ok(Service { stop, task, id })
+    let id = config.id.clone();
+    let (ready_tx, ready) = oneshot::channel();
+    let service = spawn_service(id, move |stop| async move {
+        match Coordinator::connect(config).await {
+            Ok(c) => {
+                let _ = ready_tx.send(Ok(()));
+                c.run(stop).await;
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        }
+    });
+    ready.await??;
+    Ok(service)
 }
 
 /// Starts a worker with the built-in handlers and a 2 s visibility timeout.
@@ -65,11 +124,21 @@ pub async fn start_worker_with(
     config: WorkerConfig,
     handlers: weir::Handlers,
 ) -> anyhow::Result<Service> {
-    let worker = Worker::connect(config, handlers).await?;
-    let id = worker.id().to_string();
-    let (stop, rx) = watch::channel(false);
-    let task = tokio::spawn(worker.run(rx));
-    Ok(Service { stop, task, id })
+    let id = config.id.clone();
+    let (ready_tx, ready) = oneshot::channel();
+    let service = spawn_service(id, move |stop| async move {
+        match Worker::connect(config, handlers).await {
+            Ok(w) => {
+                let _ = ready_tx.send(Ok(()));
+                w.run(stop).await;
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        }
+    });
+    ready.await??;
+    Ok(service)
 }
 
 /// A client.
