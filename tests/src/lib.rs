@@ -26,8 +26,9 @@
 //! # }
 //! ```
 //!
-//! Everything here is synchronous (std::process), so it works from plain `#[test]`s and
-//! from `#[tokio::test]`s alike; only [`wait_until_async`] needs a Tokio runtime.
+//! [`RedisServer`] and the sync waits use only std (std::process, threads), so they work
+//! from plain `#[test]`s and from `#[tokio::test]`s alike; [`wait_until_async`] and
+//! [`cluster`] need a Tokio runtime.
 
 pub mod cluster;
 mod redis_server;
