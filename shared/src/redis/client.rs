@@ -366,7 +366,7 @@ impl WeirClient {
                 }
             }
         }
-        events.sort_by(|a, b| a.timestamp.cmp(&b.timestamp));
+        events.sort_by_key(|e| e.timestamp);
         Ok((events, EventCursor { ids }))
     }
 
