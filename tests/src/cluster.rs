@@ -4,11 +4,13 @@
 //! stops at its next await, and its connections close, as with SIGKILL).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{oneshot, watch};
 use weir::redis::{RedisConfig, WeirClient};
-use weir_coordinator::service::{Coordinator, CoordinatorConfig};
+use weir_coordinator::service::{Coordinator, CoordinatorConfig, Counters};
+use weir_worker::runtime::WorkerCounters;
 use weir_worker::{Worker, WorkerConfig};
 
 /// A running service (coordinator or worker) on its own runtime.
@@ -94,12 +96,20 @@ pub async fn start_coordinator(url: &str, namespace: &str) -> anyhow::Result<Ser
 
 /// Starts a coordinator with the given settings.
 pub async fn start_coordinator_with(config: CoordinatorConfig) -> anyhow::Result<Service> {
+    Ok(start_coordinator_counted(config).await?.0)
+}
+
+/// Starts a coordinator with the given settings; also returns its live counters (stale
+/// results dropped, dead letters, ...), which stay readable after it is killed.
+pub async fn start_coordinator_counted(
+    config: CoordinatorConfig,
+) -> anyhow::Result<(Service, Arc<Counters>)> {
     let id = config.id.clone();
     let (ready_tx, ready) = oneshot::channel();
     let service = spawn_service(id, move |stop| async move {
         match Coordinator::connect(config).await {
             Ok(c) => {
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(c.counters()));
                 c.run(stop).await;
             }
             Err(e) => {
@@ -107,8 +117,8 @@ pub async fn start_coordinator_with(config: CoordinatorConfig) -> anyhow::Result
             }
         }
     });
-    ready.await??;
-    Ok(service)
+    let counters = ready.await??;
+    Ok((service, counters))
 }
 
 /// Starts a worker with the built-in handlers and a 2 s visibility timeout.
@@ -124,12 +134,20 @@ pub async fn start_worker_with(
     config: WorkerConfig,
     handlers: weir::Handlers,
 ) -> anyhow::Result<Service> {
+    Ok(start_worker_counted(config, handlers).await?.0)
+}
+
+/// Starts a worker with the given settings and handlers; also returns its live counters.
+pub async fn start_worker_counted(
+    config: WorkerConfig,
+    handlers: weir::Handlers,
+) -> anyhow::Result<(Service, Arc<WorkerCounters>)> {
     let id = config.id.clone();
     let (ready_tx, ready) = oneshot::channel();
     let service = spawn_service(id, move |stop| async move {
         match Worker::connect(config, handlers).await {
             Ok(w) => {
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(w.counters()));
                 w.run(stop).await;
             }
             Err(e) => {
@@ -137,8 +155,8 @@ pub async fn start_worker_with(
             }
         }
     });
-    ready.await??;
-    Ok(service)
+    let counters = ready.await??;
+    Ok((service, counters))
 }
 
 /// A client.

@@ -89,7 +89,10 @@ async fn every_step_kind_runs_end_to_end() -> anyhow::Result<()> {
         .complete_human_task(&started.id, "approve", "boss", json!({"approved": true}))
         .await
         .unwrap_err();
-    assert!(matches!(err.kind(), "wrong_status" | "task_not_open"), "{err}");
+    assert!(
+        matches!(err.kind(), "wrong_status" | "task_not_open"),
+        "{err}"
+    );
 
     let history = client.history(&started.id).await?;
     let joins = history.iter().filter(|r| &*r.step == "join").count();
