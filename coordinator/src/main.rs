@@ -1,1 +1,11 @@
-fn main() {}
+//! `weir`: the Weir command. Runs definitions in-process (`weir run`, `weir demo`), checks
+//! and draws definition files (`weir definition ...`), and operates a Redis deployment.
+//!
+//! Every failure ends with one line on stderr that says what is wrong and what to do, and
+//! a non-zero exit code (see [`cli::exit`]); nothing a user types can make it panic.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

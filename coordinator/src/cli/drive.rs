@@ -1,0 +1,196 @@
+//! Runs one instance to its end: start it, wait, answer its human tasks, wait again.
+//!
+//! Human tasks are answered from data given up front (`--task STEP=JSON`, or the demo's),
+//! else by asking on the terminal when there is one. Each task is completed as its assignee,
+//! else its first candidate, else [`DEFAULT_USER`]. Ctrl-C cancels the instance.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail};
+use serde_json::Value;
+use weir::api::{EngineError, InstanceView, StartOptions};
+use weir::model::{AttemptRecord, Task};
+
+use super::engine::Engine;
+use super::printer::Printer;
+use super::prompt;
+
+/// Who completes a task that names no assignee and no candidate.
+pub const DEFAULT_USER: &str = "cli";
+
+/// The data for human tasks: given up front, in order per step, and whether a person may be
+/// asked for the rest.
+#[derive(Debug, Default)]
+pub struct Answers {
+    given: HashMap<String, VecDeque<Value>>,
+    interactive: bool,
+    source: &'static str,
+}
+
+impl Answers {
+    /// Answers given up front (`source` names where they came from, e.g. `--task`); with
+    /// `interactive`, the rest are asked on the terminal.
+    pub fn new(given: Vec<(String, Value)>, interactive: bool, source: &'static str) -> Answers {
+        let mut map: HashMap<String, VecDeque<Value>> = HashMap::new();
+        for (step, data) in given {
+            map.entry(step).or_default().push_back(data);
+        }
+        Answers {
+            given: map,
+            interactive,
+            source,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct Finished {
+    /// The instance at the end.
+    pub view: InstanceView,
+    /// Its attempts.
+    pub history: Vec<AttemptRecord>,
+    /// From start to end.
+    pub elapsed: Duration,
+    /// Ended by Ctrl-C (the instance was canceled).
+    pub interrupted: bool,
+}
+
+impl Finished {
+    /// Distinct steps that ran (succeeded, failed or timed out), and attempts in all.
+    pub fn counts(&self) -> (usize, usize) {
+        use weir::model::AttemptStatus as A;
+        let ran: Vec<&AttemptRecord> = self
+            .history
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    A::Completed | A::Failed | A::Retrying | A::TimedOut
+                )
+            })
+            .collect();
+        let mut steps: Vec<&str> = ran
+            .iter()
+            .filter(|r| r.status != A::Retrying)
+            .map(|r| &*r.step)
+            .collect();
+        steps.sort_unstable();
+        steps.dedup();
+        (steps.len(), ran.len())
+    }
+}
+
+/// Starts `name` and runs the instance until it is completed, failed or canceled.
+pub async fn drive(
+    engine: &dyn Engine,
+    name: &str,
+    options: StartOptions,
+    answers: &mut Answers,
+    printer: &Printer,
+) -> anyhow::Result<Finished> {
+    let started = Instant::now();
+    let view = engine.start(name, options).await?;
+    let id = view.id.clone();
+    let interrupted = tokio::select! {
+        r = settle_and_answer(engine, &id, answers, printer) => { r?; false }
+        () = ctrl_c() => {
+            super::printer::out("");
+            // Already finished is fine: the view below says how it ended.
+            let _ = engine.cancel(&id, "interrupted (Ctrl-C)").await;
+            true
+        }
+    };
+    let view = engine.settle(&id).await?;
+    let history = engine.history(&id).await?;
+    Ok(Finished {
+        view,
+        history,
+        elapsed: started.elapsed(),
+        interrupted,
+    })
+}
+
+/// Resolves on Ctrl-C; never, where signals cannot be listened to.
+async fn ctrl_c() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn settle_and_answer(
+    engine: &dyn Engine,
+    id: &str,
+    answers: &mut Answers,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    loop {
+        let view = engine.settle(id).await?;
+        if view.status.is_terminal() {
+            return Ok(());
+        }
+        // Waiting: answer the oldest open task, then look again (answering one may close
+        // or open others).
+        let tasks = engine.open_tasks(id).await?;
+        let Some(task) = tasks.into_iter().next() else {
+            bail!("instance {id} is {} but has no open task", view.status);
+        };
+        answer(engine, &task, answers, printer).await?;
+    }
+}
+
+/// The user a task is completed as.
+pub fn user_for(task: &Task) -> &str {
+    task.assignee
+        .as_deref()
+        .or(task.candidates.first().map(String::as_str))
+        .unwrap_or(DEFAULT_USER)
+}
+
+async fn answer(
+    engine: &dyn Engine,
+    task: &Task,
+    answers: &mut Answers,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let step = &*task.step;
+    let user = user_for(task);
+    let mut asked = false;
+    loop {
+        let given = answers.given.get_mut(step).and_then(VecDeque::pop_front);
+        let from_source = given.is_some();
+        let data = match given {
+            Some(data) => {
+                printer.note(&format!(
+                    "{step}: completing as {user} with {data} (from {})",
+                    answers.source
+                ));
+                data
+            }
+            None if answers.interactive => {
+                let data = prompt::ask(task, user, !asked).await?;
+                asked = true;
+                data
+            }
+            None => bail!(
+                "human step {step:?} needs data and stdin is not a terminal to ask for it: \
+                 pass --task {step}='{}'",
+                prompt::example(task)
+            ),
+        };
+        match engine
+            .complete(&task.instance_id, step, user, data.clone())
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(EngineError::Refused(r)) if !from_source => prompt::refused(&r.to_string()),
+            Err(e) => {
+                return Err(anyhow!(
+                    "the task of step {step:?} refused {data} given by {}: {e}",
+                    answers.source
+                ))
+            }
+        }
+    }
+}
