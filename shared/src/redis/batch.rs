@@ -173,11 +173,17 @@ impl Batch {
         match inv.invoke_async::<usize>(conn).await {
             Ok(n) => Ok(n),
             Err(e) => {
-                let text = e.to_string();
-                if text.contains("LEASE") {
+                // The script's error reply is `LEASE` or `REV <key>`; redis-rs splits it
+                // into a code and a detail (or a generic kind and the text as detail), so
+                // match those exactly: a key name may contain "LEASE" or "REV ".
+                let code = e.code().unwrap_or_default();
+                let detail = e.detail().unwrap_or_default().trim();
+                if code == "LEASE" || detail == "LEASE" {
                     Err(CommitError::LeaseLost)
-                } else if let Some(pos) = text.find("REV ") {
-                    Err(CommitError::Conflict(text[pos + 4..].trim().to_string()))
+                } else if code == "REV" {
+                    Err(CommitError::Conflict(detail.to_string()))
+                } else if let Some(key) = detail.strip_prefix("REV ") {
+                    Err(CommitError::Conflict(key.trim().to_string()))
                 } else {
                     Err(CommitError::Redis(e))
                 }
