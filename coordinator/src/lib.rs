@@ -6,4 +6,5 @@
 //!   transitions with the pure core (one atomic script call per batch), timers from sorted
 //!   sets on the Redis clock, retention of finished instances.
 
+pub mod bench;
 pub mod service;

@@ -37,7 +37,10 @@ impl MemoryBus {
 
     /// Every event so far.
     pub fn events(&self) -> Vec<Event> {
-        self.events.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The `type`s of the events of one instance, in order.

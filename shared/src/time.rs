@@ -52,7 +52,11 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.to_chrono() {
-            Some(t) => write!(f, "{}", t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            Some(t) => write!(
+                f,
+                "{}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
             None => write!(f, "{}ms", self.0),
         }
     }
@@ -100,7 +104,10 @@ mod tests {
 
     #[test]
     fn after_saturates() {
-        assert_eq!(Timestamp(i64::MAX - 1).after(Duration::from_secs(10)).0, i64::MAX);
+        assert_eq!(
+            Timestamp(i64::MAX - 1).after(Duration::from_secs(10)).0,
+            i64::MAX
+        );
         assert_eq!(Timestamp(5).since(Timestamp(10)), Duration::ZERO);
     }
 }

@@ -177,18 +177,13 @@ async fn carry_out(
             handle.abort();
         }
     }
-    slot.status.send_if_modified(|s| std::mem::replace(s, status) != status);
+    slot.status
+        .send_if_modified(|s| std::mem::replace(s, status) != status);
 }
 
 /// Runs one attempt and turns its outcome into the input that reports it.
 async fn run_attempt(inner: Arc<Inner>, instance_id: Arc<str>, d: Dispatch) -> Input {
-    let ctx = StepContext::new(
-        instance_id,
-        d.step.clone(),
-        d.attempt,
-        d.config,
-        d.context,
-    );
+    let ctx = StepContext::new(instance_id, d.step.clone(), d.attempt, d.config, d.context);
     match execute_attempt(&inner.handlers, &d.handler, ctx, d.timeout).await {
         Ok(output) => Input::StepSucceeded {
             step: d.step,

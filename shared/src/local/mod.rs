@@ -143,18 +143,20 @@ impl LocalEngine {
         // The map lock is held only to check and insert: starting the same id twice at once
         // starts one instance.
         let (inst, effects) = core::start(&wf, spec, env);
-        let slot = {
+        let (slot, created) = {
             let mut map = lock(&self.inner.instances);
-            if let Some(existing) = map.get(&inst.id) {
-                let existing = existing.clone();
-                drop(map);
-                return Ok(existing.view().await);
+            match map.get(&inst.id) {
+                Some(existing) => (existing.clone(), false),
+                None => {
+                    let slot = Slot::new(wf.clone(), inst);
+                    map.insert(slot.id.clone(), slot.clone());
+                    (slot, true)
+                }
             }
-            let slot = Slot::new(wf.clone(), inst);
-            map.insert(slot.id.clone(), slot.clone());
-            slot
         };
-        driver::run_effects(&self.inner, &slot, effects).await;
+        if created {
+            driver::run_effects(&self.inner, &slot, effects).await;
+        }
         Ok(slot.view().await)
     }
 
@@ -263,10 +265,13 @@ impl LocalEngine {
     ) -> Result<InstanceView, EngineError> {
         let slot = self.slot(instance_id)?;
         let mut rx: watch::Receiver<InstanceStatus> = slot.status.subscribe();
-        let waited = tokio::time::timeout(timeout, rx.wait_for(|s| done(*s))).await;
-        match waited {
-            Ok(_) => Ok(slot.view().await),
-            Err(_) => Err(EngineError::WaitTimeout(timeout, instance_id.to_string())),
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|s| done(*s)))
+            .await
+            .is_ok();
+        if reached {
+            Ok(slot.view().await)
+        } else {
+            Err(EngineError::WaitTimeout(timeout, instance_id.to_string()))
         }
     }
 

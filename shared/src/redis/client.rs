@@ -114,7 +114,9 @@ impl WeirClient {
         name: &str,
         options: StartOptions,
     ) -> Result<InstanceView, EngineError> {
-        let wf = self.get_definition(name, options.version.as_deref()).await?;
+        let wf = self
+            .get_definition(name, options.version.as_deref())
+            .await?;
         let id = match options.id {
             Some(id) => {
                 check_instance_id(&id).map_err(EngineError::BadRequest)?;

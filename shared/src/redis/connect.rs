@@ -95,8 +95,9 @@ impl Connections {
         let blocking_config = AsyncConnectionConfig::new()
             .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        let manager = deadpool_redis::Manager::new_with_config(config.url.as_str(), blocking_config)
-            .map_err(|e| RedisError::Config(e.to_string()))?;
+        let manager =
+            deadpool_redis::Manager::new_with_config(config.url.as_str(), blocking_config)
+                .map_err(|e| RedisError::Config(e.to_string()))?;
         let blocking = deadpool_redis::Pool::builder(manager)
             .max_size(config.blocking_pool_size.max(1))
             .build()
@@ -130,10 +131,13 @@ impl Connections {
 
     /// A connection for a blocking command.
     pub async fn blocking(&self) -> Result<deadpool_redis::Connection, RedisError> {
-        self.blocking.get().await.map_err(|e| RedisError::Unreachable {
-            url: self.display_url.clone(),
-            message: e.to_string(),
-        })
+        self.blocking
+            .get()
+            .await
+            .map_err(|e| RedisError::Unreachable {
+                url: self.display_url.clone(),
+                message: e.to_string(),
+            })
     }
 
     /// The Redis server's clock, in milliseconds (DESIGN invariant 6: time is Redis time).

@@ -223,7 +223,10 @@ mod tests {
             p.commands(),
             p.events(),
         ] {
-            assert!(key.starts_with(&format!("{{weir:p{}}}", p.partition)), "{key}");
+            assert!(
+                key.starts_with(&format!("{{weir:p{}}}", p.partition)),
+                "{key}"
+            );
         }
     }
 
@@ -231,8 +234,9 @@ mod tests {
     fn partition_is_stable_and_in_range() {
         let k = Keys::new("weir", 8);
         assert_eq!(k.partition_of("abc"), k.partition_of("abc"));
-        let spread: std::collections::HashSet<u16> =
-            (0..100).map(|i| k.partition_of(&format!("id-{i}"))).collect();
+        let spread: std::collections::HashSet<u16> = (0..100)
+            .map(|i| k.partition_of(&format!("id-{i}")))
+            .collect();
         assert!(spread.len() >= 6 && spread.iter().all(|p| *p < 8));
         // FNV-1a of the empty string is the offset basis.
         assert_eq!(

@@ -189,7 +189,10 @@ pub async fn load_instances(
 }
 
 /// Loads one instance.
-pub async fn load_instance(c: &Connections, id: &str) -> Result<Option<StoredInstance>, RedisError> {
+pub async fn load_instance(
+    c: &Connections,
+    id: &str,
+) -> Result<Option<StoredInstance>, RedisError> {
     let part = c.keys.part_of(id);
     Ok(load_instances(c, &part, &[id]).await?.pop().flatten())
 }
