@@ -243,6 +243,11 @@ pub async fn build(
         }
     }
 
+    // Dropped inputs are counted in Redis too (`…:stats`), where operators read them.
+    if out.stale > 0 {
+        out.batch.hincr(&part.stats(), "stale_dropped", out.stale as i64);
+    }
+
     // Write every changed instance once, with its index entries, guarded by its revision.
     for (id, w) in working {
         if !w.changed {
