@@ -588,3 +588,46 @@ fn tokens_are_fresh_for_every_attempt_and_activation() {
     let distinct: std::collections::BTreeSet<u64> = tokens.iter().copied().collect();
     assert_eq!(distinct.len(), tokens.len(), "{tokens:?}");
 }
+
+const CONDITIONAL_FAILURE: &str = r#"
+name: conditional_failure
+version: "1.0.0"
+steps:
+  pay: { type: machine, handler: h }
+  ship: { type: machine, handler: h }
+  retry_card: { type: machine, handler: h }
+edges:
+  - { from: pay, to: ship }
+  - { from: pay, to: retry_card, on: failure, condition: "context.error.kind == 'card_declined'" }
+"#;
+
+#[test]
+fn a_conditional_failure_edge_reads_the_error_in_the_context() {
+    let mut sim = Sim::start(CONDITIONAL_FAILURE, json!({}));
+    sim.fail("pay", StepError::fatal("card_declined", "no funds"));
+    assert_eq!(sim.running(), vec!["retry_card"]);
+    assert_eq!(sim.status(), InstanceStatus::Running);
+}
+
+/// A failure that no failure edge takes is not handled: the instance fails, it does not
+/// complete as if nothing had happened.
+#[test]
+fn a_failure_no_failure_edge_takes_fails_the_instance() {
+    let mut sim = Sim::start(CONDITIONAL_FAILURE, json!({ "keep": 1 }));
+    sim.fail("pay", StepError::fatal("network", "connection reset"));
+    assert_eq!(sim.status(), InstanceStatus::Failed);
+    assert_eq!(sim.inst.failed_step.as_deref(), Some("pay"));
+    assert!(sim
+        .inst
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("connection reset"));
+    assert!(sim.ctx().get("error").is_none(), "the context is as it was");
+    assert_eq!(sim.ctx()["keep"], json!(1));
+    assert!(!sim.types().contains(&"WorkflowCompleted"));
+    assert_eq!(sim.types().last(), Some(&"WorkflowFailed"));
+    // And it can be retried like any failed instance.
+    sim.retry(None).unwrap();
+    assert_eq!(sim.running(), vec!["pay"]);
+}

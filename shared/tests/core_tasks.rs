@@ -527,3 +527,34 @@ edges:
     sim.succeed("work", json!({}));
     assert_eq!(sim.status(), InstanceStatus::Waiting);
 }
+
+#[test]
+fn an_overdue_task_whose_timeout_edge_does_not_match_stays_open() {
+    let yaml = r#"
+name: conditional_escalation
+version: "1.0.0"
+steps:
+  approve: { type: human, assignee: boss, due: 1h }
+  pay: { type: machine, handler: h }
+  escalate: { type: machine, handler: h }
+edges:
+  - { from: approve, to: pay }
+  - { from: approve, to: escalate, on: timeout, condition: "context.amount > 1000" }
+"#;
+    let mut sim = Sim::start(yaml, json!({ "amount": 10 }));
+    let effects = sim.fire("approve", TimerKind::TaskDue);
+    assert_eq!(common::event_types(&effects), vec!["HumanTaskOverdue"]);
+    assert!(sim.tasks.contains_key("approve"));
+    assert_eq!(sim.status(), InstanceStatus::Waiting);
+    assert!(sim.ctx().get("error").is_none());
+    sim.complete("approve", "boss", json!({})).unwrap();
+    assert_eq!(sim.running(), vec!["pay"]);
+
+    let mut sim = Sim::start(yaml, json!({ "amount": 5000 }));
+    sim.fire("approve", TimerKind::TaskDue);
+    assert_eq!(sim.running(), vec!["escalate"]);
+    assert_eq!(
+        sim.closed,
+        vec![("approve".to_string(), TaskOutcome::Expired)]
+    );
+}

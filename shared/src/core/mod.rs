@@ -12,11 +12,11 @@
 //! | [`start`]                  | -                                       | instance RUNNING, initial step started |
 //! | `StepSucceeded`            | step running, token matches             | output merged, attempt recorded, edges routed |
 //! | `StepFailed` (retryable)   | step running, token matches, tries left | step retrying, `Timer(Retry)` scheduled |
-//! | `StepFailed` (for good)    | step running, token matches             | failure edges taken, else instance FAILED |
+//! | `StepFailed` (for good)    | step running, token matches             | matching failure edges taken, else instance FAILED |
 //! | `Timer(Retry)`             | step retrying, token matches            | next attempt dispatched |
 //! | `Timer(Timeout)`           | step running, token matches             | as a failure of kind `timeout` |
 //! | `Timer(Wake)`              | timer step sleeping, token matches      | timer step completes, edges routed |
-//! | `Timer(TaskDue)`           | task open, token matches                | `HumanTaskOverdue`; with timeout edges: task expires, they are taken |
+//! | `Timer(TaskDue)`           | task open, token matches                | `HumanTaskOverdue`; if a timeout edge matches: task expires, edges taken |
 //! | `CompleteTask`             | task open, user allowed, data fits form | data merged, task closed, edges routed |
 //! | `Cancel`                   | instance not finished                   | active steps interrupted, CANCELED |
 //! | `Retry`                    | instance FAILED                         | from the failed (or named) step on, RUNNING again |

@@ -100,11 +100,19 @@ pub(super) fn due(
     let mut t = Transition::new(wf, inst, env);
     let name = t.name(s);
     t.emit(EventKind::HumanTaskOverdue { step: name.clone() });
-    if !t.has_edges(s, Outcome::Timeout) {
-        // Stays open; the deadline is spent.
+    // Like a machine step's timeout, the error goes into the context for the timeout path.
+    let attempt = t.inst.steps[s].attempt;
+    let error = serde_json::json!({
+        "step": &*name,
+        "kind": "timeout",
+        "message": "the task became overdue",
+        "attempt": attempt,
+    });
+    let Some(taken) = t.decide_failure(s, Outcome::Timeout, error) else {
+        // No timeout edge (or none matched): the task stays open; the deadline is spent.
         t.inst.steps[s].due_at = None;
         return Ok(t.finish());
-    }
+    };
     let now = t.env.now;
     t.effects.push(Effect::CloseTask {
         step: name.clone(),
@@ -115,9 +123,8 @@ pub(super) fn due(
     st.finished_at = Some(now);
     st.due_at = None;
     st.error = Some("the task became overdue".into());
-    let attempt = st.attempt;
     let record = AttemptRecord {
-        step: name.clone(),
+        step: name,
         attempt,
         status: AttemptStatus::TimedOut,
         started_at: st.started_at,
@@ -126,16 +133,6 @@ pub(super) fn due(
         error: Some("the task became overdue".into()),
     };
     t.effects.push(Effect::Record(record));
-    // Like a machine step's timeout, the error goes into the context for the timeout path.
-    std::sync::Arc::make_mut(&mut t.inst.context).insert(
-        "error".into(),
-        serde_json::json!({
-            "step": &*name,
-            "kind": "timeout",
-            "message": "the task became overdue",
-            "attempt": attempt,
-        }),
-    );
-    t.route(s, Outcome::Timeout);
+    t.follow(s, &taken);
     Ok(t.finish())
 }

@@ -341,16 +341,36 @@ impl<'a> Transition<'a> {
         } else {
             Outcome::Failure
         };
-        if !self.has_edges(s, outcome) {
-            self.fail_instance(s, err);
-            return;
+        let error =
+            json!({ "step": &*name, "kind": err.kind, "message": err.message, "attempt": attempt });
+        match self.decide_failure(s, outcome, error) {
+            Some(taken) => self.follow(s, &taken),
+            None => self.fail_instance(s, err),
         }
-        // The error goes into the context for the failure path to read.
-        Arc::make_mut(&mut self.inst.context).insert(
-            "error".into(),
-            json!({ "step": &*name, "kind": err.kind, "message": err.message, "attempt": attempt }),
-        );
-        self.route(s, outcome);
+    }
+
+    /// Decides the edges of a failure or timeout. The error goes into the context (at
+    /// `error`) first, for the edges' conditions and for the path that handles it. When no
+    /// edge of the outcome is taken (there is none, or no condition matched and there is no
+    /// default), the failure is not handled: `None`, with the context as it was.
+    pub fn decide_failure(
+        &mut self,
+        s: StepId,
+        outcome: Outcome,
+        error: serde_json::Value,
+    ) -> Option<Vec<bool>> {
+        if !self.has_edges(s, outcome) {
+            return None;
+        }
+        let before = self.inst.context.clone();
+        Arc::make_mut(&mut self.inst.context).insert("error".into(), error);
+        let taken = self.decide(s, outcome);
+        if taken.iter().any(|&t| t) {
+            Some(taken)
+        } else {
+            self.inst.context = before;
+            None
+        }
     }
 
     /// Whether a failure with this outcome has somewhere to go.
@@ -392,6 +412,12 @@ impl<'a> Transition<'a> {
     /// loop is not decided dead here at all: the loop may take it on a later turn, so it
     /// dies only when the loop is over ([`Self::close_idle_loops`]).
     pub fn route(&mut self, s: StepId, outcome: Outcome) {
+        let taken = self.decide(s, outcome);
+        self.follow(s, &taken);
+    }
+
+    /// Which outgoing edges of `s` an outcome takes (see [`Self::route`]), in `outgoing` order.
+    fn decide(&mut self, s: StepId, outcome: Outcome) -> Vec<bool> {
         let wf = self.wf;
         let step = &wf.steps[s];
         let mut taken = Vec::with_capacity(step.outgoing.len());
@@ -429,12 +455,19 @@ impl<'a> Transition<'a> {
                 }
             }
         }
+        taken
+    }
+
+    /// Marks the edges [`Self::decide`] took and those that are dead now.
+    pub fn follow(&mut self, s: StepId, taken: &[bool]) {
+        let wf = self.wf;
+        let step = &wf.steps[s];
         let looping = step
             .outgoing
             .iter()
-            .zip(&taken)
+            .zip(taken)
             .any(|(&e, &t)| t && wf.edges[e].back);
-        for (&e, &t) in step.outgoing.iter().zip(&taken) {
+        for (&e, &t) in step.outgoing.iter().zip(taken) {
             if t || (!looping && !wf.edges[e].exit) {
                 self.mark(e, t);
             }
