@@ -521,3 +521,40 @@ fn retry_from_a_sibling_of_the_failed_step_still_runs_the_join() {
     assert_eq!(sim.status(), InstanceStatus::Completed);
     assert_eq!(sim.executed("join"), 1, "events: {:?}", sim.types());
 }
+
+const LOOP: &str = r#"
+name: loop
+version: "1.0.0"
+steps:
+  start: { type: machine, handler: h }
+  side: { type: machine, handler: h }
+  review: { type: machine, handler: h }
+  revise: { type: machine, handler: h }
+  join: { type: machine, handler: h }
+edges:
+  - { from: start, to: side }
+  - { from: start, to: review }
+  - { from: review, to: revise, condition: "context.approved == false" }
+  - { from: revise, to: review }
+  - { from: review, to: join, condition: "context.approved == true" }
+  - { from: side, to: join }
+"#;
+
+#[test]
+fn retry_of_a_step_that_failed_inside_a_loop_goes_on_with_the_loop() {
+    let mut sim = Sim::start(LOOP, json!({}));
+    sim.succeed("start", json!({}));
+    sim.succeed("side", json!({}));
+    sim.succeed("review", json!({ "approved": false }));
+    sim.fail("revise", StepError::fatal("bug", "x"));
+    assert_eq!(sim.status(), InstanceStatus::Failed);
+    sim.retry(None).unwrap();
+    assert_eq!(sim.running(), vec!["revise"]);
+    sim.succeed("revise", json!({}));
+    assert!(sim.dispatch_of("join").is_none());
+    sim.succeed("review", json!({ "approved": true }));
+    sim.succeed("join", json!({}));
+    assert_eq!(sim.status(), InstanceStatus::Completed);
+    assert_eq!(sim.executed("join"), 1);
+    assert_eq!(sim.executed("review"), 2);
+}
