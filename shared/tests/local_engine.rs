@@ -1247,7 +1247,6 @@ async fn a_simple_run_emits_events_in_order_on_the_bus() {
 /// itself; when that transition schedules the same (step, kind) timer again,
 /// `local/driver.rs` aborts the old handle, which is the running task itself, and the task
 /// dies at its next await (the bus's `emit`), dropping the rest of the effects.
-#[ignore = "LocalEngine bug in local/driver.rs: a timer task aborts itself (see comment)"]
 #[tokio::test(start_paused = true)]
 async fn a_slow_event_bus_loses_no_event_of_a_retried_step() {
     let yaml = r#"
@@ -1292,7 +1291,6 @@ steps:
 /// The timer task that fires `wait` applies `check` and `side` (both finish at once) in the
 /// same call; applying `check` schedules `wait` again, the task aborts itself at the next
 /// event, and `side`'s result is never applied: the instance never completes.
-#[ignore = "LocalEngine bug in local/driver.rs: a timer task aborts itself (see comment)"]
 #[tokio::test(start_paused = true)]
 async fn a_slow_event_bus_does_not_hang_a_timer_loop() {
     let yaml = r#"

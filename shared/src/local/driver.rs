@@ -142,12 +142,12 @@ async fn carry_out(
                     })
                     .abort_handle();
                     if let Some(old) = state.timers.insert(key, handle) {
-                        old.abort();
+                        abort_other(&old);
                     }
                 }
                 Effect::Unschedule { step, kind } => {
                     if let Some(handle) = state.timers.remove(&(step, kind)) {
-                        handle.abort();
+                        abort_other(&handle);
                     }
                 }
                 Effect::OpenTask(task) => {
@@ -174,11 +174,19 @@ async fn carry_out(
     let status = state.inst.status;
     if status.is_terminal() {
         for (_, handle) in state.timers.drain() {
-            handle.abort();
+            abort_other(&handle);
         }
     }
     slot.status
         .send_if_modified(|s| std::mem::replace(s, status) != status);
+}
+
+/// Aborts a timer task, unless it is the task running this code: a timer whose own
+/// transition replaces or drops it must not cut that transition short.
+fn abort_other(handle: &AbortHandle) {
+    if tokio::task::try_id() != Some(handle.id()) {
+        handle.abort();
+    }
 }
 
 /// Runs one attempt and turns its outcome into the input that reports it.
