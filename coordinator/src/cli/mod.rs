@@ -34,7 +34,7 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Weir: workflows on Redis, or in-process with no Redis.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, about, propagate_version = true)]
+#[command(name = "weir", version, propagate_version = true)]
 pub struct Cli {
     /// Flags every command takes.
     #[command(flatten)]
