@@ -229,15 +229,33 @@ pub async fn build(
             }
             Inbound::Command { stream, id, msg } => {
                 out.batch.ack(&stream, COORDINATOR_GROUP, &id);
+                let home = shared.conns.keys.partition_of(&msg.instance_id);
                 let reply = match working.get_mut(&msg.instance_id) {
+                    // A client that hashed the id wrongly: applying it here would create or
+                    // change an instance where no one looks for it.
+                    _ if home != part.partition => Reply::Refused {
+                        kind: "bad_request".into(),
+                        message: format!(
+                            "instance {:?} belongs to partition {home}, but the command came on partition {}'s stream",
+                            msg.instance_id, part.partition
+                        ),
+                    },
                     None => Reply::Refused { kind: "not_found".into(), message: format!("no instance {:?}", msg.instance_id) },
                     Some(w) => apply_command(shared, part, w, &msg, env, &mut out, now_ms).await,
                 };
                 if matches!(reply, Reply::Refused { .. }) {
                     out.refused += 1;
                 }
-                if let Some(to) = &msg.reply_to {
-                    out.batch.reply(to, REPLY_TTL_MS, &wire::encode(&reply));
+                // Only a reply key of this partition: another key could be in another slot
+                // or of another type, and fail the commit half-way (scripts do not roll back).
+                match msg.reply_to.as_deref() {
+                    Some(to) if to.starts_with(&part.reply("")) => {
+                        out.batch.reply(to, REPLY_TTL_MS, &wire::encode(&reply));
+                    }
+                    Some(to) => {
+                        tracing::warn!(reply_to = %to, "ignoring a reply key outside the partition")
+                    }
+                    None => {}
                 }
             }
         }
@@ -245,7 +263,8 @@ pub async fn build(
 
     // Dropped inputs are counted in Redis too (`…:stats`), where operators read them.
     if out.stale > 0 {
-        out.batch.hincr(&part.stats(), "stale_dropped", out.stale as i64);
+        out.batch
+            .hincr(&part.stats(), "stale_dropped", out.stale as i64);
     }
 
     // Write every changed instance once, with its index entries, guarded by its revision.

@@ -431,7 +431,10 @@ impl WeirClient {
     /// Sends a command to the instance's coordinator and waits for its verdict.
     async fn send(&self, instance_id: &str, command: Command) -> Result<(), EngineError> {
         let request = uuid::Uuid::now_v7().to_string();
-        let reply_key = self.c.keys.reply(&request);
+        let part = self.c.keys.part_of(instance_id);
+        // The reply key is in the instance's partition slot: the coordinator writes it in
+        // the same script as the transition.
+        let reply_key = part.reply(&request);
         let msg = CommandMessage {
             instance_id: instance_id.to_string(),
             reply_to: Some(reply_key.clone()),
@@ -445,7 +448,6 @@ impl WeirClient {
                 wire::MAX_MESSAGE_BYTES
             )));
         }
-        let part = self.c.keys.part_of(instance_id);
         let _: String = redis::cmd("XADD")
             .arg(part.commands())
             .arg("*")

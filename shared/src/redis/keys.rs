@@ -71,11 +71,6 @@ impl Keys {
         format!("{}:workers", self.ns)
     }
 
-    /// `NS:reply:ID`: a list the coordinator pushes a command's outcome to.
-    pub fn reply(&self, request_id: &str) -> String {
-        format!("{}:reply:{request_id}", self.ns)
-    }
-
     /// The keys of partition `p`.
     pub fn part(&self, p: u16) -> PartitionKeys {
         PartitionKeys {
@@ -107,6 +102,12 @@ impl PartitionKeys {
     /// The hash tag, `{NS:pN}`.
     pub fn tag(&self) -> &str {
         &self.tag
+    }
+
+    /// `…:reply:ID`: a list the coordinator pushes a command's outcome to. It lives in the
+    /// partition's slot, so the commit that applies the command can write it.
+    pub fn reply(&self, request_id: &str) -> String {
+        format!("{}:reply:{request_id}", self.tag)
     }
 
     /// `…:lease`: the id of the coordinator that owns the partition (with a TTL).
@@ -222,6 +223,7 @@ mod tests {
             p.results(),
             p.commands(),
             p.events(),
+            p.reply("req-1"),
         ] {
             assert!(
                 key.starts_with(&format!("{{weir:p{}}}", p.partition)),

@@ -17,8 +17,8 @@
 //! | `NS:defs`                    | hash   | `name@version` -> definition as canonical JSON (immutable) |
 //! | `NS:coordinators`            | zset   | coordinator id -> last heartbeat (ms) |
 //! | `NS:workers`                 | zset   | worker id -> last heartbeat (ms) |
-//! | `NS:reply:REQ`               | list   | the outcome of a client command (expires after 60 s) |
 //! | `{NS:pN}:lease`              | string | the coordinator that owns partition N (PX lease) |
+//! | `{NS:pN}:reply:REQ`          | list   | the outcome of a client command to an instance of partition N (expires after 60 s) |
 //! | `{NS:pN}:commands`           | stream | client commands, field `m` = MessagePack [`wire::CommandMessage`]; group `coordinators` |
 //! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators` |
 //! | `{NS:pN}:q:QUEUE`            | stream | step attempts, `m` = [`wire::StepMessage`]; group `workers` |

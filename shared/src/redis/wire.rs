@@ -76,7 +76,8 @@ pub enum Outcome {
 pub struct CommandMessage {
     /// The instance it concerns.
     pub instance_id: String,
-    /// Where the coordinator pushes the outcome (`NS:reply:ID`), if the client waits.
+    /// Where the coordinator pushes the outcome (`{NS:pN}:reply:ID`, in the instance's
+    /// partition; any other key is ignored), if the client waits.
     pub reply_to: Option<String>,
     /// What to do.
     pub command: Command,
