@@ -406,3 +406,136 @@ async fn stale_duplicate_and_late_results_are_dropped_counted_and_change_nothing
     assert_eq!(common::completed_records(&client, id, "a").await?, 1);
     Ok(())
 }
+
+const TASK_ONLY: &str = r#"
+name: task_only
+version: "1.0.0"
+steps:
+  approve: { type: human }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_a_foreign_reply_key_is_applied_whole_and_writes_only_its_partition(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator(&url, "t").await?;
+    let client = client(&url, "t").await?;
+    client
+        .register_definition(parse_definition(TASK_ONLY)?)
+        .await?;
+    let keys = keys(&client);
+    let mut conn = raw(&url).await?;
+    let (a, b) = (
+        id_in_partition(&keys, 1, "a"),
+        id_in_partition(&keys, 1, "b"),
+    );
+    for id in [&a, &b] {
+        client.start_workflow("task_only", with_id(id)).await?;
+        assert_eq!(
+            client.wait(id, Duration::from_secs(5)).await?.status,
+            InstanceStatus::Waiting
+        );
+    }
+    let commands = keys.part(1).commands();
+    // A reply key of the wrong type (the namespace's meta hash), and one in another
+    // partition's slot: a script must neither fail half-way nor cross slots.
+    let foreign = keys.part(2).reply("forged");
+    for (id, reply_to) in [(&a, keys.meta()), (&b, foreign.clone())] {
+        let msg = CommandMessage {
+            instance_id: id.to_string(),
+            reply_to: Some(reply_to),
+            command: Command::Cancel {
+                reason: Some("forged".into()),
+            },
+        };
+        xadd(&mut conn, &commands, "m", &wire::encode(&msg)).await?;
+    }
+    for id in [&a, &b] {
+        wait_for_async(
+            Duration::from_secs(5),
+            &format!("{id} canceled"),
+            async || {
+                let v = client.get_instance(id).await.ok()?;
+                (v.status == InstanceStatus::Canceled).then_some(())
+            },
+        )
+        .await?;
+    }
+    let partitions: Option<String> = redis::cmd("HGET")
+        .arg(keys.meta())
+        .arg("partitions")
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(
+        partitions.as_deref(),
+        Some("8"),
+        "the meta hash is untouched"
+    );
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(&foreign)
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(exists, 0, "nothing written outside the partition");
+    let events = common::all_events(&client).await?;
+    for id in [&a, &b] {
+        assert_eq!(common::count_events(&events, id, "WorkflowCanceled"), 1);
+    }
+    assert!(client.list_tasks(&Default::default()).await?.is_empty());
+    assert_eq!(xlen(&mut conn, &commands).await?, 0);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_sent_to_the_wrong_partition_is_refused_and_creates_nothing() -> anyhow::Result<()>
+{
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator(&url, "t").await?;
+    let client = client(&url, "t").await?;
+    client
+        .register_definition(parse_definition(TASK_ONLY)?)
+        .await?;
+    let keys = keys(&client);
+    let mut conn = raw(&url).await?;
+    let id = id_in_partition(&keys, 3, "misrouted");
+    let wrong = keys.part(4);
+    let reply = wrong.reply("misrouted-reply");
+    let msg = CommandMessage {
+        instance_id: id.clone(),
+        reply_to: Some(reply.clone()),
+        command: Command::Start {
+            definition: "task_only".into(),
+            version: "1.0.0".into(),
+            initial_data: Context::new(),
+            tenant_id: None,
+            created_by: None,
+        },
+    };
+    xadd(&mut conn, &wrong.commands(), "m", &wire::encode(&msg)).await?;
+    let (_, bytes): (String, Vec<u8>) = redis::cmd("BLPOP")
+        .arg(&reply)
+        .arg(5)
+        .query_async(&mut conn)
+        .await?;
+    match wire::decode::<wire::Reply>(&bytes)? {
+        wire::Reply::Refused { kind, message } => {
+            assert_eq!(kind, "bad_request", "{message}");
+            assert!(message.contains("partition"), "{message}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(wrong.instance(&id))
+        .arg(keys.part(3).instance(&id))
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(exists, 0, "no instance created in the wrong partition");
+    assert_eq!(
+        client.get_instance(&id).await.unwrap_err().kind(),
+        "not_found"
+    );
+    Ok(())
+}
