@@ -47,7 +47,8 @@ pub struct Cli {
 /// Flags every command takes (before or after the command's name).
 #[derive(Debug, Clone, Args)]
 pub struct Global {
-    /// Redis to use: redis://[user:password@]host:port[/db], or rediss:// for TLS.
+    /// Redis to use, e.g. redis://127.0.0.1:6379 or redis://user:password@host:6379/0
+    /// (rediss:// for TLS).
     #[arg(
         long,
         global = true,
