@@ -27,6 +27,10 @@ use weir::redis::keys::WORKER_GROUP;
 use weir::redis::{Connections, RedisConfig, RedisError};
 use weir::Handlers;
 
+/// How long a stopping worker waits, after the grace period, for the results of the
+/// attempts that finished to be sent.
+const REPORT_FLUSH: Duration = Duration::from_secs(1);
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -169,8 +173,9 @@ impl Worker {
         consume::run(shared.clone(), results_tx, shutdown).await;
         let _ = reclaimer.await;
         // The reporter ends when every sender is gone: all attempts reported. Attempts
-        // still hung after the grace period keep their senders; don't wait for them.
-        let _ = tokio::time::timeout(shared.config.grace + Duration::from_secs(1), reporter).await;
+        // still hung after the grace period keep their senders; don't wait for them: the
+        // grace is over, so give the reporter only a moment to flush what did finish.
+        let _ = tokio::time::timeout(REPORT_FLUSH, reporter).await;
         let _: Result<i64, _> = redis::cmd("ZREM")
             .arg(shared.conns.keys.workers())
             .arg(&shared.config.id)
