@@ -281,3 +281,63 @@ async fn wait_for_dlq(
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_worker_finishes_what_fits_in_its_grace_and_leaves_the_rest(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator(&url, "t").await?;
+    // The first execution fits in the 2 s grace period, the second does not; later ones
+    // (on the next worker) are quick.
+    let probe = Probe::new(|_, n| match n {
+        1 => Duration::from_millis(600),
+        2 => Duration::from_secs(30),
+        _ => Duration::from_millis(50),
+    });
+    let vis = Duration::from_secs(1);
+    let mut config = worker_config(&url, "t", vis);
+    config.grace = Duration::from_secs(2);
+    let (w1, c1) = start_worker_counted(config, probe.handlers()).await?;
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    let fits = client.start_workflow("slow", start_with_id("fits")).await?;
+    wait_until_async(Duration::from_secs(5), "the first step runs", async || {
+        probe.started() == 1
+    })
+    .await?;
+    let long = client.start_workflow("slow", start_with_id("long")).await?;
+    wait_until_async(Duration::from_secs(5), "the second step runs", async || {
+        probe.started() == 2
+    })
+    .await?;
+
+    let stopping = std::time::Instant::now();
+    w1.stop().await;
+    let took = stopping.elapsed();
+    // At most one read (0.5 s), the grace (2 s), and a moment (1 s) to flush reports.
+    assert!(
+        took < Duration::from_millis(4500),
+        "the drain is bounded by the grace period: {took:?}"
+    );
+    // The step that fit was finished and reported during the drain.
+    assert_eq!(probe.finished(), 1);
+    assert_eq!(c1.reported.load(Ordering::SeqCst), 1);
+    assert_eq!(completed_records(&client, &fits.id, "a").await?, 1);
+    // No new reads after the stop: `fits` now waits at step b with nobody to run it.
+    let view = client.get_instance(&fits.id).await?;
+    assert_eq!(view.current_steps, vec!["b"]);
+    assert_eq!(c1.executed.load(Ordering::SeqCst), 1);
+
+    // The step left behind is reclaimed by the next worker; both instances complete.
+    let (_w2, c2) = start_worker_counted(worker_config(&url, "t", vis), probe.handlers()).await?;
+    for id in [&fits.id, &long.id] {
+        let done = client.wait(id, Duration::from_secs(10)).await?;
+        assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
+        assert_eq!(completed_records(&client, id, "a").await?, 1);
+    }
+    assert_eq!(c2.reclaimed.load(Ordering::SeqCst), 1);
+    assert_eq!(probe.started(), 3, "only the unfinished step ran again");
+    Ok(())
+}
