@@ -562,3 +562,71 @@ async fn streams_are_capped_or_emptied_but_unhandled_work_is_never_trimmed() -> 
     }
     Ok(())
 }
+
+const OVERDUE: &str = r#"
+name: overdue
+version: "1.0.0"
+steps:
+  approve: { type: human, assignee: ann, due: 300ms }
+  approved: { type: machine, handler: set, config: { approved: true } }
+  escalate: { type: machine, handler: set, config: { escalated: true } }
+edges:
+  - { from: approve, to: approved }
+  - { from: approve, to: escalate, on: timeout }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overdue_task_follows_its_timeout_edge_by_the_redis_clock() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator(&url, "t").await?;
+    let _worker = start_worker(&url, "t").await?;
+    let client = client(&url, "t").await?;
+    client
+        .register_definition(parse_definition(OVERDUE)?)
+        .await?;
+    let inst = client
+        .start_workflow("overdue", StartOptions::default())
+        .await?;
+    // The deadline is a timer scored by the Redis clock.
+    let mut conn = raw(&url).await?;
+    let part = keys(&client).part_of(&inst.id);
+    let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut conn).await?;
+    let redis_now = secs * 1000 + micros / 1000;
+    let due: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(part.timers())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(due.len(), 1, "{due:?}");
+    let delta = due[0].1 as i64 - redis_now;
+    assert!(
+        (0..=300).contains(&delta),
+        "due in {delta} ms by the Redis clock"
+    );
+
+    let done = wait_for_async(Duration::from_secs(5), "escalated", async || {
+        let v = client.get_instance(&inst.id).await.ok()?;
+        v.status.is_terminal().then_some(v)
+    })
+    .await?;
+    assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
+    assert_eq!(done.context["escalated"], json!(true));
+    assert!(done.context.get("approved").is_none());
+    assert!(client
+        .list_tasks(&weir::TaskFilter::default())
+        .await?
+        .is_empty());
+    let err = client
+        .complete_human_task(&inst.id, "approve", "ann", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), "wrong_status" | "task_not_open"),
+        "{err}"
+    );
+    Ok(())
+}
