@@ -108,9 +108,9 @@ async fn heartbeats_keep_a_long_step_from_being_reclaimed() -> anyhow::Result<()
     let redis = RedisServer::start()?;
     let url = redis.url();
     let _coordinator = start_coordinator(&url, "t").await?;
-    // Each execution takes four visibility timeouts.
-    let probe = Probe::new(|_, _| Duration::from_millis(2000));
-    let vis = Duration::from_millis(500);
+    // Each execution takes three visibility timeouts.
+    let probe = Probe::new(|_, _| Duration::from_millis(2400));
+    let vis = Duration::from_millis(800);
     let (_w1, c1) = start_worker_counted(worker_config(&url, "t", vis), probe.handlers()).await?;
     let (_w2, c2) = start_worker_counted(worker_config(&url, "t", vis), probe.handlers()).await?;
     let client = client(&url, "t").await?;
