@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 use weir::redis::scripts;
 
 use super::{partition, Shared};
@@ -72,7 +73,10 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!(coordinator = %shared.config.id, "coordinator stopped");
 }
 
-async fn tick_once(shared: &Arc<Shared>, held: &mut HashMap<u16, Held>) -> Result<(), redis::RedisError> {
+async fn tick_once(
+    shared: &Arc<Shared>,
+    held: &mut HashMap<u16, Held>,
+) -> Result<(), redis::RedisError> {
     let keys = &shared.conns.keys;
     let mut conn = shared.conns.conn.clone();
     let lease_ms = shared.config.lease.as_millis() as u64;
@@ -155,7 +159,8 @@ async fn tick_once(shared: &Arc<Shared>, held: &mut HashMap<u16, Held>) -> Resul
         if ok == 1 {
             tracing::info!(partition = p, coordinator = %shared.config.id, "took partition lease");
             let (stop, stop_rx) = watch::channel(false);
-            let task = tokio::spawn(partition::run(shared.clone(), p, stop_rx));
+            let span = tracing::info_span!("partition", partition = p, coordinator = %shared.config.id);
+            let task = tokio::spawn(partition::run(shared.clone(), p, stop_rx).instrument(span));
             held.insert(p, Held { stop, task });
         }
     }

@@ -21,10 +21,9 @@ use super::{retention, Counters, Shared};
 /// The longest a loop blocks waiting for input.
 const MAX_BLOCK: Duration = Duration::from_millis(100);
 
-/// Runs the partition until told to stop or the lease is lost.
+/// Runs the partition until told to stop or the lease is lost. The caller instruments it
+/// with a `partition` span.
 pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
-    let span = tracing::info_span!("partition", partition = p, coordinator = %shared.config.id);
-    let _enter = span.enter();
     let part = shared.conns.keys.part(p);
     if ensure_groups(&shared, &part).await.is_err() {
         tracing::warn!("could not create consumer groups yet; will retry on first read");
@@ -105,7 +104,11 @@ async fn turn(
         if !*read_pending && !block.is_zero() {
             cmd.arg("BLOCK").arg(block.as_millis() as u64);
         }
-        cmd.arg("STREAMS").arg(&commands).arg(&results).arg(id).arg(id);
+        cmd.arg("STREAMS")
+            .arg(&commands)
+            .arg(&results)
+            .arg(id)
+            .arg(id);
         match cmd.query_async(&mut *conn).await {
             Ok(r) => r,
             Err(e) if e.to_string().contains("NOGROUP") => {
@@ -151,7 +154,11 @@ async fn turn(
         .await
         .map_err(TurnError::Other)?;
     let n = batch.inputs;
-    match batch.batch.commit(&mut shared.conns.conn.clone(), &shared.config.id).await {
+    match batch
+        .batch
+        .commit(&mut shared.conns.conn.clone(), &shared.config.id)
+        .await
+    {
         Ok(_) => {
             Counters::add(&shared.counters.commits, 1);
             Counters::add(&shared.counters.transitions, batch.applied);

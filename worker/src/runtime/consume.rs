@@ -55,11 +55,21 @@ pub async fn run(
         for key in reply.map(|r| r.keys).unwrap_or_default() {
             for entry in key.ids {
                 let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    // Cannot happen (we read at most what was free); leave it pending.
-                    continue;
+                // COUNT limits each stream, not the sum: a read over several streams can
+                // return more entries than free slots. They are ours now, so each waits for
+                // a slot here rather than idling until another worker reclaims it.
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
                 };
-                start(&shared, key.key.clone(), entry.id, raw, permit, results.clone()).await;
+                start(
+                    &shared,
+                    key.key.clone(),
+                    entry.id,
+                    raw,
+                    permit,
+                    results.clone(),
+                )
+                .await;
             }
         }
     }
@@ -114,7 +124,15 @@ pub(crate) async fn start(
         Ok(msg) => msg,
         Err(error) => {
             drop(permit);
-            dead_letter(shared, &stream, &id, raw.as_deref().unwrap_or(&[]), &error, 1).await;
+            dead_letter(
+                shared,
+                &stream,
+                &id,
+                raw.as_deref().unwrap_or(&[]),
+                &error,
+                1,
+            )
+            .await;
             return;
         }
     };
@@ -205,7 +223,10 @@ pub(crate) async fn dead_letter(
         .await;
     match done {
         Ok(_) => {
-            shared.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            shared
+                .counters
+                .dead_lettered
+                .fetch_add(1, Ordering::Relaxed);
         }
         Err(e) => tracing::warn!(error = %e, "dead-lettering failed; the entry stays pending"),
     }
