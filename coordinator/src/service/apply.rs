@@ -12,7 +12,9 @@ use weir::model::{Instance, InstanceStatus, StepStatus};
 use weir::redis::batch::Batch;
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::store::{self, encode_record};
-use weir::redis::wire::{self, Command, CommandMessage, Outcome, Reply, ResultMessage, StepMessage};
+use weir::redis::wire::{
+    self, Command, CommandMessage, Outcome, Reply, ResultMessage, StepMessage,
+};
 use weir::redis::PartitionKeys;
 use weir::Timestamp;
 
@@ -24,13 +26,26 @@ const REPLY_TTL_MS: u64 = 60_000;
 /// One input of a turn.
 pub enum Inbound {
     /// A client command.
-    Command { stream: String, id: String, msg: CommandMessage },
+    Command {
+        stream: String,
+        id: String,
+        msg: CommandMessage,
+    },
     /// A worker's result.
-    Result { stream: String, id: String, msg: ResultMessage },
+    Result {
+        stream: String,
+        id: String,
+        msg: ResultMessage,
+    },
     /// A due timer: the member `id|step|kind`.
     Timer(String),
     /// An entry that could not be decoded.
-    Poison { stream: String, id: String, raw: Vec<u8>, error: String },
+    Poison {
+        stream: String,
+        id: String,
+        raw: Vec<u8>,
+        error: String,
+    },
 }
 
 impl Inbound {
@@ -60,12 +75,22 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
     if from_commands {
         match wire::decode::<CommandMessage>(&raw) {
             Ok(msg) => Inbound::Command { stream, id, msg },
-            Err(e) => Inbound::Poison { stream, id, raw, error: e.to_string() },
+            Err(e) => Inbound::Poison {
+                stream,
+                id,
+                raw,
+                error: e.to_string(),
+            },
         }
     } else {
         match wire::decode::<ResultMessage>(&raw) {
             Ok(msg) => Inbound::Result { stream, id, msg },
-            Err(e) => Inbound::Poison { stream, id, raw, error: e.to_string() },
+            Err(e) => Inbound::Poison {
+                stream,
+                id,
+                raw,
+                error: e.to_string(),
+            },
         }
     }
 }
@@ -166,24 +191,55 @@ pub async fn build(
             None => None,
         };
         let before = inst.as_ref().map(|i| i.status);
-        working.insert(id.to_string(), Working { inst, wf, rev, before, changed: false });
+        working.insert(
+            id.to_string(),
+            Working {
+                inst,
+                wf,
+                rev,
+                before,
+                changed: false,
+            },
+        );
     }
 
     let mut seed = now_ms as u64 ^ 0x5DEE_CE66_D1CE_4E5B;
     let cfg = &shared.config;
     for input in inbound {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let env = Env { now: Timestamp(now_ms), seed };
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let env = Env {
+            now: Timestamp(now_ms),
+            seed,
+        };
         match input {
-            Inbound::Poison { stream, id, raw, error } => {
+            Inbound::Poison {
+                stream,
+                id,
+                raw,
+                error,
+            } => {
                 tracing::warn!(%stream, %id, %error, "dead-lettering an undecodable message");
-                dead_letter(&mut out.batch, part, &stream, &id, &raw, &error, cfg.dlq_cap);
+                dead_letter(
+                    &mut out.batch,
+                    part,
+                    &stream,
+                    &id,
+                    &raw,
+                    &error,
+                    cfg.dlq_cap,
+                );
                 out.dead += 1;
             }
             Inbound::Timer(member) => {
                 out.batch.zrem(&part.timers(), &member);
-                let Some((id, step, kind)) = parse_timer(&member) else { continue };
-                let Some(w) = working.get_mut(id) else { continue };
+                let Some((id, step, kind)) = parse_timer(&member) else {
+                    continue;
+                };
+                let Some(w) = working.get_mut(id) else {
+                    continue;
+                };
                 let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
                     out.stale += 1;
                     continue;
@@ -192,19 +248,32 @@ pub async fn build(
                     out.stale += 1;
                     continue;
                 };
-                let input = Input::Timer { step: Arc::from(step), kind, token };
+                let input = Input::Timer {
+                    step: Arc::from(step),
+                    kind,
+                    token,
+                };
                 match core::apply(&wf, inst, input, env) {
                     Ok(effects) => {
                         w.changed = true;
                         out.applied += 1;
-                        effects_to_batch(&mut out.batch, part, inst, effects, now_ms, cfg.events_cap);
+                        effects_to_batch(
+                            &mut out.batch,
+                            part,
+                            inst,
+                            effects,
+                            now_ms,
+                            cfg.events_cap,
+                        );
                     }
                     Err(_) => out.stale += 1,
                 }
             }
             Inbound::Result { stream, id, msg } => {
                 out.batch.ack(&stream, COORDINATOR_GROUP, &id);
-                let Some(w) = working.get_mut(&msg.instance_id) else { continue };
+                let Some(w) = working.get_mut(&msg.instance_id) else {
+                    continue;
+                };
                 let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
                     out.stale += 1;
                     continue;
@@ -212,14 +281,31 @@ pub async fn build(
                 let step: Arc<str> = Arc::from(msg.step.as_str());
                 let worker = Some(msg.worker);
                 let input = match msg.outcome {
-                    Outcome::Ok(output) => Input::StepSucceeded { step, token: msg.token, output, worker },
-                    Outcome::Err(error) => Input::StepFailed { step, token: msg.token, error, worker },
+                    Outcome::Ok(output) => Input::StepSucceeded {
+                        step,
+                        token: msg.token,
+                        output,
+                        worker,
+                    },
+                    Outcome::Err(error) => Input::StepFailed {
+                        step,
+                        token: msg.token,
+                        error,
+                        worker,
+                    },
                 };
                 match core::apply(&wf, inst, input, env) {
                     Ok(effects) => {
                         w.changed = true;
                         out.applied += 1;
-                        effects_to_batch(&mut out.batch, part, inst, effects, now_ms, cfg.events_cap);
+                        effects_to_batch(
+                            &mut out.batch,
+                            part,
+                            inst,
+                            effects,
+                            now_ms,
+                            cfg.events_cap,
+                        );
                     }
                     Err(refusal) => {
                         tracing::debug!(instance_id = %msg.instance_id, %refusal, "stale result dropped");
@@ -240,7 +326,10 @@ pub async fn build(
                             msg.instance_id, part.partition
                         ),
                     },
-                    None => Reply::Refused { kind: "not_found".into(), message: format!("no instance {:?}", msg.instance_id) },
+                    None => Reply::Refused {
+                        kind: "not_found".into(),
+                        message: format!("no instance {:?}", msg.instance_id),
+                    },
                     Some(w) => apply_command(shared, part, w, &msg, env, &mut out, now_ms).await,
                 };
                 if matches!(reply, Reply::Refused { .. }) {
@@ -289,13 +378,28 @@ async fn apply_command(
 ) -> Reply {
     let cap = shared.config.events_cap;
     let input = match &msg.command {
-        Command::Start { definition, version, initial_data, tenant_id, created_by } => {
+        Command::Start {
+            definition,
+            version,
+            initial_data,
+            tenant_id,
+            created_by,
+        } => {
             if w.inst.is_some() {
                 return Reply::Applied; // Idempotent start: the id exists.
             }
-            let wf = match shared.defs.get(&shared.conns, definition, Some(version)).await {
+            let wf = match shared
+                .defs
+                .get(&shared.conns, definition, Some(version))
+                .await
+            {
                 Ok(wf) => wf,
-                Err(e) => return Reply::Refused { kind: e.kind().to_string(), message: e.to_string() },
+                Err(e) => {
+                    return Reply::Refused {
+                        kind: e.kind().to_string(),
+                        message: e.to_string(),
+                    }
+                }
             };
             let spec = StartSpec {
                 id: msg.instance_id.clone(),
@@ -316,11 +420,18 @@ async fn apply_command(
             user: user.clone(),
             data: data.clone(),
         },
-        Command::Cancel { reason } => Input::Cancel { reason: reason.clone() },
-        Command::Retry { from_step } => Input::Retry { from_step: from_step.clone() },
+        Command::Cancel { reason } => Input::Cancel {
+            reason: reason.clone(),
+        },
+        Command::Retry { from_step } => Input::Retry {
+            from_step: from_step.clone(),
+        },
     };
     let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
-        return Reply::Refused { kind: "not_found".into(), message: format!("no instance {:?}", msg.instance_id) };
+        return Reply::Refused {
+            kind: "not_found".into(),
+            message: format!("no instance {:?}", msg.instance_id),
+        };
     };
     match core::apply(&wf, inst, input, env) {
         Ok(effects) => {
@@ -329,14 +440,23 @@ async fn apply_command(
             out.applied += 1;
             Reply::Applied
         }
-        Err(refusal) => Reply::Refused { kind: refusal.kind().to_string(), message: refusal.to_string() },
+        Err(refusal) => Reply::Refused {
+            kind: refusal.kind().to_string(),
+            message: refusal.to_string(),
+        },
     }
 }
 
 /// The token a due timer stands for: there is one timer per (instance, step, kind), so a
 /// timer is the step's current one when the step is in the state that kind needs and its
 /// deadline has passed; otherwise it is stale.
-fn current_token(wf: &Workflow, inst: &Instance, step: &str, kind: TimerKind, now_ms: i64) -> Option<u64> {
+fn current_token(
+    wf: &Workflow,
+    inst: &Instance,
+    step: &str,
+    kind: TimerKind,
+    now_ms: i64,
+) -> Option<u64> {
     let s = wf.step_id(step)?;
     let st = inst.steps.get(s)?;
     let expected = match kind {
@@ -376,7 +496,11 @@ fn effects_to_batch(
                 b.sadd(&part.queues(), &d.queue);
             }
             Effect::Schedule(t) => {
-                b.zadd(&part.timers(), t.due_at.millis(), &timer_member(&id, &t.step, t.kind));
+                b.zadd(
+                    &part.timers(),
+                    t.due_at.millis(),
+                    &timer_member(&id, &t.step, t.kind),
+                );
             }
             Effect::Unschedule { step, kind } => {
                 b.zrem(&part.timers(), &timer_member(&id, &step, kind));
@@ -415,7 +539,10 @@ fn write_instance(
     let new_rev = inst.revision.to_string();
     let status = inst.status.as_str();
     let created = inst.created_at.millis();
-    let finished = inst.finished_at.map(|t| t.millis().to_string()).unwrap_or_default();
+    let finished = inst
+        .finished_at
+        .map(|t| t.millis().to_string())
+        .unwrap_or_default();
     let mut fields: Vec<(&str, &[u8])> = vec![
         ("state", &state),
         ("rev", new_rev.as_bytes()),

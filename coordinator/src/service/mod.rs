@@ -106,7 +106,9 @@ pub struct Coordinator {
 
 impl Coordinator {
     /// Connects to Redis.
-    pub async fn connect(config: CoordinatorConfig) -> Result<Coordinator, weir::redis::RedisError> {
+    pub async fn connect(
+        config: CoordinatorConfig,
+    ) -> Result<Coordinator, weir::redis::RedisError> {
         let mut redis = config.redis.clone();
         redis.blocking_pool_size = redis.blocking_pool_size.max(64);
         let conns = Connections::connect(&redis).await?;

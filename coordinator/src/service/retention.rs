@@ -9,7 +9,11 @@ use super::{Counters, Shared};
 
 /// Deletes up to 100 finished instances whose retention has passed.
 pub async fn sweep(shared: &Shared, part: &PartitionKeys) -> Result<(), String> {
-    let now = shared.conns.server_time().await.map_err(|e| e.to_string())?;
+    let now = shared
+        .conns
+        .server_time()
+        .await
+        .map_err(|e| e.to_string())?;
     let cutoff = now - shared.config.retention.as_millis() as i64;
     let mut conn = shared.conns.conn.clone();
     let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
@@ -34,8 +38,16 @@ pub async fn sweep(shared: &Shared, part: &PartitionKeys) -> Result<(), String> 
             .arg("tenant")
             .arg("creator");
     }
-    type Row = (Option<String>, Option<String>, Option<String>, Option<String>);
-    let rows: Vec<Row> = pipe.query_async(&mut conn).await.map_err(|e| e.to_string())?;
+    type Row = (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = pipe
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut batch = Batch::new(part.lease());
     for (id, (status, def, tenant, creator)) in ids.iter().zip(rows) {
         batch.del(&part.instance(id));

@@ -117,15 +117,30 @@ async fn reclaim(
             let error = format!(
                 "delivered {deliveries} times without an outcome (workers died or hung running it)"
             );
-            dead_letter(shared, stream, &entry.id, raw.as_deref().unwrap_or(&[]), &error, deliveries)
-                .await;
+            dead_letter(
+                shared,
+                stream,
+                &entry.id,
+                raw.as_deref().unwrap_or(&[]),
+                &error,
+                deliveries,
+            )
+            .await;
             continue;
         }
         let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
             // No room after all: it stays claimed by us and idle, and is reclaimed again.
             continue;
         };
-        start(shared, stream.to_string(), entry.id, raw, permit, results.clone()).await;
+        start(
+            shared,
+            stream.to_string(),
+            entry.id,
+            raw,
+            permit,
+            results.clone(),
+        )
+        .await;
     }
     Ok(())
 }

@@ -60,7 +60,10 @@ async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
             for r in &reports {
                 inv.arg(&r.id).arg(wire::encode(&r.result));
             }
-            match inv.invoke_async::<i64>(&mut shared.conns.conn.clone()).await {
+            match inv
+                .invoke_async::<i64>(&mut shared.conns.conn.clone())
+                .await
+            {
                 Ok(_) => break,
                 Err(e) => {
                     shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
