@@ -40,13 +40,14 @@ pub fn start(wf: &Workflow, spec: StartSpec, env: Env) -> (Instance, Vec<Effect>
         revision: 0,
         next_token: 0,
     };
-    let mut t = Transition::new(wf, &mut inst, env);
+    let mut effects = Vec::with_capacity(8);
+    let mut t = Transition::new(wf, &mut inst, env, &mut effects);
     t.emit(EventKind::WorkflowStarted {
         definition: wf.name.clone(),
         version: wf.version.clone(),
     });
     t.activate(wf.initial);
-    let effects = t.finish();
+    t.finish();
     (inst, effects)
 }
 
@@ -57,13 +58,15 @@ pub(super) fn wake(
     step: &str,
     token: u64,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Sleeping)?;
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     let name = t.name(s);
     t.emit(EventKind::TimerFired { step: name });
     t.succeed(s, None, None);
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// `Cancel`: allowed until the instance finishes.
@@ -72,20 +75,22 @@ pub(super) fn cancel(
     inst: &mut Instance,
     reason: Option<String>,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     if inst.status.is_terminal() {
         return Err(Refusal::WrongStatus {
             status: inst.status,
             action: "cancel",
         });
     }
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     t.interrupt_active();
     t.inst.status = InstanceStatus::Canceled;
     t.inst.error = reason.clone();
     t.inst.finished_at = Some(env.now);
     t.emit(EventKind::WorkflowCanceled { reason });
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// `Retry`: resumes a FAILED instance from `from_step` (default: the step that failed it),
@@ -99,7 +104,8 @@ pub(super) fn retry(
     inst: &mut Instance,
     from_step: Option<&str>,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     if inst.status != InstanceStatus::Failed {
         return Err(Refusal::WrongStatus {
             status: inst.status,
@@ -129,7 +135,7 @@ pub(super) fn retry(
         .and_then(|name| wf.step_id(name))
         .filter(|&f| !region[f] && !reachable(wf, f)[from]);
 
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     let mut restart = Vec::new();
     for (s, st) in t.inst.steps.iter_mut().enumerate() {
         if region[s] {
@@ -150,7 +156,8 @@ pub(super) fn retry(
     for s in restart {
         t.activate(s);
     }
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// Steps reachable from `from` (itself included), following every edge.

@@ -7,6 +7,7 @@ use crate::definition::{CompiledKind, StepId, Workflow};
 use crate::model::{AttemptRecord, AttemptStatus, Context, EventKind, Instance, StepStatus};
 
 /// `StepSucceeded`.
+#[allow(clippy::too_many_arguments)] // the input's fields, then the transition's setting
 pub(super) fn succeeded(
     wf: &Workflow,
     inst: &mut Instance,
@@ -15,15 +16,18 @@ pub(super) fn succeeded(
     output: Context,
     worker: Option<String>,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     unschedule_timeout(&mut t, s);
     t.succeed(s, Some(output), worker);
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// `StepFailed`.
+#[allow(clippy::too_many_arguments)] // the input's fields, then the transition's setting
 pub(super) fn failed(
     wf: &Workflow,
     inst: &mut Instance,
@@ -32,9 +36,10 @@ pub(super) fn failed(
     error: StepError,
     worker: Option<String>,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     unschedule_timeout(&mut t, s);
     // The worker enforces the step's timeout too and may report it before the coordinator's
     // `Timer(Timeout)` fires: a `timeout` error of a step that has a timeout is the same
@@ -55,7 +60,8 @@ pub(super) fn failed(
         });
     }
     fail_attempt(&mut t, s, error, worker, timed_out);
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// `Timer(Timeout)`: the coordinator's deadline passed (the worker may be dead).
@@ -65,9 +71,10 @@ pub(super) fn timed_out(
     step: &str,
     token: u64,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     let attempt = t.inst.steps[s].attempt;
     let limit = match &wf.steps[s].kind {
         CompiledKind::Machine {
@@ -86,7 +93,8 @@ pub(super) fn timed_out(
         retryable: true,
     };
     fail_attempt(&mut t, s, err, None, true);
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// `Timer(Retry)`: the backoff is over, dispatch the next attempt.
@@ -96,11 +104,13 @@ pub(super) fn retry_due(
     step: &str,
     token: u64,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Retrying)?;
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     t.dispatch_attempt(s);
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 fn unschedule_timeout(t: &mut Transition<'_>, s: StepId) {

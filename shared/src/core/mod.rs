@@ -70,31 +70,54 @@ pub fn apply(
     input: Input,
     env: Env,
 ) -> Result<Vec<Effect>, Refusal> {
-    match input {
+    let mut effects = Vec::with_capacity(8);
+    apply_into(wf, inst, input, env, &mut effects)?;
+    Ok(effects)
+}
+
+/// [`apply`], appending the effects to `effects` instead of returning a new vector, so a
+/// driver can reuse one buffer for many transitions. On `Err`, neither the instance nor
+/// `effects` changed.
+pub fn apply_into(
+    wf: &Workflow,
+    inst: &mut Instance,
+    input: Input,
+    env: Env,
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
+    let before = effects.len();
+    let result = match input {
         Input::StepSucceeded {
             step,
             token,
             output,
             worker,
-        } => machine::succeeded(wf, inst, &step, token, output, worker, env),
+        } => machine::succeeded(wf, inst, &step, token, output, worker, env, effects),
         Input::StepFailed {
             step,
             token,
             error,
             worker,
-        } => machine::failed(wf, inst, &step, token, error, worker, env),
+        } => machine::failed(wf, inst, &step, token, error, worker, env, effects),
         Input::Timer { step, kind, token } => match kind {
-            TimerKind::Retry => machine::retry_due(wf, inst, &step, token, env),
-            TimerKind::Timeout => machine::timed_out(wf, inst, &step, token, env),
-            TimerKind::Wake => lifecycle::wake(wf, inst, &step, token, env),
-            TimerKind::TaskDue => task::due(wf, inst, &step, token, env),
+            TimerKind::Retry => machine::retry_due(wf, inst, &step, token, env, effects),
+            TimerKind::Timeout => machine::timed_out(wf, inst, &step, token, env, effects),
+            TimerKind::Wake => lifecycle::wake(wf, inst, &step, token, env, effects),
+            TimerKind::TaskDue => task::due(wf, inst, &step, token, env, effects),
         },
         Input::CompleteTask { step, user, data } => {
-            task::complete(wf, inst, &step, user, data, env)
+            task::complete(wf, inst, &step, user, data, env, effects)
         }
-        Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env),
-        Input::Retry { from_step } => lifecycle::retry(wf, inst, from_step.as_deref(), env),
+        Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env, effects),
+        Input::Retry { from_step } => {
+            lifecycle::retry(wf, inst, from_step.as_deref(), env, effects)
+        }
+    };
+    if result.is_err() {
+        // Refusals come before any change; this only keeps the promise if one ever did not.
+        effects.truncate(before);
     }
+    result
 }
 
 /// Finds a step for an input that carries a token; a step the workflow lacks is stale input

@@ -17,7 +17,8 @@ pub(super) fn complete(
     user: String,
     data: Value,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     if !matches!(
         inst.status,
         InstanceStatus::Running | InstanceStatus::Waiting
@@ -67,7 +68,7 @@ pub(super) fn complete(
         });
     };
 
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     let name = t.name(s);
     if due.is_some() {
         t.effects.push(Effect::Unschedule {
@@ -84,7 +85,8 @@ pub(super) fn complete(
         user: user.clone(),
     });
     t.succeed(s, Some(output), Some(user));
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }
 
 /// `Timer(TaskDue)`: the task is overdue. With `on: timeout` edges the task expires and
@@ -95,9 +97,10 @@ pub(super) fn due(
     step: &str,
     token: u64,
     env: Env,
-) -> Result<Vec<Effect>, Refusal> {
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Waiting)?;
-    let mut t = Transition::new(wf, inst, env);
+    let mut t = Transition::new(wf, inst, env, effects);
     let name = t.name(s);
     t.emit(EventKind::HumanTaskOverdue { step: name.clone() });
     // Like a machine step's timeout, the error goes into the context for the timeout path.
@@ -111,7 +114,8 @@ pub(super) fn due(
     let Some(taken) = t.decide_failure(s, Outcome::Timeout, error) else {
         // No timeout edge (or none matched): the task stays open; the deadline is spent.
         t.inst.steps[s].due_at = None;
-        return Ok(t.finish());
+        t.finish();
+        return Ok(());
     };
     let now = t.env.now;
     t.effects.push(Effect::CloseTask {
@@ -134,5 +138,6 @@ pub(super) fn due(
     };
     t.effects.push(Effect::Record(record));
     t.follow(s, &taken);
-    Ok(t.finish())
+    t.finish();
+    Ok(())
 }

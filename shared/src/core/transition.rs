@@ -30,35 +30,95 @@ pub(super) enum Outcome {
     Timeout,
 }
 
+#[derive(Clone, Copy)]
 enum Work {
     Activate(StepId),
     Skip(StepId),
 }
 
-/// One transition in progress: the instance being changed and the effects so far.
+/// How many work items the worklist holds without allocating.
+const INLINE_WORK: usize = 16;
+
+/// Outgoing edges a step may have for its routing decision to stay on the stack.
+const INLINE_EDGES: usize = 16;
+
+/// The FIFO worklist: a ring of [`INLINE_WORK`] items in place, then a heap queue for the
+/// rest. Most transitions queue a handful of items, so most never allocate.
+struct WorkQueue {
+    ring: [Work; INLINE_WORK],
+    head: usize,
+    len: usize,
+    spill: VecDeque<Work>,
+}
+
+impl WorkQueue {
+    fn new() -> WorkQueue {
+        WorkQueue {
+            ring: [Work::Skip(0); INLINE_WORK],
+            head: 0,
+            len: 0,
+            spill: VecDeque::new(),
+        }
+    }
+
+    fn push_back(&mut self, work: Work) {
+        // Once items spill, later ones follow them there: the ring holds only the oldest.
+        if self.spill.is_empty() && self.len < INLINE_WORK {
+            self.ring[(self.head + self.len) % INLINE_WORK] = work;
+            self.len += 1;
+        } else {
+            self.spill.push_back(work);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Work> {
+        if self.len > 0 {
+            let work = self.ring[self.head];
+            self.head = (self.head + 1) % INLINE_WORK;
+            self.len -= 1;
+            Some(work)
+        } else {
+            self.spill.pop_front()
+        }
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+        self.spill.clear();
+    }
+}
+
+/// One transition in progress: the instance being changed and the effects so far (appended
+/// to the caller's buffer).
 pub(super) struct Transition<'a> {
     pub wf: &'a Workflow,
     pub inst: &'a mut Instance,
     pub env: Env,
-    pub effects: Vec<Effect>,
-    work: VecDeque<Work>,
+    pub effects: &'a mut Vec<Effect>,
+    work: WorkQueue,
     activations: usize,
 }
 
 impl<'a> Transition<'a> {
-    pub fn new(wf: &'a Workflow, inst: &'a mut Instance, env: Env) -> Self {
+    pub fn new(
+        wf: &'a Workflow,
+        inst: &'a mut Instance,
+        env: Env,
+        effects: &'a mut Vec<Effect>,
+    ) -> Self {
         Transition {
             wf,
             inst,
             env,
-            effects: Vec::with_capacity(8),
-            work: VecDeque::new(),
+            effects,
+            work: WorkQueue::new(),
             activations: 0,
         }
     }
 
-    /// Runs queued work, settles the status, bumps the revision and hands back the effects.
-    pub fn finish(mut self) -> Vec<Effect> {
+    /// Runs queued work, settles the status and bumps the revision. The effects are in the
+    /// buffer the transition was given.
+    pub fn finish(mut self) {
         self.drain();
         while self.close_idle_loops() {
             self.drain();
@@ -66,7 +126,6 @@ impl<'a> Transition<'a> {
         self.settle_status();
         self.inst.revision += 1;
         self.inst.updated_at = self.env.now;
-        self.effects
     }
 
     pub fn emit(&mut self, kind: EventKind) {
@@ -412,17 +471,30 @@ impl<'a> Transition<'a> {
     /// loop is not decided dead here at all: the loop may take it on a later turn, so it
     /// dies only when the loop is over ([`Self::close_idle_loops`]).
     pub fn route(&mut self, s: StepId, outcome: Outcome) {
-        let taken = self.decide(s, outcome);
-        self.follow(s, &taken);
+        let n = self.wf.steps[s].outgoing.len();
+        if n <= INLINE_EDGES {
+            let mut taken = [false; INLINE_EDGES];
+            self.decide_into(s, outcome, &mut taken[..n]);
+            self.follow(s, &taken[..n]);
+        } else {
+            let taken = self.decide(s, outcome);
+            self.follow(s, &taken);
+        }
     }
 
     /// Which outgoing edges of `s` an outcome takes (see [`Self::route`]), in `outgoing` order.
     fn decide(&mut self, s: StepId, outcome: Outcome) -> Vec<bool> {
+        let mut taken = vec![false; self.wf.steps[s].outgoing.len()];
+        self.decide_into(s, outcome, &mut taken);
+        taken
+    }
+
+    /// [`Self::decide`] into `taken`, one entry per outgoing edge.
+    fn decide_into(&mut self, s: StepId, outcome: Outcome, taken: &mut [bool]) {
         let wf = self.wf;
         let step = &wf.steps[s];
-        let mut taken = Vec::with_capacity(step.outgoing.len());
         let mut any_condition_matched = false;
-        for &e in &step.outgoing {
+        for (i, &e) in step.outgoing.iter().enumerate() {
             let edge = &wf.edges[e];
             let in_group = self.matches_outcome(e, s, outcome);
             let take = if !in_group || edge.default {
@@ -446,7 +518,7 @@ impl<'a> Transition<'a> {
             } else {
                 true
             };
-            taken.push(take);
+            taken[i] = take;
         }
         if !any_condition_matched {
             for (i, &e) in step.outgoing.iter().enumerate() {
@@ -455,7 +527,6 @@ impl<'a> Transition<'a> {
                 }
             }
         }
-        taken
     }
 
     /// Marks the edges [`Self::decide`] took and those that are dead now.
@@ -521,13 +592,27 @@ impl<'a> Transition<'a> {
         }
         let need = self.wf.steps[t].forward_in;
         let st = &mut self.inst.steps[t];
+        // The common case, a step with one way in: resolved at once, no mark kept.
+        if need <= 1 && st.marks.is_empty() {
+            self.work.push_back(if taken {
+                Work::Activate(t)
+            } else {
+                Work::Skip(t)
+            });
+            return;
+        }
         let edge_id = e as u32;
         match st.marks.iter_mut().find(|m| m.edge == edge_id) {
             Some(m) => m.taken |= taken,
-            None => st.marks.push(EdgeMark {
-                edge: edge_id,
-                taken,
-            }),
+            None => {
+                if st.marks.capacity() == 0 {
+                    st.marks.reserve_exact(need);
+                }
+                st.marks.push(EdgeMark {
+                    edge: edge_id,
+                    taken,
+                });
+            }
         }
         if st.marks.len() >= need {
             let any = st.marks.iter().any(|m| m.taken);

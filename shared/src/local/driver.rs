@@ -65,7 +65,14 @@ pub(crate) async fn apply(
     input: Input,
 ) -> Result<(), Refusal> {
     let mut state = slot.state.lock().await;
-    let effects = core::apply(&slot.wf, &mut state.inst, input, inner.clock.env())?;
+    let mut effects = Vec::with_capacity(8);
+    core::apply_into(
+        &slot.wf,
+        &mut state.inst,
+        input,
+        inner.clock.env(),
+        &mut effects,
+    )?;
     carry_out(inner, slot, &mut state, effects).await;
     Ok(())
 }
@@ -102,7 +109,8 @@ fn note_refusal(inner: &Inner, slot: &Slot, refusal: &Refusal) {
 }
 
 /// Carries out effects in order. Handlers that finish on their first poll are applied right
-/// here, under the same lock, without a task spawn: the fast path of short steps.
+/// here, under the same lock, without a task spawn: the fast path of short steps. The
+/// effects of those transitions go into the same buffer.
 async fn carry_out(
     inner: &Arc<Inner>,
     slot: &Arc<Slot>,
@@ -112,7 +120,7 @@ async fn carry_out(
     let mut ready: VecDeque<Input> = VecDeque::new();
     let mut effects = effects;
     loop {
-        for effect in effects {
+        for effect in effects.drain(..) {
             match effect {
                 Effect::Dispatch(d) => {
                     let mut run = Box::pin(run_attempt(inner.clone(), slot.id.clone(), d));
@@ -163,13 +171,11 @@ async fn carry_out(
         let Some(input) = ready.pop_front() else {
             break;
         };
-        effects = match core::apply(&slot.wf, &mut state.inst, input, inner.clock.env()) {
-            Ok(effects) => effects,
-            Err(refusal) => {
-                note_refusal(inner, slot, &refusal);
-                Vec::new()
-            }
-        };
+        let env = inner.clock.env();
+        if let Err(refusal) = core::apply_into(&slot.wf, &mut state.inst, input, env, &mut effects)
+        {
+            note_refusal(inner, slot, &refusal);
+        }
     }
     let status = state.inst.status;
     if status.is_terminal() {
