@@ -17,8 +17,13 @@ struct CountingBus(AtomicU64);
 
 #[async_trait]
 impl EventBus for CountingBus {
-    async fn emit(&self, _event: &Event) {
+    async fn emit(&self, event: &Event) {
+        self.try_emit(event);
+    }
+
+    fn try_emit(&self, _event: &Event) -> bool {
         self.0.fetch_add(1, Ordering::Relaxed);
+        true
     }
 }
 

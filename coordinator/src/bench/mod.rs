@@ -5,6 +5,7 @@
 //! 1 -> 8 -> 1 fan-out/join, with events and history on.
 
 pub mod local;
+pub mod redis;
 
 pub mod report;
 pub mod workloads;

@@ -1,0 +1,527 @@
+//! The distributed benchmark: one coordinator and two workers against a Redis of this
+//! machine, measured in one run (`weir bench redis`):
+//! - steps per second for 1,000 instances of a 10-step linear workflow of `noop` steps,
+//!   and for a 1 -> 8 -> 1 fan-out/join;
+//! - p50/p99 latency from a step's end to the next step's start, at half that load;
+//! - Redis memory per running and per finished instance;
+//! - beside them, the raw `redis-benchmark` figure of pipelined XADD on the same server.
+//!
+//! By default it starts its own `redis-server` on a free loopback port (no persistence), so
+//! it measures the engine, not a shared server's load.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use weir::model::{Definition, HumanStep, InstanceStatus, StepDef};
+use weir::redis::{RedisConfig, WeirClient};
+use weir::{Handlers, StartOptions, Step, StepContext, StepError};
+use weir_worker::{Worker, WorkerConfig};
+
+use super::report::percentile;
+use super::workloads;
+use crate::service::{Coordinator, CoordinatorConfig};
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct RedisBenchOptions {
+    /// An existing Redis to use (its namespace `weir-bench` is wiped first); `None` starts a
+    /// private `redis-server`.
+    pub url: Option<String>,
+    /// Instances per throughput workload.
+    pub instances: usize,
+    /// How long the latency phase runs.
+    pub latency_seconds: f64,
+    /// Workers' concurrency each.
+    pub concurrency: usize,
+}
+
+impl RedisBenchOptions {
+    /// The full run the README reports.
+    pub fn full() -> RedisBenchOptions {
+        RedisBenchOptions {
+            url: None,
+            instances: 1000,
+            latency_seconds: 5.0,
+            concurrency: 64,
+        }
+    }
+
+    /// A quick run for CI: the same code paths, small numbers.
+    pub fn smoke() -> RedisBenchOptions {
+        RedisBenchOptions {
+            url: None,
+            instances: 40,
+            latency_seconds: 0.5,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RedisBenchReport {
+    /// Machine description.
+    pub machine: String,
+    /// Redis version.
+    pub redis_version: String,
+    /// Linear workload: steps per second.
+    pub linear_steps_per_second: f64,
+    /// Fan-out workload: steps per second.
+    pub fanout_steps_per_second: f64,
+    /// Latency phase: instances started per second.
+    pub latency_load_steps_per_second: f64,
+    /// Step end to next step start, median.
+    pub latency_p50_ms: f64,
+    /// Step end to next step start, 99th percentile.
+    pub latency_p99_ms: f64,
+    /// Samples behind the percentiles.
+    pub latency_samples: usize,
+    /// Redis memory per finished 10-step instance (instance, history, indexes), bytes.
+    pub bytes_per_finished_instance: f64,
+    /// Redis memory per running instance (waiting on a task), bytes.
+    pub bytes_per_running_instance: f64,
+    /// The capped event streams' memory at the end, bytes (a fixed ceiling, not per instance).
+    pub event_stream_bytes: u64,
+    /// `redis-benchmark` pipelined XADD on the same server, requests per second.
+    pub redis_benchmark_xadd_per_second: Option<f64>,
+}
+
+impl std::fmt::Display for RedisBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "machine:                          {}", self.machine)?;
+        writeln!(
+            f,
+            "redis:                            {}",
+            self.redis_version
+        )?;
+        writeln!(
+            f,
+            "linear 10 x noop:                 {:>10.0} steps/s",
+            self.linear_steps_per_second
+        )?;
+        writeln!(
+            f,
+            "fan-out 1 -> 8 -> 1:              {:>10.0} steps/s",
+            self.fanout_steps_per_second
+        )?;
+        writeln!(
+            f,
+            "step-to-step latency at {:.0} steps/s: p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+            self.latency_load_steps_per_second,
+            self.latency_p50_ms,
+            self.latency_p99_ms,
+            self.latency_samples
+        )?;
+        writeln!(
+            f,
+            "memory per finished instance:     {:>10.0} bytes",
+            self.bytes_per_finished_instance
+        )?;
+        writeln!(
+            f,
+            "memory per running instance:      {:>10.0} bytes",
+            self.bytes_per_running_instance
+        )?;
+        writeln!(
+            f,
+            "event streams (capped):           {:>10} bytes",
+            self.event_stream_bytes
+        )?;
+        match self.redis_benchmark_xadd_per_second {
+            Some(x) => writeln!(f, "redis-benchmark XADD -P 100:      {x:>10.0} requests/s"),
+            None => writeln!(f, "redis-benchmark XADD:             not available"),
+        }
+    }
+}
+
+/// Records when each step of each instance started and ended (the latency probe).
+#[derive(Default)]
+struct Probe {
+    marks: Mutex<HashMap<(String, String), (Instant, Instant)>>,
+    on: std::sync::atomic::AtomicBool,
+}
+
+struct ProbeStep(Arc<Probe>);
+
+#[async_trait]
+impl Step for ProbeStep {
+    async fn execute(&self, ctx: &mut StepContext) -> Result<(), StepError> {
+        if self.0.on.load(std::sync::atomic::Ordering::Relaxed) {
+            let now = Instant::now();
+            let key = (ctx.instance_id().to_string(), ctx.step().to_string());
+            self.0
+                .marks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, (now, Instant::now()));
+        }
+        Ok(())
+    }
+}
+
+/// A private redis-server, killed on drop.
+struct OwnServer {
+    child: Child,
+    port: u16,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server() -> anyhow::Result<OwnServer> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let dir = std::env::temp_dir().join(format!("weir-bench-{port}"));
+    std::fs::create_dir_all(&dir)?;
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start redis-server ({e}): install it (apt-get install redis-server) or pass --redis URL"))?;
+    let server = OwnServer {
+        child,
+        port,
+        _dir: tempdir::Dir(dir),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
+            if let Ok(mut c) = client.get_connection() {
+                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
+                    return Ok(server);
+                }
+            }
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "redis-server on port {port} did not answer"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn used_memory(client: &WeirClient) -> anyhow::Result<u64> {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("INFO memory has no used_memory"))
+}
+
+async fn count_status(client: &WeirClient, status: InstanceStatus) -> anyhow::Result<u64> {
+    let mut pipe = redis::pipe();
+    for part in client.connections().keys.all_parts() {
+        pipe.cmd("ZCARD").arg(part.index_status(status.as_str()));
+    }
+    let counts: Vec<u64> = pipe
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    Ok(counts.iter().sum())
+}
+
+/// Starts `n` instances with `parallel` concurrent starters; returns their ids.
+async fn start_many(
+    client: &WeirClient,
+    name: &str,
+    n: usize,
+    parallel: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut tasks = Vec::new();
+    let per = n.div_ceil(parallel.max(1));
+    for t in 0..parallel.max(1) {
+        let client = client.clone();
+        let name = name.to_string();
+        let count = per.min(n.saturating_sub(t * per));
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(count);
+            for _ in 0..count {
+                ids.push(
+                    client
+                        .start_workflow(&name, StartOptions::default())
+                        .await?
+                        .id,
+                );
+            }
+            anyhow::Ok(ids)
+        }));
+    }
+    let mut ids = Vec::with_capacity(n);
+    for t in tasks {
+        ids.extend(t.await??);
+    }
+    Ok(ids)
+}
+
+async fn wait_completed(client: &WeirClient, target: u64, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let done = count_status(client, InstanceStatus::Completed).await?;
+        if done >= target {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {done} of {target} instances completed in {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs the benchmark.
+pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
+    let own = match &opts.url {
+        Some(_) => None,
+        None => Some(start_server()?),
+    };
+    let url = match (&opts.url, &own) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => format!("redis://127.0.0.1:{}/", s.port),
+        (None, None) => unreachable!("a server was started when no URL was given"),
+    };
+    let ns = "weir-bench";
+    let config = RedisConfig::new(&url, ns);
+    // A fresh namespace each run.
+    {
+        let c = redis::Client::open(url.as_str())?;
+        let mut conn = c.get_multiplexed_async_connection().await?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{ns}*"))
+            .query_async(&mut conn)
+            .await?;
+        if !keys.is_empty() {
+            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+        }
+    }
+
+    let (stop, stop_rx) = watch::channel(false);
+    let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
+    let coordinator = tokio::spawn(coordinator.run(stop_rx.clone()));
+    let probe = Arc::new(Probe::default());
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let mut handlers: Handlers = weir_worker::builtin_handlers();
+        handlers.register("probe", ProbeStep(probe.clone()));
+        let mut wc = WorkerConfig::new(config.clone());
+        wc.concurrency = opts.concurrency;
+        let worker = Worker::connect(wc, handlers).await?;
+        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
+    }
+    let client = WeirClient::connect(&config).await?;
+    let server_info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    let redis_version = server_info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .unwrap_or("?")
+        .trim()
+        .to_string();
+
+    let linear = workloads::linear(10);
+    let fanout = workloads::fan_out(8);
+    client.register_definition(linear.clone()).await?;
+    client.register_definition(fanout.clone()).await?;
+    let mut probe_def = workloads::linear(10);
+    probe_def.name = "bench_probe".into();
+    for step in probe_def.steps.values_mut() {
+        if let StepDef::Machine(m) = step {
+            m.handler = "probe".into();
+        }
+    }
+    client.register_definition(probe_def.clone()).await?;
+    let mut waiting_def: Definition = workloads::linear(9);
+    waiting_def.name = "bench_waiting".into();
+    waiting_def.steps.insert(
+        "s9".into(),
+        StepDef::Human(HumanStep {
+            title: Some("approve".into()),
+            description: None,
+            assignee: Some("bench".into()),
+            candidates: vec![],
+            form: None,
+            due: None,
+        }),
+    );
+    waiting_def.edges.push(weir::model::EdgeDef {
+        from: "s8".into(),
+        to: "s9".into(),
+        condition: None,
+        default: false,
+        on: Default::default(),
+    });
+    client.register_definition(waiting_def.clone()).await?;
+
+    let parallel = 32;
+    let timeout = Duration::from_secs(120);
+    let mem_before = used_memory(&client).await?;
+
+    // Throughput: linear.
+    let t = Instant::now();
+    start_many(&client, &linear.name, opts.instances, parallel).await?;
+    wait_completed(&client, opts.instances as u64, timeout).await?;
+    let linear_sps = (opts.instances * 10) as f64 / t.elapsed().as_secs_f64();
+    let mem_after_linear = used_memory(&client).await?;
+
+    // Throughput: fan-out.
+    let t = Instant::now();
+    start_many(&client, &fanout.name, opts.instances, parallel).await?;
+    wait_completed(&client, 2 * opts.instances as u64, timeout).await?;
+    let fanout_sps = (opts.instances * 10) as f64 / t.elapsed().as_secs_f64();
+
+    // Memory per finished instance: the linear phase's growth, less the event streams.
+    let mut pipe = redis::pipe();
+    for part in client.connections().keys.all_parts() {
+        pipe.cmd("MEMORY")
+            .arg("USAGE")
+            .arg(part.events())
+            .arg("SAMPLES")
+            .arg(0);
+    }
+    let event_bytes: Vec<Option<u64>> = pipe
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    let event_stream_bytes: u64 = event_bytes.iter().flatten().sum();
+    // The event streams grew during both phases; charge the linear phase half of them.
+    let finished_bytes = (mem_after_linear.saturating_sub(mem_before) as f64
+        - event_stream_bytes as f64 / 2.0)
+        / opts.instances as f64;
+
+    // Memory per running instance: instances waiting on a task.
+    let running_n = opts.instances.min(500);
+    let before = used_memory(&client).await?;
+    let ids = start_many(&client, &waiting_def.name, running_n, parallel).await?;
+    let deadline = Instant::now() + timeout;
+    while count_status(&client, InstanceStatus::Waiting).await? < running_n as u64 {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "instances did not reach their task in time"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let after = used_memory(&client).await?;
+    let running_bytes = after.saturating_sub(before) as f64 / ids.len().max(1) as f64;
+
+    // Latency at half the linear throughput: steady starts, probe on.
+    probe.on.store(true, std::sync::atomic::Ordering::Relaxed);
+    let load = linear_sps / 2.0;
+    let per_second = (load / 10.0).max(1.0);
+    let total = ((per_second * opts.latency_seconds).ceil() as usize).max(1);
+    let gap = Duration::from_secs_f64(1.0 / per_second);
+    let t = Instant::now();
+    let done_before = count_status(&client, InstanceStatus::Completed).await?;
+    let mut starters = Vec::new();
+    for i in 0..total {
+        let due = t + gap * i as u32;
+        tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+        let client = client.clone();
+        starters.push(tokio::spawn(async move {
+            client
+                .start_workflow("bench_probe", StartOptions::default())
+                .await
+                .map(|v| v.id)
+        }));
+    }
+    let mut probe_ids = Vec::new();
+    for s in starters {
+        probe_ids.push(s.await??);
+    }
+    wait_completed(&client, done_before + total as u64, timeout).await?;
+    let marks = probe
+        .marks
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut samples = Vec::new();
+    for id in &probe_ids {
+        for k in 0..9 {
+            let prev = marks.get(&(id.clone(), format!("s{k}")));
+            let next = marks.get(&(id.clone(), format!("s{}", k + 1)));
+            if let (Some((_, end)), Some((start, _))) = (prev, next) {
+                samples.push(start.saturating_duration_since(*end));
+            }
+        }
+    }
+    samples.sort();
+
+    let _ = stop.send(true);
+    let _ = coordinator.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    let xadd = own.as_ref().and_then(|s| redis_benchmark_xadd(s.port));
+    Ok(RedisBenchReport {
+        machine: super::report::machine(),
+        redis_version,
+        linear_steps_per_second: linear_sps,
+        fanout_steps_per_second: fanout_sps,
+        latency_load_steps_per_second: per_second * 10.0,
+        latency_p50_ms: percentile(&samples, 50.0).as_secs_f64() * 1000.0,
+        latency_p99_ms: percentile(&samples, 99.0).as_secs_f64() * 1000.0,
+        latency_samples: samples.len(),
+        bytes_per_finished_instance: finished_bytes,
+        bytes_per_running_instance: running_bytes,
+        event_stream_bytes,
+        redis_benchmark_xadd_per_second: xadd,
+    })
+}
+
+/// `redis-benchmark` pipelined XADD against the same server, if the tool is installed.
+fn redis_benchmark_xadd(port: u16) -> Option<f64> {
+    let out = Command::new("redis-benchmark")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-n",
+            "200000",
+            "-P",
+            "100",
+            "-q",
+        ])
+        .args([
+            "XADD",
+            "weir-bench-xadd",
+            "MAXLEN",
+            "~",
+            "10000",
+            "*",
+            "m",
+            "payload-of-some-bytes",
+        ])
+        .output()
+        .ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    // "XADD ...: 312500.00 requests per second, p50=..." (the last report line)
+    text.rsplit('\r').chain(text.lines()).find_map(|l| {
+        let (_, rest) = l.split_once(": ")?;
+        rest.split_whitespace().next()?.parse::<f64>().ok()
+    })
+}
