@@ -12,6 +12,15 @@ use crate::model::Event;
 pub trait EventBus: Send + Sync {
     /// Handles one event. Keep it quick: the instance's next transition waits for it.
     async fn emit(&self, event: &Event);
+
+    /// Handles one event at once, without waiting, if the bus can: returns `true` when it
+    /// did, `false` to have the engine call [`EventBus::emit`] instead (the default).
+    ///
+    /// A bus whose `emit` never waits can implement both the same way: the engine tries this
+    /// first and is spared a boxed future per event.
+    fn try_emit(&self, _event: &Event) -> bool {
+        false
+    }
 }
 
 /// Drops every event.
@@ -21,6 +30,10 @@ pub struct NullBus;
 #[async_trait]
 impl EventBus for NullBus {
     async fn emit(&self, _event: &Event) {}
+
+    fn try_emit(&self, _event: &Event) -> bool {
+        true
+    }
 }
 
 /// Keeps every event in memory, for tests and small tools.
@@ -58,10 +71,15 @@ impl MemoryBus {
 #[async_trait]
 impl EventBus for MemoryBus {
     async fn emit(&self, event: &Event) {
+        self.try_emit(event);
+    }
+
+    fn try_emit(&self, event: &Event) -> bool {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(event.clone());
+        true
     }
 }
 
@@ -89,7 +107,12 @@ impl BroadcastBus {
 #[async_trait]
 impl EventBus for BroadcastBus {
     async fn emit(&self, event: &Event) {
+        self.try_emit(event);
+    }
+
+    fn try_emit(&self, event: &Event) -> bool {
         // No subscriber is not an error.
         let _ = self.tx.send(event.clone());
+        true
     }
 }

@@ -165,7 +165,11 @@ async fn carry_out(
                     state.tasks.remove(&step);
                 }
                 Effect::Record(record) => state.history.push(record),
-                Effect::Emit(event) => inner.bus.emit(&event).await,
+                Effect::Emit(event) => {
+                    if !inner.bus.try_emit(&event) {
+                        inner.bus.emit(&event).await;
+                    }
+                }
             }
         }
         let Some(input) = ready.pop_front() else {
