@@ -29,6 +29,8 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
         tracing::warn!("could not create consumer groups yet; will retry on first read");
     }
     let mut read_pending = true;
+    // The blocking reads' own connection, made again after an error.
+    let mut reader: Option<redis::aio::MultiplexedConnection> = None;
     let mut block = Duration::ZERO;
     let mut backoff = Duration::from_millis(50);
     let mut last_sweep = tokio::time::Instant::now();
@@ -36,7 +38,7 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        match turn(&shared, &part, &mut read_pending, block).await {
+        match turn(&shared, &part, &mut reader, &mut read_pending, block).await {
             Ok(next_block) => {
                 block = next_block;
                 backoff = Duration::from_millis(50);
@@ -82,6 +84,7 @@ impl From<redis::RedisError> for TurnError {
 async fn turn(
     shared: &Arc<Shared>,
     part: &weir::redis::PartitionKeys,
+    reader: &mut Option<redis::aio::MultiplexedConnection>,
     read_pending: &mut bool,
     block: Duration,
 ) -> Result<Duration, TurnError> {
@@ -89,11 +92,18 @@ async fn turn(
     let batch = shared.config.batch;
     // 1. Read input; block only when there is nothing pending and no timer is due.
     let reply: Option<StreamReadReply> = {
-        let mut conn = shared
-            .conns
-            .blocking()
-            .await
-            .map_err(|e| TurnError::Other(e.to_string()))?;
+        if reader.is_none() {
+            *reader = Some(
+                shared
+                    .conns
+                    .dedicated()
+                    .await
+                    .map_err(|e| TurnError::Other(e.to_string()))?,
+            );
+        }
+        let Some(conn) = reader.as_mut() else {
+            return Err(TurnError::Other("no reader connection".into()));
+        };
         let id = if *read_pending { "0" } else { ">" };
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
@@ -109,13 +119,16 @@ async fn turn(
             .arg(&results)
             .arg(id)
             .arg(id);
-        match cmd.query_async(&mut *conn).await {
+        match cmd.query_async(conn).await {
             Ok(r) => r,
             Err(e) if e.to_string().contains("NOGROUP") => {
                 ensure_groups(shared, part).await?;
                 None
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                *reader = None;
+                return Err(e.into());
+            }
         }
     };
     let mut inbound = Vec::new();

@@ -49,6 +49,7 @@ pub struct Connections {
     pub keys: Keys,
     /// The URL with any password masked, for messages.
     pub display_url: String,
+    client: redis::Client,
 }
 
 impl std::fmt::Debug for Connections {
@@ -86,7 +87,7 @@ impl Connections {
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(2));
-        let mut conn = ConnectionManager::new_with_config(client, manager_config)
+        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(|e| RedisError::Unreachable {
                 url: display_url.clone(),
@@ -126,6 +127,7 @@ impl Connections {
             blocking,
             keys: Keys::new(&config.namespace, partitions),
             display_url,
+            client,
         })
     }
 
@@ -138,6 +140,18 @@ impl Connections {
                 url: self.display_url.clone(),
                 message: e.to_string(),
             })
+    }
+
+    /// A connection of its own, with no response timeout, for a loop that issues blocking
+    /// reads all its life: unlike a pooled one it costs no health check per use.
+    pub async fn dedicated(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(None)
+            .set_connection_timeout(Some(Duration::from_secs(5)));
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| RedisError::from_redis(&self.display_url, e))
     }
 
     /// The Redis server's clock, in milliseconds (DESIGN invariant 6: time is Redis time).

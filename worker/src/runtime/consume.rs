@@ -29,6 +29,8 @@ pub async fn run(
     let slots = shared.slots.clone();
     let streams = streams(&shared);
     let mut backoff = Duration::from_millis(100);
+    // The blocking reads' own connection, made again after an error.
+    let mut reader = None;
     while !*shutdown.borrow() {
         // Wait for capacity before reading, so entries are never read and left waiting.
         let available = match slots.clone().acquire_owned().await {
@@ -38,7 +40,7 @@ pub async fn run(
             }
             Err(_) => break,
         };
-        let read = read_batch(&shared, &streams, available).await;
+        let read = read_batch(&shared, &mut reader, &streams, available).await;
         let reply = match read {
             Ok(r) => {
                 backoff = Duration::from_millis(100);
@@ -85,10 +87,16 @@ pub async fn run(
 
 async fn read_batch(
     shared: &WorkerShared,
+    reader: &mut Option<redis::aio::MultiplexedConnection>,
     streams: &[String],
     count: usize,
 ) -> Result<Option<StreamReadReply>, String> {
-    let mut conn = shared.conns.blocking().await.map_err(|e| e.to_string())?;
+    if reader.is_none() {
+        *reader = Some(shared.conns.dedicated().await.map_err(|e| e.to_string())?);
+    }
+    let Some(conn) = reader.as_mut() else {
+        return Err("no reader connection".into());
+    };
     let mut cmd = redis::cmd("XREADGROUP");
     cmd.arg("GROUP")
         .arg(WORKER_GROUP)
@@ -104,7 +112,11 @@ async fn read_batch(
     for _ in streams {
         cmd.arg(">");
     }
-    cmd.query_async(&mut *conn).await.map_err(|e| e.to_string())
+    let read = cmd.query_async(conn).await;
+    if read.is_err() {
+        *reader = None;
+    }
+    read.map_err(|e| e.to_string())
 }
 
 /// Starts one entry: decode it (or dead-letter it), then run it in its own task.
