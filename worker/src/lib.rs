@@ -6,6 +6,7 @@
 //!   only in YAML run without Rust code; [`builtin_handlers`] registers them all.
 
 pub mod handlers;
+pub mod ops;
 pub mod runtime;
 
 pub use handlers::builtin_handlers;

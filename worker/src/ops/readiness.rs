@@ -1,0 +1,114 @@
+//! Readiness checks for `/readyz`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncConnectionConfig;
+use weir::redis::connect::mask_password;
+use weir::redis::keys::Keys;
+use weir::redis::{RedisConfig, RedisError};
+
+/// What a readiness check returns: `Ok` when ready, else why not.
+pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A readiness check, called on every `GET /readyz`.
+pub type Readiness = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
+
+/// How long Redis has to answer a readiness probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Ready when Redis answers `PING` within a second (a fresh connection per probe, so a
+/// wrong password or an unreachable host shows). For workers.
+pub fn redis_readiness(redis: &RedisConfig) -> Result<Readiness, RedisError> {
+    let probe = Probe::new(redis)?;
+    Ok(Arc::new(move || {
+        let probe = probe.clone();
+        Box::pin(async move { probe.ping().await.map(|_| ()) })
+    }))
+}
+
+/// Ready when Redis answers within a second and the coordinator `id` heartbeated (which
+/// its lease loop does every `lease / 3`, together with renewing and taking leases) less
+/// than `lease` ago by the Redis clock. For coordinators.
+pub fn coordinator_readiness(
+    redis: &RedisConfig,
+    id: &str,
+    lease: Duration,
+) -> Result<Readiness, RedisError> {
+    let probe = Probe::new(redis)?;
+    let key = Keys::new(&redis.namespace, 1).coordinators();
+    let id: Arc<str> = Arc::from(id);
+    let lease_ms = lease.as_millis().max(1000) as i64;
+    Ok(Arc::new(move || {
+        let (probe, key, id) = (probe.clone(), key.clone(), id.clone());
+        Box::pin(async move {
+            let mut conn = probe.ping().await?;
+            let checked = tokio::time::timeout(PROBE_TIMEOUT, async {
+                let ((secs, micros), beat): ((i64, i64), Option<f64>) = redis::pipe()
+                    .cmd("TIME")
+                    .cmd("ZSCORE")
+                    .arg(&key)
+                    .arg(&*id)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| format!("Redis failed: {e}"))?;
+                let now = secs * 1000 + micros / 1000;
+                match beat {
+                    None => Err(format!(
+                        "coordinator {id} has not joined yet (no heartbeat in {key})"
+                    )),
+                    Some(b) if now - (b as i64) > lease_ms => Err(format!(
+                        "coordinator {id} last heartbeat {} ms ago: its lease loop is stuck or failing",
+                        now - b as i64
+                    )),
+                    Some(_) => Ok(()),
+                }
+            })
+            .await;
+            checked.unwrap_or_else(|_| Err("Redis did not answer within 1 s".into()))
+        })
+    }))
+}
+
+#[derive(Clone)]
+struct Probe {
+    client: redis::Client,
+    display_url: Arc<str>,
+}
+
+impl Probe {
+    fn new(redis: &RedisConfig) -> Result<Probe, RedisError> {
+        let display_url = mask_password(&redis.url);
+        let client = redis::Client::open(redis.url.as_str())
+            .map_err(|e| RedisError::Config(format!("invalid Redis URL {display_url}: {e}")))?;
+        Ok(Probe {
+            client,
+            display_url: Arc::from(display_url),
+        })
+    }
+
+    /// Connects and pings within [`PROBE_TIMEOUT`]; returns the connection.
+    async fn ping(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(PROBE_TIMEOUT))
+            .set_response_timeout(Some(PROBE_TIMEOUT));
+        let attempt = async {
+            let mut conn = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("PING").query_async::<()>(&mut conn).await?;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
+            Ok(Ok(conn)) => Ok(conn),
+            Ok(Err(e)) => Err(format!("Redis at {} failed: {e}", self.display_url)),
+            Err(_) => Err(format!(
+                "Redis at {} did not answer PING within 1 s",
+                self.display_url
+            )),
+        }
+    }
+}
