@@ -52,7 +52,9 @@ pub fn check_instance_id(id: &str) -> Result<(), String> {
         return Err(format!("instance id must be 1 to {MAX_ID_LEN} bytes"));
     }
     if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!("instance id {id:?} must not contain spaces or control characters"));
+        return Err(format!(
+            "instance id {id:?} must not contain spaces or control characters"
+        ));
     }
     Ok(())
 }
@@ -80,7 +82,10 @@ impl InstanceFilter {
     /// Whether an instance matches (the limit aside).
     pub fn matches(&self, i: &Instance) -> bool {
         self.status.is_none_or(|s| s == i.status)
-            && self.definition.as_deref().is_none_or(|d| d == &*i.definition)
+            && self
+                .definition
+                .as_deref()
+                .is_none_or(|d| d == &*i.definition)
             && self
                 .tenant_id
                 .as_deref()
@@ -201,7 +206,10 @@ pub fn history_with_running(
 ) -> Vec<AttemptRecord> {
     let mut out = finished.to_vec();
     for (st, step) in inst.steps.iter().zip(&wf.steps) {
-        if matches!(st.status, StepStatus::Running | StepStatus::Waiting | StepStatus::Sleeping) {
+        if matches!(
+            st.status,
+            StepStatus::Running | StepStatus::Waiting | StepStatus::Sleeping
+        ) {
             out.push(AttemptRecord {
                 step: step.name.clone(),
                 attempt: st.attempt,

@@ -62,7 +62,11 @@ pub struct MachineStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryPolicy>,
     /// The limit of one attempt, e.g. `30s`.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub timeout: Option<Duration>,
     /// A description for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +93,11 @@ pub struct HumanStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<Value>,
     /// When the task becomes overdue, counted from its creation, e.g. `48h`.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub due: Option<Duration>,
 }
 
@@ -107,7 +115,11 @@ pub struct GatewayStep {
 #[serde(deny_unknown_fields)]
 pub struct TimerStep {
     /// Wait this long from when the step is reached, e.g. `2s`.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
     pub duration: Option<Duration>,
     /// Wait until this RFC 3339 time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -324,10 +336,16 @@ mod tests {
 
     #[test]
     fn durations_parse_the_documented_forms() {
-        assert_eq!(duration::parse("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(
+            duration::parse("250ms").unwrap(),
+            Duration::from_millis(250)
+        );
         assert_eq!(duration::parse("2s").unwrap(), Duration::from_secs(2));
         assert_eq!(duration::parse("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(duration::parse("48h").unwrap(), Duration::from_secs(48 * 3600));
+        assert_eq!(
+            duration::parse("48h").unwrap(),
+            Duration::from_secs(48 * 3600)
+        );
         assert!(duration::parse("soon").unwrap_err().contains("250ms"));
         assert!(duration::parse("10").is_err());
     }
