@@ -141,6 +141,8 @@ pub struct Built {
     pub refused: u64,
     /// Entries dead-lettered.
     pub dead: u64,
+    /// Metrics of what the batch did, published once it is committed.
+    pub tally: weir_worker::ops::Tally,
 }
 
 /// One instance as the turn changes it.
@@ -166,6 +168,7 @@ pub async fn build(
         stale: 0,
         refused: 0,
         dead: 0,
+        tally: Default::default(),
     };
     // Load every instance the turn touches, in one round trip.
     let mut ids: Vec<&str> = inbound.iter().filter_map(Inbound::instance_id).collect();
@@ -259,6 +262,7 @@ pub async fn build(
                         out.applied += 1;
                         effects_to_batch(
                             &mut out.batch,
+                            (&mut out.tally, &wf),
                             part,
                             inst,
                             effects,
@@ -300,6 +304,7 @@ pub async fn build(
                         out.applied += 1;
                         effects_to_batch(
                             &mut out.batch,
+                            (&mut out.tally, &wf),
                             part,
                             inst,
                             effects,
@@ -408,7 +413,15 @@ async fn apply_command(
                 created_by: created_by.clone(),
             };
             let (mut inst, effects) = core::start(&wf, spec, env);
-            effects_to_batch(&mut out.batch, part, &mut inst, effects, now_ms, cap);
+            effects_to_batch(
+                &mut out.batch,
+                (&mut out.tally, &wf),
+                part,
+                &mut inst,
+                effects,
+                now_ms,
+                cap,
+            );
             w.inst = Some(inst);
             w.wf = Some(wf);
             w.changed = true;
@@ -435,7 +448,15 @@ async fn apply_command(
     };
     match core::apply(&wf, inst, input, env) {
         Ok(effects) => {
-            effects_to_batch(&mut out.batch, part, inst, effects, now_ms, cap);
+            effects_to_batch(
+                &mut out.batch,
+                (&mut out.tally, &wf),
+                part,
+                inst,
+                effects,
+                now_ms,
+                cap,
+            );
             w.changed = true;
             out.applied += 1;
             Reply::Applied
@@ -471,6 +492,7 @@ fn current_token(
 /// Translates a transition's effects into writes.
 fn effects_to_batch(
     b: &mut Batch,
+    (tally, wf): (&mut weir_worker::ops::Tally, &Workflow),
     part: &PartitionKeys,
     inst: &mut Instance,
     effects: Vec<Effect>,
@@ -494,6 +516,7 @@ fn effects_to_batch(
                 };
                 b.xadd(&part.queue(&d.queue), 0, wire::FIELD, &wire::encode(&msg));
                 b.sadd(&part.queues(), &d.queue);
+                tally.dispatched(&d.handler, &d.queue);
             }
             Effect::Schedule(t) => {
                 b.zadd(
@@ -517,6 +540,7 @@ fn effects_to_batch(
             }
             Effect::Record(r) => b.rpush(&part.history(&id), &encode_record(&r)),
             Effect::Emit(e) => {
+                tally.event(wf, &inst.definition, &e.kind);
                 let json = serde_json::to_vec(&e).unwrap_or_default();
                 b.xadd(&part.events(), events_cap, "e", &json);
             }

@@ -13,6 +13,9 @@ use weir::redis::scripts;
 
 use super::{partition, Shared};
 
+/// How often queue depths and pending counts are sampled for metrics.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
 struct Held {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
@@ -23,11 +26,13 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut held: HashMap<u16, Held> = HashMap::new();
     let tick = shared.config.lease / 3;
     let mut backoff = Duration::from_millis(100);
+    let mut last_sample = tokio::time::Instant::now();
     loop {
         match tick_once(&shared, &mut held).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 super::Counters::add(&shared.counters.redis_errors, 1);
+                weir_worker::ops::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "lease renewal failed; retrying");
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -36,6 +41,15 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             .counters
             .leases_held
             .store(held.len() as u64, Ordering::Relaxed);
+        weir_worker::ops::metrics::leases_held(held.len());
+        if last_sample.elapsed() >= SAMPLE_EVERY {
+            last_sample = tokio::time::Instant::now();
+            let parts: Vec<u16> = held.keys().copied().collect();
+            tokio::spawn(weir_worker::ops::sample_partitions(
+                shared.conns.clone(),
+                parts,
+            ));
+        }
         let pause = if backoff > Duration::from_millis(100) {
             backoff.min(tick)
         } else {
@@ -159,7 +173,8 @@ async fn tick_once(
         if ok == 1 {
             tracing::info!(partition = p, coordinator = %shared.config.id, "took partition lease");
             let (stop, stop_rx) = watch::channel(false);
-            let span = tracing::info_span!("partition", partition = p, coordinator = %shared.config.id);
+            let span =
+                tracing::info_span!("partition", partition = p, coordinator = %shared.config.id);
             let task = tokio::spawn(partition::run(shared.clone(), p, stop_rx).instrument(span));
             held.insert(p, Held { stop, task });
         }

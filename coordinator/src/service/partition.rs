@@ -49,6 +49,7 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
             }
             Err(TurnError::Other(e)) => {
                 Counters::add(&shared.counters.redis_errors, 1);
+                weir_worker::ops::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "partition turn failed; will retry");
                 // What was read but not committed is still pending: read it again.
                 read_pending = true;
@@ -178,6 +179,9 @@ async fn turn(
             Counters::add(&shared.counters.stale, batch.stale);
             Counters::add(&shared.counters.refused, batch.refused);
             Counters::add(&shared.counters.dead_lettered, batch.dead);
+            weir_worker::ops::metrics::batch_committed(n, batch.applied, batch.stale, batch.dead);
+            let mut tally = batch.tally;
+            tally.publish();
             tracing::trace!(inputs = n, "batch committed");
             // Anything fired may have scheduled a timer due now: don't block.
             Ok(if n > 0 { Duration::ZERO } else { next_block })
