@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -110,7 +111,8 @@ fn note_refusal(inner: &Inner, slot: &Slot, refusal: &Refusal) {
 
 /// Carries out effects in order. Handlers that finish on their first poll are applied right
 /// here, under the same lock, without a task spawn: the fast path of short steps. The
-/// effects of those transitions go into the same buffer.
+/// effects of those transitions go into the same buffer, and the box an attempt runs in is
+/// reused by the next attempt when it finished at once.
 async fn carry_out(
     inner: &Arc<Inner>,
     slot: &Arc<Slot>,
@@ -119,13 +121,18 @@ async fn carry_out(
 ) {
     let mut ready: VecDeque<Input> = VecDeque::new();
     let mut effects = effects;
+    let mut spare = None;
     loop {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Dispatch(d) => {
-                    let mut run = Box::pin(run_attempt(inner.clone(), slot.id.clone(), d));
+                    let mut run =
+                        reuse_box(&mut spare, run_attempt(inner.clone(), slot.id.clone(), d));
                     match (&mut run).now_or_never() {
-                        Some(input) => ready.push_back(input),
+                        Some(input) => {
+                            ready.push_back(input);
+                            spare = Some(run);
+                        }
                         None => {
                             let (inner, slot) = (inner.clone(), slot.clone());
                             tokio::spawn(async move {
@@ -189,6 +196,18 @@ async fn carry_out(
     }
     slot.status
         .send_if_modified(|s| std::mem::replace(s, status) != status);
+}
+
+/// Puts `fut` in the box `spare` holds, if any (its last future is finished), else in a
+/// new one.
+fn reuse_box<F: std::future::Future>(spare: &mut Option<Pin<Box<F>>>, fut: F) -> Pin<Box<F>> {
+    match spare.take() {
+        Some(mut boxed) => {
+            boxed.set(fut);
+            boxed
+        }
+        None => Box::pin(fut),
+    }
 }
 
 /// Aborts a timer task, unless it is the task running this code: a timer whose own
