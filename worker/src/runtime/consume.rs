@@ -48,6 +48,7 @@ pub async fn run(
             }
             Err(e) => {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                crate::ops::metrics::redis_error("worker");
                 tracing::warn!(error = %e, url = %shared.conns.display_url, "reading steps failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -183,7 +184,15 @@ pub(crate) async fn execute(shared: &WorkerShared, msg: StepMessage) -> ResultMe
         Arc::new(msg.context),
     );
     let timeout = msg.timeout_ms.map(Duration::from_millis);
-    let outcome = match execute_attempt(&shared.handlers, &msg.handler, ctx, timeout).await {
+    crate::ops::metrics::attempt_picked_up(
+        &msg.handler,
+        msg.dispatched_at.millis(),
+        started_at.millis(),
+    );
+    let clock = std::time::Instant::now();
+    let ran = execute_attempt(&shared.handlers, &msg.handler, ctx, timeout).await;
+    crate::ops::metrics::attempt_finished(&msg.handler, clock.elapsed(), ran.is_ok());
+    let outcome = match ran {
         Ok(output) => {
             shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
             Outcome::Ok(output)
@@ -239,6 +248,7 @@ pub(crate) async fn dead_letter(
                 .counters
                 .dead_lettered
                 .fetch_add(1, Ordering::Relaxed);
+            crate::ops::metrics::dead_lettered(1);
         }
         Err(e) => tracing::warn!(error = %e, "dead-lettering failed; the entry stays pending"),
     }

@@ -33,12 +33,14 @@ pub async fn run(
         }
         if let Err(e) = heartbeat(&shared).await {
             shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+            crate::ops::metrics::redis_error("worker");
             tracing::warn!(error = %e, "heartbeat failed");
             continue;
         }
         for stream in &streams {
             if let Err(e) = reclaim(&shared, stream, &results).await {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                crate::ops::metrics::redis_error("worker");
                 tracing::warn!(error = %e, %stream, "reclaim failed");
             }
         }
@@ -112,6 +114,7 @@ async fn reclaim(
         let deliveries = p.ids.first().map(|x| x.times_delivered as u64).unwrap_or(1);
         let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
         shared.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
+        crate::ops::metrics::reclaimed(1);
         tracing::info!(%stream, id = %entry.id, deliveries, "reclaimed an entry from a dead worker");
         if deliveries > shared.config.max_deliveries {
             let error = format!(

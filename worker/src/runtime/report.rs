@@ -67,6 +67,7 @@ async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
                 Ok(_) => break,
                 Err(e) => {
                     shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                    crate::ops::metrics::redis_error("worker");
                     tracing::warn!(error = %e, "reporting results failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
