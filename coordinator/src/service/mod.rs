@@ -112,6 +112,10 @@ impl Coordinator {
         let mut redis = config.redis.clone();
         redis.blocking_pool_size = redis.blocking_pool_size.max(64);
         let conns = Connections::connect(&redis).await?;
+        // Redis is the only state: say loudly when it can lose it (see `redis::safety`).
+        for warning in weir::redis::safety::check(&conns).await {
+            tracing::warn!(url = %conns.display_url, "{warning}");
+        }
         Ok(Coordinator {
             shared: Arc::new(Shared {
                 config,

@@ -50,6 +50,7 @@ pub mod batch;
 pub mod client;
 pub mod connect;
 pub mod keys;
+pub mod safety;
 pub mod scripts;
 pub mod store;
 pub mod wire;
