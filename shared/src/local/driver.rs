@@ -1,9 +1,10 @@
 //! The LocalEngine's driver: applies inputs to one instance and carries out the effects.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -28,7 +29,9 @@ pub(crate) struct Slot {
     pub id: Arc<str>,
     pub wf: Arc<Workflow>,
     pub state: tokio::sync::Mutex<SlotState>,
-    pub status: watch::Sender<InstanceStatus>,
+    /// The status for waiters; made by the first one, under the state lock, so a
+    /// transition either sees it or ran before it was made with the status then current.
+    status: OnceLock<watch::Sender<InstanceStatus>>,
 }
 
 pub(crate) struct SlotState {
@@ -42,15 +45,24 @@ impl Slot {
     pub fn new(wf: Arc<Workflow>, inst: Instance) -> Arc<Slot> {
         Arc::new(Slot {
             id: inst.id.clone(),
-            status: watch::Sender::new(inst.status),
-            wf,
+            status: OnceLock::new(),
             state: tokio::sync::Mutex::new(SlotState {
                 inst,
-                history: Vec::new(),
+                // One record per step is what an instance without loops or retries keeps.
+                history: Vec::with_capacity(wf.steps.len()),
                 tasks: BTreeMap::new(),
                 timers: HashMap::new(),
             }),
+            wf,
         })
+    }
+
+    /// A receiver of the instance's status.
+    pub async fn watch(&self) -> watch::Receiver<InstanceStatus> {
+        let state = self.state.lock().await;
+        self.status
+            .get_or_init(|| watch::Sender::new(state.inst.status))
+            .subscribe()
     }
 
     pub async fn view(&self) -> InstanceView {
@@ -78,10 +90,15 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// Carries out the effects of a start.
-pub(crate) async fn run_effects(inner: &Arc<Inner>, slot: &Arc<Slot>, effects: Vec<Effect>) {
+/// Carries out the effects of a start and returns the instance as they left it.
+pub(crate) async fn run_effects(
+    inner: &Arc<Inner>,
+    slot: &Arc<Slot>,
+    effects: Vec<Effect>,
+) -> InstanceView {
     let mut state = slot.state.lock().await;
     carry_out(inner, slot, &mut state, effects).await;
+    InstanceView::new(&state.inst, &slot.wf)
 }
 
 /// Delivers an input from a handler or timer task; stale ones are counted and dropped.
@@ -194,8 +211,9 @@ async fn carry_out(
             abort_other(&handle);
         }
     }
-    slot.status
-        .send_if_modified(|s| std::mem::replace(s, status) != status);
+    if let Some(tx) = slot.status.get() {
+        tx.send_if_modified(|s| std::mem::replace(s, status) != status);
+    }
 }
 
 /// Puts `fut` in the box `spare` holds, if any (its last future is finished), else in a
@@ -241,15 +259,23 @@ async fn run_attempt(inner: Arc<Inner>, instance_id: Arc<str>, d: Dispatch) -> I
 /// timestamps. Anchored on first use, inside the runtime.
 pub(crate) struct Clock {
     anchor: OnceLock<(Instant, i64)>,
-    seeds: AtomicU64,
     key: u64,
+}
+
+thread_local! {
+    /// Where this thread's jitter seeds start: a random point, so threads do not repeat one
+    /// another's seeds; counted up per transition.
+    static SEEDS: Cell<u64> = Cell::new(
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish(),
+    );
 }
 
 impl Clock {
     pub fn new() -> Clock {
         Clock {
             anchor: OnceLock::new(),
-            seeds: AtomicU64::new(0),
             key: std::collections::hash_map::RandomState::new()
                 .build_hasher()
                 .finish(),
@@ -264,7 +290,13 @@ impl Clock {
 
     pub fn now(&self) -> Timestamp {
         let (at, ms) = self.anchor();
-        let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let elapsed = at.elapsed();
+        // Whole milliseconds without `as_millis`, whose u128 division shows in profiles.
+        let elapsed = i64::try_from(elapsed.as_secs())
+            .unwrap_or(i64::MAX / 1000)
+            .min(i64::MAX / 1000)
+            * 1000
+            + i64::from(elapsed.subsec_millis());
         Timestamp(ms.saturating_add(elapsed))
     }
 
@@ -274,7 +306,11 @@ impl Clock {
     }
 
     pub fn env(&self) -> Env {
-        let n = self.seeds.fetch_add(1, Ordering::Relaxed);
+        let n = SEEDS.with(|c| {
+            let n = c.get();
+            c.set(n.wrapping_add(1));
+            n
+        });
         Env {
             now: self.now(),
             seed: self.key ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),

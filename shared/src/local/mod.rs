@@ -42,9 +42,50 @@ pub(crate) struct Inner {
     registry: Arc<Registry>,
     handlers: Handlers,
     bus: Arc<dyn EventBus>,
-    instances: Mutex<HashMap<Arc<str>, Arc<Slot>>>,
+    instances: Instances,
     clock: Clock,
     stale: std::sync::atomic::AtomicU64,
+}
+
+/// How many parts the instance map is split into, so that starts on different threads
+/// seldom wait for one another.
+const SHARDS: usize = 16;
+
+/// Instances by id, in [`SHARDS`] separately locked maps chosen by a hash of the id.
+struct Instances {
+    shards: [Shard; SHARDS],
+}
+
+/// One part of the instance map, on a cache line of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<HashMap<Arc<str>, Arc<Slot>>>);
+
+impl Instances {
+    fn new() -> Instances {
+        Instances {
+            shards: std::array::from_fn(|_| Shard::default()),
+        }
+    }
+
+    /// The map that holds `id`.
+    fn shard(&self, id: &str) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Slot>>> {
+        // FNV-1a: only spreads ids over the shards; the maps hash with their own keys.
+        let mut h: u32 = 0x811c_9dc5;
+        for b in id.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        lock(&self.shards[h as usize % SHARDS].0)
+    }
+
+    /// Every slot, in no particular order.
+    fn all(&self) -> Vec<Arc<Slot>> {
+        let mut out = Vec::new();
+        for shard in &self.shards {
+            out.extend(lock(&shard.0).values().cloned());
+        }
+        out
+    }
 }
 
 /// Builds a [`LocalEngine`].
@@ -86,7 +127,7 @@ impl LocalEngineBuilder {
                 registry: self.registry,
                 handlers: self.handlers,
                 bus: self.bus,
-                instances: Mutex::new(HashMap::new()),
+                instances: Instances::new(),
                 clock: Clock::new(),
                 stale: std::sync::atomic::AtomicU64::new(0),
             }),
@@ -131,7 +172,7 @@ impl LocalEngine {
                 check_instance_id(&id).map_err(EngineError::BadRequest)?;
                 id
             }
-            None => uuid::Uuid::now_v7().to_string(),
+            None => new_instance_id(),
         };
         let env = self.inner.clock.env();
         let spec = StartSpec {
@@ -144,7 +185,7 @@ impl LocalEngine {
         // starts one instance.
         let (inst, effects) = core::start(&wf, spec, env);
         let (slot, created) = {
-            let mut map = lock(&self.inner.instances);
+            let mut map = self.inner.instances.shard(&inst.id);
             match map.get(&inst.id) {
                 Some(existing) => (existing.clone(), false),
                 None => {
@@ -155,9 +196,10 @@ impl LocalEngine {
             }
         };
         if created {
-            driver::run_effects(&self.inner, &slot, effects).await;
+            Ok(driver::run_effects(&self.inner, &slot, effects).await)
+        } else {
+            Ok(slot.view().await)
         }
-        Ok(slot.view().await)
     }
 
     /// Completes a human task as `user` with `data`. Refused, with nothing changed, for a
@@ -208,7 +250,7 @@ impl LocalEngine {
 
     /// Instances matching a filter, newest first.
     pub async fn list_instances(&self, filter: &InstanceFilter) -> Vec<InstanceView> {
-        let slots: Vec<Arc<Slot>> = lock(&self.inner.instances).values().cloned().collect();
+        let slots = self.inner.instances.all();
         let mut out = Vec::new();
         for slot in slots {
             let state = slot.state.lock().await;
@@ -225,7 +267,7 @@ impl LocalEngine {
 
     /// Open human tasks matching a filter, oldest first.
     pub async fn list_tasks(&self, filter: &TaskFilter) -> Vec<Task> {
-        let slots: Vec<Arc<Slot>> = lock(&self.inner.instances).values().cloned().collect();
+        let slots = self.inner.instances.all();
         let mut out = Vec::new();
         for slot in slots {
             let state = slot.state.lock().await;
@@ -264,7 +306,7 @@ impl LocalEngine {
         done: impl Fn(InstanceStatus) -> bool,
     ) -> Result<InstanceView, EngineError> {
         let slot = self.slot(instance_id)?;
-        let mut rx: watch::Receiver<InstanceStatus> = slot.status.subscribe();
+        let mut rx: watch::Receiver<InstanceStatus> = slot.watch().await;
         let reached = tokio::time::timeout(timeout, rx.wait_for(|s| done(*s)))
             .await
             .is_ok();
@@ -287,7 +329,9 @@ impl LocalEngine {
     }
 
     fn slot(&self, instance_id: &str) -> Result<Arc<Slot>, EngineError> {
-        lock(&self.inner.instances)
+        self.inner
+            .instances
+            .shard(instance_id)
             .get(instance_id)
             .cloned()
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))
@@ -296,4 +340,45 @@ impl LocalEngine {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A new instance id: a UUID v7 (milliseconds since the epoch, then 74 bits that order ids
+/// of the same millisecond by creation and make them unique), in its usual text form.
+///
+/// Made here rather than with `Uuid::now_v7`, which takes a process-wide lock and asks the
+/// OS for randomness on every call: a 42-bit sequence shared by all threads orders the ids,
+/// and 32 bits from a per-thread generator seeded by the OS make them unique across
+/// processes.
+fn new_instance_id() -> String {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static RANDOM: Cell<u64> = Cell::new(
+            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1,
+        );
+    }
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() * 1000 + u64::from(d.subsec_millis()))
+        .unwrap_or(0);
+    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & ((1 << 42) - 1);
+    let random = RANDOM.with(|r| {
+        // xorshift64*
+        let mut x = r.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        r.set(x);
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
+    });
+    let bits = (u128::from(seq) << 32) | u128::from(random);
+    let mut bytes = [0u8; 10];
+    bytes[..2].copy_from_slice(&((bits >> 62) as u16).to_be_bytes());
+    bytes[2..].copy_from_slice(&((bits as u64) & ((1 << 62) - 1)).to_be_bytes());
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut text).to_string()
 }
