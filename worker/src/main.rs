@@ -1,1 +1,174 @@
-fn main() {}
+//! `weir-worker`: runs the built-in handlers (`noop`, `set`, `sleep`, `fail`, `log`, `http`)
+//! on the step streams of a namespace until SIGINT or SIGTERM, then drains: no new reads,
+//! attempts in flight get `--grace` to finish and report.
+//!
+//! Every failure ends with one line on stderr and a non-zero exit code.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use tokio::sync::watch;
+use weir::redis::{RedisConfig, RedisError};
+use weir_worker::{builtin_handlers, Worker, WorkerConfig};
+
+/// Weir worker: runs step attempts of a Redis namespace with the built-in handlers.
+#[derive(Debug, Parser)]
+#[command(name = "weir-worker", version)]
+struct Args {
+    /// Redis to use, e.g. redis://127.0.0.1:6379 or redis://user:password@host:6379/0
+    /// (rediss:// for TLS).
+    #[arg(
+        long,
+        env = "WEIR_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379",
+        value_name = "URL"
+    )]
+    redis: String,
+    /// Key prefix, so several environments can share one Redis.
+    #[arg(
+        long,
+        env = "WEIR_NAMESPACE",
+        default_value = "weir",
+        value_name = "NS"
+    )]
+    namespace: String,
+    /// Attempts run at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    concurrency: usize,
+    /// A queue to serve (repeat for several).
+    #[arg(long = "queue", value_name = "Q", default_values_t = [weir::definition::DEFAULT_QUEUE.to_string()])]
+    queues: Vec<String>,
+    /// An entry idle this long is taken from a worker presumed dead, e.g. 30s.
+    #[arg(long, default_value = "30s", value_name = "DUR", value_parser = parse_duration)]
+    visibility_timeout: Duration,
+    /// Deliveries after which an entry that never finishes is dead-lettered.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    max_deliveries: u64,
+    /// How long attempts in flight may take to finish after SIGTERM, e.g. 10s.
+    #[arg(long, default_value = "10s", value_name = "DUR", value_parser = parse_duration)]
+    grace: Duration,
+    /// This worker's id (its consumer name); random by default.
+    #[arg(long, value_name = "ID")]
+    id: Option<String>,
+    /// How log lines (on stderr) are written.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    weir::model::definition::duration::parse(text)
+        .map_err(|e| format!("{e} (write it like 30s, 5m or 500ms)"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!(
+                "error: {}",
+                message.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    if args.queues.iter().any(String::is_empty) {
+        return Err("--queue must not be empty".into());
+    }
+    let mut config = WorkerConfig::new(RedisConfig::new(&args.redis, &args.namespace));
+    config.queues = args.queues;
+    config.concurrency = args.concurrency.max(1);
+    config.visibility_timeout = args.visibility_timeout;
+    config.max_deliveries = args.max_deliveries.max(1);
+    config.grace = args.grace;
+    if let Some(id) = args.id {
+        config.id = id;
+    }
+    let url = weir::redis::connect::mask_password(&args.redis);
+    let queues = config.queues.join(", ");
+    let worker = Worker::connect(config, builtin_handlers())
+        .await
+        .map_err(|e| match e {
+            RedisError::Unreachable { message, .. } => format!(
+                "cannot reach Redis at {url} ({message}): start redis-server there, or pass \
+                 --redis URL (or set WEIR_REDIS_URL)"
+            ),
+            other => other.to_string(),
+        })?;
+    tracing::info!(
+        id = %worker.id(),
+        redis = %url,
+        namespace = %args.namespace,
+        queues = %queues,
+        "worker running; Ctrl-C or SIGTERM drains and stops it"
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let running = tokio::spawn(worker.run(stop_rx));
+    shutdown_signal().await;
+    tracing::info!("draining: no new reads, attempts in flight get the grace period");
+    let _ = stop.send(true);
+    running
+        .await
+        .map_err(|e| format!("the worker stopped abnormally: {e}"))
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,4 +1,5 @@
-//! `weir definition validate FILE...` and `weir definition show FILE --format ...`.
+//! `weir definition validate FILE...`, `weir definition show FILE|NAME --format ...`, and in
+//! Redis `weir definition register FILE...` and `weir definition list`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,8 +8,12 @@ use anyhow::{anyhow, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 use weir::definition::{compile, parse_definition, to_mermaid, DefinitionError, Workflow};
 
+use weir::api::EngineError;
+use weir::registry::RegistryError;
+
 use super::exit::one_line;
 use super::printer::out;
+use super::remote::{client, engine_error, print_json};
 use super::Global;
 
 /// `weir definition ...`.
@@ -16,8 +21,21 @@ use super::Global;
 pub enum DefinitionCommand {
     /// Check definition files (YAML or JSON); prints NAME@VERSION for each valid one.
     Validate(ValidateArgs),
-    /// Print a definition file as YAML, JSON or a Mermaid flowchart.
+    /// Print a definition (a file, or a name registered in Redis) as YAML, JSON or a
+    /// Mermaid flowchart.
     Show(ShowArgs),
+    /// Check definition files, then register them in Redis; prints NAME@VERSION for each.
+    Register(ValidateArgs),
+    /// List the definitions registered in Redis.
+    List(ListArgs),
+}
+
+/// `weir definition list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `weir definition validate`.
@@ -31,9 +49,12 @@ pub struct ValidateArgs {
 /// `weir definition show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A definition file.
-    #[arg(value_name = "FILE")]
+    /// A definition file, or the name of a definition registered in Redis.
+    #[arg(value_name = "FILE|NAME")]
     pub file: PathBuf,
+    /// The version of a registered definition; the latest when not given.
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Yaml)]
     pub format: Format,
@@ -51,11 +72,121 @@ pub enum Format {
 }
 
 /// Runs a `weir definition` command.
-pub async fn run(_global: &Global, cmd: DefinitionCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &Global, cmd: DefinitionCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DefinitionCommand::Validate(args) => validate(&args.files),
-        DefinitionCommand::Show(args) => show(&args.file, args.format),
+        DefinitionCommand::Show(args) => {
+            if args.file.is_file() {
+                if args.version.is_some() {
+                    return Err(anyhow!(
+                        "--version is for a registered definition, not a file ({})",
+                        args.file.display()
+                    ));
+                }
+                let wf = load(&args.file)?;
+                show(&args.file.display().to_string(), &wf, args.format)
+            } else {
+                let name = args.file.to_string_lossy().into_owned();
+                let client = client(global).await?;
+                let wf = client
+                    .get_definition(&name, args.version.as_deref())
+                    .await
+                    .map_err(|e| not_a_file_either(global, &name, e))?;
+                show(&wf.key(), &wf, args.format)
+            }
+        }
+        DefinitionCommand::Register(args) => register(global, &args.files).await,
+        DefinitionCommand::List(args) => list(global, args.json).await,
     }
+}
+
+/// An unknown name that is not a file either: say both.
+fn not_a_file_either(global: &Global, name: &str, e: EngineError) -> anyhow::Error {
+    match e {
+        EngineError::Registry(RegistryError::Unknown { .. }) => anyhow!(
+            "{name:?} is neither a file nor a definition registered in namespace {:?}: check              the path, or `weir definition list`",
+            global.namespace
+        ),
+        other => engine_error(global, other),
+    }
+}
+
+/// Checks every file, then registers them; an invalid file registers nothing.
+async fn register(global: &Global, files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut loaded = Vec::new();
+    let mut problems = Vec::new();
+    for file in files {
+        match load(file) {
+            Ok(wf) => loaded.push((file, wf)),
+            Err(e) => problems.push(one_line(&format!("{e:#}"))),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(anyhow!(
+            "{}; nothing registered: fix the file(s) and run it again",
+            problems.join("; ")
+        ));
+    }
+    let client = client(global).await?;
+    for (file, wf) in loaded {
+        let key = wf.key();
+        match client.register_definition(wf.definition.clone()).await {
+            Ok(_) => out(&key),
+            Err(EngineError::Registry(RegistryError::Conflict { .. })) => {
+                return Err(anyhow!(
+                    "{}: {key} is registered already with other content; versions are \
+                     immutable: give it a new version",
+                    file.display()
+                ))
+            }
+            Err(e) => {
+                return Err(engine_error(global, e).context(format!("{}", file.display())));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One registered definition, for `list --json`.
+#[derive(Debug, serde::Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    version: &'a str,
+    description: Option<&'a str>,
+    steps: usize,
+}
+
+async fn list(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let mut defs = client
+        .list_definitions()
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    defs.sort_by(|a, b| a.name.cmp(&b.name).then(a.semver.cmp(&b.semver)));
+    let listed: Vec<Listed> = defs
+        .iter()
+        .map(|wf| Listed {
+            name: &wf.name,
+            version: &wf.version,
+            description: wf.definition.description.as_deref(),
+            steps: wf.steps.len(),
+        })
+        .collect();
+    if json {
+        print_json(&listed)?;
+    } else if listed.is_empty() {
+        out("no definitions registered: add some with `weir definition register FILE`");
+    } else {
+        for l in &listed {
+            out(&format!(
+                "{}@{}  {}",
+                l.name,
+                l.version,
+                l.description.unwrap_or("")
+            ));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Reads, parses and checks a definition file. The error is one line naming the file and
@@ -105,14 +236,13 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(file: &Path, format: Format) -> anyhow::Result<ExitCode> {
-    let wf = load(file)?;
+fn show(origin: &str, wf: &Workflow, format: Format) -> anyhow::Result<ExitCode> {
     let text = match format {
         Format::Yaml => serde_saphyr::to_string(&wf.definition)
-            .with_context(|| format!("{}: cannot write it as YAML", file.display()))?,
+            .with_context(|| format!("{origin}: cannot write it as YAML"))?,
         Format::Json => serde_json::to_string_pretty(&wf.definition)
-            .with_context(|| format!("{}: cannot write it as JSON", file.display()))?,
-        Format::Mermaid => to_mermaid(&wf),
+            .with_context(|| format!("{origin}: cannot write it as JSON"))?,
+        Format::Mermaid => to_mermaid(wf),
     };
     out(text.trim_end());
     Ok(ExitCode::SUCCESS)

@@ -3,9 +3,11 @@
 //! ended as it should (status and context), so it fails loudly when the engine is broken.
 //! It takes a few seconds (the timer example waits 1s).
 //!
-//! Where the workflows run is a [`DemoTarget`]: today the in-process LocalEngine. A
-//! distributed target needs only a new variant whose `run_example` starts the instance
-//! through the Redis client and prints its events from the event stream.
+//! Where the workflows run is a [`DemoTarget`]: the in-process LocalEngine, or (with
+//! `--redis URL` on the command line, or `--distributed`) a coordinator and two workers
+//! started in this process against that Redis, driven through the Redis client, events
+//! printed from the event streams. The distributed demo uses a fresh namespace
+//! `weir-demo-<uuid>` (deleted at the end) unless `--namespace` is given.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -13,39 +15,63 @@ use std::sync::Arc;
 use anyhow::{anyhow, Context as _};
 use clap::Args;
 use serde_json::Value;
+use std::time::Duration;
 use weir::api::StartOptions;
+
+use tokio::sync::watch;
+use weir::redis::client::EventCursor;
+use weir::redis::{Connections, RedisConfig, WeirClient};
 use weir::LocalEngine;
-use weir_worker::builtin_handlers;
+use weir_coordinator::service::{Coordinator, CoordinatorConfig};
+use weir_worker::{builtin_handlers, Worker, WorkerConfig};
 
 use super::definition::load_text;
 use super::drive::{drive, Answers, Finished};
 use super::examples::{Example, EXAMPLES};
 use super::printer::{out, Printer};
+use super::remote::redis_error;
 use super::run::{check_handlers, parse_data, CLI_USER};
 use super::Global;
 
-/// `weir demo` (no options yet).
+/// `weir demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Run distributed on the Redis of --redis / WEIR_REDIS_URL (implied when --redis is
+    /// given on the command line).
+    #[arg(long)]
+    pub distributed: bool,
+}
 
 /// Where the demo's workflows run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum DemoTarget {
     /// In this process: one LocalEngine per example with the built-in handlers, its events
     /// printed by a [`Printer`] bus.
     Local,
+    /// Through Redis: a coordinator and two workers of this process.
+    Redis {
+        /// The client the demo drives instances with.
+        client: Box<WeirClient>,
+        /// Where (for the header).
+        url: String,
+        /// The namespace.
+        namespace: String,
+    },
 }
 
 impl DemoTarget {
     /// What the header says.
-    fn describe(self) -> &'static str {
+    fn describe(&self) -> String {
         match self {
-            DemoTarget::Local => "on the in-process engine (no Redis)",
+            DemoTarget::Local => "on the in-process engine (no Redis)".into(),
+            DemoTarget::Redis { url, namespace, .. } => format!(
+                "distributed: a coordinator and two workers on {url}, namespace {namespace}"
+            ),
         }
     }
 
     /// Runs one example to its end.
-    async fn run_example(self, ex: &Example) -> anyhow::Result<Finished> {
+    async fn run_example(&self, ex: &Example) -> anyhow::Result<Finished> {
         let wf = load_text(ex.path, ex.source)?;
         let handlers = builtin_handlers();
         check_handlers(&wf, &handlers, ex.path)?;
@@ -74,6 +100,139 @@ impl DemoTarget {
                 let wf = engine.registry().insert(Arc::new(wf))?;
                 drive(&engine, &wf.name, options, &mut answers, &printer).await
             }
+            DemoTarget::Redis { client, .. } => {
+                let wf = client.register_definition(wf.definition.clone()).await?;
+                let printer = Arc::new(Printer::new("  "));
+                let cursor = client.events_now().await?;
+                let (stop, stop_rx) = watch::channel(false);
+                let follower = tokio::spawn(print_events(
+                    (**client).clone(),
+                    cursor,
+                    printer.clone(),
+                    stop_rx,
+                ));
+                let finished = drive(&**client, &wf.name, options, &mut answers, &printer).await;
+                let _ = stop.send(true);
+                let _ = follower.await;
+                finished
+            }
+        }
+    }
+}
+
+/// Prints events from the streams as they come, until `stop`; then what is left.
+async fn print_events(
+    client: WeirClient,
+    mut cursor: EventCursor,
+    printer: Arc<Printer>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stopping = *stop.borrow();
+        let block = (!stopping).then_some(Duration::from_millis(100));
+        match client.read_events(&cursor, 1000, block).await {
+            Ok((events, next)) => {
+                let moved = next != cursor;
+                cursor = next;
+                for e in &events {
+                    printer.print(e);
+                }
+                if stopping && !moved {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!("cannot read events: {e}");
+                if stopping {
+                    return;
+                }
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// A coordinator and two workers running in this process, and the namespace to clean.
+struct Cluster {
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    client: WeirClient,
+    fresh_namespace: Option<String>,
+}
+
+impl Cluster {
+    async fn start(global: &Global) -> anyhow::Result<(Cluster, DemoTarget)> {
+        let (namespace, fresh) = if global.namespace_given {
+            (global.namespace.clone(), None)
+        } else {
+            let ns = format!("weir-demo-{}", uuid::Uuid::now_v7().simple());
+            (ns.clone(), Some(ns))
+        };
+        let config = RedisConfig::new(&global.redis, &namespace);
+        let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone()))
+            .await
+            .map_err(|e| redis_error(global, e))?;
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = vec![tokio::spawn(coordinator.run(stop_rx.clone()))];
+        for _ in 0..2 {
+            let mut wc = WorkerConfig::new(config.clone());
+            wc.grace = Duration::from_secs(2);
+            let worker = Worker::connect(wc, builtin_handlers())
+                .await
+                .map_err(|e| redis_error(global, e))?;
+            tasks.push(tokio::spawn(worker.run(stop_rx.clone())));
+        }
+        let client = WeirClient::from_connections(
+            Connections::connect(&config)
+                .await
+                .map_err(|e| redis_error(global, e))?,
+        );
+        let target = DemoTarget::Redis {
+            client: Box::new(client.clone()),
+            url: weir::redis::connect::mask_password(&global.redis),
+            namespace,
+        };
+        Ok((
+            Cluster {
+                stop,
+                tasks,
+                client,
+                fresh_namespace: fresh,
+            },
+            target,
+        ))
+    }
+
+    /// Stops the services and deletes a namespace the demo made up.
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        if let Some(ns) = self.fresh_namespace {
+            let mut conn = self.client.connections().conn.clone();
+            let mut cursor: u64 = 0;
+            loop {
+                let scanned: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("*{ns}*"))
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut conn)
+                    .await;
+                let Ok((next, keys)) = scanned else { break };
+                for key in keys {
+                    let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
         }
     }
 }
@@ -89,8 +248,18 @@ struct Row {
 }
 
 /// Runs `weir demo`.
-pub async fn run(_global: &Global, _args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let target = DemoTarget::Local;
+pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if args.distributed || global.redis_given {
+        let (cluster, target) = Cluster::start(global).await?;
+        let outcome = run_on(&target).await;
+        cluster.stop().await;
+        outcome
+    } else {
+        run_on(&DemoTarget::Local).await
+    }
+}
+
+async fn run_on(target: &DemoTarget) -> anyhow::Result<ExitCode> {
     out(&format!(
         "Weir demo: {} example workflows {}. Their files are in deploy/examples/.",
         EXAMPLES.len(),

@@ -1,8 +1,7 @@
 //! The engine calls that `weir run` and `weir demo` make, behind one trait.
 //!
-//! The [`LocalEngine`] implements it here; the Redis client (`weir::redis::WeirClient`)
-//! has the same methods with the same types, so `weir demo --redis` only needs another
-//! `impl Engine` and a way to print events (see [`super::printer::Printer::print`]).
+//! The [`LocalEngine`] and the Redis client ([`WeirClient`], for `weir demo --redis`)
+//! implement it here.
 
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use weir::api::{EngineError, InstanceView, StartOptions, TaskFilter};
 use weir::model::{AttemptRecord, InstanceStatus, Task};
+use weir::redis::WeirClient;
 use weir::LocalEngine;
 
 /// How long one wait lasts before it is renewed (a run may sleep on timers for days).
@@ -86,5 +86,47 @@ impl Engine for LocalEngine {
 
     async fn history(&self, id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
         LocalEngine::history(self, id).await
+    }
+}
+
+#[async_trait]
+impl Engine for WeirClient {
+    async fn start(&self, name: &str, options: StartOptions) -> Result<InstanceView, EngineError> {
+        self.start_workflow(name, options).await
+    }
+
+    async fn settle(&self, id: &str) -> Result<InstanceView, EngineError> {
+        loop {
+            match self.wait(id, WAIT_SLICE).await {
+                Err(EngineError::WaitTimeout(..)) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn open_tasks(&self, id: &str) -> Result<Vec<Task>, EngineError> {
+        let filter = TaskFilter {
+            instance_id: Some(id.to_string()),
+            ..TaskFilter::default()
+        };
+        self.list_tasks(&filter).await
+    }
+
+    async fn complete(
+        &self,
+        id: &str,
+        step: &str,
+        user: &str,
+        data: Value,
+    ) -> Result<InstanceView, EngineError> {
+        self.complete_human_task(id, step, user, data).await
+    }
+
+    async fn cancel(&self, id: &str, reason: &str) -> Result<InstanceView, EngineError> {
+        self.cancel_workflow(id, Some(reason)).await
+    }
+
+    async fn history(&self, id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
+        WeirClient::history(self, id).await
     }
 }

@@ -6,6 +6,7 @@
 //! | 1    | an error: bad input, an unreadable file, a refused request, Redis unreachable |
 //! | 2    | a usage error (unknown flag, missing argument), reported by clap |
 //! | 3    | the workflow ran and ended `failed` or `canceled` (`weir run`) |
+//! | 4    | a wait ran out of time (`weir wait --timeout`) |
 //! | 130  | interrupted with Ctrl-C |
 
 use std::fmt;
@@ -15,6 +16,8 @@ use std::process::ExitCode;
 pub const ERROR: u8 = 1;
 /// Exit code of a workflow that ended failed or canceled.
 pub const WORKFLOW_FAILED: u8 = 3;
+/// Exit code of a wait that ran out of time.
+pub const TIMEOUT: u8 = 4;
 /// Exit code after Ctrl-C.
 pub const INTERRUPTED: u8 = 130;
 

@@ -7,34 +7,51 @@
 //!
 //! - [`run`]: `weir run FILE` on the in-process LocalEngine.
 //! - [`demo`]: `weir demo`, the example workflows of [`examples`].
-//! - [`definition`]: `weir definition validate|show` for local files.
+//! - [`definition`]: `weir definition validate|show` for local files, `register|list|show`
+//!   in Redis.
+//! - [`coordinator`]: `weir coordinator`, the coordinator service.
+//! - [`instance`]: `weir start|status|wait|list|history|cancel|retry`.
+//! - [`task`]: `weir task list|complete`.
+//! - [`events`]: `weir events`.
+//! - [`stats`]: `weir stats`; [`dlq`]: `weir dlq list|replay|purge`.
+//! - [`bench`]: `weir bench local|redis`.
 //!
 //! Shared pieces: [`engine`] (the few engine calls that `run` and `demo` make, so a Redis
 //! client can drive them too), [`drive`] (runs an instance to its end, answering human
 //! tasks), [`prompt`] (asks for task data on a terminal), [`printer`] (events as lines),
-//! [`exit`] (exit codes and the one-line error).
+//! [`exit`] (exit codes and the one-line error), [`remote`] (connecting to Redis, engine
+//! errors as one line).
 
+pub mod bench;
+pub mod coordinator;
 pub mod definition;
 pub mod demo;
+pub mod dlq;
 pub mod drive;
 pub mod engine;
+pub mod events;
 pub mod examples;
 pub mod exit;
+pub mod instance;
 pub mod printer;
 pub mod prompt;
+pub mod remote;
 pub mod run;
+pub mod stats;
+pub mod task;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// The default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Weir: workflows on Redis, or in-process with no Redis.
 #[derive(Debug, Parser)]
-#[command(name = "weir", version, propagate_version = true)]
+#[command(name = "weir", version)]
 pub struct Cli {
     /// Flags every command takes.
     #[command(flatten)]
@@ -69,6 +86,13 @@ pub struct Global {
     /// How log lines (on stderr) are written.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Whether `--redis` was given on the command line (not defaulted nor from the
+    /// environment): `weir demo` and `weir bench redis` then use that Redis.
+    #[arg(skip)]
+    pub redis_given: bool,
+    /// Whether `--namespace` was given on the command line.
+    #[arg(skip)]
+    pub namespace_given: bool,
 }
 
 /// How log lines are written.
@@ -87,9 +111,39 @@ pub enum Command {
     Run(run::RunArgs),
     /// Run the example workflows in-process and print what happened (no Redis needed).
     Demo(demo::DemoArgs),
-    /// Check and show definition files.
+    /// Check, register, list and show definitions.
     #[command(subcommand)]
     Definition(definition::DefinitionCommand),
+    /// Run the coordinator service until SIGINT or SIGTERM.
+    Coordinator(coordinator::CoordinatorArgs),
+    /// Start an instance of a registered workflow; prints its id.
+    Start(instance::StartArgs),
+    /// Show an instance.
+    Status(instance::StatusArgs),
+    /// Wait until an instance is completed, failed, canceled or waiting on a person; prints
+    /// its status as JSON.
+    Wait(instance::WaitArgs),
+    /// List instances, newest first.
+    List(instance::ListArgs),
+    /// Show an instance's attempts.
+    History(instance::HistoryArgs),
+    /// List and complete human tasks.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
+    /// Cancel a running or waiting instance.
+    Cancel(instance::CancelArgs),
+    /// Resume a failed instance.
+    Retry(instance::RetryArgs),
+    /// Print events (and follow new ones with --follow).
+    Events(events::EventsArgs),
+    /// Instances per status, queues, consumers, dead letters, leases.
+    Stats(stats::StatsArgs),
+    /// Inspect, replay or drop dead-lettered messages.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 impl Command {
@@ -98,7 +152,20 @@ impl Command {
     fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Run(_) | Command::Demo(_) => "warn,weir::log=info",
-            Command::Definition(_) => "warn",
+            Command::Coordinator(_) => "info",
+            Command::Definition(_)
+            | Command::Start(_)
+            | Command::Status(_)
+            | Command::Wait(_)
+            | Command::List(_)
+            | Command::History(_)
+            | Command::Task(_)
+            | Command::Cancel(_)
+            | Command::Retry(_)
+            | Command::Events(_)
+            | Command::Stats(_)
+            | Command::Dlq(_)
+            | Command::Bench(_) => "warn",
         }
     }
 }
@@ -107,7 +174,7 @@ impl Command {
 pub fn main() -> ExitCode {
     // Usage errors, --help and --version are clap's: it prints them and exits (code 2 for
     // usage errors).
-    let cli = Cli::parse();
+    let cli = parse(std::env::args_os());
     init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -125,6 +192,33 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Parses arguments, noting whether `--redis` was typed.
+fn parse<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = Cli::command().get_matches_from(args);
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.redis_given = given(&matches, "redis");
+    cli.global.namespace_given = given(&matches, "namespace");
+    cli
+}
+
+/// Whether a global flag came from the command line, at any level of the command tree.
+fn given(matches: &clap::ArgMatches, id: &str) -> bool {
+    let mut m = Some(matches);
+    while let Some(cur) = m {
+        if cur.try_contains_id(id).unwrap_or(false)
+            && cur.value_source(id) == Some(ValueSource::CommandLine)
+        {
+            return true;
+        }
+        m = cur.subcommand().map(|(_, sub)| sub);
+    }
+    false
+}
+
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     tracing::debug!(
         redis = %weir::redis::connect::mask_password(&cli.global.redis),
@@ -135,6 +229,19 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&cli.global, args).await,
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Definition(cmd) => definition::run(&cli.global, cmd).await,
+        Command::Coordinator(args) => coordinator::run(&cli.global, args).await,
+        Command::Start(args) => instance::start(&cli.global, args).await,
+        Command::Status(args) => instance::status(&cli.global, args).await,
+        Command::Wait(args) => instance::wait(&cli.global, args).await,
+        Command::List(args) => instance::list(&cli.global, args).await,
+        Command::History(args) => instance::history(&cli.global, args).await,
+        Command::Task(cmd) => task::run(&cli.global, cmd).await,
+        Command::Cancel(args) => instance::cancel(&cli.global, args).await,
+        Command::Retry(args) => instance::retry(&cli.global, args).await,
+        Command::Events(args) => events::run(&cli.global, args).await,
+        Command::Stats(args) => stats::run(&cli.global, args).await,
+        Command::Dlq(cmd) => dlq::run(&cli.global, cmd).await,
+        Command::Bench(cmd) => bench::run(&cli.global, cmd).await,
     }
 }
 
@@ -172,5 +279,25 @@ mod tests {
         assert_eq!(cli.global.log_format, LogFormat::Json);
         let cli = Cli::try_parse_from(["weir", "--redis", "redis://h:1", "demo"]).unwrap();
         assert_eq!(cli.global.redis, "redis://h:1");
+    }
+
+    #[test]
+    fn an_explicit_redis_flag_is_noticed_before_or_after_the_command() {
+        assert!(
+            parse(["weir", "--redis", "redis://h:1", "demo"])
+                .global
+                .redis_given
+        );
+        assert!(
+            parse(["weir", "demo", "--redis", "redis://h:1"])
+                .global
+                .redis_given
+        );
+        assert!(
+            parse(["weir", "bench", "redis", "--redis", "redis://h:1"])
+                .global
+                .redis_given
+        );
+        assert!(!parse(["weir", "demo"]).global.redis_given);
     }
 }

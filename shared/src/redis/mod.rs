@@ -46,6 +46,7 @@
 //! visibility timeout with `XAUTOCLAIM`; keep long steps alive by re-claiming your own
 //! entries (`XCLAIM … JUSTID`) more often than that.
 
+pub mod admin;
 pub mod batch;
 pub mod client;
 pub mod connect;

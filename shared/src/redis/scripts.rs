@@ -24,3 +24,6 @@ pub static REPORT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!(
 /// Moves a message to the dead-letter stream (`lua/dead_letter.lua`).
 pub static DEAD_LETTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/dead_letter.lua")));
+/// Puts a dead letter back on its source stream (`lua/dlq_replay.lua`).
+pub static DLQ_REPLAY: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/dlq_replay.lua")));

@@ -1,0 +1,74 @@
+//! `weir bench local|redis`: the benchmarks of [`weir_coordinator::bench`], printed.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use super::printer::out;
+use super::Global;
+use weir_coordinator::bench::{local, redis as redis_bench, workloads};
+
+/// `weir bench ...`.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The in-process LocalEngine: steps per second, linear and fan-out workloads.
+    Local(LocalArgs),
+    /// One coordinator and two workers against Redis (its own redis-server by default).
+    Redis(RedisArgs),
+}
+
+/// `weir bench local`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// Instances per workload.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    pub instances: usize,
+}
+
+/// `weir bench redis`. With `--redis URL` given on the command line it uses that Redis (its
+/// namespace `weir-bench` is wiped first) instead of starting a private redis-server.
+#[derive(Debug, Args)]
+pub struct RedisArgs {
+    /// A quick run with small numbers (the same code paths).
+    #[arg(long)]
+    pub smoke: bool,
+}
+
+/// Instances run at once in the local benchmark.
+const LOCAL_CONCURRENCY: usize = 64;
+
+/// Runs a `weir bench` command.
+pub async fn run(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Local(args) => {
+            out(&format!(
+                "machine: {}",
+                weir_coordinator::bench::report::machine()
+            ));
+            for def in [workloads::linear(10), workloads::fan_out(8)] {
+                let r = local::run(def, args.instances.max(1), LOCAL_CONCURRENCY).await?;
+                out(&format!(
+                    "{}: {} instances, {} steps in {:.2}s = {:.0} steps/s ({} events)",
+                    r.workload,
+                    r.instances,
+                    r.steps,
+                    r.elapsed.as_secs_f64(),
+                    r.steps_per_second(),
+                    r.events
+                ));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Redis(args) => {
+            let mut opts = if args.smoke {
+                redis_bench::RedisBenchOptions::smoke()
+            } else {
+                redis_bench::RedisBenchOptions::full()
+            };
+            opts.url = global.redis_given.then(|| global.redis.clone());
+            let report = redis_bench::run(opts).await?;
+            out(report.to_string().trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

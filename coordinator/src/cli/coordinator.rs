@@ -1,0 +1,88 @@
+//! `weir coordinator`: runs the coordinator service until SIGINT or SIGTERM, then stops
+//! gracefully (finishes its current batches and releases its leases).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tokio::sync::watch;
+
+use super::remote::{config, parse_duration, redis_error};
+use super::Global;
+use weir_coordinator::service::{Coordinator, CoordinatorConfig};
+
+/// `weir coordinator`.
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// This coordinator's id (unique among live coordinators); random by default.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// How long a partition lease lasts without renewal, e.g. 5s.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub lease: Option<Duration>,
+    /// How long finished instances are kept, e.g. 7d or 12h.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+    /// Events kept per partition stream (approximately).
+    #[arg(long, value_name = "N")]
+    pub events_cap: Option<usize>,
+}
+
+/// Runs `weir coordinator`.
+pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+    let mut cfg = CoordinatorConfig::new(config(global));
+    if let Some(id) = args.id {
+        cfg.id = id;
+    }
+    if let Some(lease) = args.lease {
+        cfg.lease = lease;
+    }
+    if let Some(retention) = args.retention {
+        cfg.retention = retention;
+    }
+    if let Some(cap) = args.events_cap {
+        cfg.events_cap = cap;
+    }
+    let coordinator = Coordinator::connect(cfg)
+        .await
+        .map_err(|e| redis_error(global, e))?;
+    tracing::info!(
+        id = %coordinator.id(),
+        redis = %weir::redis::connect::mask_password(&global.redis),
+        namespace = %global.namespace,
+        "coordinator running; Ctrl-C or SIGTERM stops it"
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let service = tokio::spawn(coordinator.run(stop_rx));
+    shutdown_signal().await;
+    tracing::info!("stopping: finishing the current batches, releasing leases");
+    let _ = stop.send(true);
+    service
+        .await
+        .map_err(|e| anyhow::anyhow!("the coordinator stopped abnormally: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,335 @@
+//! Commands on instances in Redis: `weir start`, `status`, `wait`, `list`, `history`,
+//! `cancel`, `retry`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use clap::Args;
+use weir::api::{EngineError, InstanceFilter, InstanceView, StartOptions};
+use weir::model::{AttemptRecord, InstanceStatus};
+
+use super::exit::{self, Exit};
+use super::printer::out;
+use super::remote::{client, engine_error, parse_duration, print_json, when};
+use super::run::parse_data;
+use super::Global;
+
+/// `weir start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The workflow's name (registered with `weir definition register`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// A version; the latest when not given.
+    #[arg(long, value_name = "V")]
+    pub version: Option<String>,
+    /// The initial context: a JSON object, e.g. '{"amount": 120}'.
+    #[arg(long, value_name = "JSON", conflicts_with = "data_file")]
+    pub data: Option<String>,
+    /// A file holding the initial context (a JSON object).
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+    /// The instance id; starting the same id again starts nothing and prints it again.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Tenant.
+    #[arg(long, value_name = "T")]
+    pub tenant: Option<String>,
+    /// Who starts it.
+    #[arg(long, value_name = "U")]
+    pub created_by: Option<String>,
+}
+
+/// `weir status ID`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `weir wait ID`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Give up after this long (exit code 4), e.g. 30s or 5m.
+    #[arg(long, value_name = "DUR", default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// `weir list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this status: running, waiting, completed, failed or canceled.
+    #[arg(long, value_name = "S")]
+    pub status: Option<InstanceStatus>,
+    /// Only instances of this workflow.
+    #[arg(long, value_name = "NAME")]
+    pub definition: Option<String>,
+    /// Only this tenant.
+    #[arg(long, value_name = "T")]
+    pub tenant: Option<String>,
+    /// Only instances started by this user.
+    #[arg(long, value_name = "U")]
+    pub created_by: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, value_name = "N", default_value_t = weir::redis::client::DEFAULT_LIST_LIMIT)]
+    pub limit: usize,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `weir history ID`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `weir cancel ID`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Why (kept as the instance's error).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+/// `weir retry ID`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The instance id (a failed instance).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Resume from this step instead of the one that failed.
+    #[arg(long, value_name = "STEP")]
+    pub from_step: Option<String>,
+}
+
+/// Runs `weir start`.
+pub async fn start(global: &Global, args: StartArgs) -> anyhow::Result<ExitCode> {
+    let data = match &args.data_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow!("--data-file {}: cannot read it: {e}", path.display()))?;
+            parse_data(Some(&text)).map_err(|e| anyhow!("--data-file {}: {e}", path.display()))?
+        }
+        None => parse_data(args.data.as_deref())?,
+    };
+    let client = client(global).await?;
+    let options = StartOptions {
+        version: args.version,
+        initial_data: data,
+        id: args.id,
+        tenant_id: args.tenant,
+        created_by: args.created_by,
+    };
+    let view = client
+        .start_workflow(&args.name, options)
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    out(&view.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `weir status`.
+pub async fn status(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let view = client
+        .get_instance(&args.id)
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    if args.json {
+        print_json(&view)?;
+    } else {
+        print_view(&view);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an instance for a person.
+fn print_view(v: &InstanceView) {
+    out(&format!("id:            {}", v.id));
+    out(&format!("definition:    {}@{}", v.definition, v.version));
+    out(&format!("status:        {}", v.status));
+    out(&format!("current steps: {}", steps_text(&v.current_steps)));
+    if let Some(e) = &v.error {
+        out(&format!("error:         {e}"));
+    }
+    if let Some(s) = &v.failed_step {
+        out(&format!("failed step:   {s}"));
+    }
+    if let Some(t) = &v.tenant {
+        out(&format!("tenant:        {t}"));
+    }
+    if let Some(u) = &v.created_by {
+        out(&format!("created by:    {u}"));
+    }
+    out(&format!("created at:    {}", when(Some(v.created_at))));
+    out(&format!("updated at:    {}", when(Some(v.updated_at))));
+    if v.finished_at.is_some() {
+        out(&format!("finished at:   {}", when(v.finished_at)));
+    }
+    out(&format!("context:       {}", v.context));
+}
+
+fn steps_text(steps: &[String]) -> String {
+    if steps.is_empty() {
+        "-".into()
+    } else {
+        steps.join(", ")
+    }
+}
+
+/// Runs `weir wait`.
+pub async fn wait(global: &Global, args: WaitArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    match client.wait(&args.id, args.timeout).await {
+        Ok(view) => {
+            print_json(&view)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(EngineError::WaitTimeout(..)) => {
+            let status = client
+                .get_instance(&args.id)
+                .await
+                .map(|v| v.status.to_string())
+                .unwrap_or_else(|_| "unknown".into());
+            Err(Exit::new(
+                exit::TIMEOUT,
+                format!(
+                    "instance {} is still {status} after {}: wait longer with --timeout, or \
+                     check `weir status {}` and that coordinator and workers run",
+                    args.id,
+                    weir::model::definition::duration::format(&args.timeout),
+                    args.id
+                ),
+            )
+            .into())
+        }
+        Err(e) => Err(engine_error(global, e)),
+    }
+}
+
+/// Runs `weir list`.
+pub async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let filter = InstanceFilter {
+        status: args.status,
+        definition: args.definition,
+        tenant_id: args.tenant,
+        created_by: args.created_by,
+        limit: Some(args.limit),
+        ..InstanceFilter::default()
+    };
+    let views = client
+        .list_instances(&filter)
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    if args.json {
+        print_json(&views)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if views.is_empty() {
+        out("no instances");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let id_w = views.iter().map(|v| v.id.len()).max().unwrap_or(2).max(2);
+    let def_w = views
+        .iter()
+        .map(|v| v.definition.len() + v.version.len() + 1)
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    out(&format!(
+        "{:<id_w$}  {:<def_w$}  {:<9}  {:<24}  current steps",
+        "id", "definition", "status", "created at"
+    ));
+    for v in &views {
+        out(&format!(
+            "{:<id_w$}  {:<def_w$}  {:<9}  {:<24}  {}",
+            v.id,
+            format!("{}@{}", v.definition, v.version),
+            v.status.as_str(),
+            when(Some(v.created_at)),
+            steps_text(&v.current_steps)
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `weir history`.
+pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let records: Vec<AttemptRecord> = client
+        .history(&args.id)
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    if args.json {
+        print_json(&records)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let step_w = records
+        .iter()
+        .map(|r| r.step.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    out(&format!(
+        "{:<step_w$}  {:>7}  {:<9}  {:<24}  {:<24}  {:<16}  error",
+        "step", "attempt", "status", "started at", "finished at", "worker"
+    ));
+    for r in &records {
+        let status = serde_json::to_value(r.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        out(&format!(
+            "{:<step_w$}  {:>7}  {:<9}  {:<24}  {:<24}  {:<16}  {}",
+            r.step,
+            r.attempt,
+            status,
+            when(r.started_at),
+            when(r.finished_at),
+            r.worker.as_deref().unwrap_or("-"),
+            r.error.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `weir cancel`.
+pub async fn cancel(global: &Global, args: CancelArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let view = client
+        .cancel_workflow(&args.id, args.reason.as_deref())
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    out(&format!("{} {}", view.id, view.status));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `weir retry`.
+pub async fn retry(global: &Global, args: RetryArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let view = client
+        .retry(&args.id, args.from_step.as_deref())
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    out(&format!("{} {}", view.id, view.status));
+    Ok(ExitCode::SUCCESS)
+}

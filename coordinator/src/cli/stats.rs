@@ -1,0 +1,93 @@
+//! `weir stats [--json]`: instances per status, queue depths and pending entries, consumers,
+//! dead letters, leases, live coordinators and workers, counters.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use weir::redis::admin;
+
+use super::printer::out;
+use super::remote::{connections, print_json, redis_error};
+use super::Global;
+
+/// `weir stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `weir stats`.
+pub async fn run(global: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
+    let c = connections(global).await?;
+    let s = admin::stats(&c).await.map_err(|e| redis_error(global, e))?;
+    if args.json {
+        print_json(&s)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    out(&format!(
+        "namespace {} ({} partitions)",
+        s.namespace, s.partitions
+    ));
+    let counts: Vec<String> = s
+        .instances
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    out(&format!("instances:    {}", counts.join(", ")));
+    out(&format!("open tasks:   {}", s.open_tasks));
+    out(&format!("timers:       {}", s.timers));
+    let queues: Vec<String> = s.queues.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    out(&format!(
+        "queues:       {}",
+        if queues.is_empty() {
+            "none yet".to_string()
+        } else {
+            queues.join(", ")
+        }
+    ));
+    out(&format!("dead letters: {}", s.dlq));
+    let held = s.leases.iter().filter(|l| l.holder.is_some()).count();
+    out(&format!(
+        "leases:       {held} of {} partitions held",
+        s.partitions
+    ));
+    for l in &s.leases {
+        if let Some(h) = &l.holder {
+            out(&format!(
+                "  p{:<3} {h} ({} ms left)",
+                l.partition,
+                l.ttl_ms.unwrap_or(0)
+            ));
+        }
+    }
+    out(&format!("coordinators: {}", s.coordinators.len()));
+    for p in &s.coordinators {
+        out(&format!("  {} (seen {} ms ago)", p.id, p.last_seen_ms_ago));
+    }
+    out(&format!("workers:      {}", s.workers.len()));
+    for p in &s.workers {
+        out(&format!("  {} (seen {} ms ago)", p.id, p.last_seen_ms_ago));
+    }
+    if !s.streams.is_empty() {
+        out("streams:");
+        for st in &s.streams {
+            out(&format!(
+                "  {}  length {}, pending {}",
+                st.stream, st.length, st.pending
+            ));
+            for c in &st.consumers {
+                out(&format!(
+                    "    {}: {} pending, idle {} ms",
+                    c.name, c.pending, c.idle_ms
+                ));
+            }
+        }
+    }
+    if !s.counters.is_empty() {
+        let counters: Vec<String> = s.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        out(&format!("counters:     {}", counters.join(", ")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
