@@ -114,7 +114,7 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| match e {
             RedisError::Unreachable { message, .. } => format!(
-                "cannot reach Redis at {url} ({message}): start redis-server there, or pass \
+                "Redis at {url} is unreachable or failed ({message}): check that redis-server runs there, or pass \
                  --redis URL (or set WEIR_REDIS_URL)"
             ),
             other => other.to_string(),

@@ -34,8 +34,8 @@ pub fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
     let url = weir::redis::connect::mask_password(&global.redis);
     match e {
         RedisError::Unreachable { message, .. } => anyhow!(
-            "cannot reach Redis at {url} ({message}): start redis-server there, or pass \
-             --redis URL (or set WEIR_REDIS_URL)"
+            "Redis at {url} is unreachable or failed ({message}): check that redis-server runs \
+             there, or pass --redis URL (or set WEIR_REDIS_URL)"
         ),
         RedisError::Config(m) => anyhow!("{m}"),
         RedisError::Corrupt(m) => anyhow!("Redis at {url}: {m}"),

@@ -338,7 +338,7 @@ pub async fn dead_letters(c: &Connections, limit: usize) -> Result<Vec<DeadLette
             .arg("-")
             .arg("+")
             .arg("COUNT")
-            .arg(limit - out.len())
+            .arg((limit - out.len()).min(i64::MAX as usize))
             .query_async(&mut c.conn.clone())
             .await
             .map_err(|e| err(c, e))?;

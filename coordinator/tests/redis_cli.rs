@@ -1,0 +1,645 @@
+//! The `weir` and `weir-worker` binaries against a real redis-server on a free port: every
+//! Redis command, its JSON shape, its exit code, and each refusal. The coordinator and the
+//! worker run as child processes, stopped with SIGTERM at the end (a graceful stop exits 0).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command as StdCommand, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use assert_cmd::Command;
+use serde_json::Value;
+use weir_tests::{free_port, wait_for, wait_until, RedisServer};
+
+/// Longest a single command may take.
+const CALL: Duration = Duration::from_secs(60);
+/// Longest a condition may take to hold.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn weir_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// The `weir-worker` binary, next to `weir` (built by `cargo test` of the workspace, or
+/// `cargo build -p weir-worker`).
+fn worker_path() -> PathBuf {
+    let path = weir_path().with_file_name(format!("weir-worker{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p weir-worker` (or `cargo test` for the workspace)",
+        path.display()
+    );
+    path
+}
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples")
+}
+
+fn example(name: &str) -> String {
+    examples().join(name).display().to_string()
+}
+
+/// A child process killed when dropped (after a failed assertion too).
+struct Proc(Child);
+
+impl Proc {
+    /// SIGTERM, then the exit code (within the deadline).
+    fn terminate(mut self) -> Option<i32> {
+        let _ = StdCommand::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let code = wait_for(DEADLINE, "the process to stop after SIGTERM", || {
+            self.0.try_wait().ok().flatten()
+        })
+        .ok()?;
+        code.code()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A Redis, a coordinator and workers, all private to one test.
+struct Env {
+    server: RedisServer,
+    ns: String,
+    coordinator: Option<Proc>,
+    workers: Vec<Proc>,
+}
+
+impl Env {
+    fn start(workers: usize) -> Env {
+        let server = RedisServer::start().expect("redis-server starts");
+        let mut env = Env {
+            server,
+            ns: "t".into(),
+            coordinator: None,
+            workers: Vec::new(),
+        };
+        let coordinator = StdCommand::new(weir_path())
+            .args(["coordinator", "--id", "c1", "--lease", "2s"])
+            .envs(env.vars())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("weir coordinator starts");
+        env.coordinator = Some(Proc(coordinator));
+        for i in 0..workers {
+            let worker = StdCommand::new(worker_path())
+                .args([
+                    "--id",
+                    &format!("w{i}"),
+                    "--concurrency",
+                    "4",
+                    "--grace",
+                    "1s",
+                ])
+                .args(["--visibility-timeout", "2s", "--max-deliveries", "2"])
+                .envs(env.vars())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("weir-worker starts");
+            env.workers.push(Proc(worker));
+        }
+        env
+    }
+
+    fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("WEIR_REDIS_URL", self.server.url()),
+            ("WEIR_NAMESPACE", self.ns.clone()),
+            ("RUST_LOG", "warn".into()),
+        ]
+    }
+
+    fn weir(&self) -> Command {
+        let mut cmd = Command::new(weir_path());
+        cmd.envs(self.vars()).write_stdin("").timeout(CALL);
+        cmd
+    }
+
+    /// Runs `weir ARGS` and returns (code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        run(self.weir().args(args))
+    }
+
+    /// Runs `weir ARGS`, expecting success; returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "weir {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    /// Runs `weir ARGS --json`-style, expecting success and JSON on stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.ok(args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("weir {args:?}: {e}:\n{out}"))
+    }
+
+    /// Runs `weir ARGS`, expecting failure with one error line; returns it.
+    fn fails(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_ne!(code, 0, "weir {args:?} succeeded:\n{out}");
+        one_error_line(&err).to_string()
+    }
+
+    fn redis(&self) -> redis::Connection {
+        self.server.connection().expect("a connection")
+    }
+}
+
+fn run(cmd: &mut Command) -> (i32, String, String) {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().expect("weir runs");
+    (
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&stdout).into_owned(),
+        String::from_utf8_lossy(&stderr).into_owned(),
+    )
+}
+
+fn one_error_line(stderr: &str) -> &str {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one line on stderr, got:\n{stderr}"
+    );
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    lines[0]
+}
+
+fn write_temp(suffix: &str, text: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new()
+        .suffix(suffix)
+        .tempfile()
+        .expect("a temp file");
+    std::fs::write(f.path(), text).expect("written");
+    f
+}
+
+const ALWAYS_FAILS: &str = r#"
+name: always_fails
+version: "1.0.0"
+steps:
+  prepare: { type: machine, handler: set, config: { prepared: true } }
+  charge: { type: machine, handler: fail, config: { message: "card declined" } }
+edges:
+  - { from: prepare, to: charge }
+"#;
+
+#[test]
+fn unreachable_redis_is_one_line_naming_the_url() {
+    let port = free_port().expect("a free port");
+    let url = format!("redis://127.0.0.1:{port}");
+    for args in [
+        vec!["list"],
+        vec!["status", "x"],
+        vec!["start", "expense_approval"],
+        vec!["stats"],
+        vec!["definition", "list"],
+        vec!["dlq", "list"],
+    ] {
+        let (code, out, err) = run(Command::new(weir_path())
+            .args(["--redis", &url])
+            .args(&args)
+            .timeout(CALL));
+        assert_eq!(code, 1, "{args:?}: {out}");
+        let line = one_error_line(&err);
+        assert!(line.contains(&url) && line.contains("--redis"), "{line}");
+    }
+    let (code, _, err) = run(Command::new(worker_path())
+        .args(["--redis", &url])
+        .timeout(CALL));
+    assert_eq!(code, 1);
+    assert!(one_error_line(&err).contains(&url), "{err}");
+}
+
+#[test]
+fn instances_tasks_and_refusals_through_the_cli() {
+    let mut env = Env::start(2);
+
+    // Register: every example; an invalid file registers nothing and names the edge.
+    let mut args = vec!["definition", "register"];
+    let files: Vec<String> = [
+        "expense_approval.yaml",
+        "ticket_routing.yaml",
+        "reminder_timer.yaml",
+    ]
+    .iter()
+    .map(|f| example(f))
+    .collect();
+    args.extend(files.iter().map(String::as_str));
+    let out = env.ok(&args);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "expense_approval@1.0.0",
+            "ticket_routing@1.0.0",
+            "reminder_timer@1.0.0"
+        ]
+    );
+    let bad = write_temp(
+        ".yaml",
+        "name: broken\nversion: \"1.0.0\"\nsteps:\n  a: { type: machine, handler: noop }\nedges:\n  - { from: a, to: b }\n",
+    );
+    let fails = write_temp(".yaml", ALWAYS_FAILS);
+    let bad_path = bad.path().display().to_string();
+    let line = env.fails(&[
+        "definition",
+        "register",
+        &fails.path().display().to_string(),
+        &bad_path,
+    ]);
+    assert!(
+        line.contains(&bad_path) && line.contains("edge 0 (a -> b)"),
+        "{line}"
+    );
+    let listed = env.json(&["definition", "list", "--json"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["expense_approval", "reminder_timer", "ticket_routing"]
+    );
+    env.ok(&[
+        "definition",
+        "register",
+        &fails.path().display().to_string(),
+    ]);
+    let shown = env.json(&["definition", "show", "expense_approval", "--format", "json"]);
+    assert_eq!(shown["name"], "expense_approval");
+    assert!(env
+        .ok(&[
+            "definition",
+            "show",
+            "expense_approval",
+            "--format",
+            "mermaid"
+        ])
+        .starts_with("flowchart"));
+    let line = env.fails(&["definition", "show", "nope"]);
+    assert!(line.contains("\"nope\""), "{line}");
+
+    // Start: the id alone; the same --id twice starts one instance.
+    let data = r#"{"employee": "ann", "amount": 120}"#;
+    let start = [
+        "start",
+        "expense_approval",
+        "--data",
+        data,
+        "--id",
+        "e1",
+        "--tenant",
+        "acme",
+        "--created-by",
+        "ann",
+    ];
+    assert_eq!(env.ok(&start), "e1\n");
+    assert_eq!(env.ok(&start), "e1\n");
+    let line = env.fails(&["start", "nope"]);
+    assert!(line.contains("unknown workflow nope"), "{line}");
+    let line = env.fails(&["start", "expense_approval", "--data", "[1]"]);
+    assert!(line.contains("JSON object"), "{line}");
+
+    // Wait: until the task is open; the status JSON shape.
+    let v = env.json(&["wait", "e1", "--timeout", "20s"]);
+    assert_eq!(v["status"], "waiting");
+    assert_eq!(v["current_steps"], serde_json::json!(["approve"]));
+    let v = env.json(&["status", "e1", "--json"]);
+    for key in [
+        "id",
+        "definition",
+        "version",
+        "status",
+        "current_steps",
+        "context",
+        "error",
+        "tenant",
+        "created_by",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(v.get(key).is_some(), "status --json lacks {key}: {v}");
+    }
+    assert_eq!(v["tenant"], "acme");
+    assert_eq!(v["created_by"], "ann");
+    assert_eq!(v["error"], Value::Null);
+    assert!(env.ok(&["status", "e1"]).contains("status:        waiting"));
+    let line = env.fails(&["status", "no-such-id"]);
+    assert!(line.contains("no-such-id"), "{line}");
+
+    // Tasks: listed with their form; refusals change nothing.
+    let tasks = env.json(&["task", "list", "--assignee", "manager", "--json"]);
+    assert_eq!(tasks.as_array().map(Vec::len), Some(1), "{tasks}");
+    assert_eq!(tasks[0]["step"], "approve");
+    assert_eq!(
+        tasks[0]["form"]["required"],
+        serde_json::json!(["approved"])
+    );
+    let none = env.json(&["task", "list", "--instance", "other", "--json"]);
+    assert_eq!(none, serde_json::json!([]));
+    let line = env.fails(&[
+        "task",
+        "complete",
+        "e1",
+        "approve",
+        "--user",
+        "bob",
+        "--data",
+        r#"{"approved": true}"#,
+    ]);
+    assert!(line.contains("forbidden") && line.contains("bob"), "{line}");
+    let line = env.fails(&[
+        "task",
+        "complete",
+        "e1",
+        "approve",
+        "--user",
+        "manager",
+        "--data",
+        r#"{"approved": "yes"}"#,
+    ]);
+    assert!(line.contains("invalid_data"), "{line}");
+    assert_eq!(env.json(&["status", "e1", "--json"])["status"], "waiting");
+    env.ok(&[
+        "task",
+        "complete",
+        "e1",
+        "approve",
+        "--user",
+        "manager",
+        "--data",
+        r#"{"approved": true}"#,
+    ]);
+    let line = env.fails(&[
+        "task",
+        "complete",
+        "e1",
+        "approve",
+        "--user",
+        "manager",
+        "--data",
+        r#"{"approved": true}"#,
+    ]);
+    assert!(line.contains("refused"), "{line}");
+    let v = env.json(&["wait", "e1", "--timeout", "20s"]);
+    assert_eq!(v["status"], "completed", "{v}");
+    assert_eq!(v["context"]["paid"], true);
+
+    // History: one entry per attempt.
+    let h = env.json(&["history", "e1", "--json"]);
+    let steps: Vec<&str> = h
+        .as_array()
+        .expect("an array")
+        .iter()
+        .filter_map(|r| r["step"].as_str())
+        .collect();
+    assert_eq!(steps, ["submit", "approve", "decide", "pay"], "{h}");
+    for key in [
+        "step",
+        "attempt",
+        "status",
+        "started_at",
+        "finished_at",
+        "worker",
+        "error",
+    ] {
+        assert!(h[0].get(key).is_some(), "history lacks {key}: {h}");
+    }
+    assert_eq!(h[1]["worker"], "manager");
+    assert!(env.ok(&["history", "e1"]).contains("approve"));
+
+    // Cancel: refused for a finished instance; a waiting one is canceled.
+    let line = env.fails(&["cancel", "e1"]);
+    assert!(line.contains("wrong_status"), "{line}");
+    env.ok(&["start", "expense_approval", "--id", "e2", "--data", data]);
+    env.json(&["wait", "e2", "--timeout", "20s"]);
+    assert_eq!(
+        env.ok(&["cancel", "e2", "--reason", "duplicate"]),
+        "e2 canceled\n"
+    );
+    let v = env.json(&["status", "e2", "--json"]);
+    assert_eq!(v["status"], "canceled");
+    assert_eq!(v["error"], "duplicate");
+
+    // Retry: a failed instance resumes, keeping its context.
+    let data_file = write_temp(".json", r#"{"order": 7}"#);
+    let id = env.ok(&[
+        "start",
+        "always_fails",
+        "--data-file",
+        &data_file.path().display().to_string(),
+    ]);
+    let id = id.trim();
+    let v = env.json(&["wait", id, "--timeout", "20s"]);
+    assert_eq!(v["status"], "failed", "{v}");
+    assert!(v["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("card declined")));
+    assert_eq!(
+        env.ok(&["retry", id, "--from-step", "charge"]).trim(),
+        format!("{id} running")
+    );
+    let v = env.json(&["wait", id, "--timeout", "20s"]);
+    assert_eq!(v["status"], "failed");
+    assert_eq!(v["context"]["order"], 7);
+    let line = env.fails(&["retry", "e1"]);
+    assert!(line.contains("wrong_status"), "{line}");
+
+    // Wait: a timeout is exit code 4 with one line.
+    let id = env.ok(&["start", "reminder_timer"]);
+    let id = id.trim();
+    let (code, _, err) = env.run(&["wait", id, "--timeout", "50ms"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(one_error_line(&err).contains(id));
+
+    // List and its filters.
+    let all = env.json(&["list", "--json"]);
+    assert_eq!(all.as_array().map(Vec::len), Some(4), "{all}");
+    let done = env.json(&["list", "--status", "completed", "--json"]);
+    assert_eq!(done[0]["id"], "e1");
+    let by = env.json(&["list", "--created-by", "ann", "--tenant", "acme", "--json"]);
+    assert_eq!(by.as_array().map(Vec::len), Some(1), "{by}");
+    let one = env.json(&[
+        "list",
+        "--definition",
+        "expense_approval",
+        "--limit",
+        "1",
+        "--json",
+    ]);
+    assert_eq!(one.as_array().map(Vec::len), Some(1));
+    assert!(env.ok(&["list"]).contains("expense_approval@1.0.0"));
+    let (code, _, _) = env.run(&["list", "--status", "sleeping"]);
+    assert_eq!(code, 2);
+
+    // Events: JSON lines with type, instance_id, timestamp.
+    let out = env.ok(&["events", "--instance", "e1", "--json"]);
+    let events: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(events
+        .iter()
+        .all(|e| e["instance_id"] == "e1" && e["type"].is_string() && e["timestamp"].is_string()));
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "HumanTaskCompleted" && e["user"] == "manager"));
+    assert!(env.ok(&["events"]).contains("workflow completed"));
+
+    // Events --follow: new events arrive until the process is stopped.
+    let mut follow = StdCommand::new(weir_path())
+        .args(["events", "--follow", "--json", "--instance", "f1"])
+        .envs(env.vars())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weir events --follow starts");
+    let stdout = follow.stdout.take().expect("stdout");
+    let follow = Proc(follow);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    env.ok(&[
+        "start",
+        "ticket_routing",
+        "--id",
+        "f1",
+        "--data",
+        r#"{"severity": 1}"#,
+    ]);
+    let completed = wait_for(DEADLINE, "the followed instance to complete", || {
+        while let Ok(line) = rx.try_recv() {
+            let e: Value = serde_json::from_str(&line).ok()?;
+            if e["type"] == "WorkflowCompleted" {
+                return Some(e);
+            }
+        }
+        None
+    })
+    .expect("followed events");
+    assert_eq!(completed["instance_id"], "f1");
+    assert_eq!(follow.terminate(), Some(0));
+
+    // Stats.
+    let s = env.json(&["stats", "--json"]);
+    assert_eq!(s["instances"]["completed"], 2, "{s}");
+    assert_eq!(s["instances"]["canceled"], 1, "{s}");
+    assert_eq!(s["instances"]["failed"], 1, "{s}");
+    assert!(s["queues"].get("default").is_some(), "{s}");
+    assert_eq!(s["dlq"], 0);
+    assert_eq!(s["coordinators"][0]["id"], "c1", "{s}");
+    assert_eq!(s["workers"].as_array().map(Vec::len), Some(2), "{s}");
+    assert!(s["leases"]
+        .as_array()
+        .expect("leases")
+        .iter()
+        .all(|l| l["holder"] == "c1"));
+    assert!(env.ok(&["stats"]).contains("dead letters: 0"));
+
+    // Dead letters: a message no worker can read is dead-lettered; replay puts it back
+    // (and it is dead-lettered again); purge drops it.
+    let mut con = env.redis();
+    let _: String = redis::cmd("XADD")
+        .arg("{t:p0}:q:default")
+        .arg("*")
+        .arg("m")
+        .arg("not messagepack")
+        .query(&mut con)
+        .expect("XADD");
+    let letters = wait_for(DEADLINE, "a dead letter", || {
+        let v = env.json(&["dlq", "list", "--json"]);
+        (v.as_array().map(Vec::len) == Some(1)).then_some(v)
+    })
+    .expect("dead-lettered");
+    let dl = &letters[0];
+    assert_eq!(dl["source"], "{t:p0}:q:default");
+    assert_eq!(dl["size"], "not messagepack".len());
+    assert!(
+        dl["error"].is_string() && dl["deliveries"].is_number(),
+        "{dl}"
+    );
+    let dl_id = dl["id"].as_str().expect("an id").to_string();
+    assert_eq!(
+        env.ok(&["dlq", "replay", &dl_id]),
+        format!("{dl_id} replayed\n")
+    );
+    let line = env.fails(&["dlq", "replay", &dl_id]);
+    assert!(line.contains(&dl_id), "{line}");
+    wait_until(DEADLINE, "the replayed message dead-lettered again", || {
+        env.json(&["dlq", "list", "--json"])
+            .as_array()
+            .map(Vec::len)
+            == Some(1)
+    })
+    .expect("dead-lettered again");
+    let out = env.ok(&["dlq", "purge", "--all"]);
+    assert!(out.ends_with(" purged\n"), "{out}");
+    assert_eq!(env.json(&["dlq", "list", "--json"]), serde_json::json!([]));
+    let (code, _, _) = env.run(&["dlq", "purge"]);
+    assert_eq!(code, 2, "an id or --all is required");
+
+    // A graceful stop: SIGTERM, exit 0.
+    for w in env.workers.drain(..) {
+        assert_eq!(w.terminate(), Some(0));
+    }
+    if let Some(c) = env.coordinator.take() {
+        assert_eq!(c.terminate(), Some(0));
+    }
+}
+
+#[test]
+fn demo_runs_distributed_and_bench_runs() {
+    let server = RedisServer::start().expect("redis-server starts");
+    let url = server.url();
+    let (code, out, err) = run(Command::new(weir_path())
+        .args(["demo", "--redis", &url])
+        .env("RUST_LOG", "warn")
+        .timeout(CALL));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("distributed"), "{out}");
+    assert!(out.contains("All 5 workflows ended as expected."), "{out}");
+    assert!(out.contains("approve: completed by manager"), "{out}");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*weir-demo-*")
+        .query(&mut server.connection().expect("a connection"))
+        .expect("KEYS");
+    assert!(keys.is_empty(), "the demo namespace is left: {keys:?}");
+
+    let (code, out, err) = run(Command::new(weir_path())
+        .args(["bench", "local", "--instances", "20"])
+        .timeout(CALL));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("bench_linear") && out.contains("steps/s"),
+        "{out}"
+    );
+    let (code, out, err) = run(Command::new(weir_path())
+        .args(["bench", "redis", "--smoke", "--redis", &url])
+        .env("RUST_LOG", "warn")
+        .timeout(Duration::from_secs(120)));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("linear 10 x noop"), "{out}");
+}
