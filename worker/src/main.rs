@@ -51,6 +51,10 @@ struct Args {
     /// This worker's id (its consumer name); random by default.
     #[arg(long, value_name = "ID")]
     id: Option<String>,
+    /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9464 (off when
+    /// unset).
+    #[arg(long, env = "WEIR_METRICS_ADDR", value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// How log lines (on stderr) are written.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -110,6 +114,12 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let url = weir::redis::connect::mask_password(&args.redis);
     let queues = config.queues.join(", ");
+    let readiness = match args.metrics_addr {
+        Some(_) => {
+            Some(weir_worker::ops::redis_readiness(&config.redis).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
     let worker = Worker::connect(config, builtin_handlers())
         .await
         .map_err(|e| match e {
@@ -127,6 +137,12 @@ async fn run(args: Args) -> Result<(), String> {
         "worker running; Ctrl-C or SIGTERM drains and stops it"
     );
     let (stop, stop_rx) = watch::channel(false);
+    if let (Some(addr), Some(readiness)) = (args.metrics_addr, readiness) {
+        let server = weir_worker::ops::serve(addr, readiness, stop_rx.clone())
+            .await
+            .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
+    }
     let running = tokio::spawn(worker.run(stop_rx));
     shutdown_signal().await;
     tracing::info!("draining: no new reads, attempts in flight get the grace period");

@@ -26,6 +26,10 @@ pub struct CoordinatorArgs {
     /// Events kept per partition stream (approximately).
     #[arg(long, value_name = "N")]
     pub events_cap: Option<usize>,
+    /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9464 (off when
+    /// unset).
+    #[arg(long, env = "WEIR_METRICS_ADDR", value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Runs `weir coordinator`.
@@ -43,6 +47,13 @@ pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitC
     if let Some(cap) = args.events_cap {
         cfg.events_cap = cap;
     }
+    let readiness = match args.metrics_addr {
+        Some(_) => Some(
+            weir_worker::ops::coordinator_readiness(&cfg.redis, &cfg.id, cfg.lease)
+                .map_err(|e| redis_error(global, e))?,
+        ),
+        None => None,
+    };
     let coordinator = Coordinator::connect(cfg)
         .await
         .map_err(|e| redis_error(global, e))?;
@@ -53,6 +64,12 @@ pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitC
         "coordinator running; Ctrl-C or SIGTERM stops it"
     );
     let (stop, stop_rx) = watch::channel(false);
+    if let (Some(addr), Some(readiness)) = (args.metrics_addr, readiness) {
+        let server = weir_worker::ops::serve(addr, readiness, stop_rx.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
+        tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
+    }
     let service = tokio::spawn(coordinator.run(stop_rx));
     shutdown_signal().await;
     tracing::info!("stopping: finishing the current batches, releasing leases");
