@@ -33,8 +33,8 @@ pub mod time;
 
 pub use crate::api::{EngineError, InstanceFilter, InstanceView, StartOptions, TaskFilter};
 pub use crate::core::{Effect, Env, Input, Refusal, StepError};
-pub use crate::local::LocalEngine;
-pub use crate::step::{Handlers, Step, StepContext};
 pub use crate::definition::{compile, parse_definition, DefinitionError, Workflow};
+pub use crate::local::LocalEngine;
 pub use crate::model::{Context, Definition, Event, EventKind, Instance, InstanceStatus, Task};
+pub use crate::step::{Handlers, Step, StepContext};
 pub use crate::time::Timestamp;

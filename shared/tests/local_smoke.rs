@@ -57,10 +57,7 @@ async fn runs_to_a_task_then_to_the_end() {
         .start_workflow("smoke", StartOptions::default())
         .await
         .unwrap();
-    let inst = engine
-        .wait(&inst.id, Duration::from_secs(5))
-        .await
-        .unwrap();
+    let inst = engine.wait(&inst.id, Duration::from_secs(5)).await.unwrap();
     assert_eq!(inst.status, InstanceStatus::Waiting);
     assert_eq!(inst.current_steps, vec!["approve"]);
     assert_eq!(inst.context["joined"], json!(true));
