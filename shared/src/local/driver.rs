@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::lane::Lane;
 use super::Inner;
 use crate::api::InstanceView;
 use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
@@ -139,12 +140,13 @@ async fn carry_out(
     let mut ready: VecDeque<Input> = VecDeque::new();
     let mut effects = effects;
     let mut spare = None;
+    let lane = inner.lane();
     loop {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Dispatch(d) => {
                     let mut run =
-                        reuse_box(&mut spare, run_attempt(inner.clone(), slot.id.clone(), d));
+                        reuse_box(&mut spare, run_attempt(lane.clone(), slot.id.clone(), d));
                     match (&mut run).now_or_never() {
                         Some(input) => {
                             ready.push_back(input);
@@ -237,9 +239,9 @@ fn abort_other(handle: &AbortHandle) {
 }
 
 /// Runs one attempt and turns its outcome into the input that reports it.
-async fn run_attempt(inner: Arc<Inner>, instance_id: Arc<str>, d: Dispatch) -> Input {
+async fn run_attempt(lane: Arc<Lane>, instance_id: Arc<str>, d: Dispatch) -> Input {
     let ctx = StepContext::new(instance_id, d.step.clone(), d.attempt, d.config, d.context);
-    match execute_attempt(&inner.handlers, &d.handler, ctx, d.timeout).await {
+    match execute_attempt(&lane.handlers, &d.handler, ctx, d.timeout).await {
         Ok(output) => Input::StepSucceeded {
             step: d.step,
             token: d.token,

@@ -11,6 +11,7 @@
 //! `cancel_workflow`, `retry`, `get_instance`, `list_instances`, `list_tasks`, `history`.
 
 mod driver;
+mod lane;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::step::{Handlers, Step};
 
 use driver::{Clock, Slot};
+use lane::{Lane, LANES};
 
 /// The in-process engine. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -40,11 +42,18 @@ pub struct LocalEngine {
 
 pub(crate) struct Inner {
     registry: Arc<Registry>,
-    handlers: Handlers,
+    lanes: [Arc<Lane>; LANES],
     bus: Arc<dyn EventBus>,
     instances: Instances,
     clock: Clock,
     stale: std::sync::atomic::AtomicU64,
+}
+
+impl Inner {
+    /// The current thread's lane.
+    fn lane(&self) -> &Arc<Lane> {
+        &self.lanes[lane::current()]
+    }
 }
 
 /// How many parts the instance map is split into, so that starts on different threads
@@ -125,7 +134,7 @@ impl LocalEngineBuilder {
         LocalEngine {
             inner: Arc::new(Inner {
                 registry: self.registry,
-                handlers: self.handlers,
+                lanes: std::array::from_fn(|_| Arc::new(Lane::new(self.handlers.clone()))),
                 bus: self.bus,
                 instances: Instances::new(),
                 clock: Clock::new(),
@@ -167,6 +176,7 @@ impl LocalEngine {
             .inner
             .registry
             .get_definition(name, options.version.as_deref())?;
+        let wf = self.inner.lane().workflow(&wf);
         let id = match options.id {
             Some(id) => {
                 check_instance_id(&id).map_err(EngineError::BadRequest)?;

@@ -1,0 +1,113 @@
+//! Lanes: per-thread copies of what every step touches.
+//!
+//! Each step clones and drops `Arc`s of its workflow (step names, handler names, queues,
+//! configurations) and looks its handler up. When two cores run instances of one workflow,
+//! those reference counts sit on cache lines both cores write, and every step waits for the
+//! line to come over from the other core. A lane holds its own compiled copy of each
+//! workflow and its own handler table; an instance takes the lane of the thread that starts
+//! it, so instances started on different threads touch different lines.
+//!
+//! A copy is compiled from the same definition as the registry's workflow, so it behaves
+//! the same in every respect; only the addresses differ.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::definition::{compile, Workflow};
+use crate::step::Handlers;
+
+/// How many lanes an engine has; threads beyond that share them, round-robin.
+pub(crate) const LANES: usize = 8;
+
+/// One lane: a handler table and workflow copies, on cache lines of its own.
+#[repr(align(128))]
+pub(crate) struct Lane {
+    /// The engine's handlers (the same steps, in a table of this lane's own).
+    pub handlers: Handlers,
+    /// Copies by the address of the registry's workflow.
+    workflows: Mutex<HashMap<usize, Replica>>,
+}
+
+/// A registry workflow, kept alive so its address cannot be reused by another one, and this
+/// lane's copy of it.
+struct Replica {
+    original: Arc<Workflow>,
+    copy: Arc<Workflow>,
+}
+
+impl Lane {
+    pub fn new(handlers: Handlers) -> Lane {
+        Lane {
+            handlers,
+            workflows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// This lane's copy of a registry workflow, compiled on first use. Should compiling it
+    /// again ever fail, the registry's own is used.
+    pub fn workflow(&self, wf: &Arc<Workflow>) -> Arc<Workflow> {
+        let key = Arc::as_ptr(wf) as usize;
+        let mut map = self.workflows.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = map.get(&key).filter(|e| Arc::ptr_eq(&e.original, wf)) {
+            return entry.copy.clone();
+        }
+        let copy = match compile(wf.definition.clone()) {
+            Ok(copy) => Arc::new(copy),
+            Err(_) => wf.clone(),
+        };
+        map.insert(
+            key,
+            Replica {
+                original: wf.clone(),
+                copy: copy.clone(),
+            },
+        );
+        copy
+    }
+}
+
+/// The lane index of the current thread, fixed on first use.
+pub(crate) fn current() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % LANES;
+    }
+    INDEX.with(|i| *i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::definition::parse_definition;
+
+    const FLOW: &str = r#"
+name: flow
+version: "1.0.0"
+steps:
+  a: { type: machine, handler: noop }
+  b: { type: machine, handler: noop }
+edges:
+  - { from: a, to: b }
+"#;
+
+    #[test]
+    fn a_lane_compiles_one_copy_per_workflow_and_keeps_it() {
+        let def = parse_definition(FLOW).expect("parses");
+        let wf = Arc::new(compile(def).expect("compiles"));
+        let lane = Lane::new(Handlers::new());
+        let copy = lane.workflow(&wf);
+        assert!(!Arc::ptr_eq(&copy, &wf), "a copy of its own");
+        assert!(Arc::ptr_eq(&copy, &lane.workflow(&wf)), "compiled once");
+        assert_eq!(copy.fingerprint, wf.fingerprint);
+        assert!(!Arc::ptr_eq(&copy.steps[0].name, &wf.steps[0].name));
+        let names = |w: &Workflow| {
+            w.steps
+                .iter()
+                .map(|s| s.name.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&copy), names(&wf));
+        assert_eq!(copy.initial, wf.initial);
+    }
+}
