@@ -88,12 +88,16 @@ steps:
   a: { type: machine, handler: set, config: { a: 1 } }
   b: { type: machine, handler: set, config: { b: 1 } }
   c: { type: machine, handler: set, config: { c: 1 } }
+  # The failing branch waits first, so that in both engines its siblings have finished when
+  # it fails (which branches were still running when the instance failed is a race).
+  pause: { type: machine, handler: sleep, config: { duration: 500ms } }
   d: { type: machine, handler: fail, config: { times: -1, retryable: false } }
   join: { type: machine, handler: set, config: { joined: true } }
 edges:
   - { from: a, to: b }
   - { from: a, to: c }
-  - { from: a, to: d }
+  - { from: a, to: pause }
+  - { from: pause, to: d }
   - { from: b, to: join }
   - { from: c, to: join }
   - { from: d, to: join }
