@@ -27,8 +27,9 @@ pub enum Effect {
         /// Its kind.
         kind: TimerKind,
     },
-    /// Open a human task.
-    OpenTask(Task),
+    /// Open a human task. Boxed: a task is twice the size of any other effect, and every
+    /// effect is moved a few times on its way to the driver.
+    OpenTask(Box<Task>),
     /// Close a human task.
     CloseTask {
         /// Its step.

@@ -208,7 +208,7 @@ impl<'a> Transition<'a> {
                 st.started_at = Some(now);
                 st.due_at = due_at;
                 let name = step.name.clone();
-                self.effects.push(Effect::OpenTask(Task {
+                self.effects.push(Effect::OpenTask(Box::new(Task {
                     instance_id: self.inst.id.clone(),
                     step: name.clone(),
                     token,
@@ -220,7 +220,7 @@ impl<'a> Transition<'a> {
                     created_at: now,
                     due_at,
                     tenant_id: self.inst.tenant_id.clone(),
-                }));
+                })));
                 if let Some(due_at) = due_at {
                     self.effects.push(Effect::Schedule(Timer {
                         step: name.clone(),

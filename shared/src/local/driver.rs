@@ -185,7 +185,7 @@ async fn carry_out(
                     }
                 }
                 Effect::OpenTask(task) => {
-                    state.tasks.insert(task.step.clone(), task);
+                    state.tasks.insert(task.step.clone(), *task);
                 }
                 Effect::CloseTask { step, .. } => {
                     state.tasks.remove(&step);

@@ -390,5 +390,5 @@ fn new_instance_id() -> String {
     bytes[2..].copy_from_slice(&((bits as u64) & ((1 << 62) - 1)).to_be_bytes());
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut text).to_string()
+    String::from(&*id.hyphenated().encode_lower(&mut text))
 }

@@ -162,7 +162,7 @@ impl Sim {
                     self.timers.remove(&(step.to_string(), kind.as_str()));
                 }
                 Effect::OpenTask(t) => {
-                    self.tasks.insert(t.step.to_string(), t.clone());
+                    self.tasks.insert(t.step.to_string(), Task::clone(t));
                 }
                 Effect::CloseTask { step, outcome } => {
                     self.tasks.remove(&**step);
