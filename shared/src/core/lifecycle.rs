@@ -23,6 +23,13 @@ pub struct StartSpec {
 
 /// Creates an instance and starts its initial step.
 pub fn start(wf: &Workflow, spec: StartSpec, env: Env) -> (Instance, Vec<Effect>) {
+    let mut effects = Vec::with_capacity(8);
+    let inst = start_into(wf, spec, env, &mut effects);
+    (inst, effects)
+}
+
+/// [`start`], appending the effects to `effects` (see [`super::apply_into`]).
+pub fn start_into(wf: &Workflow, spec: StartSpec, env: Env, effects: &mut Vec<Effect>) -> Instance {
     let mut inst = Instance {
         id: Arc::from(spec.id),
         definition: wf.name.clone(),
@@ -40,15 +47,14 @@ pub fn start(wf: &Workflow, spec: StartSpec, env: Env) -> (Instance, Vec<Effect>
         revision: 0,
         next_token: 0,
     };
-    let mut effects = Vec::with_capacity(8);
-    let mut t = Transition::new(wf, &mut inst, env, &mut effects);
+    let mut t = Transition::new(wf, &mut inst, env, effects);
     t.emit(EventKind::WorkflowStarted {
         definition: wf.name.clone(),
         version: wf.version.clone(),
     });
     t.activate(wf.initial);
     t.finish();
-    (inst, effects)
+    inst
 }
 
 /// `Timer(Wake)`: a timer step fires.

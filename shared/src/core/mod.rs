@@ -46,7 +46,7 @@ mod transition;
 
 pub use effect::{Dispatch, Effect, Timer};
 pub use input::{Input, StepError, TimerKind};
-pub use lifecycle::{start, StartSpec};
+pub use lifecycle::{start, start_into, StartSpec};
 pub use refusal::Refusal;
 
 use crate::definition::Workflow;

@@ -714,7 +714,11 @@ impl<'a> Transition<'a> {
         for st in &self.inst.steps {
             if st.status.is_active() {
                 active = true;
-                busy |= st.status != StepStatus::Waiting;
+                if st.status != StepStatus::Waiting {
+                    // One busy step decides it: RUNNING.
+                    busy = true;
+                    break;
+                }
             }
         }
         self.inst.status = if !active {

@@ -79,14 +79,12 @@ pub(crate) async fn apply(
     input: Input,
 ) -> Result<(), Refusal> {
     let mut state = slot.state.lock().await;
-    let mut effects = Vec::with_capacity(8);
-    core::apply_into(
-        &slot.wf,
-        &mut state.inst,
-        input,
-        inner.clock.env(),
-        &mut effects,
-    )?;
+    let mut effects = effects_buffer();
+    let env = inner.clock.env();
+    if let Err(refusal) = core::apply_into(&slot.wf, &mut state.inst, input, env, &mut effects) {
+        recycle(effects, VecDeque::new());
+        return Err(refusal);
+    }
     carry_out(inner, slot, &mut state, effects).await;
     Ok(())
 }
@@ -137,7 +135,7 @@ async fn carry_out(
     state: &mut SlotState,
     effects: Vec<Effect>,
 ) {
-    let mut ready: VecDeque<Input> = VecDeque::new();
+    let mut ready: VecDeque<Input> = READY.with(Cell::take).unwrap_or_default();
     let mut effects = effects;
     let mut spare = None;
     let lane = inner.lane();
@@ -215,6 +213,36 @@ async fn carry_out(
     }
     if let Some(tx) = slot.status.get() {
         tx.send_if_modified(|s| std::mem::replace(s, status) != status);
+    }
+    recycle(effects, ready);
+}
+
+thread_local! {
+    /// The buffers of the last `carry_out` on this thread, for the next one.
+    static EFFECTS: Cell<Option<Vec<Effect>>> = const { Cell::new(None) };
+    static READY: Cell<Option<VecDeque<Input>>> = const { Cell::new(None) };
+}
+
+/// Buffers larger than this are dropped rather than kept: one huge fan-out should not pin
+/// its memory for good.
+const KEEP_BUFFER: usize = 256;
+
+/// An empty effects buffer: the one the last `carry_out` on this thread left, or a new one.
+pub(crate) fn effects_buffer() -> Vec<Effect> {
+    EFFECTS
+        .with(Cell::take)
+        .unwrap_or_else(|| Vec::with_capacity(16))
+}
+
+/// Keeps emptied buffers for the next `carry_out` on this thread.
+pub(crate) fn recycle(mut effects: Vec<Effect>, mut ready: VecDeque<Input>) {
+    if effects.capacity() <= KEEP_BUFFER {
+        effects.clear();
+        EFFECTS.with(|b| b.set(Some(effects)));
+    }
+    if ready.capacity() <= KEEP_BUFFER && ready.capacity() > 0 {
+        ready.clear();
+        READY.with(|b| b.set(Some(ready)));
     }
 }
 

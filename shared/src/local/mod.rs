@@ -193,7 +193,8 @@ impl LocalEngine {
         };
         // The map lock is held only to check and insert: starting the same id twice at once
         // starts one instance.
-        let (inst, effects) = core::start(&wf, spec, env);
+        let mut effects = driver::effects_buffer();
+        let inst = core::start_into(&wf, spec, env, &mut effects);
         let (slot, created) = {
             let mut map = self.inner.instances.shard(&inst.id);
             match map.get(&inst.id) {
@@ -208,6 +209,7 @@ impl LocalEngine {
         if created {
             Ok(driver::run_effects(&self.inner, &slot, effects).await)
         } else {
+            driver::recycle(effects, Default::default());
             Ok(slot.view().await)
         }
     }
