@@ -124,6 +124,11 @@ impl StepContext {
     pub fn into_output(self) -> Context {
         self.output
     }
+
+    /// Takes the output and the step name (the LocalEngine reports the result under it).
+    pub(crate) fn into_output_and_step(self) -> (Context, Arc<str>) {
+        (self.output, self.step)
+    }
 }
 
 /// Steps by handler name.
@@ -204,6 +209,18 @@ pub async fn execute_attempt(
     mut ctx: StepContext,
     timeout: Option<std::time::Duration>,
 ) -> Result<Context, StepError> {
+    execute_in(handlers, handler, &mut ctx, timeout)
+        .await
+        .map(|()| ctx.into_output())
+}
+
+/// [`execute_attempt`] on a context the caller keeps: the output stays in it.
+pub(crate) async fn execute_in(
+    handlers: &Handlers,
+    handler: &str,
+    ctx: &mut StepContext,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), StepError> {
     let Some(step) = handlers.get(handler) else {
         return Err(StepError::fatal(
             "unknown_handler",
@@ -213,13 +230,12 @@ pub async fn execute_attempt(
             ),
         ));
     };
-    let result = match timeout {
+    match timeout {
         // Boxed: the timer makes the future several times larger, and attempts without a
         // timeout should not carry that around.
-        Some(limit) => Box::pin(run_step_within(step.as_ref(), &mut ctx, limit)).await,
-        None => run_step(step.as_ref(), &mut ctx).await,
-    };
-    result.map(|()| ctx.into_output())
+        Some(limit) => Box::pin(run_step_within(step.as_ref(), ctx, limit)).await,
+        None => run_step(step.as_ref(), ctx).await,
+    }
 }
 
 /// [`run_step`] with a time limit: past it, a retryable `timeout` error.

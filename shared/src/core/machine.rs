@@ -1,5 +1,7 @@
 //! Machine step transitions: results, failures with retry, backoff timers and timeouts.
 
+use std::sync::Arc;
+
 use super::input::StepError;
 use super::transition::{unit, Transition};
 use super::{step_for_token, Effect, Env, Refusal, Timer, TimerKind};
@@ -11,17 +13,19 @@ use crate::model::{AttemptRecord, AttemptStatus, Context, EventKind, Instance, S
 pub(super) fn succeeded(
     wf: &Workflow,
     inst: &mut Instance,
-    step: &str,
+    step: Arc<str>,
     token: u64,
     output: Context,
     worker: Option<String>,
     env: Env,
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
-    let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
+    let s = step_for_token(wf, inst, &step, token, StepStatus::Running)?;
     let mut t = Transition::new(wf, inst, env, effects);
     unschedule_timeout(&mut t, s);
-    t.succeed(s, Some(output), worker);
+    // `step` names step `s` (step_for_token found it by that name): record it under this
+    // Arc rather than cloning the workflow's.
+    t.succeed_as(s, step, Some(output), worker);
     t.finish();
     Ok(())
 }

@@ -92,7 +92,7 @@ pub fn apply_into(
             token,
             output,
             worker,
-        } => machine::succeeded(wf, inst, &step, token, output, worker, env, effects),
+        } => machine::succeeded(wf, inst, step, token, output, worker, env, effects),
         Input::StepFailed {
             step,
             token,

@@ -333,11 +333,22 @@ impl<'a> Transition<'a> {
 
     /// Records a step's success: merges its output, records the attempt, routes onwards.
     pub fn succeed(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
+        let name = self.name(s);
+        self.succeed_as(s, name, output, worker);
+    }
+
+    /// [`Self::succeed`] with the step's name at hand (equal to the workflow's).
+    pub fn succeed_as(
+        &mut self,
+        s: StepId,
+        name: Arc<str>,
+        output: Option<Context>,
+        worker: Option<String>,
+    ) {
         if let Some(output) = output {
             merge(&mut self.inst.context, output);
         }
         let now = self.env.now;
-        let name = self.name(s);
         let st = &mut self.inst.steps[s];
         st.status = StepStatus::Completed;
         st.finished_at = Some(now);

@@ -19,7 +19,7 @@ use crate::api::InstanceView;
 use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
 use crate::definition::Workflow;
 use crate::model::{AttemptRecord, Instance, InstanceStatus, Task};
-use crate::step::{execute_attempt, StepContext};
+use crate::step::{execute_in, StepContext};
 use crate::time::Timestamp;
 
 /// The worker name recorded in history for attempts run in-process.
@@ -268,16 +268,19 @@ fn abort_other(handle: &AbortHandle) {
 
 /// Runs one attempt and turns its outcome into the input that reports it.
 async fn run_attempt(lane: Arc<Lane>, instance_id: Arc<str>, d: Dispatch) -> Input {
-    let ctx = StepContext::new(instance_id, d.step.clone(), d.attempt, d.config, d.context);
-    match execute_attempt(&lane.handlers, &d.handler, ctx, d.timeout).await {
-        Ok(output) => Input::StepSucceeded {
-            step: d.step,
+    let mut ctx = StepContext::new(instance_id, d.step, d.attempt, d.config, d.context);
+    let result = execute_in(&lane.handlers, &d.handler, &mut ctx, d.timeout).await;
+    // The step's name comes back out of the context rather than being cloned into it.
+    let (output, step) = ctx.into_output_and_step();
+    match result {
+        Ok(()) => Input::StepSucceeded {
+            step,
             token: d.token,
             output,
             worker: Some(LOCAL_WORKER.into()),
         },
         Err(error) => Input::StepFailed {
-            step: d.step,
+            step,
             token: d.token,
             error,
             worker: Some(LOCAL_WORKER.into()),
