@@ -42,10 +42,14 @@ const INLINE_WORK: usize = 16;
 /// Outgoing edges a step may have for its routing decision to stay on the stack.
 const INLINE_EDGES: usize = 16;
 
-/// The FIFO worklist: a ring of [`INLINE_WORK`] items in place, then a heap queue for the
-/// rest. Most transitions queue a handful of items, so most never allocate.
+/// Marks a packed [`Work::Skip`] in the worklist's ring.
+const SKIP_BIT: u32 = 1 << 31;
+
+/// The FIFO worklist: a ring of [`INLINE_WORK`] items in place (packed in 32 bits, so the
+/// ring is cheap to set up), then a heap queue for the rest. Most transitions queue a
+/// handful of items, so most never allocate.
 struct WorkQueue {
-    ring: [Work; INLINE_WORK],
+    ring: [u32; INLINE_WORK],
     head: usize,
     len: usize,
     spill: VecDeque<Work>,
@@ -54,29 +58,46 @@ struct WorkQueue {
 impl WorkQueue {
     fn new() -> WorkQueue {
         WorkQueue {
-            ring: [Work::Skip(0); INLINE_WORK],
+            ring: [0; INLINE_WORK],
             head: 0,
             len: 0,
             spill: VecDeque::new(),
         }
     }
 
+    fn pack(work: Work) -> Option<u32> {
+        match work {
+            Work::Activate(s) => u32::try_from(s).ok().filter(|&s| s < SKIP_BIT),
+            Work::Skip(s) => u32::try_from(s)
+                .ok()
+                .filter(|&s| s < SKIP_BIT)
+                .map(|s| s | SKIP_BIT),
+        }
+    }
+
     fn push_back(&mut self, work: Work) {
         // Once items spill, later ones follow them there: the ring holds only the oldest.
         if self.spill.is_empty() && self.len < INLINE_WORK {
-            self.ring[(self.head + self.len) % INLINE_WORK] = work;
-            self.len += 1;
-        } else {
-            self.spill.push_back(work);
+            if let Some(packed) = Self::pack(work) {
+                self.ring[(self.head + self.len) % INLINE_WORK] = packed;
+                self.len += 1;
+                return;
+            }
         }
+        self.spill.push_back(work);
     }
 
     fn pop_front(&mut self) -> Option<Work> {
         if self.len > 0 {
-            let work = self.ring[self.head];
+            let packed = self.ring[self.head];
             self.head = (self.head + 1) % INLINE_WORK;
             self.len -= 1;
-            Some(work)
+            let s = (packed & !SKIP_BIT) as usize;
+            Some(if packed & SKIP_BIT != 0 {
+                Work::Skip(s)
+            } else {
+                Work::Activate(s)
+            })
         } else {
             self.spill.pop_front()
         }
@@ -765,4 +786,47 @@ pub(super) fn unit(seed: u64, token: u64) -> f64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &mut WorkQueue) -> Vec<(bool, StepId)> {
+        std::iter::from_fn(|| q.pop_front())
+            .map(|w| match w {
+                Work::Activate(s) => (true, s),
+                Work::Skip(s) => (false, s),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_worklist_is_first_in_first_out_in_place_and_spilled() {
+        let mut q = WorkQueue::new();
+        let mut expected = Vec::new();
+        // Past the ring, with an interleaved pop so the ring wraps, and a step id too large
+        // to pack, which goes to the heap queue.
+        for i in 0..40usize {
+            let w = if i % 3 == 0 {
+                Work::Skip(i)
+            } else {
+                Work::Activate(i)
+            };
+            q.push_back(w);
+            expected.push((i % 3 != 0, i));
+            if i == 5 {
+                assert_eq!(drain(&mut q).len(), 6);
+                expected.clear();
+            }
+        }
+        q.push_back(Work::Activate(usize::MAX));
+        expected.push((true, usize::MAX));
+        q.push_back(Work::Skip(7));
+        expected.push((false, 7));
+        assert_eq!(drain(&mut q), expected);
+        q.push_back(Work::Skip(3));
+        q.clear();
+        assert!(q.pop_front().is_none());
+    }
 }
