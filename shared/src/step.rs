@@ -193,6 +193,8 @@ impl Handlers {
         self.map.get(name)
     }
 
+
+
     /// Handler names, sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.map.keys().map(String::as_str).collect();
@@ -222,19 +224,33 @@ pub(crate) async fn execute_in(
     timeout: Option<std::time::Duration>,
 ) -> Result<(), StepError> {
     let Some(step) = handlers.get(handler) else {
-        return Err(StepError::fatal(
-            "unknown_handler",
-            format!(
-                "no handler named {handler:?} is registered (have: {})",
-                handlers.names().join(", ")
-            ),
-        ));
+        return Err(unknown_handler(handlers, handler));
     };
+    execute_step(step.as_ref(), ctx, timeout).await
+}
+
+/// The error of an attempt whose handler is not registered: non-retryable.
+pub(crate) fn unknown_handler(handlers: &Handlers, handler: &str) -> StepError {
+    StepError::fatal(
+        "unknown_handler",
+        format!(
+            "no handler named {handler:?} is registered (have: {})",
+            handlers.names().join(", ")
+        ),
+    )
+}
+
+/// [`execute_in`] with the handler found already.
+pub(crate) async fn execute_step(
+    step: &dyn Step,
+    ctx: &mut StepContext,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), StepError> {
     match timeout {
         // Boxed: the timer makes the future several times larger, and attempts without a
         // timeout should not carry that around.
-        Some(limit) => Box::pin(run_step_within(step.as_ref(), ctx, limit)).await,
-        None => run_step(step.as_ref(), ctx).await,
+        Some(limit) => Box::pin(run_step_within(step, ctx, limit)).await,
+        None => run_step(step, ctx).await,
     }
 }
 

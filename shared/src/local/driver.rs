@@ -13,13 +13,14 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::lane::Lane;
+use super::lane::LaneStep;
 use super::Inner;
 use crate::api::InstanceView;
+use crate::core::StepError;
 use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
 use crate::definition::Workflow;
 use crate::model::{AttemptRecord, Instance, InstanceStatus, Task};
-use crate::step::{execute_in, StepContext};
+use crate::step::{execute_step, unknown_handler, StepContext};
 use crate::time::Timestamp;
 
 /// The worker name recorded in history for attempts run in-process.
@@ -139,12 +140,24 @@ async fn carry_out(
     let mut effects = effects;
     let mut spare = None;
     let lane = inner.lane();
+    // The handler the last attempt ran: successive steps often share one, and comparing
+    // names is cheaper than hashing them.
+    let mut last_handler: Option<(&str, &Arc<LaneStep>)> = None;
     loop {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Dispatch(d) => {
-                    let mut run =
-                        reuse_box(&mut spare, run_attempt(lane.clone(), slot.id.clone(), d));
+                    let step = match last_handler {
+                        Some((name, step)) if name == &*d.handler => Ok(step.clone()),
+                        _ => match lane.step(&d.handler) {
+                            Some((name, step)) => {
+                                last_handler = Some((name, step));
+                                Ok(step.clone())
+                            }
+                            None => Err(unknown_handler(&lane.handlers, &d.handler)),
+                        },
+                    };
+                    let mut run = reuse_box(&mut spare, run_attempt(step, slot.id.clone(), d));
                     match (&mut run).now_or_never() {
                         Some(input) => {
                             ready.push_back(input);
@@ -267,9 +280,17 @@ fn abort_other(handle: &AbortHandle) {
 }
 
 /// Runs one attempt and turns its outcome into the input that reports it.
-async fn run_attempt(lane: Arc<Lane>, instance_id: Arc<str>, d: Dispatch) -> Input {
+/// `step` is the attempt's handler, or the error of a handler not registered.
+async fn run_attempt(
+    step: Result<Arc<LaneStep>, StepError>,
+    instance_id: Arc<str>,
+    d: Dispatch,
+) -> Input {
     let mut ctx = StepContext::new(instance_id, d.step, d.attempt, d.config, d.context);
-    let result = execute_in(&lane.handlers, &d.handler, &mut ctx, d.timeout).await;
+    let result = match step {
+        Ok(step) => execute_step(step.0.as_ref(), &mut ctx, d.timeout).await,
+        Err(error) => Err(error),
+    };
     // The step's name comes back out of the context rather than being cloned into it.
     let (output, step) = ctx.into_output_and_step();
     match result {

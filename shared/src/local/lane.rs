@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::definition::{compile, Workflow};
-use crate::step::Handlers;
+use crate::step::{Handlers, Step};
 
 /// How many lanes an engine has; threads beyond that share them, round-robin.
 pub(crate) const LANES: usize = 8;
@@ -24,8 +24,11 @@ pub(crate) const LANES: usize = 8;
 /// One lane: a handler table and workflow copies, on cache lines of its own.
 #[repr(align(128))]
 pub(crate) struct Lane {
-    /// The engine's handlers (the same steps, in a table of this lane's own).
+    /// The engine's handlers.
     pub handlers: Handlers,
+    /// The same handlers, each behind a reference count of this lane's own: attempts hold
+    /// one while they run.
+    steps: HashMap<String, Arc<LaneStep>>,
     /// Copies by the address of the registry's workflow.
     workflows: Mutex<HashMap<usize, Replica, BuildHasherDefault<AddressHasher>>>,
 }
@@ -60,12 +63,31 @@ struct Replica {
     copy: Arc<Workflow>,
 }
 
+/// A handler as a lane hands it to attempts.
+pub(crate) struct LaneStep(pub Arc<dyn Step>);
+
 impl Lane {
     pub fn new(handlers: Handlers) -> Lane {
+        let steps = handlers
+            .names()
+            .into_iter()
+            .filter_map(|name| {
+                let step = handlers.get(name)?.clone();
+                Some((name.to_string(), Arc::new(LaneStep(step))))
+            })
+            .collect();
         Lane {
             handlers,
+            steps,
             workflows: Mutex::new(HashMap::default()),
         }
+    }
+
+    /// A handler by name, with the name as the table keeps it.
+    pub fn step(&self, name: &str) -> Option<(&str, &Arc<LaneStep>)> {
+        self.steps
+            .get_key_value(name)
+            .map(|(name, step)| (name.as_str(), step))
     }
 
     /// This lane's copy of a registry workflow, compiled on first use. Should compiling it
