@@ -26,9 +26,9 @@ const LINE: &str = r#"
 name: line
 version: "1.0.0"
 steps:
-  s1: { type: machine, handler: sleep, config: { duration: 60ms } }
-  s2: { type: machine, handler: sleep, config: { duration: 60ms } }
-  s3: { type: machine, handler: sleep, config: { duration: 60ms } }
+  s1: { type: machine, handler: sleep, config: { duration: 150ms } }
+  s2: { type: machine, handler: sleep, config: { duration: 150ms } }
+  s3: { type: machine, handler: sleep, config: { duration: 150ms } }
   s4: { type: machine, handler: set, config: { done: true } }
 edges:
   - { from: s1, to: s2 }
@@ -166,8 +166,8 @@ async fn a_coordinator_killed_under_load_is_replaced_and_nothing_is_lost_or_doub
     let ids = start_many(&client, "line", "load", 50).await?;
     wait_until_async(
         Duration::from_secs(10),
-        "a few instances complete",
-        async || completed_count(&client).await.is_ok_and(|n| n >= 5),
+        "a first instance completes",
+        async || completed_count(&client).await.is_ok_and(|n| n >= 1),
     )
     .await?;
     let a_parts = leased_by(&mut conn, &keys, &a_id).await?;
