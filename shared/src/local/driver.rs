@@ -13,18 +13,16 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use super::history::{History, LOCAL_WORKER};
 use super::lane::LaneStep;
 use super::Inner;
 use crate::api::InstanceView;
 use crate::core::StepError;
 use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
 use crate::definition::Workflow;
-use crate::model::{AttemptRecord, Instance, InstanceStatus, Task};
+use crate::model::{Instance, InstanceStatus, Task};
 use crate::step::{execute_step, unknown_handler, StepContext};
 use crate::time::Timestamp;
-
-/// The worker name recorded in history for attempts run in-process.
-const LOCAL_WORKER: &str = "local";
 
 /// One instance and what the engine keeps beside it.
 pub(crate) struct Slot {
@@ -38,7 +36,7 @@ pub(crate) struct Slot {
 
 pub(crate) struct SlotState {
     pub inst: Instance,
-    pub history: Vec<AttemptRecord>,
+    pub history: History,
     pub tasks: BTreeMap<Arc<str>, Task>,
     timers: HashMap<(Arc<str>, TimerKind), AbortHandle>,
 }
@@ -51,7 +49,7 @@ impl Slot {
             state: tokio::sync::Mutex::new(SlotState {
                 inst,
                 // One record per step is what an instance without loops or retries keeps.
-                history: Vec::with_capacity(wf.steps.len()),
+                history: History::with_capacity(wf.steps.len()),
                 tasks: BTreeMap::new(),
                 timers: HashMap::new(),
             }),

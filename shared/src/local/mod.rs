@@ -11,6 +11,7 @@
 //! `cancel_workflow`, `retry`, `get_instance`, `list_instances`, `list_tasks`, `history`.
 
 mod driver;
+mod history;
 mod lane;
 
 use std::collections::HashMap;
@@ -297,7 +298,11 @@ impl LocalEngine {
     pub async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
         let slot = self.slot(instance_id)?;
         let state = slot.state.lock().await;
-        Ok(history_with_running(&state.history, &state.inst, &slot.wf))
+        Ok(history_with_running(
+            &state.history.to_records(),
+            &state.inst,
+            &slot.wf,
+        ))
     }
 
     /// Waits until the instance is completed, failed, canceled or waiting on a human task.
