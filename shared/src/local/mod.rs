@@ -360,12 +360,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// A new instance id: a UUID v7 (milliseconds since the epoch, then 74 bits that order ids
-/// of the same millisecond by creation and make them unique), in its usual text form.
+/// of the same millisecond by creation and tell them apart), in its usual text form.
 ///
 /// Made here rather than with `Uuid::now_v7`, which takes a process-wide lock and asks the
-/// OS for randomness on every call: a 42-bit sequence shared by all threads orders the ids,
-/// and 32 bits from a per-thread generator seeded by the OS make them unique across
-/// processes.
+/// OS for randomness on every call: a 42-bit sequence shared by the process's threads makes
+/// its ids unique and ordered, and 32 bits from a per-thread generator seeded by the OS
+/// make a clash with another process's ids unlikely.
 fn new_instance_id() -> String {
     use std::cell::Cell;
     use std::hash::{BuildHasher, Hasher};
@@ -379,7 +379,11 @@ fn new_instance_id() -> String {
     }
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() * 1000 + u64::from(d.subsec_millis()))
+        .map(|d| {
+            d.as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(d.subsec_millis()))
+        })
         .unwrap_or(0);
     let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & ((1 << 42) - 1);
     let random = RANDOM.with(|r| {
@@ -398,4 +402,22 @@ fn new_instance_id() -> String {
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
     let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     String::from(&*id.hyphenated().encode_lower(&mut text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_distinct_uuid_v7_in_text_form() {
+        let ids: Vec<String> = (0..2000).map(|_| new_instance_id()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(parsed.get_version_num(), 7, "{id}");
+            assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122, "{id}");
+            assert_eq!(parsed.hyphenated().to_string(), *id);
+            assert!(seen.insert(id.clone()), "{id} twice");
+        }
+    }
 }
