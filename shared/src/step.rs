@@ -193,8 +193,6 @@ impl Handlers {
         self.map.get(name)
     }
 
-
-
     /// Handler names, sorted.
     pub fn names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.map.keys().map(String::as_str).collect();
