@@ -14,6 +14,7 @@ mod driver;
 mod history;
 mod lane;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -198,11 +199,12 @@ impl LocalEngine {
         let inst = core::start_into(&wf, spec, env, &mut effects);
         let (slot, created) = {
             let mut map = self.inner.instances.shard(&inst.id);
-            match map.get(&inst.id) {
-                Some(existing) => (existing.clone(), false),
-                None => {
-                    let slot = Slot::new(wf.clone(), inst);
-                    map.insert(slot.id.clone(), slot.clone());
+            // One hash of the id for the check and the insert.
+            match map.entry(inst.id.clone()) {
+                Entry::Occupied(existing) => (existing.get().clone(), false),
+                Entry::Vacant(vacant) => {
+                    let slot = Slot::new(wf, inst);
+                    vacant.insert(slot.clone());
                     (slot, true)
                 }
             }
