@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::history::{History, LOCAL_WORKER};
+use super::history::{local_worker, History};
 use super::lane::LaneStep;
 use super::Inner;
 use crate::api::InstanceView;
@@ -296,13 +296,13 @@ async fn run_attempt(
             step,
             token: d.token,
             output,
-            worker: Some(LOCAL_WORKER.into()),
+            worker: Some(local_worker()),
         },
         Err(error) => Input::StepFailed {
             step,
             token: d.token,
             error,
-            worker: Some(LOCAL_WORKER.into()),
+            worker: Some(local_worker()),
         },
     }
 }
