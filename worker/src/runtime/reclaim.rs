@@ -23,26 +23,28 @@ pub async fn run(
 ) {
     let every = (shared.config.visibility_timeout / 3).max(Duration::from_millis(50));
     let streams = streams(&shared);
-    loop {
+    // The first heartbeat goes out at once, so that a worker shows as live (`weir stats`)
+    // from its start rather than a third of a visibility timeout later.
+    while !*shutdown.borrow() {
+        match heartbeat(&shared).await {
+            Ok(()) => {
+                for stream in &streams {
+                    if let Err(e) = reclaim(&shared, stream, &results).await {
+                        shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                        crate::ops::metrics::redis_error("worker");
+                        tracing::warn!(error = %e, %stream, "reclaim failed");
+                    }
+                }
+            }
+            Err(e) => {
+                shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                crate::ops::metrics::redis_error("worker");
+                tracing::warn!(error = %e, "heartbeat failed");
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => {}
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        if let Err(e) = heartbeat(&shared).await {
-            shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-            crate::ops::metrics::redis_error("worker");
-            tracing::warn!(error = %e, "heartbeat failed");
-            continue;
-        }
-        for stream in &streams {
-            if let Err(e) = reclaim(&shared, stream, &results).await {
-                shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-                crate::ops::metrics::redis_error("worker");
-                tracing::warn!(error = %e, %stream, "reclaim failed");
-            }
         }
     }
 }
