@@ -1,0 +1,70 @@
+// One task: its title and description, the form drawn from its JSON Schema, and submission.
+// Errors show next to the fields: the browser's basic checks first, then the server's
+// `form-invalid` problem, whose `errors` (JSON pointers) are mapped to the fields.
+
+import { api, seg } from '../api.js';
+import { h, replace } from '../dom.js';
+import { errorText, json, notice, pageHead, time } from '../format.js';
+import { schemaForm } from '../form.js';
+import { go } from '../router.js';
+
+export default async function task(main, { params }) {
+  const path = `/tasks/${seg(params.instance)}/${seg(params.step)}`;
+  let t;
+  try {
+    t = await api(path);
+  } catch (err) {
+    if (err.status !== 404) throw err;
+    replace(main, pageHead('Task not open'),
+      notice('info', 'This task is not open any more (it was completed, canceled, or never existed).'),
+      h('p', {}, h('a', { href: `#/instances/${seg(params.instance)}`, text: 'See the instance' }), ' · ', h('a', { href: '#/inbox', text: 'Back to the inbox' })));
+    return;
+  }
+
+  const form = schemaForm(t.form || { type: 'object' });
+  const status = h('div', { 'aria-live': 'polite' });
+  const submit = h('button', { type: 'submit', text: 'Complete task', disabled: t.allowed === false });
+  const el = h('form', { class: 'card task-form', novalidate: true }, form.element, status, h('div', { class: 'form-actions' }, submit));
+  el.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    status.replaceChildren();
+    if (form.validate().length) {
+      status.replaceChildren(notice('error', 'Some fields need fixing (see the messages next to them).'));
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await api(`${path}/complete`, { method: 'POST', body: { data: form.value() } });
+      go(`/instances/${params.instance}`);
+    } catch (err) {
+      submit.disabled = false;
+      if (err.kind === 'form-invalid' && err.errors.length) {
+        form.showErrors(err.errors);
+        status.replaceChildren(notice('error', 'The server refused the data (see the messages next to the fields).'));
+      } else if (err.status === 409 || err.status === 404) {
+        status.replaceChildren(notice('error', `${errorText(err)} `, h('a', { href: '#/inbox', text: 'Back to the inbox' })));
+      } else {
+        status.replaceChildren(notice('error', errorText(err)));
+      }
+    }
+  });
+
+  replace(main,
+    pageHead(t.title || t.step),
+    t.description ? h('p', { class: 'lede', text: t.description }) : null,
+    h('dl', { class: 'facts-grid' },
+      fact('Instance', h('a', { href: `#/instances/${seg(t.instance_id)}`, text: t.instance_id })),
+      fact('Workflow', t.workflow || '—'),
+      fact('Step', t.step),
+      fact('Assignee', t.assignee || '—'),
+      (t.candidates || []).length ? fact('Candidates', t.candidates.join(', ')) : null,
+      fact('Opened', time(t.created_at)),
+      t.due_at ? fact('Due', time(t.due_at)) : null),
+    t.allowed === false ? notice('info', 'You may see this task but not complete it.') : null,
+    el,
+    h('details', { class: 'raw' }, h('summary', { text: 'Form schema' }), json(t.form || null)));
+}
+
+function fact(term, value) {
+  return h('div', {}, h('dt', { text: term }), h('dd', {}, value));
+}
