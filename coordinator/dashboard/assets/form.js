@@ -166,7 +166,8 @@ function objectField(schema, pointer, name, required, initial, fields, isRoot) {
         const v = c.get();
         if (v !== undefined) out[key] = v;
       }
-      return out;
+      // an optional group left empty is left out, rather than sent as {}
+      return isRoot || required || Object.keys(out).length ? out : undefined;
     },
     check(errors) {
       for (const [, c] of children) c.check(errors);

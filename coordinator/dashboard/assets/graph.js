@@ -18,7 +18,10 @@ const PAD = 24;
 const LOOP = 46; // how far a back edge swings out to the right
 
 /** The colours of each state, as CSS classes `st-<state>` (see style.css); the legend's order. */
-export const STATES = ['pending', 'running', 'waiting', 'completed', 'failed', 'retrying', 'timed_out', 'skipped', 'canceled'];
+export const STATES = ['pending', 'running', 'waiting', 'sleeping', 'retrying', 'completed', 'failed', 'timed_out', 'skipped', 'interrupted', 'canceled'];
+
+/** Whether an edge is an alternative path (`on: failure | timeout`); `success` is the usual one. */
+const isAlt = (e) => Boolean(e.on) && e.on !== 'success';
 
 /** Computes `{ layers, pos: Map(id -> {x, y, layer}), back: Set(edgeIndex), width, height }`. */
 export function layout(graph) {
@@ -47,7 +50,8 @@ export function layout(graph) {
     onStack.delete(id);
   };
   const roots = ids.filter((id) => indegree.get(id) === 0);
-  for (const id of [graph.initial_step, ...roots, ...ids]) if (id && known.has(id) && !seen.has(id)) visit(id);
+  const initial = graph.initial_step || (graph.nodes.find((n) => n.initial) || {}).id;
+  for (const id of [initial, ...roots, ...ids]) if (id && known.has(id) && !seen.has(id)) visit(id);
 
   // 2. longest-path layers over forward edges (Kahn's order).
   const layer = new Map(ids.map((id) => [id, 0]));
@@ -92,7 +96,7 @@ export function layout(graph) {
 
   const widest = Math.max(1, ...layers.map((ls) => ls.length));
   const rowWidth = (n) => n * W + (n - 1) * GAP_X;
-  const width = PAD * 2 + rowWidth(widest) + (back.size ? LOOP : 0);
+  const width = PAD * 2 + rowWidth(widest) + (back.size ? LOOP * 1.4 : 0);
   const pos = new Map();
   layers.forEach((ls, l) => {
     const left = PAD + (rowWidth(widest) - rowWidth(ls.length)) / 2;
@@ -104,7 +108,7 @@ export function layout(graph) {
 
 /** The label of an edge: its condition, `default`, or `on failure` / `on timeout`. */
 function edgeLabel(e) {
-  if (e.on) return `on ${e.on}`;
+  if (isAlt(e)) return `on ${e.on}`;
   if (e.condition) return e.condition;
   if (e.default) return 'default';
   return '';
@@ -162,7 +166,10 @@ export function diagram(graph, { title = 'Workflow diagram' } = {}) {
       const sy = a.y + H / 2;
       const tx = b.x + W;
       const ty = b.y + H / 2;
-      const swing = Math.max(sx, tx) + LOOP;
+      // swing out beyond every step of the layers it passes
+      let right = Math.max(sx, tx);
+      for (const [, q] of pos) if (q.layer >= Math.min(a.layer, b.layer) && q.layer <= Math.max(a.layer, b.layer)) right = Math.max(right, q.x + W);
+      const swing = right + LOOP * 0.8;
       d = `M${sx},${sy} C${swing},${sy} ${swing},${ty} ${tx + 2},${ty}`;
       lx = swing - 6;
       ly = (sy + ty) / 2;
@@ -173,11 +180,14 @@ export function diagram(graph, { title = 'Workflow diagram' } = {}) {
       const ty = b.y - (graphType(graph, e.to) === 'gateway' ? 6 : 2);
       const my = (sy + ty) / 2;
       d = `M${sx},${sy} C${sx},${my} ${tx},${my} ${tx},${ty}`;
-      lx = (sx + tx) / 2;
-      ly = my;
+      // the label sits at 70% of the curve, near its target, so a gateway's labels part
+      const t = 0.7;
+      const u = 1 - t;
+      lx = u * u * u * sx + 3 * u * u * t * sx + 3 * u * t * t * tx + t * t * t * tx;
+      ly = u * u * u * sy + 3 * u * u * t * my + 3 * u * t * t * my + t * t * t * ty;
     }
     const cls = ['edge'];
-    if (e.on) cls.push('edge-alt');
+    if (isAlt(e)) cls.push('edge-alt');
     if (back.has(i)) cls.push('edge-back');
     const path = svg('path', { class: cls.join(' '), d, 'marker-end': 'url(#arrow)' });
     const label = edgeLabel(e);
@@ -191,7 +201,10 @@ export function diagram(graph, { title = 'Workflow diagram' } = {}) {
     const p = pos.get(node.id);
     const state = states ? String(states[node.id] || 'pending').toLowerCase() : null;
     const cls = `node-shape${state ? ` st-${state.replace(/[^a-z_]/g, '')}` : ''}`;
-    const sub = node.label && node.label !== node.id ? node.label.replace(/<[^>]*>/g, ' ') : node.type;
+    // a human step's label is `name: title`; the name is on the first line already
+    const raw = String(node.label || '');
+    const label = raw.startsWith(`${node.id}:`) ? raw.slice(node.id.length + 1).trim() : raw;
+    const sub = label && label !== node.id ? label : node.type;
     const g = svg('g', { class: `node t-${node.type}`, dataset: { step: node.id, state: state || '' } },
       svg('title', { text: `${node.id} (${node.type})${state ? `: ${state}` : ''}${node.label && node.label !== node.id ? `\n${node.label}` : ''}` }),
       shape(node.type, p.x, p.y, cls),

@@ -9,6 +9,8 @@ import { onEvents } from '../live.js';
 const STATUSES = ['running', 'waiting', 'completed', 'failed', 'canceled'];
 const CAP = 100;
 
+const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 async function counts(me) {
   if (me.admin) {
     const stats = await api('/stats');
@@ -40,11 +42,11 @@ export default async function home(main, { me }) {
         h('span', { class: 'tile-n', text: `${c[s].n}${c[s].more ? '+' : ''}` }),
         h('span', { class: 'tile-label', text: s })))));
     const extra = h('ul', { class: 'facts' },
-      h('li', {}, h('a', { href: '#/inbox', text: `${tasks.length} open task${tasks.length === 1 ? '' : 's'} for you` })),
+      h('li', {}, h('a', { href: '#/inbox', text: `${plural(tasks.length, 'open task')} for you` })),
       stats ? [
-        h('li', { text: `${stats.open_tasks ?? 0} open tasks in all` }),
-        h('li', {}, h('a', { href: '#/dlq', text: `${stats.dlq ?? 0} dead letters` })),
-        h('li', { text: `${(stats.workers || []).length} workers, ${(stats.coordinators || []).length} coordinators alive` }),
+        h('li', { text: `${plural(stats.open_tasks ?? 0, 'open task')} in all` }),
+        h('li', {}, h('a', { href: '#/dlq', text: plural(stats.dlq ?? 0, 'dead letter') })),
+        h('li', { text: `${plural((stats.workers || []).length, 'worker')}, ${plural((stats.coordinators || []).length, 'coordinator')} alive` }),
       ] : null);
     const items = failures.items || [];
     const failed = items.length
@@ -59,10 +61,11 @@ export default async function home(main, { me }) {
     replace(body, tiles, extra, h('h2', { text: 'Recent failures' }), failed);
   }
 
+  const stop = onEvents((e) => /^Workflow|Task/.test(e.type || ''), () => load().catch(() => {}), 800);
   try {
     await load();
   } catch (err) {
     replace(body, notice('error', errorText(err)));
   }
-  return onEvents((e) => /^Workflow|Task/.test(e.type || ''), () => load().catch(() => {}), 800);
+  return stop;
 }

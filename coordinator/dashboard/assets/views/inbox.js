@@ -26,10 +26,12 @@ export default async function inbox(main) {
       : h('p', { class: 'empty', text: 'Nothing waiting for you.' }));
   }
 
+  // Subscribed before the first read, so an event during it is not missed.
+  const stop = onEvents((e) => /Task|Workflow(Canceled|Failed|Completed)/.test(e.type || ''), () => load().catch(() => {}), 300);
   try {
     await load();
   } catch (err) {
     replace(list, notice('error', errorText(err)));
   }
-  return onEvents((e) => /Task|Workflow(Canceled|Failed|Completed)/.test(e.type || ''), () => load().catch(() => {}), 300);
+  return stop;
 }

@@ -81,16 +81,18 @@ export default async function instance(main, { params }) {
       !canCancel && !canRetry ? h('p', { class: 'muted', text: `This instance is ${status}; nothing to do.` }) : null);
   }
 
+  const stop = onEvents((e) => e.instance_id === id, () => load().catch((err) => message.replaceChildren(notice('error', errorText(err)))), 250);
   try {
     await load();
   } catch (err) {
+    stop();
     if (err.status === 404) {
       replace(main, pageHead('Instance not found'), notice('error', `No instance ${id} (or not in your tenant).`));
       return undefined;
     }
     throw err;
   }
-  return onEvents((e) => e.instance_id === id, () => load().catch((err) => message.replaceChildren(notice('error', errorText(err)))), 250);
+  return stop;
 }
 
 function fact(term, value) {

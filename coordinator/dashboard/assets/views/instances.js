@@ -115,11 +115,12 @@ export default async function instances(main, { query: q, me }) {
   });
 
   replace(main, pageHead('Instances', h('a', { class: 'button', href: '#/start', text: 'Start an instance' })), form, message, table, more);
+  const stop = onEvents((e) => /^(Workflow|Step|HumanTask|Task)/.test(e.type || ''),
+    () => load(Math.min(500, Math.max(PAGE, items.length))).catch(() => {}), 600);
   try {
     await load(PAGE);
   } catch (err) {
     message.replaceChildren(notice('error', errorText(err)));
   }
-  return onEvents((e) => /^(Workflow|Step|HumanTask|Task)/.test(e.type || ''),
-    () => load(Math.min(500, Math.max(PAGE, items.length))).catch(() => {}), 600);
+  return stop;
 }

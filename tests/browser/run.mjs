@@ -1,0 +1,200 @@
+// The dashboard in a real browser: Debian's chromium, headless, driven by playwright-core.
+//
+// Run by coordinator/tests/browser.rs against a private redis-server, coordinator, worker and
+// `weir serve`, with:
+//   WEIR_URL          the dashboard, e.g. http://127.0.0.1:38080/
+//   WEIR_TOKEN        an API token whose user is the approval task's assignee
+//   WEIR_WORKFLOW     the approval workflow's name (a human step `approve` with a form
+//                     {amount: number, minimum 1, multipleOf 5, required; approved: boolean;
+//                     comment: string}, then a gateway and machine steps)
+//   WEIR_SCREENSHOTS  where to save the screenshots (created; default target/browser-screenshots)
+//   WEIR_CHROMIUM     the browser (default /usr/bin/chromium)
+// The user's path: sign in, the home page, the definition's diagram, start an instance from
+// the start form, the inbox (the new task appears live), the task's form submitted with bad
+// data twice (a browser check, then a server check: each error shows next to the field) and
+// once with good data, then the instance page until it shows `completed`. Every wait has a
+// deadline, the whole run one too; any failed expectation, uncaught page error or server
+// error (5xx) exits non-zero.
+
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const URL_ = process.env.WEIR_URL;
+const TOKEN = process.env.WEIR_TOKEN;
+const WORKFLOW = process.env.WEIR_WORKFLOW || 'approval';
+const SHOTS = resolve(process.env.WEIR_SCREENSHOTS || 'target/browser-screenshots');
+const CHROMIUM = process.env.WEIR_CHROMIUM || '/usr/bin/chromium';
+const STEP_TIMEOUT = 20_000; // one expectation
+const LIVE_TIMEOUT = 45_000; // the engine's work: a task opening, an instance completing
+const TOTAL_TIMEOUT = 180_000; // the whole run
+
+if (!URL_ || !TOKEN) {
+  console.error('run.mjs: set WEIR_URL and WEIR_TOKEN (see the header of this file)');
+  process.exit(2);
+}
+mkdirSync(SHOTS, { recursive: true });
+
+const overall = setTimeout(() => {
+  console.error(`run.mjs: FAILED: the whole run took longer than ${TOTAL_TIMEOUT / 1000}s`);
+  process.exit(3);
+}, TOTAL_TIMEOUT);
+
+const started = Date.now();
+const log = (msg) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${msg}`);
+const problems = [];
+
+function expect(condition, message) {
+  if (!condition) throw new Error(`expectation failed: ${message}`);
+}
+
+let browser;
+let page;
+let shot = 0;
+async function screenshot(name) {
+  shot += 1;
+  const file = join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  log(`screenshot ${file}`);
+}
+
+async function main() {
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
+    timeout: STEP_TIMEOUT,
+  });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  page = await context.newPage();
+  page.on('pageerror', (err) => problems.push(`uncaught page error: ${err.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) problems.push(`console error: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 500) problems.push(`server error ${r.status()} for ${r.request().method()} ${r.url()}`);
+  });
+
+  // 1. sign in
+  await page.goto(URL_);
+  await page.getByLabel('API token').waitFor();
+  await screenshot('sign-in');
+  await page.getByLabel('API token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('This token is not valid.').waitFor();
+  log('a wrong token is refused');
+  await page.getByLabel('API token').fill(TOKEN);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  await page.locator('.tiles').waitFor();
+  await page.locator('#live[data-state="live"]').waitFor({ timeout: LIVE_TIMEOUT });
+  log('signed in; live updates connected');
+  await screenshot('home');
+
+  // 2. the definition and its diagram
+  await page.locator('#nav a[data-nav="definitions"]').click();
+  await page.getByRole('link', { name: WORKFLOW, exact: true }).click();
+  await page.locator('svg.diagram g[data-step="approve"]').waitFor();
+  expect(await page.locator('svg.diagram g.node').count() >= 3, 'the diagram draws every step');
+  await screenshot('definition');
+
+  // 3. start an instance from the start form
+  await page.getByRole('link', { name: 'Start an instance' }).first().click();
+  await page.getByLabel('Workflow').waitFor();
+  expect(await page.getByLabel('Workflow').inputValue() === WORKFLOW, 'the start form preselects the workflow');
+  await page.getByLabel('Data (JSON object)').fill('{"employee": "ann", "expense": "train tickets"}');
+  await screenshot('start-form');
+  await page.getByRole('button', { name: 'Start', exact: true }).click();
+  await page.waitForURL(/#\/instances\/[^/?]+$/);
+  const instanceId = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
+  log(`started instance ${instanceId}`);
+  await page.locator('[data-instance-status]').waitFor();
+  await screenshot('instance-started');
+
+  // 4. the inbox: the approval task shows up (live, or on load if already open)
+  await page.locator('#nav a[data-nav="inbox"]').click();
+  const card = page.locator(`.task-card[data-instance="${instanceId}"][data-step="approve"]`);
+  await card.waitFor({ timeout: LIVE_TIMEOUT });
+  log('the task is in the inbox');
+  await screenshot('inbox');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await card.waitFor();
+  await screenshot('inbox-phone');
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, `the inbox fits a phone's width (${overflow}px too wide)`);
+  await page.setViewportSize({ width: 1280, height: 860 });
+
+  // 5. the task: bad data twice, then good data
+  await card.getByRole('link').first().click();
+  const amount = page.getByLabel('Amount');
+  await amount.waitFor();
+  await screenshot('task');
+  const amountError = page.locator('.field[data-field="/amount"] .field-error');
+
+  await amount.fill('0');
+  await page.getByRole('button', { name: 'Complete task' }).click();
+  await amountError.filter({ hasText: 'at least 1' }).waitFor();
+  expect(await amount.getAttribute('aria-invalid') === 'true', 'the amount is marked invalid');
+  log('bad data (browser check): the error shows next to the field');
+  await screenshot('task-error-browser');
+
+  const refused = page.waitForResponse((r) => r.url().includes('/complete') && r.request().method() === 'POST');
+  await amount.fill('7');
+  await page.getByRole('button', { name: 'Complete task' }).click();
+  const refusal = await refused;
+  expect(refusal.status() === 400, `the server refuses 7 (not a multiple of 5) with 400, got ${refusal.status()}`);
+  const problem = await refusal.json();
+  expect(String(problem.type).endsWith('/form-invalid'), `the problem is form-invalid: ${JSON.stringify(problem)}`);
+  await amountError.filter({ hasText: /multiple/i }).waitFor();
+  log(`bad data (server check): "${(await amountError.textContent()).trim()}" next to the field`);
+  await screenshot('task-error-server');
+
+  await amount.fill('120');
+  await page.getByLabel('Approved').check();
+  await page.getByLabel('Comment').fill('fine, the receipt is attached');
+  await page.getByRole('button', { name: 'Complete task' }).click();
+  await page.waitForURL(new RegExp(`#/instances/${instanceId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+  log('good data accepted');
+
+  // 6. the instance completes, shown live on its page
+  await page.locator('[data-instance-status="completed"]').waitFor({ timeout: LIVE_TIMEOUT });
+  await page.locator('svg.diagram g[data-step="approve"][data-state="completed"]').waitFor();
+  await page.locator('table.history').getByText('approve', { exact: true }).first().waitFor();
+  const context_ = await page.locator('pre.json').first().textContent();
+  expect(context_.includes('"amount": 120'), `the context has the form's data: ${context_}`);
+  log('the instance completed; its page shows it');
+  await screenshot('instance-completed');
+
+  // 7. the instance list and the other pages render
+  await page.locator('#nav a[data-nav="instances"]').click();
+  await page.locator(`table.instances tr[data-id="${instanceId}"][data-status="completed"]`).waitFor();
+  await screenshot('instances');
+  await page.locator('#nav a[data-nav="dlq"]').click();
+  await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
+  await page.locator('main table, main .empty').first().waitFor();
+  await screenshot('dlq');
+
+  expect(problems.length === 0, `the page had errors:\n  ${problems.join('\n  ')}`);
+}
+
+let code = 0;
+try {
+  await main();
+  log(`PASSED in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+} catch (err) {
+  code = 1;
+  console.error(`run.mjs: FAILED: ${err.message}`);
+  if (problems.length) console.error(`page problems:\n  ${problems.join('\n  ')}`);
+  if (page) {
+    try {
+      await screenshot('failure');
+      console.error(`the page when it failed: ${page.url()}\n${(await page.locator('main').innerText()).slice(0, 2000)}`);
+    } catch {
+      // the browser may be gone
+    }
+  }
+} finally {
+  if (browser) await browser.close().catch(() => {});
+  clearTimeout(overall);
+}
+process.exit(code);
