@@ -79,6 +79,7 @@ async function main() {
   await page.goto(URL_);
   await page.getByLabel('API token').waitFor();
   await screenshot('sign-in');
+  expect(!(await page.locator('#nav').isVisible()), 'the navigation is hidden before signing in');
   await page.getByLabel('API token').fill('not-a-token');
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByText('This token is not valid.').waitFor();
@@ -168,8 +169,24 @@ async function main() {
   // 7. the instance list and the other pages render
   await page.locator('#nav a[data-nav="instances"]').click();
   await page.locator(`table.instances tr[data-id="${instanceId}"][data-status="completed"]`).waitFor();
+  expect(!(await page.getByRole('button', { name: 'Show more' }).isVisible()), 'no "Show more" when there is no next page');
   await screenshot('instances');
+
+  // 8. cancel: a second instance, canceled from its page while its task is open
+  await page.goto(`${URL_}#/start?workflow=${encodeURIComponent(WORKFLOW)}`);
+  await page.getByLabel('Data (JSON object)').fill('{"employee": "bob"}');
+  await page.getByRole('button', { name: 'Start', exact: true }).click();
+  await page.waitForURL((u) => /#\/instances\/[^/?]+$/.test(u.hash) && !u.hash.endsWith(instanceId));
+  const second = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
+  await page.locator(`a[href="#/tasks/${second}/approve"]`).waitFor({ timeout: LIVE_TIMEOUT });
+  await page.getByLabel('Cancel reason').fill('a duplicate');
+  await page.getByRole('button', { name: 'Cancel instance' }).click();
+  await page.locator('[data-instance-status="canceled"]').waitFor({ timeout: LIVE_TIMEOUT });
+  await page.locator('svg.diagram g[data-step="submit"][data-state="completed"]').waitFor();
+  log(`instance ${second} canceled from its page`);
+  await screenshot('instance-canceled');
   await page.locator('#nav a[data-nav="dlq"]').click();
+  await page.waitForURL(/#\/dlq$/);
   await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
   await page.locator('main table, main .empty').first().waitFor();
   await screenshot('dlq');

@@ -204,7 +204,7 @@ export function diagram(graph, { title = 'Workflow diagram' } = {}) {
     // a human step's label is `name: title`; the name is on the first line already
     const raw = String(node.label || '');
     const label = raw.startsWith(`${node.id}:`) ? raw.slice(node.id.length + 1).trim() : raw;
-    const sub = label && label !== node.id ? label : node.type;
+    const sub = state ? node.type : label && label !== node.id ? label : node.type;
     const g = svg('g', { class: `node t-${node.type}`, dataset: { step: node.id, state: state || '' } },
       svg('title', { text: `${node.id} (${node.type})${state ? `: ${state}` : ''}${node.label && node.label !== node.id ? `\n${node.label}` : ''}` }),
       shape(node.type, p.x, p.y, cls),

@@ -40,7 +40,7 @@ export default async function instance(main, { params }) {
       fact('Created', time(d.created_at)),
       fact('Updated', time(d.updated_at)),
       d.failed_step ? fact('Failed step', d.failed_step) : null,
-      d.error ? fact('Error', h('span', { class: 'error-text', text: d.error })) : null));
+      d.error ? fact(status === 'canceled' ? 'Reason' : 'Error', h('span', { class: status === 'canceled' ? '' : 'error-text', text: d.error })) : null));
     const open = d.tasks || [];
     replace(tasks, open.length ? [h('h2', { text: 'Open tasks' }), h('ul', { class: 'task-links' }, open.map((t) => h('li', {},
       h('a', { href: `#/tasks/${seg(d.id)}/${seg(t.step)}`, text: t.title || t.step }),
