@@ -5,6 +5,8 @@
 //! - [`service`]: the coordinator: partition leases, the per-partition loop that applies
 //!   transitions with the pure core (one atomic script call per batch), timers from sorted
 //!   sets on the Redis clock, retention of finished instances.
+//! - [`serve`]: `weir serve`, the HTTP API (JSON under `/api/v1`) over the Redis client.
 
 pub mod bench;
+pub mod serve;
 pub mod service;

@@ -15,6 +15,7 @@
 //! - [`events`]: `weir events`.
 //! - [`stats`]: `weir stats`; [`dlq`]: `weir dlq list|replay|purge`.
 //! - [`bench`]: `weir bench local|redis`.
+//! - [`serve`]: `weir serve`, the HTTP API.
 //!
 //! Shared pieces: [`engine`] (the few engine calls that `run` and `demo` make, so a Redis
 //! client can drive them too), [`drive`] (runs an instance to its end, answering human
@@ -37,6 +38,7 @@ pub mod printer;
 pub mod prompt;
 pub mod remote;
 pub mod run;
+pub mod serve;
 pub mod stats;
 pub mod task;
 
@@ -144,6 +146,8 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Serve the HTTP API (and the dashboard) until SIGINT or SIGTERM.
+    Serve(serve::ServeArgs),
 }
 
 impl Command {
@@ -152,7 +156,7 @@ impl Command {
     fn default_log_filter(&self) -> &'static str {
         match self {
             Command::Run(_) | Command::Demo(_) => "warn,weir::log=info",
-            Command::Coordinator(_) => "info",
+            Command::Coordinator(_) | Command::Serve(_) => "info",
             Command::Definition(_)
             | Command::Start(_)
             | Command::Status(_)
@@ -242,6 +246,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(&cli.global, args).await,
         Command::Dlq(cmd) => dlq::run(&cli.global, cmd).await,
         Command::Bench(cmd) => bench::run(&cli.global, cmd).await,
+        Command::Serve(args) => serve::run(&cli.global, args).await,
     }
 }
 

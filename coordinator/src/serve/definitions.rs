@@ -1,0 +1,120 @@
+//! `GET /definitions`, `/definitions/{name}` and `/definitions/{name}/graph`: the registered
+//! workflows, one version or the latest, and their diagram. Definitions are registered with
+//! `weir definition register`; the API only reads them. Every authenticated caller may read
+//! every definition (definitions are not per tenant).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use weir::definition::Workflow;
+
+use super::auth::Caller;
+use super::problem::{ApiQuery, Problem};
+use super::views::{DefinitionDetail, DefinitionSummary, Graph};
+use super::AppState;
+
+/// `?version=`: a semantic version; the latest when absent.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct VersionQuery {
+    /// A version such as `1.2.0`; the latest when not given.
+    pub version: Option<String>,
+}
+
+/// Every registered workflow, with its versions.
+#[utoipa::path(get, path = "/api/v1/definitions", tag = "definitions",
+    responses(
+        (status = 200, description = "Workflows by name", body = [DefinitionSummary]),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<Json<Vec<DefinitionSummary>>, Problem> {
+    let all = state.client.list_definitions().await?;
+    let mut by_name: BTreeMap<String, Vec<Arc<Workflow>>> = BTreeMap::new();
+    for wf in all {
+        by_name.entry(wf.name.to_string()).or_default().push(wf);
+    }
+    let out = by_name
+        .into_iter()
+        .filter_map(|(name, mut versions)| {
+            versions.sort_by(|a, b| a.semver.cmp(&b.semver));
+            let latest = versions.last()?.clone();
+            Some(DefinitionSummary {
+                name,
+                latest_version: latest.version.to_string(),
+                versions: versions.iter().map(|w| w.version.to_string()).collect(),
+                description: latest.definition.description.clone(),
+                steps: latest.steps.len(),
+            })
+        })
+        .collect();
+    Ok(Json(out))
+}
+
+/// One version of a definition (the latest when no version is given).
+#[utoipa::path(get, path = "/api/v1/definitions/{name}", tag = "definitions",
+    params(("name" = String, Path, description = "The workflow name"), VersionQuery),
+    responses(
+        (status = 200, description = "The definition", body = DefinitionDetail),
+        (status = 400, description = "Bad version", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn detail(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> Result<Json<DefinitionDetail>, Problem> {
+    let wf = workflow(&state, &name, q.version.as_deref()).await?;
+    Ok(Json(DefinitionDetail::new(&wf)))
+}
+
+/// A definition's diagram: Mermaid text, nodes and edges.
+#[utoipa::path(get, path = "/api/v1/definitions/{name}/graph", tag = "definitions",
+    params(("name" = String, Path, description = "The workflow name"), VersionQuery),
+    responses(
+        (status = 200, description = "The graph", body = Graph),
+        (status = 400, description = "Bad version", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn graph(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<VersionQuery>,
+) -> Result<Json<Graph>, Problem> {
+    let wf = workflow(&state, &name, q.version.as_deref()).await?;
+    Ok(Json(Graph::new(&wf)))
+}
+
+/// A workflow by name and optional version; a version that is not semver is a 400.
+pub async fn workflow(
+    state: &AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<Workflow>, Problem> {
+    check_version(version)?;
+    Ok(state.client.get_definition(name, version).await?)
+}
+
+/// A 400 naming `version` unless it is a semantic version (or absent).
+pub fn check_version(version: Option<&str>) -> Result<(), Problem> {
+    match version {
+        Some(v) if semver::Version::parse(v.trim()).is_err() => Err(Problem::invalid_field(
+            "version",
+            format!("version {v:?} is not a semantic version: write it like 1.2.0"),
+        )),
+        _ => Ok(()),
+    }
+}

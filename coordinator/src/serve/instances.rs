@@ -1,0 +1,403 @@
+//! `/instances`: start, list (filters and cursor pagination), detail, graph with step
+//! states, cancel, retry.
+//!
+//! Every handler checks the caller's tenant against the instance's: an instance a
+//! tenant-bound caller may not see answers exactly as an unknown id does (404). Any caller
+//! who sees an instance may cancel or retry it. The creator of a started instance is always
+//! the authenticated user.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use weir::api::{check_instance_id, EngineError, InstanceFilter, StartOptions};
+use weir::model::InstanceStatus;
+use weir::redis::store;
+use weir::Timestamp;
+
+use super::auth::Caller;
+use super::definitions::check_version;
+use super::listing::{self, Cursor};
+use super::problem::{ApiJson, ApiQuery, Problem};
+use super::tasks::open_tasks_of;
+use super::views::{
+    step_state, Attempt, Graph, InstanceDetail, InstanceGraph, InstanceSummary, Status,
+};
+use super::AppState;
+
+/// The default page size.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The largest page size.
+pub const MAX_LIMIT: usize = 500;
+
+/// `POST /instances`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBody {
+    /// The workflow (definition) name.
+    pub workflow: String,
+    /// A version; the latest when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The initial context: a JSON object.
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// A caller-chosen id: starting the same id again returns the existing instance.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// The tenant; a tenant-bound caller may only name its own (or leave it out).
+    #[serde(default)]
+    pub tenant: Option<String>,
+}
+
+/// `GET /instances` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this status.
+    #[param(value_type = Option<Status>)]
+    pub status: Option<String>,
+    /// Only instances of this workflow.
+    pub workflow: Option<String>,
+    /// Only this tenant (a tenant-bound caller sees only its own).
+    pub tenant: Option<String>,
+    /// Only instances started by this user.
+    pub created_by: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of instances.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstancePage {
+    /// Instances, newest first.
+    pub items: Vec<InstanceSummary>,
+    /// Pass it as `cursor` for the next page; null when there is none.
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /instances/{id}/cancel`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelBody {
+    /// Why (kept as the instance's error).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `POST /instances/{id}/retry`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    /// Resume from this step instead of the one that failed.
+    #[serde(default)]
+    pub from_step: Option<String>,
+}
+
+/// Starts an instance as the caller.
+#[utoipa::path(post, path = "/api/v1/instances", tag = "instances",
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "Started", body = InstanceDetail),
+        (status = 200, description = "An instance with this id exists already: it is returned, nothing is started", body = InstanceDetail),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken by an instance the caller may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<StartBody>,
+) -> Result<(StatusCode, Json<InstanceDetail>), Problem> {
+    check_version(body.version.as_deref())?;
+    let data = match body.data {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "data",
+                "data must be a JSON object, e.g. {\"amount\": 120}",
+            ))
+        }
+    };
+    let tenant = match (&caller.tenant, body.tenant) {
+        (Some(own), Some(asked)) if *own != asked => {
+            return Err(Problem::forbidden(format!(
+                "{} may only start instances of tenant {own:?}, not {asked:?}",
+                caller.user
+            ))
+            .with_field("tenant"))
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, asked) => asked,
+    };
+    if let Some(id) = &body.id {
+        check_instance_id(id).map_err(|m| Problem::invalid_field("id", m))?;
+        match state.client.get_instance(id).await {
+            Ok(existing) if caller.sees(existing.tenant.as_deref()) => {
+                return Ok((StatusCode::OK, Json(detail_of(&state, &caller, id).await?)));
+            }
+            Ok(_) => {
+                return Err(Problem::conflict(format!(
+                    "the id {id:?} is taken: choose another one"
+                ))
+                .with_field("id"))
+            }
+            Err(EngineError::NotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let options = StartOptions {
+        version: body.version,
+        initial_data: data,
+        id: body.id,
+        tenant_id: tenant,
+        created_by: Some(caller.user.clone()),
+    };
+    let view = state.client.start_workflow(&body.workflow, options).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(detail_of(&state, &caller, &view.id).await?),
+    ))
+}
+
+/// Lists instances, newest first, one page at a time.
+#[utoipa::path(get, path = "/api/v1/instances", tag = "instances",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page", body = InstancePage),
+        (status = 400, description = "Bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<InstancePage>, Problem> {
+    let status = q
+        .status
+        .as_deref()
+        .map(|s| s.parse::<InstanceStatus>())
+        .transpose()
+        .map_err(|m| Problem::invalid_field("status", m))?;
+    let time = |field: &str, v: Option<&str>| {
+        v.map(|t| {
+            Timestamp::parse_rfc3339(t).map_err(|e| {
+                Problem::invalid_field(
+                    field,
+                    format!("{field} {t:?} is not an RFC 3339 time ({e}): write it like 2026-01-31T12:00:00Z"),
+                )
+            })
+        })
+        .transpose()
+    };
+    let since = time("since", q.since.as_deref())?;
+    let until = time("until", q.until.as_deref())?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(Problem::invalid_field(
+            "limit",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let tenant = match (&caller.tenant, q.tenant) {
+        // Another tenant's instances are invisible: the answer is an empty page.
+        (Some(own), Some(asked)) if *own != asked => {
+            return Ok(Json(InstancePage {
+                items: Vec::new(),
+                next_cursor: None,
+            }))
+        }
+        (Some(own), _) => Some(own.clone()),
+        (None, asked) => asked,
+    };
+    let filter = InstanceFilter {
+        status,
+        definition: q.workflow,
+        tenant_id: tenant,
+        created_by: q.created_by,
+        created_after: since,
+        created_before: until,
+        limit: None,
+    };
+    let page = listing::page(&state.client, &filter, limit, cursor.as_ref()).await?;
+    Ok(Json(InstancePage {
+        items: page.items.iter().map(InstanceSummary::from).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
+}
+
+/// An instance with its context, history and open tasks.
+#[utoipa::path(get, path = "/api/v1/instances/{id}", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    responses(
+        (status = 200, description = "The instance", body = InstanceDetail),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InstanceDetail>, Problem> {
+    Ok(Json(detail_of(&state, &caller, &id).await?))
+}
+
+/// An instance's diagram with each step's state.
+#[utoipa::path(get, path = "/api/v1/instances/{id}/graph", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    responses(
+        (status = 200, description = "The graph and step states", body = InstanceGraph),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn graph(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<InstanceGraph>, Problem> {
+    let stored = store::load_instance(state.client.connections(), &id)
+        .await
+        .map_err(|e| Problem::from(EngineError::Redis(e.to_string())))?
+        .filter(|s| caller.sees(s.instance.tenant_id.as_deref()))
+        .ok_or_else(|| not_found(&id))?;
+    let inst = stored.instance;
+    let wf = state
+        .client
+        .get_definition(&inst.definition, Some(&inst.version))
+        .await?;
+    let states: BTreeMap<String, String> = wf
+        .steps
+        .iter()
+        .zip(&inst.steps)
+        .map(|(step, st)| (step.name.to_string(), step_state(st.status)))
+        .collect();
+    Ok(Json(InstanceGraph {
+        graph: Graph::new(&wf),
+        states,
+    }))
+}
+
+/// Cancels a running or waiting instance.
+#[utoipa::path(post, path = "/api/v1/instances/{id}/cancel", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    request_body(content = CancelBody, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Canceled", body = InstanceDetail),
+        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already finished", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<InstanceDetail>, Problem> {
+    let body: CancelBody = optional_body(&body)?;
+    visible(&state, &caller, &id).await?;
+    state
+        .client
+        .cancel_workflow(&id, body.reason.as_deref())
+        .await?;
+    Ok(Json(detail_of(&state, &caller, &id).await?))
+}
+
+/// Resumes a failed instance, from the failed step or a named one.
+#[utoipa::path(post, path = "/api/v1/instances/{id}/retry", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    request_body(content = RetryBody, description = "Optional", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Resumed", body = InstanceDetail),
+        (status = 400, description = "Bad input (an unknown from_step)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not failed", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<InstanceDetail>, Problem> {
+    let body: RetryBody = optional_body(&body)?;
+    visible(&state, &caller, &id).await?;
+    match state.client.retry(&id, body.from_step.as_deref()).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == "unknown_step" => {
+            return Err(Problem::invalid_field("from_step", e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(detail_of(&state, &caller, &id).await?))
+}
+
+/// A JSON body that may be left out (empty); anything else must parse.
+fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Problem> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| Problem::invalid(format!("the body is not acceptable JSON: {e}")))
+}
+
+/// The 404 of an instance that does not exist or that the caller may not see.
+pub fn not_found(id: &str) -> Problem {
+    Problem::not_found(format!("no instance {id:?}"))
+}
+
+/// Checks that the instance exists and the caller may see it.
+pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), Problem> {
+    match state.client.get_instance(id).await {
+        Ok(v) if caller.sees(v.tenant.as_deref()) => Ok(()),
+        Ok(_) | Err(EngineError::NotFound(_)) => Err(not_found(id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The detail of an instance the caller may see.
+pub async fn detail_of(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<InstanceDetail, Problem> {
+    let view = match state.client.get_instance(id).await {
+        Ok(v) if caller.sees(v.tenant.as_deref()) => v,
+        Ok(_) | Err(EngineError::NotFound(_)) => return Err(not_found(id)),
+        Err(e) => return Err(e.into()),
+    };
+    let history = state.client.history(id).await?;
+    let tasks = open_tasks_of(state, caller, &view).await?;
+    Ok(InstanceDetail {
+        summary: InstanceSummary::from(&view),
+        context: view.context.clone(),
+        failed_step: view.failed_step.clone(),
+        history: history.iter().map(Attempt::from).collect(),
+        tasks,
+    })
+}

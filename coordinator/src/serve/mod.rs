@@ -1,0 +1,146 @@
+//! `weir serve`: the HTTP API (JSON under `/api/v1`) over the Redis client library, and
+//! the dashboard ([`dashboard`], at `/`).
+//!
+//! The server is a thin layer: each handler authenticates the caller, checks the tenant,
+//! and calls [`WeirClient`] (or [`weir::redis::admin`]) exactly as the CLI commands do, so
+//! the API and `weir start|status|task|cancel|retry|stats|dlq` share one code path and
+//! one set of checks. It keeps no state of its own besides a cache of instance tenants for
+//! the event stream; any number of servers can run side by side.
+//!
+//! # Endpoints (base `/api/v1`; the OpenAPI document at `/api/v1/openapi.json` is the
+//! reference)
+//!
+//! | method and path | what |
+//! |---|---|
+//! | `GET /health` (no token) | `{status: "ok"}` when Redis answers, else 503 |
+//! | `GET /openapi.json` (no token) | the OpenAPI 3.1 document, generated from the code |
+//! | `GET /me` | `{user, tenant, admin}` |
+//! | `GET /definitions` | `[{name, latest_version, versions, description, steps}]` |
+//! | `GET /definitions/{name}?version=` | the definition as in its file, plus `initial_step` |
+//! | `GET /definitions/{name}/graph?version=` | `{mermaid, nodes, edges}` |
+//! | `POST /instances` | start `{workflow, version?, data?, id?, tenant?}` -> 201 + detail |
+//! | `GET /instances?status=&workflow=&tenant=&created_by=&since=&until=&limit=&cursor=` | `{items, next_cursor}` |
+//! | `GET /instances/{id}` | summary + `context`, `failed_step`, `history`, open `tasks` |
+//! | `GET /instances/{id}/graph` | the graph + `states` (step -> state) |
+//! | `POST /instances/{id}/cancel` | `{reason?}` -> detail; 409 when finished |
+//! | `POST /instances/{id}/retry` | `{from_step?}` -> detail; 409 when not failed |
+//! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=` | open tasks, each with `allowed` |
+//! | `GET /tasks/{instance_id}/{step}` | one open task with its form; 404 when not open |
+//! | `POST /tasks/{instance_id}/{step}/complete` | `{data}` as the caller -> detail |
+//! | `GET /events?instance_id=` | Server-Sent Events (also `?access_token=`) |
+//! | `GET /dlq?limit=` (admin) | dead letters |
+//! | `GET /stats` (admin) | the `weir stats --json` object |
+//!
+//! # Decisions
+//!
+//! - **Errors** are RFC 9457 problem documents ([`problem`]); the status codes follow the
+//!   engine's error kinds in one table. Unknown paths are 404 problems too.
+//! - **Authentication** ([`auth`]): tokens from an auth file, or a trusted proxy header; the
+//!   server refuses to start with neither. A tenant-bound caller gets 404 for anything of
+//!   another tenant, an empty page when it filters on another tenant, and 403 when it asks
+//!   to start in another tenant.
+//! - **The creator and the completing user** are the authenticated caller, never a field
+//!   of the body (the body has no such field; unknown body fields are refused).
+//! - **Idempotent start**: `POST /instances` with an `id` that exists returns that instance
+//!   with 200 (201 when it started one); an id taken by an instance the caller may not see
+//!   is a 409.
+//! - **Pagination** uses an opaque cursor of (creation time, id) ([`listing`]): stable while
+//!   new instances arrive; a page may be short with a `next_cursor` when filters are sparse.
+//! - **Events** ([`events`]): one Redis reader per server, broadcast to the SSE clients,
+//!   filtered by tenant and instance; live only, no replay.
+//! - **Commands** (start, cancel, retry, complete) return once the coordinator applied them;
+//!   with no coordinator running they fail after 10 s with 503.
+//!
+//! # Contract changes
+//!
+//! None: the contract's paths and fields are all served. Added fields: `finished_at` on
+//! instances; `mermaid_id` and `initial` on graph nodes; `on` on every graph edge.
+
+mod auth;
+mod dashboard;
+mod definitions;
+mod events;
+mod instances;
+mod listing;
+mod openapi;
+mod ops;
+mod problem;
+mod tasks;
+mod views;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use weir::redis::WeirClient;
+
+pub use auth::{Auth, AuthFile, Caller, TokenEntry};
+pub use openapi::ApiDoc;
+pub use problem::Problem;
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    client: WeirClient,
+    auth: Arc<Auth>,
+    events: events::EventHub,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The API's routes, under `/api/v1`.
+fn api() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(ops::health))
+        .route("/openapi.json", get(openapi::document))
+        .route("/me", get(ops::me))
+        .route("/definitions", get(definitions::list))
+        .route("/definitions/{name}", get(definitions::detail))
+        .route("/definitions/{name}/graph", get(definitions::graph))
+        .route("/instances", get(instances::list).post(instances::start))
+        .route("/instances/{id}", get(instances::detail))
+        .route("/instances/{id}/graph", get(instances::graph))
+        .route("/instances/{id}/cancel", post(instances::cancel))
+        .route("/instances/{id}/retry", post(instances::retry))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{instance_id}/{step}", get(tasks::detail))
+        .route(
+            "/tasks/{instance_id}/{step}/complete",
+            post(tasks::complete),
+        )
+        .route("/events", get(events::stream))
+        .route("/dlq", get(ops::dlq))
+        .route("/stats", get(ops::stats))
+        .fallback(problem::no_route)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then stops accepting, ends the
+/// event streams and waits for the requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    client: WeirClient,
+    auth: Auth,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop, stop_rx) = watch::channel(false);
+    let state = AppState {
+        events: events::EventHub::spawn(client.clone(), stop_rx.clone()),
+        client,
+        auth: Arc::new(auth),
+        shutdown: stop_rx,
+    };
+    let app = Router::new()
+        .nest("/api/v1", api())
+        .merge(dashboard::router())
+        .fallback(problem::no_route)
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Event streams never end by themselves: tell them to.
+            let _ = stop.send(true);
+        })
+        .await
+}

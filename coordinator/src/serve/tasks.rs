@@ -1,0 +1,249 @@
+//! `/tasks`: the inbox of open human tasks, one task with its form, and completing it.
+//!
+//! The completing user is always the authenticated caller: the body carries only the form
+//! data, so nobody can complete a task in another user's name. A tenant-bound caller sees
+//! only its tenant's tasks; another tenant's task is "not found" (404).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use weir::api::{InstanceView, TaskFilter};
+use weir::definition::CompiledKind;
+use weir::model::Task;
+use weir::redis::store;
+
+use super::auth::Caller;
+use super::instances::{detail_of, visible};
+use super::problem::{ApiJson, ApiQuery, Problem};
+use super::views::{InstanceDetail, TaskView};
+use super::AppState;
+
+/// `GET /tasks` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    /// Only tasks assigned to exactly this user.
+    pub assignee: Option<String>,
+    /// Only tasks naming this user among their candidates.
+    pub candidate: Option<String>,
+    /// Only tasks of this instance.
+    pub instance_id: Option<String>,
+    /// `open` (the only status listed: closed tasks are in the instance's history).
+    pub status: Option<String>,
+    /// Only tasks the caller may complete.
+    pub mine: Option<bool>,
+}
+
+/// `POST /tasks/{instance_id}/{step}/complete`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// The form data (checked against the task's form).
+    #[serde(default = "empty_object")]
+    pub data: Value,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// Open tasks, oldest first.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
+    params(TaskQuery),
+    responses(
+        (status = 200, description = "Open tasks", body = [TaskView]),
+        (status = 400, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<TaskQuery>,
+) -> Result<Json<Vec<TaskView>>, Problem> {
+    if let Some(s) = q.status.as_deref().filter(|s| *s != "open") {
+        return Err(Problem::invalid_field(
+            "status",
+            format!("status {s:?}: only open tasks are listed (status=open)"),
+        ));
+    }
+    let filter = TaskFilter {
+        user: q.mine.unwrap_or(false).then(|| caller.user.clone()),
+        assignee: q.assignee,
+        instance_id: q.instance_id,
+        tenant_id: caller.tenant.clone(),
+    };
+    let mut tasks = state.client.list_tasks(&filter).await?;
+    if let Some(c) = &q.candidate {
+        tasks.retain(|t| t.candidates.iter().any(|x| x == c));
+    }
+    let names = workflow_names(&state, &tasks).await?;
+    Ok(Json(
+        tasks
+            .iter()
+            .map(|t| TaskView::new(t, names.get(&*t.instance_id).cloned(), &caller.user))
+            .collect(),
+    ))
+}
+
+/// One open task, with its form.
+#[utoipa::path(get, path = "/api/v1/tasks/{instance_id}/{step}", tag = "tasks",
+    params(
+        ("instance_id" = String, Path, description = "The instance id"),
+        ("step" = String, Path, description = "The human step"),
+    ),
+    responses(
+        (status = 200, description = "The task", body = TaskView),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such open task", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((instance_id, step)): Path<(String, String)>,
+) -> Result<Json<TaskView>, Problem> {
+    let task = open_task(&state, &caller, &instance_id, &step).await?;
+    let names = workflow_names(&state, std::slice::from_ref(&task)).await?;
+    Ok(Json(TaskView::new(
+        &task,
+        names.get(&instance_id).cloned(),
+        &caller.user,
+    )))
+}
+
+/// Completes a task as the caller.
+#[utoipa::path(post, path = "/api/v1/tasks/{instance_id}/{step}/complete", tag = "tasks",
+    params(
+        ("instance_id" = String, Path, description = "The instance id"),
+        ("step" = String, Path, description = "The human step"),
+    ),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "Completed: the instance", body = InstanceDetail),
+        (status = 400, description = "Bad input, or data failing the form (`form-invalid`, with `errors`)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller may not complete it", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance or step", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already done, or not open", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((instance_id, step)): Path<(String, String)>,
+    ApiJson(body): ApiJson<CompleteBody>,
+) -> Result<Json<InstanceDetail>, Problem> {
+    visible(&state, &caller, &instance_id).await?;
+    state
+        .client
+        .complete_human_task(&instance_id, &step, &caller.user, body.data)
+        .await?;
+    Ok(Json(detail_of(&state, &caller, &instance_id).await?))
+}
+
+/// The open task of a step that the caller may see; 404 otherwise.
+pub async fn open_task(
+    state: &AppState,
+    caller: &Caller,
+    instance_id: &str,
+    step: &str,
+) -> Result<Task, Problem> {
+    let c = state.client.connections();
+    let raw: Option<Vec<u8>> = redis::cmd("HGET")
+        .arg(c.keys.part_of(instance_id).tasks())
+        .arg(format!("{instance_id}|{step}"))
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| Problem::unavailable(format!("redis: {e}")))?;
+    let not_found = || {
+        Problem::not_found(format!(
+            "no open task of step {step:?} in instance {instance_id:?}"
+        ))
+    };
+    let task: Task = match raw {
+        Some(bytes) => store::decode_record(&bytes).map_err(|e| {
+            tracing::warn!(instance = instance_id, step, error = %e, "unreadable task");
+            Problem::unavailable(format!("the stored task is unreadable: {e}"))
+        })?,
+        None => return Err(not_found()),
+    };
+    if !caller.sees(task.tenant_id.as_deref()) {
+        return Err(not_found());
+    }
+    Ok(task)
+}
+
+/// The open tasks of one instance (its human steps' tasks).
+pub async fn open_tasks_of(
+    state: &AppState,
+    caller: &Caller,
+    view: &InstanceView,
+) -> Result<Vec<TaskView>, Problem> {
+    let wf = state
+        .client
+        .get_definition(&view.definition, Some(&view.version))
+        .await?;
+    let fields: Vec<String> = wf
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, CompiledKind::Human { .. }))
+        .map(|s| format!("{}|{}", view.id, s.name))
+        .collect();
+    if fields.is_empty() {
+        return Ok(Vec::new());
+    }
+    let c = state.client.connections();
+    let raw: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
+        .arg(c.keys.part_of(&view.id).tasks())
+        .arg(&fields)
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| Problem::unavailable(format!("redis: {e}")))?;
+    let mut out = Vec::new();
+    for bytes in raw.into_iter().flatten() {
+        match store::decode_record::<Task>(&bytes) {
+            Ok(t) => out.push(TaskView::new(
+                &t,
+                Some(view.definition.clone()),
+                &caller.user,
+            )),
+            Err(e) => tracing::warn!(instance = %view.id, error = %e, "unreadable task skipped"),
+        }
+    }
+    out.sort_by_key(|t| t.created_at);
+    Ok(out)
+}
+
+/// The workflow name of each task's instance (the `def` field of its hash).
+async fn workflow_names(
+    state: &AppState,
+    tasks: &[Task],
+) -> Result<HashMap<String, String>, Problem> {
+    let mut ids: Vec<&str> = tasks.iter().map(|t| &*t.instance_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let c = state.client.connections();
+    let mut pipe = redis::pipe();
+    for id in &ids {
+        pipe.cmd("HGET")
+            .arg(c.keys.part_of(id).instance(id))
+            .arg("def");
+    }
+    let names: Vec<Option<String>> = pipe
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| Problem::unavailable(format!("redis: {e}")))?;
+    Ok(ids
+        .into_iter()
+        .zip(names)
+        .filter_map(|(id, n)| n.map(|n| (id.to_string(), n)))
+        .collect())
+}
