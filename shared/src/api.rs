@@ -218,6 +218,7 @@ pub fn history_with_running(
                 finished_at: None,
                 worker: None,
                 error: None,
+                note: None,
             });
         }
     }

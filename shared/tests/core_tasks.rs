@@ -558,3 +558,128 @@ edges:
         vec![("approve".to_string(), TaskOutcome::Expired)]
     );
 }
+
+fn reassign(
+    sim: &mut Sim,
+    by: &str,
+    assignee: Option<&str>,
+    candidates: &[&str],
+) -> Result<Vec<Effect>, Refusal> {
+    sim.apply(Input::ReassignTask {
+        step: Arc::from("approve"),
+        by: by.into(),
+        assignee: assignee.map(str::to_string),
+        candidates: candidates.iter().map(|c| c.to_string()).collect(),
+    })
+}
+
+#[test]
+fn a_reassigned_task_is_completed_by_the_new_people_only() {
+    let mut sim = at_task();
+    let token = sim.tasks["approve"].token;
+    sim.advance_ms(1_000);
+    reassign(
+        &mut sim,
+        "ops@example.com",
+        Some("bob@example.com"),
+        &["carol@example.com"],
+    )
+    .unwrap();
+
+    // The stored task follows, keeping its token, creation time and deadline.
+    let task = &sim.tasks["approve"];
+    assert_eq!(task.assignee.as_deref(), Some("bob@example.com"));
+    assert_eq!(task.candidates, vec!["carol@example.com".to_string()]);
+    assert_eq!(task.token, token);
+    assert_eq!(task.created_at, T0);
+    assert_eq!(task.due_at, Some(Timestamp(T0.0 + 48 * HOURS)));
+    assert_eq!(sim.status(), InstanceStatus::Waiting);
+    assert_eq!(sim.last_types(), vec!["HumanTaskReassigned"]);
+    let record = sim.history.last().unwrap();
+    assert_eq!(record.status, AttemptStatus::Reassigned);
+    assert_eq!(record.worker.as_deref(), Some("ops@example.com"));
+    assert_eq!(
+        record.note.as_deref(),
+        Some("assigned to bob@example.com; candidates: carol@example.com")
+    );
+
+    // The people the definition named may not complete it any more.
+    for user in ["manager@example.com", "deputy@example.com"] {
+        let refused = sim.complete("approve", user, json!({ "approved": true }));
+        assert!(
+            matches!(refused, Err(Refusal::Forbidden { .. })),
+            "{user}: {refused:?}"
+        );
+    }
+    sim.complete("approve", "carol@example.com", json!({ "approved": true }))
+        .unwrap();
+    assert_eq!(sim.running(), vec!["pay"]);
+}
+
+#[test]
+fn reassigning_refuses_no_one_a_closed_task_and_a_machine_step() {
+    let mut sim = at_task();
+    let refused = reassign(&mut sim, "ops", None, &[" "]);
+    assert!(
+        matches!(refused, Err(Refusal::InvalidData { .. })),
+        "{refused:?}"
+    );
+    let refused = sim.apply(Input::ReassignTask {
+        step: Arc::from("pay"),
+        by: "ops".into(),
+        assignee: Some("bob".into()),
+        candidates: vec![],
+    });
+    assert!(
+        matches!(refused, Err(Refusal::NotAHumanStep(_))),
+        "{refused:?}"
+    );
+    sim.complete(
+        "approve",
+        "manager@example.com",
+        json!({ "approved": true }),
+    )
+    .unwrap();
+    let refused = reassign(&mut sim, "ops", Some("bob"), &[]);
+    assert!(
+        matches!(refused, Err(Refusal::TaskNotOpen(_))),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_reassignment_lasts_for_one_activation_of_the_step() {
+    // The same human step reached again by a loop is for the people its definition names.
+    let wf = Arc::new(common::workflow(
+        r#"
+name: review_loop
+version: "1.0.0"
+initial_step: approve
+steps:
+  approve: { type: human, assignee: manager@example.com }
+  check: { type: gateway }
+  done: { type: machine, handler: h }
+edges:
+  - { from: approve, to: check }
+  - { from: check, to: approve, condition: "context.again == true" }
+  - { from: check, to: done, default: true }
+"#,
+    ));
+    let mut sim = Sim::start_wf(wf, json!({}));
+    reassign(&mut sim, "ops", Some("bob"), &[]).unwrap();
+    sim.complete("approve", "bob", json!({ "again": true }))
+        .unwrap();
+    assert_eq!(sim.step_status("approve"), StepStatus::Waiting);
+    assert_eq!(
+        sim.tasks["approve"].assignee.as_deref(),
+        Some("manager@example.com")
+    );
+    let refused = sim.complete("approve", "bob", json!({ "again": false }));
+    assert!(
+        matches!(refused, Err(Refusal::Forbidden { .. })),
+        "{refused:?}"
+    );
+    sim.complete("approve", "manager@example.com", json!({ "again": false }))
+        .unwrap();
+    assert_eq!(sim.running(), vec!["done"]);
+}

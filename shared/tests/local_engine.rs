@@ -262,6 +262,65 @@ async fn completing_a_human_task_resumes_the_instance() {
 }
 
 #[tokio::test]
+async fn a_reassigned_task_is_listed_for_and_completed_by_its_new_assignee() {
+    let engine = engine(&[APPROVAL]);
+    let inst = engine
+        .start_workflow("approval", StartOptions::default())
+        .await
+        .unwrap();
+    let to = weir::model::Assignment {
+        assignee: Some("bob@example.com".into()),
+        candidates: vec![],
+    };
+    engine
+        .reassign_task(&inst.id, "approve", "ops@example.com", to)
+        .await
+        .unwrap();
+    let for_user = |user: &str| TaskFilter {
+        assignee: Some(user.into()),
+        ..TaskFilter::default()
+    };
+    assert_eq!(
+        engine.list_tasks(&for_user("bob@example.com")).await.len(),
+        1
+    );
+    assert!(engine
+        .list_tasks(&for_user("manager@example.com"))
+        .await
+        .is_empty());
+    let err = engine
+        .complete_human_task(
+            &inst.id,
+            "approve",
+            "manager@example.com",
+            json!({ "approved": true }),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Refused(Refusal::Forbidden { .. })),
+        "{err}"
+    );
+    let done = engine
+        .complete_human_task(
+            &inst.id,
+            "approve",
+            "bob@example.com",
+            json!({ "approved": true }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, InstanceStatus::Completed);
+    let history = engine.history(&inst.id).await.unwrap();
+    let record = history
+        .iter()
+        .find(|r| r.status == AttemptStatus::Reassigned)
+        .unwrap();
+    assert_eq!(record.worker.as_deref(), Some("ops@example.com"));
+    assert_eq!(record.note.as_deref(), Some("assigned to bob@example.com"));
+}
+
+#[tokio::test]
 async fn refused_completions_change_nothing() {
     let engine = engine(&[APPROVAL, CHAIN]);
     let inst = engine

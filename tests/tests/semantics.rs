@@ -630,3 +630,75 @@ async fn an_overdue_task_follows_its_timeout_edge_by_the_redis_clock() -> anyhow
     );
     Ok(())
 }
+
+const APPROVAL: &str = r#"
+name: approval
+version: "1.0.0"
+steps:
+  approve: { type: human, assignee: ann }
+  done: { type: machine, handler: set, config: { done: true } }
+edges:
+  - { from: approve, to: done }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reassigned_task_moves_to_the_new_assignee_and_only_they_complete_it(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator(&url, "t").await?;
+    let _worker = start_worker(&url, "t").await?;
+    let client = client(&url, "t").await?;
+    client
+        .register_definition(parse_definition(APPROVAL)?)
+        .await?;
+    let inst = client.start_workflow("approval", with_id("r1")).await?;
+    let to = weir::model::Assignment {
+        assignee: Some("bob".into()),
+        candidates: vec![],
+    };
+    let view = client.reassign_task("r1", "approve", "ops", to).await?;
+    assert_eq!(view.status, InstanceStatus::Waiting);
+
+    let for_user = async |user: &str| -> anyhow::Result<usize> {
+        let filter = weir::TaskFilter {
+            assignee: Some(user.into()),
+            ..weir::TaskFilter::default()
+        };
+        Ok(client.list_tasks(&filter).await?.len())
+    };
+    assert_eq!(
+        for_user("bob").await?,
+        1,
+        "the task is listed for its new assignee"
+    );
+    assert_eq!(for_user("ann").await?, 0, "and no longer for the old one");
+    let err = client
+        .complete_human_task(&inst.id, "approve", "ann", json!({}))
+        .await
+        .expect_err("ann may not complete it any more");
+    assert_eq!(err.kind(), "forbidden", "{err}");
+    let none = weir::model::Assignment::default();
+    let err = client
+        .reassign_task("r1", "approve", "ops", none)
+        .await
+        .expect_err("a reassignment names someone");
+    assert_eq!(err.kind(), "invalid_data", "{err}");
+
+    client
+        .complete_human_task(&inst.id, "approve", "bob", json!({}))
+        .await?;
+    let done = client.wait(&inst.id, Duration::from_secs(5)).await?;
+    assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
+    let history = client.history(&inst.id).await?;
+    let record = history
+        .iter()
+        .find(|r| r.status == AttemptStatus::Reassigned)
+        .expect("the reassignment is in the history");
+    assert_eq!(record.worker.as_deref(), Some("ops"));
+    assert_eq!(record.note.as_deref(), Some("assigned to bob"));
+    let events = all_events(&client).await?;
+    assert_eq!(count_events(&events, "r1", "HumanTaskReassigned"), 1);
+    Ok(())
+}

@@ -51,6 +51,17 @@ impl EventBus for Printer {
     }
 }
 
+/// Who a task is for, in words.
+fn people(assignee: &Option<String>, candidates: &[String]) -> String {
+    let mut who: Vec<&str> = assignee.iter().map(String::as_str).collect();
+    who.extend(candidates.iter().map(String::as_str));
+    if who.is_empty() {
+        "anyone".to_string()
+    } else {
+        who.join(", ")
+    }
+}
+
 /// What an event says, in words.
 pub fn describe(event: &Event) -> String {
     let until = |t: weir::Timestamp| duration::format(&t.since(event.timestamp));
@@ -99,15 +110,16 @@ pub fn describe(event: &Event) -> String {
             step,
             assignee,
             candidates,
-        } => {
-            let mut who: Vec<&str> = assignee.iter().map(String::as_str).collect();
-            who.extend(candidates.iter().map(String::as_str));
-            if who.is_empty() {
-                format!("{step}: task open, for anyone")
-            } else {
-                format!("{step}: task open, for {}", who.join(", "))
-            }
-        }
+        } => format!("{step}: task open, for {}", people(assignee, candidates)),
+        EventKind::HumanTaskReassigned {
+            step,
+            by,
+            assignee,
+            candidates,
+        } => format!(
+            "{step}: task reassigned by {by} to {}",
+            people(assignee, candidates)
+        ),
         EventKind::HumanTaskCompleted { step, user } => format!("{step}: completed by {user}"),
         EventKind::HumanTaskOverdue { step } => format!("{step}: task overdue"),
         EventKind::TimerScheduled { step, fire_at } => {

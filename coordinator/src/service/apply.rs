@@ -433,6 +433,17 @@ async fn apply_command(
             user: user.clone(),
             data: data.clone(),
         },
+        Command::ReassignTask {
+            step,
+            by,
+            assignee,
+            candidates,
+        } => Input::ReassignTask {
+            step: Arc::from(step.as_str()),
+            by: by.clone(),
+            assignee: assignee.clone(),
+            candidates: candidates.clone(),
+        },
         Command::Cancel { reason } => Input::Cancel {
             reason: reason.clone(),
         },

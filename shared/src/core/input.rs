@@ -50,6 +50,19 @@ pub enum Input {
         /// The completion data (a JSON object), checked against the form.
         data: Value,
     },
+    /// Give an open human task to other people. Who may do this is the driver's
+    /// decision (the HTTP API allows an admin or a user the task allows; operators with
+    /// Redis access can anyway); the core records who did it.
+    ReassignTask {
+        /// The human step.
+        step: Arc<str>,
+        /// Who reassigns it.
+        by: String,
+        /// The new assignee.
+        assignee: Option<String>,
+        /// The new candidates.
+        candidates: Vec<String>,
+    },
     /// Cancel the instance.
     Cancel {
         /// Why.

@@ -165,6 +165,7 @@ fn fail_attempt(
         finished_at: Some(now),
         worker,
         error: Some(err.to_string()),
+        note: None,
     };
     t.effects.push(Effect::Record(record));
     t.effects.push(Effect::Schedule(Timer {

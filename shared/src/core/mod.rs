@@ -18,6 +18,7 @@
 //! | `Timer(Wake)`              | timer step sleeping, token matches      | timer step completes, edges routed |
 //! | `Timer(TaskDue)`           | task open, token matches                | `HumanTaskOverdue`; if a timeout edge matches: task expires, edges taken |
 //! | `CompleteTask`             | task open, user allowed, data fits form | data merged, task closed, edges routed |
+//! | `ReassignTask`             | task open, someone named                | task given to the new assignee/candidates, recorded |
 //! | `Cancel`                   | instance not finished                   | active steps interrupted, CANCELED |
 //! | `Retry`                    | instance FAILED                         | from the failed (or named) step on, RUNNING again |
 //!
@@ -50,7 +51,7 @@ pub use lifecycle::{start, start_into, StartSpec};
 pub use refusal::Refusal;
 
 use crate::definition::Workflow;
-use crate::model::Instance;
+use crate::model::{Assignment, Instance};
 use crate::time::Timestamp;
 
 /// What a transition may know of the world: the time, and a seed for retry jitter.
@@ -108,6 +109,23 @@ pub fn apply_into(
         Input::CompleteTask { step, user, data } => {
             task::complete(wf, inst, &step, user, data, env, effects)
         }
+        Input::ReassignTask {
+            step,
+            by,
+            assignee,
+            candidates,
+        } => task::reassign(
+            wf,
+            inst,
+            &step,
+            by,
+            Assignment {
+                assignee,
+                candidates,
+            },
+            env,
+            effects,
+        ),
         Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env, effects),
         Input::Retry { from_step } => {
             lifecycle::retry(wf, inst, from_step.as_deref(), env, effects)

@@ -5,8 +5,10 @@ use serde_json::Value;
 use super::transition::{Outcome, Transition};
 use super::{step_for_token, Effect, Env, Refusal, TimerKind};
 use crate::definition::{CompiledKind, Workflow};
+use crate::model::task::allows;
 use crate::model::{
-    AttemptRecord, AttemptStatus, EventKind, Instance, InstanceStatus, StepStatus, TaskOutcome,
+    Assignment, AttemptRecord, AttemptStatus, EventKind, Instance, InstanceStatus, StepStatus,
+    Task, TaskOutcome,
 };
 
 /// `CompleteTask`: every check comes before any change, so a refusal changes nothing.
@@ -19,18 +21,7 @@ pub(super) fn complete(
     env: Env,
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
-    if !matches!(
-        inst.status,
-        InstanceStatus::Running | InstanceStatus::Waiting
-    ) {
-        return Err(Refusal::WrongStatus {
-            status: inst.status,
-            action: "completing a task",
-        });
-    }
-    let s = wf
-        .step_id(step)
-        .ok_or_else(|| Refusal::UnknownStep(step.to_string()))?;
+    let s = open_task(wf, inst, step, "completing a task")?;
     let CompiledKind::Human {
         assignee,
         candidates,
@@ -41,11 +32,11 @@ pub(super) fn complete(
     else {
         return Err(Refusal::NotAHumanStep(step.to_string()));
     };
-    if inst.steps[s].status != StepStatus::Waiting {
-        return Err(Refusal::TaskNotOpen(step.to_string()));
-    }
-    let open_to_all = assignee.is_none() && candidates.is_empty();
-    if !open_to_all && assignee.as_deref() != Some(user.as_str()) && !candidates.contains(&user) {
+    let allowed = match &inst.steps[s].assignment {
+        Some(reassigned) => reassigned.allows(&user),
+        None => allows(assignee.as_deref(), candidates, &user),
+    };
+    if !allowed {
         return Err(Refusal::Forbidden {
             user,
             step: step.to_string(),
@@ -87,6 +78,127 @@ pub(super) fn complete(
     t.succeed(s, Some(output), Some(user));
     t.finish();
     Ok(())
+}
+
+/// `ReassignTask`: the open task is given to `to`; the step's state and token do not
+/// change, so the task keeps its deadline and a completion started before still counts
+/// only if the new assignment allows its user.
+pub(super) fn reassign(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    by: String,
+    to: Assignment,
+    env: Env,
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
+    let s = open_task(wf, inst, step, "reassigning a task")?;
+    let CompiledKind::Human {
+        title,
+        description,
+        form,
+        ..
+    } = &wf.steps[s].kind
+    else {
+        return Err(Refusal::NotAHumanStep(step.to_string()));
+    };
+    let to = Assignment {
+        assignee: to.assignee.filter(|a| !a.trim().is_empty()),
+        candidates: to
+            .candidates
+            .into_iter()
+            .filter(|c| !c.trim().is_empty())
+            .collect(),
+    };
+    if to.assignee.is_none() && to.candidates.is_empty() {
+        return Err(Refusal::InvalidData {
+            step: step.to_string(),
+            message: "a reassignment names an assignee or at least one candidate".into(),
+            form: None,
+        });
+    }
+
+    let mut t = Transition::new(wf, inst, env, effects);
+    let name = t.name(s);
+    let now = t.env.now;
+    let st = &t.inst.steps[s];
+    let (token, attempt, created_at, due_at) = (
+        st.token,
+        st.attempt,
+        st.started_at.unwrap_or(now),
+        st.due_at,
+    );
+    let mut note = match &to.assignee {
+        Some(a) => format!("assigned to {a}"),
+        None => "assigned to no one".to_string(),
+    };
+    if !to.candidates.is_empty() {
+        note.push_str("; candidates: ");
+        note.push_str(&to.candidates.join(", "));
+    }
+    // Re-opening under the same step replaces the stored task (both drivers key tasks by
+    // instance and step), so listings by assignee follow at once.
+    t.effects.push(Effect::OpenTask(Box::new(Task {
+        instance_id: t.inst.id.clone(),
+        step: name.clone(),
+        token,
+        title: title.clone(),
+        description: description.clone(),
+        assignee: to.assignee.clone(),
+        candidates: to.candidates.clone(),
+        form: form.as_ref().map(|f| f.schema().clone()),
+        created_at,
+        due_at,
+        tenant_id: t.inst.tenant_id.clone(),
+    })));
+    t.effects.push(Effect::Record(AttemptRecord {
+        step: name.clone(),
+        attempt,
+        status: AttemptStatus::Reassigned,
+        started_at: Some(now),
+        finished_at: Some(now),
+        worker: Some(by.clone()),
+        error: None,
+        note: Some(note),
+    }));
+    t.emit(EventKind::HumanTaskReassigned {
+        step: name,
+        by,
+        assignee: to.assignee.clone(),
+        candidates: to.candidates.clone(),
+    });
+    t.inst.steps[s].assignment = Some(Box::new(to));
+    t.finish();
+    Ok(())
+}
+
+/// The checks every action on an open task makes first: the instance is live, the step
+/// exists and its task is open. Returns the step's index.
+fn open_task(
+    wf: &Workflow,
+    inst: &Instance,
+    step: &str,
+    action: &'static str,
+) -> Result<usize, Refusal> {
+    if !matches!(
+        inst.status,
+        InstanceStatus::Running | InstanceStatus::Waiting
+    ) {
+        return Err(Refusal::WrongStatus {
+            status: inst.status,
+            action,
+        });
+    }
+    let s = wf
+        .step_id(step)
+        .ok_or_else(|| Refusal::UnknownStep(step.to_string()))?;
+    if !matches!(wf.steps[s].kind, CompiledKind::Human { .. }) {
+        return Err(Refusal::NotAHumanStep(step.to_string()));
+    }
+    if inst.steps[s].status != StepStatus::Waiting {
+        return Err(Refusal::TaskNotOpen(step.to_string()));
+    }
+    Ok(s)
 }
 
 /// `Timer(TaskDue)`: the task is overdue. With `on: timeout` edges the task expires and
@@ -135,6 +247,7 @@ pub(super) fn due(
         finished_at: Some(now),
         worker: None,
         error: Some("the task became overdue".into()),
+        note: None,
     };
     t.effects.push(Effect::Record(record));
     t.follow(s, &taken);

@@ -228,6 +228,7 @@ impl<'a> Transition<'a> {
                 st.tries = 1;
                 st.started_at = Some(now);
                 st.due_at = due_at;
+                st.assignment = None;
                 let name = step.name.clone();
                 self.effects.push(Effect::OpenTask(Box::new(Task {
                     instance_id: self.inst.id.clone(),
@@ -382,6 +383,7 @@ impl<'a> Transition<'a> {
             finished_at: Some(now),
             worker,
             error: None,
+            note: None,
         };
         let attempt = st.attempt;
         self.effects.push(Effect::Record(record));
@@ -421,6 +423,7 @@ impl<'a> Transition<'a> {
             finished_at: Some(now),
             worker,
             error: Some(err.to_string()),
+            note: None,
         }));
         self.emit(EventKind::StepFailed {
             step: name.clone(),
@@ -728,6 +731,7 @@ impl<'a> Transition<'a> {
                     finished_at: Some(now),
                     worker: None,
                     error: None,
+                    note: None,
                 }));
             }
             st.status = StepStatus::Interrupted;

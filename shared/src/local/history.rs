@@ -1,10 +1,10 @@
 //! The LocalEngine's execution history, kept compact.
 //!
 //! An instance keeps every attempt record for as long as the engine keeps the instance, so
-//! records are stored in 48 bytes instead of the 104 of an [`AttemptRecord`] plus the
-//! string of its worker: times as plain integers with presence flags, and the worker and
-//! error out of line only when there is an error or a worker other than this engine. The
-//! records read back are equal to the ones stored.
+//! records are stored in 48 bytes instead of the 128 of an [`AttemptRecord`] plus the
+//! string of its worker: times as plain integers with presence flags, and the worker, error
+//! and note out of line only when there is an error, a note, or a worker other than this
+//! engine. The records read back are equal to the ones stored.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -58,6 +58,7 @@ struct Record {
 struct Rest {
     worker: Option<String>,
     error: Option<String>,
+    note: Option<String>,
 }
 
 impl History {
@@ -77,9 +78,9 @@ impl History {
         if r.finished_at.is_some() {
             flags |= FINISHED;
         }
-        let rest = match (r.worker, r.error) {
-            (None, None) => None,
-            (Some(w), None) if w == LOCAL_WORKER => {
+        let rest = match (r.worker, r.error, r.note) {
+            (None, None, None) => None,
+            (Some(w), None, None) if w == LOCAL_WORKER => {
                 flags |= LOCAL;
                 SPARE.with(|s| {
                     let mut spare = s.borrow_mut();
@@ -89,7 +90,11 @@ impl History {
                 });
                 None
             }
-            (worker, error) => Some(Box::new(Rest { worker, error })),
+            (worker, error, note) => Some(Box::new(Rest {
+                worker,
+                error,
+                note,
+            })),
         };
         self.records.push(Record {
             step: r.step,
@@ -107,10 +112,10 @@ impl History {
         self.records
             .iter()
             .map(|r| {
-                let (worker, error) = match &r.rest {
-                    Some(rest) => (rest.worker.clone(), rest.error.clone()),
-                    None if r.flags & LOCAL != 0 => (Some(LOCAL_WORKER.to_string()), None),
-                    None => (None, None),
+                let (worker, error, note) = match &r.rest {
+                    Some(rest) => (rest.worker.clone(), rest.error.clone(), rest.note.clone()),
+                    None if r.flags & LOCAL != 0 => (Some(LOCAL_WORKER.to_string()), None, None),
+                    None => (None, None, None),
                 };
                 AttemptRecord {
                     step: r.step.clone(),
@@ -120,6 +125,7 @@ impl History {
                     finished_at: (r.flags & FINISHED != 0).then_some(Timestamp(r.finished_at)),
                     worker,
                     error,
+                    note,
                 }
             })
             .collect()
@@ -139,6 +145,7 @@ mod tests {
             finished_at: times.1.then_some(Timestamp(i64::MAX)),
             worker: worker.map(str::to_string),
             error: error.map(str::to_string),
+            note: None,
         }
     }
 

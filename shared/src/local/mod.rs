@@ -29,7 +29,7 @@ use crate::api::{
 use crate::core::{self, Input, StartSpec};
 use crate::definition::Workflow;
 use crate::events::{EventBus, NullBus};
-use crate::model::{AttemptRecord, Definition, InstanceStatus, Task};
+use crate::model::{Assignment, AttemptRecord, Definition, InstanceStatus, Task};
 use crate::registry::{Registry, RegistryError};
 use crate::step::{Handlers, Step};
 
@@ -230,6 +230,26 @@ impl LocalEngine {
             step: Arc::from(step),
             user: user.to_string(),
             data,
+        };
+        self.apply(instance_id, input).await
+    }
+
+    /// Gives an open human task to `to` (an assignee and/or candidates), recorded in the
+    /// history as done `by` someone and announced as `HumanTaskReassigned`. Refused, with
+    /// nothing changed, for a task not open or an assignment that names no one. Who may
+    /// reassign is the caller's decision.
+    pub async fn reassign_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &str,
+        to: Assignment,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::ReassignTask {
+            step: Arc::from(step),
+            by: by.to_string(),
+            assignee: to.assignee,
+            candidates: to.candidates,
         };
         self.apply(instance_id, input).await
     }

@@ -113,6 +113,17 @@ pub enum EventKind {
         /// Who completed it.
         user: String,
     },
+    /// A human task was given to other people.
+    HumanTaskReassigned {
+        /// Step name.
+        step: Arc<str>,
+        /// Who reassigned it.
+        by: String,
+        /// Its new assignee.
+        assignee: Option<String>,
+        /// Its new candidates.
+        candidates: Vec<String>,
+    },
     /// A human task passed its due time.
     HumanTaskOverdue {
         /// Step name.
@@ -158,6 +169,7 @@ impl EventKind {
             Self::StepSkipped { .. } => "StepSkipped",
             Self::HumanTaskCreated { .. } => "HumanTaskCreated",
             Self::HumanTaskCompleted { .. } => "HumanTaskCompleted",
+            Self::HumanTaskReassigned { .. } => "HumanTaskReassigned",
             Self::HumanTaskOverdue { .. } => "HumanTaskOverdue",
             Self::TimerScheduled { .. } => "TimerScheduled",
             Self::TimerFired { .. } => "TimerFired",

@@ -24,6 +24,8 @@ pub enum AttemptStatus {
     Canceled,
     /// On a path not taken.
     Skipped,
+    /// Not an end: the open task was given to other people (see the record's note).
+    Reassigned,
 }
 
 /// One attempt of one step.
@@ -43,4 +45,7 @@ pub struct AttemptRecord {
     pub worker: Option<String>,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// More about the record, for people: for a reassignment, to whom.
+    #[serde(default)]
+    pub note: Option<String>,
 }

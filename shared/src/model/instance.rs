@@ -141,6 +141,10 @@ pub struct StepState {
     pub runs: u32,
     /// The last error of this step.
     pub error: Option<String>,
+    /// Who may complete the step's open task, when it was reassigned; `None` means what
+    /// the step's definition names. Cleared when the step is activated again.
+    #[serde(default)]
+    pub assignment: Option<Box<super::Assignment>>,
 }
 
 /// A workflow instance. Only the core changes it; drivers store and load it whole.

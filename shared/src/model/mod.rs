@@ -15,4 +15,4 @@ pub use definition::{
 pub use event::{Event, EventKind};
 pub use history::{AttemptRecord, AttemptStatus};
 pub use instance::{Context, EdgeMark, Instance, InstanceStatus, StepState, StepStatus};
-pub use task::{Task, TaskOutcome};
+pub use task::{Assignment, Task, TaskOutcome};

@@ -38,11 +38,32 @@ impl Task {
     /// Whether `user` may complete the task: the assignee or a candidate, or anyone when the
     /// step names neither.
     pub fn allows(&self, user: &str) -> bool {
-        if self.assignee.is_none() && self.candidates.is_empty() {
-            return true;
-        }
-        self.assignee.as_deref() == Some(user) || self.candidates.iter().any(|c| c == user)
+        allows(self.assignee.as_deref(), &self.candidates, user)
     }
+}
+
+/// Who may complete a task, when it was reassigned away from what its step names.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The user it is for.
+    pub assignee: Option<String>,
+    /// Others who may complete it.
+    pub candidates: Vec<String>,
+}
+
+impl Assignment {
+    /// Whether `user` may complete a task with this assignment: the assignee or a
+    /// candidate, or anyone when it names neither.
+    pub fn allows(&self, user: &str) -> bool {
+        allows(self.assignee.as_deref(), &self.candidates, user)
+    }
+}
+
+/// The one rule for who may complete a task.
+pub(crate) fn allows(assignee: Option<&str>, candidates: &[String], user: &str) -> bool {
+    (assignee.is_none() && candidates.is_empty())
+        || assignee == Some(user)
+        || candidates.iter().any(|c| c == user)
 }
 
 /// How a task was closed.

@@ -23,7 +23,7 @@ use crate::api::{
 };
 use crate::core::{self, Env, Input};
 use crate::definition::Workflow;
-use crate::model::{AttemptRecord, Definition, Event, InstanceStatus, Task};
+use crate::model::{Assignment, AttemptRecord, Definition, Event, InstanceStatus, Task};
 use crate::registry::RegistryError;
 use crate::time::Timestamp;
 
@@ -156,6 +156,34 @@ impl WeirClient {
             step: step.to_string(),
             user: user.to_string(),
             data,
+        };
+        self.send(instance_id, command).await?;
+        self.get_instance(instance_id).await
+    }
+
+    /// Gives an open human task to `to` (an assignee and/or candidates), recorded in the
+    /// history as done `by` someone and announced as `HumanTaskReassigned`. Refused, with
+    /// nothing changed, for a task not open or an assignment that names no one. Who may
+    /// reassign is the caller's decision (the HTTP API checks it).
+    pub async fn reassign_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &str,
+        to: Assignment,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::ReassignTask {
+            step: Arc::from(step),
+            by: by.to_string(),
+            assignee: to.assignee.clone(),
+            candidates: to.candidates.clone(),
+        };
+        self.dry_run(instance_id, input).await?;
+        let command = Command::ReassignTask {
+            step: step.to_string(),
+            by: by.to_string(),
+            assignee: to.assignee,
+            candidates: to.candidates,
         };
         self.send(instance_id, command).await?;
         self.get_instance(instance_id).await

@@ -109,6 +109,17 @@ pub enum Command {
         /// Data.
         data: Value,
     },
+    /// Reassign an open human task.
+    ReassignTask {
+        /// Step.
+        step: String,
+        /// Who reassigns it.
+        by: String,
+        /// The new assignee.
+        assignee: Option<String>,
+        /// The new candidates.
+        candidates: Vec<String>,
+    },
     /// Cancel.
     Cancel {
         /// Reason.
