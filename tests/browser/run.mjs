@@ -5,7 +5,8 @@
 //   WEIR_URL          the dashboard, e.g. http://127.0.0.1:38080/
 //   WEIR_TOKEN        an API token whose user is the approval task's assignee
 //   WEIR_WORKFLOW     the approval workflow's name (a human step `approve` with a form
-//                     {amount: number, minimum 1, multipleOf 5, required; approved: boolean;
+//                     {amount: number, minimum 1, multipleOf 5, required; category: enum,
+//                     required; approved: boolean; receipt: {number: string}; tags: [string];
 //                     comment: string}, then a gateway and machine steps)
 //   WEIR_SCREENSHOTS  where to save the screenshots (created; default target/browser-screenshots)
 //   WEIR_CHROMIUM     the browser (default /usr/bin/chromium)
@@ -136,10 +137,12 @@ async function main() {
   await page.getByRole('button', { name: 'Complete task' }).click();
   await amountError.filter({ hasText: 'at least 1' }).waitFor();
   expect(await amount.getAttribute('aria-invalid') === 'true', 'the amount is marked invalid');
-  log('bad data (browser check): the error shows next to the field');
+  await page.locator('.field[data-field="/category"] .field-error').filter({ hasText: 'Choose one' }).waitFor();
+  log('bad data (browser check): the errors show next to the fields');
   await screenshot('task-error-browser');
 
   const refused = page.waitForResponse((r) => r.url().includes('/complete') && r.request().method() === 'POST');
+  await page.getByLabel('Category').selectOption('travel');
   await amount.fill('7');
   await page.getByRole('button', { name: 'Complete task' }).click();
   const refusal = await refused;
@@ -153,6 +156,9 @@ async function main() {
   await amount.fill('120');
   await page.getByLabel('Approved').check();
   await page.getByLabel('Comment').fill('fine, the receipt is attached');
+  await page.getByLabel('Receipt number').fill('R-2041');
+  await page.getByRole('button', { name: 'Add an item' }).click();
+  await page.locator('[data-field="/tags"] input').first().fill('train');
   await page.getByRole('button', { name: 'Complete task' }).click();
   await page.waitForURL(new RegExp(`#/instances/${instanceId.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
   log('good data accepted');
@@ -162,7 +168,9 @@ async function main() {
   await page.locator('svg.diagram g[data-step="approve"][data-state="completed"]').waitFor();
   await page.locator('table.history').getByText('approve', { exact: true }).first().waitFor();
   const context_ = await page.locator('pre.json').first().textContent();
-  expect(context_.includes('"amount": 120'), `the context has the form's data: ${context_}`);
+  const data = JSON.parse(context_);
+  expect(data.amount === 120 && data.category === 'travel' && data.approved === true && data.receipt?.number === 'R-2041'
+    && JSON.stringify(data.tags) === '["train"]', `the context has the form's data: ${context_}`);
   log('the instance completed; its page shows it');
   await screenshot('instance-completed');
 
