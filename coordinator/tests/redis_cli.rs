@@ -378,6 +378,27 @@ fn instances_tasks_and_refusals_through_the_cli() {
     ]);
     assert!(line.contains("invalid_data"), "{line}");
     assert_eq!(env.json(&["status", "e1", "--json"])["status"], "waiting");
+    // Reassigning: to no one is refused; to carol, with manager as a candidate, is listed.
+    let line = env.fails(&["task", "reassign", "e1", "approve", "--by", "ops"]);
+    assert!(line.contains("invalid_data"), "{line}");
+    env.ok(&[
+        "task",
+        "reassign",
+        "e1",
+        "approve",
+        "--to",
+        "carol",
+        "--candidate",
+        "manager",
+        "--by",
+        "ops",
+    ]);
+    let tasks = env.json(&["task", "list", "--assignee", "carol", "--json"]);
+    assert_eq!(
+        tasks[0]["candidates"],
+        serde_json::json!(["manager"]),
+        "{tasks}"
+    );
     env.ok(&[
         "task",
         "complete",
@@ -411,7 +432,16 @@ fn instances_tasks_and_refusals_through_the_cli() {
         .iter()
         .filter_map(|r| r["step"].as_str())
         .collect();
-    assert_eq!(steps, ["submit", "approve", "decide", "pay"], "{h}");
+    assert_eq!(
+        steps,
+        ["submit", "approve", "approve", "decide", "pay"],
+        "{h}"
+    );
+    assert_eq!(h[1]["status"], "reassigned", "{h}");
+    assert_eq!(
+        h[1]["note"], "assigned to carol; candidates: manager",
+        "{h}"
+    );
     for key in [
         "step",
         "attempt",
@@ -423,7 +453,8 @@ fn instances_tasks_and_refusals_through_the_cli() {
     ] {
         assert!(h[0].get(key).is_some(), "history lacks {key}: {h}");
     }
-    assert_eq!(h[1]["worker"], "manager");
+    assert_eq!(h[1]["worker"], "ops");
+    assert_eq!(h[2]["worker"], "manager");
     assert!(env.ok(&["history", "e1"]).contains("approve"));
 
     // Cancel: refused for a finished instance; a waiting one is canceled.

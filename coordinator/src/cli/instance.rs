@@ -290,7 +290,7 @@ pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<ExitC
         .unwrap_or(4)
         .max(4);
     out(&format!(
-        "{:<step_w$}  {:>7}  {:<9}  {:<24}  {:<24}  {:<16}  error",
+        "{:<step_w$}  {:>7}  {:<10}  {:<24}  {:<24}  {:<16}  error or note",
         "step", "attempt", "status", "started at", "finished at", "worker"
     ));
     for r in &records {
@@ -299,14 +299,14 @@ pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<ExitC
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_default();
         out(&format!(
-            "{:<step_w$}  {:>7}  {:<9}  {:<24}  {:<24}  {:<16}  {}",
+            "{:<step_w$}  {:>7}  {:<10}  {:<24}  {:<24}  {:<16}  {}",
             r.step,
             r.attempt,
             status,
             when(r.started_at),
             when(r.finished_at),
             r.worker.as_deref().unwrap_or("-"),
-            r.error.as_deref().unwrap_or("")
+            r.error.as_deref().or(r.note.as_deref()).unwrap_or("")
         ));
     }
     Ok(ExitCode::SUCCESS)

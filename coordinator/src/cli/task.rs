@@ -1,4 +1,4 @@
-//! `weir task list` and `weir task complete`: human tasks in Redis.
+//! `weir task list`, `complete` and `reassign`: human tasks in Redis.
 
 use std::process::ExitCode;
 
@@ -6,6 +6,7 @@ use anyhow::anyhow;
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use weir::api::TaskFilter;
+use weir::model::Assignment;
 
 use super::printer::out;
 use super::remote::{client, engine_error, print_json, when};
@@ -18,6 +19,9 @@ pub enum TaskCommand {
     List(ListArgs),
     /// Complete a human task as a user, with form data.
     Complete(CompleteArgs),
+    /// Give an open human task to another assignee and/or candidates (recorded in the
+    /// history, announced as HumanTaskReassigned).
+    Reassign(ReassignArgs),
 }
 
 /// `weir task list`.
@@ -51,11 +55,32 @@ pub struct CompleteArgs {
     pub data: String,
 }
 
+/// `weir task reassign`.
+#[derive(Debug, Args)]
+pub struct ReassignArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The human step.
+    #[arg(value_name = "STEP")]
+    pub step: String,
+    /// The new assignee.
+    #[arg(long, value_name = "U")]
+    pub to: Option<String>,
+    /// A new candidate (repeat for several); replaces the candidates.
+    #[arg(long = "candidate", value_name = "U")]
+    pub candidates: Vec<String>,
+    /// Who reassigns it, for the history.
+    #[arg(long, value_name = "U", env = "USER", default_value = "operator")]
+    pub by: String,
+}
+
 /// Runs a `weir task` command.
 pub async fn run(global: &Global, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TaskCommand::List(args) => list(global, args).await,
         TaskCommand::Complete(args) => complete(global, args).await,
+        TaskCommand::Reassign(args) => reassign(global, args).await,
     }
 }
 
@@ -111,6 +136,20 @@ async fn complete(global: &Global, args: CompleteArgs) -> anyhow::Result<ExitCod
     let client = client(global).await?;
     let view = client
         .complete_human_task(&args.id, &args.step, &args.user, data)
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    out(&format!("{} {}", view.id, view.status));
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn reassign(global: &Global, args: ReassignArgs) -> anyhow::Result<ExitCode> {
+    let client = client(global).await?;
+    let to = Assignment {
+        assignee: args.to,
+        candidates: args.candidates,
+    };
+    let view = client
+        .reassign_task(&args.id, &args.step, &args.by, to)
         .await
         .map_err(|e| engine_error(global, e))?;
     out(&format!("{} {}", view.id, view.status));
