@@ -19,11 +19,14 @@ use weir_tests::{wait_for, wait_until, RedisServer};
 
 /// Longest a service may take to come up.
 const READY: Duration = Duration::from_secs(30);
-/// Longest the browser script may run (it has its own, shorter, overall timeout).
-const BROWSER: Duration = Duration::from_secs(240);
+/// Longest the browser script may run (it stops itself after 120 s; nextest kills a test
+/// at 180 s).
+const BROWSER: Duration = Duration::from_secs(150);
 
 const TOKEN: &str = "browser-test-token-ann";
 const USER: &str = "ann@example.com";
+/// A user of another tenant, who must see none of the instances.
+const TENANT_TOKEN: &str = "browser-test-token-bob";
 const WORKFLOW: &str = "expense_approval_ui";
 
 /// The approval workflow: the human step's form has a required number with a minimum (the
@@ -168,7 +171,10 @@ fn the_dashboard_in_a_real_browser() {
     let auth = write_temp(
         dir.path(),
         "auth.yaml",
-        &format!("tokens:\n  - {{ token: \"{TOKEN}\", user: \"{USER}\", admin: true }}\n"),
+        &format!(
+            "tokens:\n  - {{ token: \"{TOKEN}\", user: \"{USER}\", admin: true }}\n  \
+             - {{ token: \"{TENANT_TOKEN}\", user: \"bob@example.com\", tenant: \"acme\" }}\n"
+        ),
     );
 
     let _coordinator = Proc(
@@ -225,6 +231,7 @@ fn the_dashboard_in_a_real_browser() {
         .current_dir(workspace())
         .env("WEIR_URL", format!("http://{addr}/"))
         .env("WEIR_TOKEN", TOKEN)
+        .env("WEIR_TENANT_TOKEN", TENANT_TOKEN)
         .env("WEIR_WORKFLOW", WORKFLOW)
         .env("WEIR_SCREENSHOTS", &shots)
         .stdin(Stdio::null())

@@ -8,6 +8,8 @@
 //                     {amount: number, minimum 1, multipleOf 5, required; category: enum,
 //                     required; approved: boolean; receipt: {number: string}; tags: [string];
 //                     comment: string}, then a gateway and machine steps)
+//   WEIR_TENANT_TOKEN optional: a token bound to another tenant, which must see none of
+//                     the instances above and no admin page
 //   WEIR_SCREENSHOTS  where to save the screenshots (created; default target/browser-screenshots)
 //   WEIR_CHROMIUM     the browser (default /usr/bin/chromium)
 // The user's path: sign in, the home page, the definition's diagram, start an instance from
@@ -23,12 +25,13 @@ import { chromium } from 'playwright-core';
 
 const URL_ = process.env.WEIR_URL;
 const TOKEN = process.env.WEIR_TOKEN;
+const TENANT_TOKEN = process.env.WEIR_TENANT_TOKEN || '';
 const WORKFLOW = process.env.WEIR_WORKFLOW || 'approval';
 const SHOTS = resolve(process.env.WEIR_SCREENSHOTS || 'target/browser-screenshots');
 const CHROMIUM = process.env.WEIR_CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 20_000; // one expectation
 const LIVE_TIMEOUT = 45_000; // the engine's work: a task opening, an instance completing
-const TOTAL_TIMEOUT = 180_000; // the whole run
+const TOTAL_TIMEOUT = 120_000; // the whole run
 
 if (!URL_ || !TOKEN) {
   console.error('run.mjs: set WEIR_URL and WEIR_TOKEN (see the header of this file)');
@@ -198,6 +201,24 @@ async function main() {
   await page.getByRole('heading', { name: 'Dead letters' }).waitFor();
   await page.locator('main table, main .empty').first().waitFor();
   await screenshot('dlq');
+
+  // 9. another tenant's user: counts from the lists (not an admin), sees nothing of the above
+  if (TENANT_TOKEN) {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API token').fill(TENANT_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.locator('.tiles').waitFor();
+    expect(!(await page.locator('#nav a[data-nav="dlq"]').isVisible()), 'no DLQ link for a non-admin');
+    const completed = (await page.locator('.tile.s-completed .tile-n').textContent()).trim();
+    expect(completed === '0', `another tenant counts no completed instance, got ${completed}`);
+    await screenshot('home-other-tenant');
+    await page.locator('#nav a[data-nav="instances"]').click();
+    await page.getByText('No instances match.').waitFor();
+    await page.goto(`${URL_}#/instances/${encodeURIComponent(instanceId)}`);
+    await page.getByRole('heading', { name: 'Instance not found' }).waitFor();
+    log('another tenant sees none of these instances');
+  }
 
   expect(problems.length === 0, `the page had errors:\n  ${problems.join('\n  ')}`);
 }

@@ -114,10 +114,16 @@ async function signedIn(user) {
   main.focus();
 }
 
-function signOut() {
+/** Forgets the token. A user who signs out starts again at home; one whose token was
+ * refused (`expired`) stays on the page, to come back to it after signing in again. */
+function signOut(expired = false) {
   setToken(null);
   me = null;
   disconnect();
+  if (!expired && location.hash && location.hash !== '#/') {
+    location.hash = '#/'; // the hashchange renders the sign-in form
+    return;
+  }
   render();
 }
 
@@ -126,9 +132,9 @@ window.addEventListener('hashchange', () => {
   main.focus({ preventScroll: true });
 });
 window.addEventListener('weir:signed-out', () => {
-  if (me) signOut();
+  if (me) signOut(true);
 });
-document.getElementById('signout').addEventListener('click', signOut);
+document.getElementById('signout').addEventListener('click', () => signOut());
 
 (async () => {
   try {

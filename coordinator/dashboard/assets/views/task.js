@@ -8,7 +8,7 @@ import { errorText, json, notice, pageHead, time } from '../format.js';
 import { schemaForm } from '../form.js';
 import { go } from '../router.js';
 
-export default async function task(main, { params }) {
+export default async function task(main, { params, me }) {
   const path = `/tasks/${seg(params.instance)}/${seg(params.step)}`;
   let t;
   try {
@@ -62,7 +62,44 @@ export default async function task(main, { params }) {
       t.due_at ? fact('Due', time(t.due_at)) : null),
     t.allowed === false ? notice('info', 'You may see this task but not complete it.') : null,
     el,
+    me.admin || t.allowed ? reassignForm(t, path) : null,
     h('details', { class: 'raw' }, h('summary', { text: 'Form schema' }), json(t.form || null)));
+}
+
+/** Hands the task to other people (an admin, or a user who may complete it). */
+function reassignForm(t, path) {
+  const assignee = h('input', { id: 'reassign-assignee', type: 'text', autocomplete: 'off', value: t.assignee || '' });
+  const candidates = h('input', { id: 'reassign-candidates', type: 'text', autocomplete: 'off', value: (t.candidates || []).join(', '),
+    'aria-describedby': 'reassign-candidates-help' });
+  const status = h('div', { 'aria-live': 'polite' });
+  const button = h('button', { type: 'submit', class: 'secondary', text: 'Reassign' });
+  const form = h('form', { class: 'reassign', novalidate: true },
+    h('div', { class: 'field' }, h('label', { for: 'reassign-assignee', text: 'Assignee' }), assignee),
+    h('div', { class: 'field' }, h('label', { for: 'reassign-candidates', text: 'Candidates' }),
+      h('p', { class: 'field-help', id: 'reassign-candidates-help', text: 'Comma-separated users who may also complete it.' }), candidates),
+    status, h('div', { class: 'form-actions' }, button));
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const body = {
+      assignee: assignee.value.trim() || null,
+      candidates: candidates.value.split(',').map((c) => c.trim()).filter(Boolean),
+    };
+    if (!body.assignee && !body.candidates.length) {
+      status.replaceChildren(notice('error', 'Name an assignee or at least one candidate.'));
+      assignee.focus();
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api(`${path}/reassign`, { method: 'POST', body });
+      status.replaceChildren(notice('ok', 'Reassigned.'));
+    } catch (err) {
+      status.replaceChildren(notice('error', errorText(err)));
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return h('details', { class: 'card reassign-card' }, h('summary', { text: 'Reassign this task' }), form);
 }
 
 function fact(term, value) {
