@@ -1,0 +1,1108 @@
+//! `weir serve` over a real socket: the `weir` binary serving the API against a private
+//! redis-server, with a coordinator and a worker running (in-process, from `weir-tests`).
+//! Every endpoint, every error code of the contract, tenant isolation (list, detail, tasks,
+//! events), that nobody completes a task in another's name, the SSE stream, pagination,
+//! the auth configuration, graceful shutdown, and schemathesis against the OpenAPI document.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use weir::redis::WeirClient;
+use weir_tests::cluster::{self, Service};
+use weir_tests::{wait_for, RedisServer};
+
+/// Longest a condition may take to hold.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+const ADMIN: &str = "t-admin-0123456789";
+const ALICE: &str = "t-alice-0123456789"; // tenant acme
+const MANAGER: &str = "t-manager-0123456789"; // tenant acme, may approve
+const BOB: &str = "t-bob-0123456789"; // tenant globex
+const CAROL: &str = "t-carol-0123456789"; // no tenant, not an admin
+
+const AUTH: &str = r#"
+tokens:
+  - { token: "t-admin-0123456789", user: "ops@example.com", admin: true }
+  - { token: "t-alice-0123456789", user: "alice@example.com", tenant: "acme" }
+  - { token: "t-manager-0123456789", user: "manager@example.com", tenant: "acme" }
+  - { token: "t-bob-0123456789", user: "bob@example.com", tenant: "globex" }
+  - { token: "t-carol-0123456789", user: "carol@example.com" }
+"#;
+
+/// Definitions the tests use.
+const DEFINITIONS: &[&str] = &[
+    r#"{ "name": "quick", "version": "1.0.0", "description": "one machine step",
+         "steps": { "work": { "type": "machine", "handler": "set", "config": { "done": true } } } }"#,
+    r#"{ "name": "quick", "version": "1.1.0", "description": "one machine step, again",
+         "steps": { "work": { "type": "machine", "handler": "set", "config": { "done": 2 } } } }"#,
+    r#"{ "name": "approval", "version": "1.0.0", "description": "a manager approves",
+         "steps": {
+           "approve": { "type": "human", "title": "Approve it", "candidates": ["manager@example.com"],
+                        "form": { "type": "object", "required": ["approved"],
+                                  "properties": { "approved": { "type": "boolean" },
+                                                  "amount": { "type": "number", "minimum": 0 } } } },
+           "record": { "type": "machine", "handler": "set", "config": { "recorded": true } } },
+         "edges": [ { "from": "approve", "to": "record" } ] }"#,
+    r#"{ "name": "fails_once", "version": "1.0.0",
+         "steps": {
+           "charge": { "type": "machine", "handler": "fail", "config": { "times": 1, "message": "card declined" } },
+           "record": { "type": "machine", "handler": "set", "config": { "charged": true } } },
+         "edges": [ { "from": "charge", "to": "record" } ] }"#,
+];
+
+fn weir_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_weir"))
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Proc {
+    /// SIGTERM, then its exit code (within the deadline).
+    fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        wait_for(DEADLINE, "weir serve to stop after SIGTERM", || {
+            self.0.try_wait().ok().flatten()
+        })
+        .ok()?
+        .code()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Redis, a coordinator, a worker and `weir serve`, private to one test.
+struct Stack {
+    base: String,
+    http: reqwest::Client,
+    _client: WeirClient,
+    serve: Option<Proc>,
+    _services: Vec<Service>,
+    _auth: tempfile::NamedTempFile,
+    _server: RedisServer,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let server = RedisServer::start().expect("redis-server starts");
+        let ns = "api";
+        let coordinator = cluster::start_coordinator(&server.url(), ns)
+            .await
+            .expect("coordinator starts");
+        let worker = cluster::start_worker(&server.url(), ns)
+            .await
+            .expect("worker starts");
+        let client = cluster::client(&server.url(), ns)
+            .await
+            .expect("client connects");
+        for text in DEFINITIONS {
+            let def = weir::parse_definition(text).expect("test definition parses");
+            client
+                .register_definition(def)
+                .await
+                .expect("definition registers");
+        }
+        let auth = tempfile::Builder::new()
+            .suffix(".yaml")
+            .tempfile()
+            .expect("temp file");
+        std::fs::write(auth.path(), AUTH).expect("auth file written");
+        let (serve, base) = spawn_serve(
+            &server.url(),
+            ns,
+            &["--auth-file", &auth.path().display().to_string()],
+        );
+        Stack {
+            base,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+            _client: client,
+            serve: Some(serve),
+            _services: vec![coordinator, worker],
+            _auth: auth,
+            _server: server,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// A request with a token (or none), and an optional JSON body: (status, body).
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method.clone(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status();
+        let problem = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/problem+json"));
+        let text = resp.text().await.expect("body");
+        let value: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: {status} body is not JSON ({e}): {text}"));
+        if !status.is_success() {
+            assert!(
+                problem,
+                "{method} {path}: {status} is not a problem document"
+            );
+            assert_eq!(value["status"], status.as_u16(), "{value}");
+            assert!(
+                value["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("https://weir.dev/problems/")),
+                "{value}"
+            );
+            assert!(value["detail"].is_string(), "{value}");
+        }
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// GET expecting 200.
+    async fn ok(&self, path: &str, token: &str) -> Value {
+        let (status, body) = self.get(path, token).await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
+        body
+    }
+
+    /// Starts an instance through the API, expecting 201.
+    async fn start_instance(&self, token: &str, body: Value) -> Value {
+        let (status, v) = self.post("/instances", token, body.clone()).await;
+        assert_eq!(status, StatusCode::CREATED, "start {body}: {v}");
+        v
+    }
+
+    /// Waits until an instance has a status.
+    async fn wait_status(&self, id: &str, token: &str, want: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let v = self.ok(&format!("/instances/{id}"), token).await;
+            if v["status"] == want {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "instance {id} is not {want}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Opens the event stream.
+    async fn events(&self, query: &str, token: Option<&str>) -> SseReader {
+        let mut req = self.http.get(self.url(&format!("/events{query}")));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("events request");
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream")));
+        SseReader {
+            resp,
+            buf: String::new(),
+        }
+    }
+}
+
+/// Spawns `weir serve --listen 127.0.0.1:0 ARGS` and reads the address it prints.
+fn spawn_serve(url: &str, ns: &str, args: &[&str]) -> (Proc, String) {
+    let mut child = Command::new(weir_path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("WEIR_REDIS_URL", url)
+        .env("WEIR_NAMESPACE", ns)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("weir serve starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(DEADLINE)
+        .expect("weir serve prints its address");
+    let base = line
+        .trim()
+        .strip_prefix("weir serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+        .to_string();
+    (Proc(child), base)
+}
+
+/// Reads Server-Sent Events from a response.
+struct SseReader {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl SseReader {
+    /// The next event (type, data), or `None` when the stream ends or `wait` passes.
+    async fn next(&mut self, wait: Duration) -> Option<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let mut kind = None;
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        kind = Some(v.trim().to_string());
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if let Some(kind) = kind {
+                    let value = serde_json::from_str(&data).expect("event data is JSON");
+                    return Some((kind, value));
+                }
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .ok()?
+                .ok()??;
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Events until one of `instance` has type `until`; panics after the deadline.
+    async fn until(&mut self, instance: &str, until: &str) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let Some((kind, data)) = self.next(left).await else {
+                panic!("no {until} event of {instance}; saw {seen:?}");
+            };
+            let done = kind == until && data["instance_id"] == instance;
+            seen.push((kind, data));
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_and_error_code() {
+    let s = Stack::start().await;
+
+    // No token needed: health and the OpenAPI document.
+    let (status, health) = s.call(Method::GET, "/health", None, None).await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
+    let (status, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/api/v1/me",
+        "/api/v1/definitions/{name}/graph",
+        "/api/v1/instances",
+        "/api/v1/instances/{id}/retry",
+        "/api/v1/tasks/{instance_id}/{step}/complete",
+        "/api/v1/events",
+        "/api/v1/stats",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} is documented");
+    }
+
+    // 401: no token, an unknown one, another scheme.
+    let (status, p) = s.call(Method::GET, "/me", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
+    assert_eq!(s.get("/me", "nope").await.0, StatusCode::UNAUTHORIZED);
+    let basic = s
+        .http
+        .get(s.url("/me"))
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.ok("/me", ALICE).await,
+        json!({ "user": "alice@example.com", "tenant": "acme", "admin": false })
+    );
+    assert_eq!(s.ok("/me", ADMIN).await["admin"], true);
+
+    // Definitions.
+    let defs = s.ok("/definitions", ALICE).await;
+    let quick = defs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "quick")
+        .expect("quick is listed");
+    assert_eq!(quick["latest_version"], "1.1.0");
+    assert_eq!(quick["versions"], json!(["1.0.0", "1.1.0"]));
+    assert_eq!(quick["steps"], 1);
+    let d = s.ok("/definitions/approval", ALICE).await;
+    assert_eq!(
+        (d["version"].as_str(), d["initial_step"].as_str()),
+        (Some("1.0.0"), Some("approve"))
+    );
+    assert_eq!(d["steps"]["approve"]["type"], "human");
+    assert_eq!(d["edges"][0]["to"], "record");
+    assert_eq!(
+        s.ok("/definitions/quick?version=1.0.0", ALICE).await["version"],
+        "1.0.0"
+    );
+    let g = s.ok("/definitions/approval/graph", ALICE).await;
+    assert!(g["mermaid"].as_str().unwrap().starts_with("flowchart TD"));
+    assert_eq!(g["nodes"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        g["edges"][0],
+        json!({ "from": "approve", "to": "record", "default": false, "on": "success" })
+    );
+    let (status, p) = s.get("/definitions/quick?version=one", ALICE).await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("version"))
+    );
+    assert_eq!(
+        s.get("/definitions/nope", ALICE).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/definitions/quick/graph?version=9.9.9", ALICE)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Start: 201, as the caller, in the caller's tenant.
+    let a = s
+        .start_instance(
+            ALICE,
+            json!({ "workflow": "approval", "data": { "amount": 5 } }),
+        )
+        .await;
+    let a_id = a["id"].as_str().unwrap().to_string();
+    assert_eq!(a["created_by"], "alice@example.com");
+    assert_eq!(a["tenant"], "acme");
+    assert_eq!(a["workflow"], "approval");
+    assert_eq!(a["context"], json!({ "amount": 5 }));
+    let b = s
+        .start_instance(BOB, json!({ "workflow": "approval", "id": "globex-1" }))
+        .await;
+    assert_eq!(b["tenant"], "globex");
+    // The same id again returns the instance (200) and starts nothing.
+    let (status, again) = s
+        .post(
+            "/instances",
+            BOB,
+            json!({ "workflow": "approval", "id": "globex-1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, again["id"].as_str()),
+        (StatusCode::OK, Some("globex-1"))
+    );
+    // ... but an id of another tenant is not handed out.
+    let (status, p) = s
+        .post(
+            "/instances",
+            ALICE,
+            json!({ "workflow": "approval", "id": "globex-1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::CONFLICT, Some("id"))
+    );
+    // 400s, each naming what to fix.
+    let (status, p) = s
+        .post(
+            "/instances",
+            ALICE,
+            json!({ "workflow": "quick", "data": [1] }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("data"))
+    );
+    let (status, p) = s
+        .post(
+            "/instances",
+            ALICE,
+            json!({ "workflow": "quick", "id": "has space" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("id"))
+    );
+    let (status, p) = s
+        .post(
+            "/instances",
+            ALICE,
+            json!({ "workflow": "quick", "version": "x" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("version"))
+    );
+    let (status, p) = s
+        .post(
+            "/instances",
+            ALICE,
+            json!({ "workflow": "quick", "created_by": "mallory" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    let malformed = s
+        .http
+        .post(s.url("/instances"))
+        .bearer_auth(ALICE)
+        .header("content-type", "application/json")
+        .body("{\"workflow\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        malformed.headers()["content-type"],
+        "application/problem+json"
+    );
+    // 404 unknown workflow; 403 another tenant's start.
+    assert_eq!(
+        s.post("/instances", ALICE, json!({ "workflow": "nope" }))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, p) = s
+        .post(
+            "/instances",
+            ALICE,
+            json!({ "workflow": "quick", "tenant": "globex" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("tenant"))
+    );
+    // The admin starts in any tenant; an unbound user in none.
+    let q = s
+        .start_instance(
+            ADMIN,
+            json!({ "workflow": "quick", "version": "1.0.0", "tenant": "globex" }),
+        )
+        .await;
+    assert_eq!(
+        (q["tenant"].as_str(), q["version"].as_str()),
+        (Some("globex"), Some("1.0.0"))
+    );
+    let c = s
+        .start_instance(CAROL, json!({ "workflow": "quick" }))
+        .await;
+    assert_eq!(c["tenant"], Value::Null);
+    s.wait_status(c["id"].as_str().unwrap(), CAROL, "completed")
+        .await;
+
+    // Lists: a tenant sees only its own, whatever it asks.
+    s.wait_status("globex-1", BOB, "waiting").await;
+    let waiting = s.wait_status(&a_id, ALICE, "waiting").await;
+    assert_eq!(waiting["current_steps"], json!(["approve"]));
+    assert_eq!(waiting["tasks"][0]["step"], "approve");
+    assert_eq!(waiting["tasks"][0]["allowed"], false);
+    let ids = |v: &Value| -> HashSet<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let alice_list = s.ok("/instances", ALICE).await;
+    assert_eq!(ids(&alice_list), HashSet::from([a_id.clone()]));
+    assert_eq!(alice_list["next_cursor"], Value::Null);
+    assert!(ids(&s.ok("/instances?tenant=globex", ALICE).await).is_empty());
+    assert_eq!(ids(&s.ok("/instances", ADMIN).await).len(), 4);
+    assert_eq!(ids(&s.ok("/instances?tenant=globex", ADMIN).await).len(), 2);
+    assert_eq!(
+        ids(&s
+            .ok("/instances?status=waiting&workflow=approval", ADMIN)
+            .await)
+        .len(),
+        2
+    );
+    assert_eq!(
+        ids(&s.ok("/instances?created_by=carol@example.com", CAROL).await),
+        HashSet::from([c["id"].as_str().unwrap().to_string()])
+    );
+    assert!(ids(&s.ok("/instances?since=2999-01-01T00:00:00Z", ADMIN).await).is_empty());
+    assert_eq!(
+        ids(&s.ok("/instances?until=2999-01-01T00:00:00Z", ADMIN).await).len(),
+        4
+    );
+    for (query, field) in [
+        ("status=bogus", "status"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("since=yesterday", "since"),
+        ("cursor=not-a-cursor", "cursor"),
+    ] {
+        let (status, p) = s.get(&format!("/instances?{query}"), ADMIN).await;
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{query}: {p}"
+        );
+    }
+    assert_eq!(
+        s.get("/instances?limit=ten", ADMIN).await.0,
+        StatusCode::BAD_REQUEST
+    );
+
+    // Detail and graph: another tenant's instance does not exist.
+    assert_eq!(
+        s.get("/instances/globex-1", ALICE).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/instances/globex-1/graph", ALICE).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/instances/nope", ADMIN).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let graph = s.ok(&format!("/instances/{a_id}/graph"), ALICE).await;
+    assert_eq!(
+        graph["states"],
+        json!({ "approve": "waiting", "record": "pending" })
+    );
+    assert!(graph["mermaid"].is_string());
+
+    // Tasks: a tenant sees only its own; `allowed` and `mine` follow the caller.
+    let tasks = s.ok("/tasks", ALICE).await;
+    assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
+    assert_eq!(tasks[0]["instance_id"], a_id.as_str());
+    assert_eq!(tasks[0]["workflow"], "approval");
+    assert_eq!(tasks[0]["form"]["required"], json!(["approved"]));
+    assert_eq!(s.ok("/tasks", ADMIN).await.as_array().unwrap().len(), 2);
+    assert!(s
+        .ok("/tasks?mine=true", ALICE)
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let mine = s.ok("/tasks?mine=true&status=open", MANAGER).await;
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["allowed"], true);
+    assert_eq!(
+        s.ok("/tasks?candidate=manager@example.com", ADMIN)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(s
+        .ok("/tasks?assignee=x", ADMIN)
+        .await
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        s.ok(&format!("/tasks?instance_id={a_id}"), ADMIN)
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let (status, p) = s.get("/tasks?status=done", ADMIN).await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("status"))
+    );
+    assert!(s.ok("/tasks", BOB).await[0]["instance_id"] == "globex-1");
+    let task = s.ok(&format!("/tasks/{a_id}/approve"), MANAGER).await;
+    assert_eq!(
+        (task["title"].as_str(), task["allowed"].as_bool()),
+        (Some("Approve it"), Some(true))
+    );
+    assert_eq!(
+        s.get(&format!("/tasks/{a_id}/approve"), BOB).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&format!("/tasks/{a_id}/record"), ADMIN).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Complete: only as oneself; 403 for a user the task does not allow (even an admin),
+    // 404 for another tenant, 400 with each field for bad data, then 200, then 409.
+    let complete = format!("/tasks/{a_id}/approve/complete");
+    let (status, p) = s
+        .post(&complete, ALICE, json!({ "data": { "approved": true } }))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{p}");
+    assert_eq!(
+        s.post(&complete, ADMIN, json!({ "data": { "approved": true } }))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // Naming the manager in the body changes nothing: there is no such field.
+    let (status, _) = s
+        .post(
+            &complete,
+            ALICE,
+            json!({ "data": { "approved": true }, "user": "manager@example.com" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.post(&complete, BOB, json!({ "data": { "approved": true } }))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, p) = s
+        .post(
+            &complete,
+            MANAGER,
+            json!({ "data": { "approved": "yes", "amount": -1 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    assert_eq!(p["type"], "https://weir.dev/problems/form-invalid");
+    let fields: HashSet<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, HashSet::from(["/approved", "/amount"]), "{p}");
+    assert_eq!(
+        s.post(
+            &format!("/tasks/{a_id}/nope/complete"),
+            MANAGER,
+            json!({ "data": {} })
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, done) = s
+        .post(&complete, MANAGER, json!({ "data": { "approved": true } }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let done = s.wait_status(&a_id, ALICE, "completed").await;
+    assert_eq!(done["context"]["approved"], true);
+    assert!(done["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["step"] == "approve" && h["worker"] == "manager@example.com"));
+    let (status, p) = s
+        .post(&complete, MANAGER, json!({ "data": { "approved": true } }))
+        .await;
+    assert_eq!(
+        (status, p["type"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("https://weir.dev/problems/conflict")
+        )
+    );
+
+    // Cancel: 404 for another tenant, 200, then 409; retry of a non-failed one is 409.
+    assert_eq!(
+        s.post("/instances/globex-1/cancel", ALICE, json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, canceled) = s
+        .post(
+            "/instances/globex-1/cancel",
+            BOB,
+            json!({ "reason": "not needed" }),
+        )
+        .await;
+    assert_eq!(
+        (status, canceled["status"].as_str()),
+        (StatusCode::OK, Some("canceled"))
+    );
+    assert_eq!(canceled["error"], "not needed");
+    assert_eq!(
+        s.post("/instances/globex-1/cancel", BOB, json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.post(&format!("/instances/{a_id}/retry"), ALICE, json!({}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.post("/instances/nope/cancel", ADMIN, json!({})).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A cancel with no body at all.
+    let empty = s
+        .http
+        .post(s.url(&format!("/instances/{}/cancel", c["id"].as_str().unwrap())))
+        .bearer_auth(CAROL)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.status(),
+        StatusCode::CONFLICT,
+        "completed: cannot cancel"
+    );
+
+    // Retry a failed instance: an unknown step is a 400, then it resumes and completes.
+    let f = s
+        .start_instance(ALICE, json!({ "workflow": "fails_once" }))
+        .await;
+    let f_id = f["id"].as_str().unwrap();
+    let failed = s.wait_status(f_id, ALICE, "failed").await;
+    assert_eq!(failed["failed_step"], "charge");
+    let (status, p) = s
+        .post(
+            &format!("/instances/{f_id}/retry"),
+            ALICE,
+            json!({ "from_step": "nope" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from_step"))
+    );
+    assert_eq!(
+        s.post(&format!("/instances/{f_id}/retry"), BOB, json!({}))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, _) = s
+        .post(
+            &format!("/instances/{f_id}/retry"),
+            ALICE,
+            json!({ "from_step": "charge" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    s.wait_status(f_id, ALICE, "completed").await;
+
+    // Admin-only endpoints.
+    let stats = s.ok("/stats", ADMIN).await;
+    assert!(
+        stats["instances"]["completed"].as_u64().unwrap() >= 3,
+        "{stats}"
+    );
+    assert!(s.ok("/dlq?limit=10", ADMIN).await.is_array());
+    for token in [ALICE, CAROL] {
+        assert_eq!(s.get("/stats", token).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(s.get("/dlq", token).await.0, StatusCode::FORBIDDEN);
+    }
+    let (status, p) = s.get("/dlq?limit=0", ADMIN).await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit"))
+    );
+
+    // Unknown paths are problems too.
+    assert_eq!(s.get("/nope", ADMIN).await.0, StatusCode::NOT_FOUND);
+
+    // Graceful stop, with an event stream open: the stream ends and the exit code is 0.
+    let mut open = s.events("", Some(ADMIN)).await;
+    let mut s = s;
+    let code = s.serve.take().expect("serve runs").terminate();
+    assert_eq!(code, Some(0), "weir serve stops cleanly on SIGTERM");
+    assert!(open.next(DEADLINE).await.is_none(), "the stream ended");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_stream_live_and_per_tenant() {
+    let s = Stack::start().await;
+    // EventSource cannot set headers: the token may come as ?access_token=.
+    let mut one = s
+        .events(&format!("?instance_id=ev-1&access_token={ADMIN}"), None)
+        .await;
+    let mut bob = s.events("", Some(BOB)).await;
+    let (status, _) = s
+        .call(
+            Method::GET,
+            "/events?instance_id=ev-1&access_token=wrong",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // ?access_token= is for the event stream only.
+    assert_eq!(
+        s.call(
+            Method::GET,
+            &format!("/me?access_token={ADMIN}"),
+            None,
+            None
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // An acme instance runs to its end first; then a globex one.
+    s.start_instance(ALICE, json!({ "workflow": "quick", "id": "ev-1" }))
+        .await;
+    let seen = one.until("ev-1", "WorkflowCompleted").await;
+    let types: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(types.first(), Some(&"WorkflowStarted"), "{types:?}");
+    assert!(types.contains(&"StepExecuted"), "{types:?}");
+    for (kind, data) in &seen {
+        assert_eq!(data["type"], kind.as_str());
+        assert_eq!(data["instance_id"], "ev-1", "only the instance asked for");
+        assert!(data["timestamp"].is_string());
+    }
+    s.wait_status("ev-1", ALICE, "completed").await;
+    s.start_instance(BOB, json!({ "workflow": "quick", "id": "ev-2" }))
+        .await;
+    let bobs = bob.until("ev-2", "WorkflowCompleted").await;
+    assert!(
+        bobs.iter().all(|(_, d)| d["instance_id"] == "ev-2"),
+        "bob (globex) saw another tenant's events: {bobs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagination_returns_every_instance_once() {
+    let s = Stack::start().await;
+    let mut started = HashSet::new();
+    for i in 0..23 {
+        let token = if i % 3 == 0 { BOB } else { ALICE };
+        let v = s
+            .start_instance(token, json!({ "workflow": "quick", "data": { "i": i } }))
+            .await;
+        started.insert(v["id"].as_str().unwrap().to_string());
+    }
+    let walk = |token: &'static str, query: &'static str| {
+        let s = &s;
+        async move {
+            let mut seen: Vec<String> = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..100 {
+                let path = match &cursor {
+                    Some(c) => format!("/instances?limit=4{query}&cursor={c}"),
+                    None => format!("/instances?limit=4{query}"),
+                };
+                let page = s.ok(&path, token).await;
+                let items = page["items"].as_array().unwrap();
+                assert!(items.len() <= 4);
+                let mut last: Option<(String, String)> = None;
+                for item in items {
+                    let pos = (
+                        item["created_at"].as_str().unwrap().to_string(),
+                        item["id"].as_str().unwrap().to_string(),
+                    );
+                    if let Some(prev) = &last {
+                        assert!(pos < *prev, "newest first");
+                    }
+                    last = Some(pos.clone());
+                    seen.push(pos.1);
+                }
+                match page["next_cursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_string()),
+                    None => return seen,
+                }
+            }
+            panic!("the listing never ended");
+        }
+    };
+    let all = walk(ADMIN, "").await;
+    assert_eq!(all.len(), started.len(), "each instance once");
+    assert_eq!(all.iter().cloned().collect::<HashSet<_>>(), started);
+    let alice = walk(ALICE, "").await;
+    assert_eq!(alice.len(), 15);
+    assert_eq!(alice.iter().collect::<HashSet<_>>().len(), 15);
+    let bob = walk(BOB, "&workflow=quick").await;
+    assert_eq!(bob.len(), 8);
+    assert!(bob.iter().all(|id| !alice.contains(id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_headers_and_secure_defaults() {
+    // No tokens and no trusted header: refuses to start, saying what to do.
+    let out = Command::new(weir_path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("WEIR_AUTH_FILE")
+        .env("WEIR_REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .expect("weir serve runs");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--auth-file"), "{err}");
+    // A broken auth file is refused too.
+    let bad = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(bad.path(), "tokens: [{ token: x }]").unwrap();
+    let out = Command::new(weir_path())
+        .args(["serve", "--auth-file", &bad.path().display().to_string()])
+        .output()
+        .expect("weir serve runs");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth file"));
+
+    // Behind a proxy: the user and tenant come from headers.
+    let server = RedisServer::start().expect("redis-server starts");
+    let (_serve, base) = spawn_serve(
+        &server.url(),
+        "hdr",
+        &[
+            "--trusted-user-header",
+            "X-User",
+            "--trusted-tenant-header",
+            "X-Tenant",
+        ],
+    );
+    let http = reqwest::Client::new();
+    let me = http
+        .get(format!("{base}/api/v1/me"))
+        .header("x-user", "dana@example.com")
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+    assert_eq!(
+        me.json::<Value>().await.unwrap(),
+        json!({ "user": "dana@example.com", "tenant": "acme", "admin": false })
+    );
+    let no_tenant = http
+        .get(format!("{base}/api/v1/me"))
+        .header("x-user", "dana@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_tenant.status(), StatusCode::UNAUTHORIZED);
+    let nobody = http.get(format!("{base}/api/v1/me")).send().await.unwrap();
+    assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
+    assert!(nobody.headers().contains_key("www-authenticate"));
+}
+
+/// The schemathesis command: `WEIR_SCHEMATHESIS`, else the virtual environment that
+/// `.ci/setup.d/schemathesis.sh` makes, else `schemathesis` on the PATH.
+fn schemathesis() -> PathBuf {
+    if let Some(p) = std::env::var_os("WEIR_SCHEMATHESIS") {
+        return PathBuf::from(p);
+    }
+    let venv =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/api-fuzz-venv/bin/schemathesis");
+    if venv.exists() {
+        return venv;
+    }
+    PathBuf::from("schemathesis")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error() {
+    let s = Stack::start().await;
+    // The instance the fuzzer's path parameters name (tests/api-fuzz/schemathesis.toml).
+    s.start_instance(ADMIN, json!({ "workflow": "approval", "id": "fuzz-1" }))
+        .await;
+    s.wait_status("fuzz-1", ADMIN, "waiting").await;
+    let config =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/api-fuzz/schemathesis.toml");
+    let program = schemathesis();
+    let child = Command::new(&program)
+        .arg("--config-file")
+        .arg(&config)
+        .arg("run")
+        .arg(s.url("/openapi.json"))
+        .arg("--no-color")
+        .env("WEIR_FUZZ_TOKEN", ADMIN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}): install it with `bash .ci/setup.d/schemathesis.sh` \
+                 (or set WEIR_SCHEMATHESIS)",
+                program.display()
+            )
+        });
+    let pid = child.id();
+    // A bound whatever happens: the run takes about 10 s here.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(Duration::from_secs(300)) {
+        Ok(out) => out.expect("schemathesis runs"),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!("schemathesis did not finish within 300 s");
+        }
+    };
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Shown with --no-capture, or when the test fails.
+    eprintln!("{report}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}"
+    );
+    assert!(report.contains("passed"), "{report}");
+    // The server is still healthy afterwards.
+    assert_eq!(
+        s.call(Method::GET, "/health", None, None).await.0,
+        StatusCode::OK
+    );
+}
