@@ -100,6 +100,8 @@ async function render() {
       return;
     }
     cleanup = typeof done === 'function' ? done : null;
+    const heading = main.querySelector('h1');
+    document.title = heading ? `${heading.textContent} · Weir` : 'Weir';
   } catch (err) {
     if (id !== renderId || err.status === 401) return;
     replace(main, h('h1', { text: 'Something went wrong' }), notice('error', errorText(err)));

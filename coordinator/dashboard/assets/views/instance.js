@@ -23,6 +23,7 @@ export default async function instance(main, { params }) {
     h('h2', { text: 'Context' }), context, h('h2', { text: 'History' }), history);
 
   let detail = null;
+  let drawnFor = null;
 
   async function load() {
     const [d, g] = await Promise.all([
@@ -48,7 +49,9 @@ export default async function instance(main, { params }) {
     replace(graphBox, diagram(g, { title: `Diagram of instance ${d.id}, coloured by step state` }));
     replace(context, json(d.context));
     replace(history, historyTable(d.history || []));
-    drawActions(status);
+    // redrawn only when the status changes, so a live update never wipes a reason being typed
+    if (status !== drawnFor) drawActions(status);
+    drawnFor = status;
   }
 
   function drawActions(status) {

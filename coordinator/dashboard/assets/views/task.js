@@ -7,6 +7,7 @@ import { h, replace } from '../dom.js';
 import { errorText, json, notice, pageHead, time } from '../format.js';
 import { schemaForm } from '../form.js';
 import { go } from '../router.js';
+import { onEvents } from '../live.js';
 
 export default async function task(main, { params, me }) {
   const path = `/tasks/${seg(params.instance)}/${seg(params.step)}`;
@@ -22,6 +23,7 @@ export default async function task(main, { params, me }) {
   }
 
   const form = schemaForm(t.form || { type: 'object' });
+  let submitting = false;
   const status = h('div', { 'aria-live': 'polite' });
   const submit = h('button', { type: 'submit', text: 'Complete task', disabled: t.allowed === false });
   const el = h('form', { class: 'card task-form', novalidate: true }, form.element, status, h('div', { class: 'form-actions' }, submit));
@@ -33,10 +35,12 @@ export default async function task(main, { params, me }) {
       return;
     }
     submit.disabled = true;
+    submitting = true;
     try {
       await api(`${path}/complete`, { method: 'POST', body: { data: form.value() } });
       go(`/instances/${params.instance}`);
     } catch (err) {
+      submitting = false;
       submit.disabled = false;
       if (err.kind === 'form-invalid' && err.errors.length) {
         form.showErrors(err.errors);
@@ -49,8 +53,10 @@ export default async function task(main, { params, me }) {
     }
   });
 
+  const changed = h('div', { 'aria-live': 'polite' });
   replace(main,
     pageHead(t.title || t.step),
+    changed,
     t.description ? h('p', { class: 'lede', text: t.description }) : null,
     h('dl', { class: 'facts-grid' },
       fact('Instance', h('a', { href: `#/instances/${seg(t.instance_id)}`, text: t.instance_id })),
@@ -64,6 +70,15 @@ export default async function task(main, { params, me }) {
     el,
     me.admin || t.allowed ? reassignForm(t, path) : null,
     h('details', { class: 'raw' }, h('summary', { text: 'Form schema' }), json(t.form || null)));
+
+  // Someone else completing or reassigning the task, or the instance ending, is said at once.
+  return onEvents((e) => e.instance_id === t.instance_id && !submitting
+    && (/^(HumanTask|Task)(Completed|Reassigned)$/.test(e.type) ? !e.step || e.step === t.step : /^Workflow(Canceled|Failed|Completed)$/.test(e.type)),
+  () => {
+    if (submitting) return;
+    changed.replaceChildren(notice('info', 'This task was just completed, reassigned or ended elsewhere. ',
+      h('a', { href: `#/tasks/${seg(t.instance_id)}/${seg(t.step)}?r=${Date.now()}`, text: 'Reload it' })));
+  }, 200);
 }
 
 /** Hands the task to other people (an admin, or a user who may complete it). */
