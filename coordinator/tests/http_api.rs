@@ -737,6 +737,53 @@ async fn every_endpoint_and_error_code() {
         .0,
         StatusCode::NOT_FOUND
     );
+    // Reassign: an admin or a user the task allows; recorded in the history.
+    let reassign = format!("/tasks/{a_id}/approve/reassign");
+    let to_both = json!({ "candidates": ["manager@example.com", "alice@example.com"] });
+    assert_eq!(
+        s.post(&reassign, ALICE, to_both.clone()).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post(&reassign, BOB, to_both.clone()).await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, p) = s
+        .post(&reassign, MANAGER, json!({ "candidates": [" "] }))
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("assignee"))
+    );
+    assert_eq!(
+        s.post(
+            &format!("/tasks/{a_id}/nope/reassign"),
+            ADMIN,
+            to_both.clone()
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, t) = s.post(&reassign, MANAGER, to_both.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["candidates"], to_both["candidates"]);
+    assert_eq!(
+        s.ok(&format!("/tasks/{a_id}/approve"), ALICE).await["allowed"],
+        true
+    );
+    let history = s.ok(&format!("/instances/{a_id}"), ALICE).await["history"].clone();
+    let record = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["status"] == "reassigned")
+        .unwrap_or_else(|| panic!("no reassigned record: {history}"));
+    assert_eq!(record["worker"], "manager@example.com");
+    assert!(record["note"]
+        .as_str()
+        .unwrap()
+        .contains("alice@example.com"));
     let (status, done) = s
         .post(&complete, MANAGER, json!({ "data": { "approved": true } }))
         .await;
@@ -748,6 +795,11 @@ async fn every_endpoint_and_error_code() {
         .unwrap()
         .iter()
         .any(|h| h["step"] == "approve" && h["worker"] == "manager@example.com"));
+    assert_eq!(
+        s.post(&reassign, ADMIN, to_both.clone()).await.0,
+        StatusCode::CONFLICT,
+        "a done task cannot be reassigned"
+    );
     let (status, p) = s
         .post(&complete, MANAGER, json!({ "data": { "approved": true } }))
         .await;
@@ -911,6 +963,23 @@ async fn events_stream_live_and_per_tenant() {
         assert!(data["timestamp"].is_string());
     }
     s.wait_status("ev-1", ALICE, "completed").await;
+    // A reassignment is announced.
+    let mut three = s.events("?instance_id=ev-3", Some(ALICE)).await;
+    s.start_instance(ALICE, json!({ "workflow": "approval", "id": "ev-3" }))
+        .await;
+    s.wait_status("ev-3", ALICE, "waiting").await;
+    let (status, _) = s
+        .post(
+            "/tasks/ev-3/approve/reassign",
+            ADMIN,
+            json!({ "assignee": "alice@example.com" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = three.until("ev-3", "HumanTaskReassigned").await;
+    let (_, event) = seen.last().unwrap();
+    assert_eq!(event["assignee"], "alice@example.com");
+    assert_eq!(event["by"], "ops@example.com");
     s.start_instance(BOB, json!({ "workflow": "quick", "id": "ev-2" }))
         .await;
     let bobs = bob.until("ev-2", "WorkflowCompleted").await;

@@ -27,6 +27,7 @@
 //! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=` | open tasks, each with `allowed` |
 //! | `GET /tasks/{instance_id}/{step}` | one open task with its form; 404 when not open |
 //! | `POST /tasks/{instance_id}/{step}/complete` | `{data}` as the caller -> detail |
+//! | `POST /tasks/{instance_id}/{step}/reassign` | `{assignee?, candidates?}` -> task (admin, or a user the task allows) |
 //! | `GET /events?instance_id=` | Server-Sent Events (also `?access_token=`) |
 //! | `GET /dlq?limit=` (admin) | dead letters |
 //! | `GET /stats` (admin) | the `weir stats --json` object |
@@ -53,8 +54,11 @@
 //!
 //! # Contract changes
 //!
-//! None: the contract's paths and fields are all served. Added fields: `finished_at` on
-//! instances; `mermaid_id` and `initial` on graph nodes; `on` on every graph edge.
+//! The contract's paths and fields are all served. Event names are the engine's: the
+//! contract's examples `TaskCreated` and `TaskReassigned` are `HumanTaskCreated` and
+//! `HumanTaskReassigned` (like `HumanTaskCompleted`). Added fields: `finished_at` on
+//! instances; `mermaid_id` and `initial` on graph nodes; `on` on every graph edge; `note`
+//! on history records (for a reassignment, to whom).
 
 mod auth;
 mod dashboard;
@@ -109,6 +113,10 @@ fn api() -> Router<AppState> {
         .route(
             "/tasks/{instance_id}/{step}/complete",
             post(tasks::complete),
+        )
+        .route(
+            "/tasks/{instance_id}/{step}/reassign",
+            post(tasks::reassign),
         )
         .route("/events", get(events::stream))
         .route("/dlq", get(ops::dlq))

@@ -1,8 +1,12 @@
-//! `/tasks`: the inbox of open human tasks, one task with its form, and completing it.
+//! `/tasks`: the inbox of open human tasks, one task with its form, completing it, and
+//! reassigning it.
 //!
 //! The completing user is always the authenticated caller: the body carries only the form
 //! data, so nobody can complete a task in another user's name. A tenant-bound caller sees
-//! only its tenant's tasks; another tenant's task is "not found" (404).
+//! only its tenant's tasks; another tenant's task is "not found" (404). A task may be
+//! reassigned by an admin or by a user it allows (its assignee or a candidate, or anyone
+//! when it names no one); the reassignment is recorded in the instance's history as done
+//! by the caller and announced as a `HumanTaskReassigned` event.
 
 use std::collections::HashMap;
 
@@ -13,7 +17,7 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use weir::api::{InstanceView, TaskFilter};
 use weir::definition::CompiledKind;
-use weir::model::Task;
+use weir::model::{Assignment, Task};
 use weir::redis::store;
 
 use super::auth::Caller;
@@ -45,6 +49,18 @@ pub struct CompleteBody {
     /// The form data (checked against the task's form).
     #[serde(default = "empty_object")]
     pub data: Value,
+}
+
+/// `POST /tasks/{instance_id}/{step}/reassign`: who may complete the task from now on.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReassignBody {
+    /// The new assignee.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    /// The new candidates (replacing the old ones).
+    #[serde(default)]
+    pub candidates: Vec<String>,
 }
 
 fn empty_object() -> Value {
@@ -144,6 +160,70 @@ pub async fn complete(
         .complete_human_task(&instance_id, &step, &caller.user, body.data)
         .await?;
     Ok(Json(detail_of(&state, &caller, &instance_id).await?))
+}
+
+/// Gives a task to another assignee and/or candidates.
+#[utoipa::path(post, path = "/api/v1/tasks/{instance_id}/{step}/reassign", tag = "tasks",
+    params(
+        ("instance_id" = String, Path, description = "The instance id"),
+        ("step" = String, Path, description = "The human step"),
+    ),
+    request_body = ReassignBody,
+    responses(
+        (status = 200, description = "Reassigned: the task", body = TaskView),
+        (status = 400, description = "Bad input (names no one)", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Neither an admin nor a user the task allows", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance or step", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The task is not open", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn reassign(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((instance_id, step)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ReassignBody>,
+) -> Result<Json<TaskView>, Problem> {
+    let to = Assignment {
+        assignee: body
+            .assignee
+            .map(|a| a.trim().to_string())
+            .filter(|a| !a.is_empty()),
+        candidates: body
+            .candidates
+            .into_iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
+    };
+    if to.assignee.is_none() && to.candidates.is_empty() {
+        return Err(Problem::invalid_field(
+            "assignee",
+            "name an assignee or at least one candidate",
+        ));
+    }
+    visible(&state, &caller, &instance_id).await?;
+    // A task that is not open is left to the engine to refuse (409, or 404 for no such step).
+    if let Ok(task) = open_task(&state, &caller, &instance_id, &step).await {
+        if !caller.admin && !task.allows(&caller.user) {
+            return Err(Problem::forbidden(format!(
+                "{} may not reassign the task of step {step:?}: only an admin or a user the \
+                 task allows may",
+                caller.user
+            )));
+        }
+    }
+    state
+        .client
+        .reassign_task(&instance_id, &step, &caller.user, to)
+        .await?;
+    let task = open_task(&state, &caller, &instance_id, &step).await?;
+    let names = workflow_names(&state, std::slice::from_ref(&task)).await?;
+    Ok(Json(TaskView::new(
+        &task,
+        names.get(&instance_id).cloned(),
+        &caller.user,
+    )))
 }
 
 /// The open task of a step that the caller may see; 404 otherwise.

@@ -123,7 +123,8 @@ pub struct Attempt {
     pub step: String,
     /// The attempt number, from 1.
     pub attempt: u32,
-    /// `running`, `completed`, `failed`, `retrying`, `timed_out`, `canceled`, `skipped`, ...
+    /// `running`, `completed`, `failed`, `retrying`, `timed_out`, `canceled`, `skipped`,
+    /// `reassigned`, ...
     pub status: String,
     /// When it started.
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -135,6 +136,8 @@ pub struct Attempt {
     pub worker: Option<String>,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// More about the record, for people (for a reassignment: to whom).
+    pub note: Option<String>,
 }
 
 impl From<&AttemptRecord> for Attempt {
@@ -147,6 +150,7 @@ impl From<&AttemptRecord> for Attempt {
             finished_at: r.finished_at,
             worker: r.worker.clone(),
             error: r.error.clone(),
+            note: r.note.clone(),
         }
     }
 }
