@@ -96,6 +96,10 @@ async function main() {
   log('signed in; live updates connected');
   await screenshot('home');
 
+  // 1b. the form renderer on its own, in this page: every supported type, and errors mapped
+  await checkFormRenderer();
+  log('the form renderer draws every supported type and places errors by JSON pointer');
+
   // 2. the definition and its diagram
   await page.locator('#nav a[data-nav="definitions"]').click();
   await page.getByRole('link', { name: WORKFLOW, exact: true }).click();
@@ -221,6 +225,72 @@ async function main() {
   }
 
   expect(problems.length === 0, `the page had errors:\n  ${problems.join('\n  ')}`);
+}
+
+/** Draws a rich schema with the dashboard's own form module, fills it, and checks the data
+ * read back, the browser's checks, and where a server's errors land. */
+async function checkFormRenderer() {
+  const result = await page.evaluate(async () => {
+    const { schemaForm } = await import('/assets/form.js');
+    const schema = {
+      type: 'object',
+      required: ['name', 'count', 'level'],
+      properties: {
+        name: { type: 'string', title: 'Name', description: 'Who asks', minLength: 2 },
+        count: { type: 'integer', title: 'Count', minimum: 1, maximum: 9 },
+        ratio: { type: 'number', title: 'Ratio' },
+        urgent: { type: 'boolean', title: 'Urgent' },
+        level: { title: 'Level', enum: ['low', 'high'] },
+        colours: { type: 'array', title: 'Colours', items: { enum: ['red', 'green', 'blue'] } },
+        sizes: { type: 'array', title: 'Sizes', items: { type: 'integer' }, maxItems: 2 },
+        address: { type: 'object', title: 'Address', required: ['city'], properties: { city: { type: 'string', title: 'City' }, zip: { type: 'string', title: 'Zip', pattern: '^[0-9]{5}$' } } },
+        extra: { title: 'Extra', oneOf: [{ type: 'string' }, { type: 'number' }] },
+      },
+    };
+    const f = schemaForm(schema);
+    const host = document.createElement('form');
+    host.append(f.element);
+    document.body.append(host);
+    const q = (sel) => host.querySelector(sel);
+    const set = (field, value) => { const el = q(`[data-field="${field}"] input, [data-field="${field}"] select, [data-field="${field}"] textarea`); el.value = value; };
+    const out = { labels: [...host.querySelectorAll('label, legend')].map((l) => l.textContent) };
+    out.emptyErrors = f.validate().map((e) => e.field);
+    set('/name', 'A'); set('/count', '3.5'); set('/address/zip', 'abc');
+    out.badErrors = f.validate().map((e) => `${e.field} ${e.message}`);
+    set('/name', 'Ann'); set('/count', '4'); set('/ratio', '0.25'); q('[data-field="/urgent"] input').checked = true;
+    q('[data-field="/level"] select').value = '1';
+    host.querySelectorAll('[data-field="/colours"] input')[2].checked = true;
+    q('[data-field="/sizes"] .add-item').click(); q('[data-field="/sizes"] .add-item').click();
+    const sizeInputs = host.querySelectorAll('[data-field="/sizes"] li input');
+    sizeInputs[0].value = '10'; sizeInputs[1].value = '12';
+    set('/address/city', 'Lyon'); set('/address/zip', '69001'); set('/extra', '"x"');
+    out.goodErrors = f.validate();
+    out.value = f.value();
+    const unplaced = f.showErrors([
+      { field: '/address', message: '"city" is a required property' },
+      { field: '/sizes/1', message: '12 is too big' },
+      { field: '', message: 'something about the whole' },
+    ]);
+    out.cityError = q('[data-field="/address/city"] .field-error').textContent;
+    out.sizeError = host.querySelectorAll('[data-field="/sizes"] li .field-error')[1].textContent;
+    out.unplaced = unplaced.map((e) => e.message);
+    out.summary = q('.form-errors').textContent;
+    out.invalidCity = q('[data-field="/address/city"] input').getAttribute('aria-invalid');
+    out.describedBy = q('[data-field="/name"] input').getAttribute('aria-describedby');
+    host.remove();
+    return out;
+  });
+  const want = (cond, what) => expect(cond, `form renderer: ${what}: ${JSON.stringify(result)}`);
+  want(['Name *', 'Count *', 'Level *', 'Address', 'City *', 'Colours', 'Sizes'].every((l) => result.labels.includes(l)), 'labels, with required marks');
+  want(JSON.stringify(result.emptyErrors) === JSON.stringify(['/name', '/count', '/level', '/address/city']), 'required fields when empty');
+  want(result.badErrors.some((e) => e.startsWith('/name Must be at least 2')) && result.badErrors.some((e) => e.startsWith('/count Enter a whole number'))
+    && result.badErrors.some((e) => e.startsWith('/address/zip Must match')), 'length, integer and pattern checks');
+  want(result.goodErrors.length === 0, 'good data passes');
+  want(JSON.stringify(result.value) === JSON.stringify({ name: 'Ann', count: 4, ratio: 0.25, urgent: true, level: 'high', colours: ['blue'], sizes: [10, 12], address: { city: 'Lyon', zip: '69001' }, extra: 'x' }), 'the data read back');
+  want(result.cityError.includes('required') && result.invalidCity === 'true', 'a server "required" error lands on the missing field');
+  want(result.sizeError.includes('12 is too big'), 'an array item error lands on the item');
+  want(result.unplaced.length === 1 && result.summary.includes('something about the whole'), 'an error about the whole form shows above it');
+  want(result.describedBy.split(' ').some((id) => id.endsWith('-help')) && result.describedBy.split(' ').some((id) => id.endsWith('-error')), 'inputs are described by their help and error');
 }
 
 let code = 0;

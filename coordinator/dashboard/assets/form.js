@@ -296,7 +296,7 @@ function arrayField(schema, pointer, name, required, initial, fields) {
   const list = h('ol', { class: 'array-items' });
   const rows = [];
   const errorEl = h('p', { class: 'field-error', hidden: true, 'aria-live': 'polite' });
-  const addButton = h('button', { type: 'button', class: 'secondary small', text: `Add ${String(label(itemSchema, '') === 'Value' ? 'an item' : label(itemSchema, '')).toLowerCase()}` });
+  const addButton = h('button', { type: 'button', class: 'secondary small add-item', text: `Add ${String(label(itemSchema, '') === 'Value' ? 'an item' : label(itemSchema, '')).toLowerCase()}` });
   const el = h('fieldset', { class: 'group array', dataset: { field: pointer } },
     h('legend', {}, label(schema, name), required ? h('span', { class: 'req', text: ' *' }) : null),
     schema.description ? h('p', { class: 'field-help', text: schema.description }) : null,
