@@ -80,9 +80,9 @@ pub struct Page {
 }
 
 /// What one partition found.
-struct Found {
+struct Found<T> {
     /// Matches, in listing order.
-    matches: Vec<(Cursor, weir::Instance)>,
+    matches: Vec<(Cursor, T)>,
     /// The last position read, when entries below it were not read.
     floor: Option<Cursor>,
 }
@@ -99,37 +99,42 @@ pub async fn page(
     for part in c.keys.all_parts() {
         found.push(scan(client, &part, filter, limit, after).await?);
     }
-    let cut = found.iter().filter_map(|f| f.floor.clone()).max();
-    let mut all: Vec<(Cursor, weir::Instance)> =
-        found.into_iter().flat_map(|f| f.matches).collect();
-    all.sort_by(|a, b| b.0.cmp(&a.0));
-    let mut items = Vec::new();
-    let mut last: Option<Cursor> = None;
-    let mut more = false;
-    for (pos, inst) in all {
-        if cut.as_ref().is_some_and(|cut| pos < *cut) {
-            more = true;
-            break;
-        }
-        if items.len() == limit {
-            more = true;
-            break;
-        }
+    let (picked, next) = merge(found, limit);
+    let mut items = Vec::with_capacity(picked.len());
+    for (_, inst) in picked {
         let wf = client
             .get_definition(&inst.definition, Some(&inst.version))
             .await?;
         items.push(InstanceView::new(&inst, &wf));
-        last = Some(pos);
+    }
+    Ok(Page { items, next })
+}
+
+/// Merges what the partitions found into one page of at most `limit`, and the cursor to go
+/// on from. Only positions every partition has read past are safe to return: below the
+/// highest `floor` a partition may hold entries not read yet.
+fn merge<T>(found: Vec<Found<T>>, limit: usize) -> (Vec<(Cursor, T)>, Option<Cursor>) {
+    let cut = found.iter().filter_map(|f| f.floor.clone()).max();
+    let mut all: Vec<(Cursor, T)> = found.into_iter().flat_map(|f| f.matches).collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut more = false;
+    let mut items = Vec::new();
+    for (pos, item) in all {
+        if items.len() == limit || cut.as_ref().is_some_and(|cut| pos < *cut) {
+            more = true;
+            break;
+        }
+        items.push((pos, item));
     }
     let next = if items.len() == limit && (more || cut.is_some()) {
-        last
+        items.last().map(|(pos, _)| pos.clone())
     } else if cut.is_some() {
         // Fewer than `limit`: everything at or above the cut is returned.
         cut
     } else {
         None
     };
-    Ok(Page { items, next })
+    (items, next)
 }
 
 /// The most selective index for a filter, in one partition.
@@ -155,7 +160,7 @@ async fn scan(
     filter: &InstanceFilter,
     limit: usize,
     after: Option<&Cursor>,
-) -> Result<Found, EngineError> {
+) -> Result<Found<weir::Instance>, EngineError> {
     let c = client.connections();
     let key = index(part, filter);
     let mut max = filter
@@ -246,6 +251,65 @@ mod tests {
         for bad in ["", "!!", "djE6", "djE6eDpp", "eDox"] {
             let p = Cursor::decode(bad).unwrap_err();
             assert_eq!(p.field.as_deref(), Some("cursor"), "{bad}");
+        }
+    }
+
+    fn at(ms: i64, id: &str) -> Cursor {
+        Cursor {
+            created_ms: ms,
+            id: id.into(),
+        }
+    }
+
+    /// Pages out of partitions with the given contents (positions, newest first) and read
+    /// budgets, walked to the end: every position comes exactly once, newest first.
+    fn walk(parts: &[Vec<Cursor>], budget: usize, limit: usize) -> Vec<Cursor> {
+        let mut out: Vec<Cursor> = Vec::new();
+        let mut after: Option<Cursor> = None;
+        for _ in 0..1000 {
+            let found = parts
+                .iter()
+                .map(|entries| {
+                    let fresh: Vec<&Cursor> = entries
+                        .iter()
+                        .filter(|p| after.as_ref().is_none_or(|a| *p < a))
+                        .collect();
+                    let read: Vec<&Cursor> = fresh.iter().take(budget).copied().collect();
+                    Found {
+                        matches: read.iter().map(|p| ((*p).clone(), ())).collect(),
+                        floor: (fresh.len() > read.len()).then(|| read[read.len() - 1].clone()),
+                    }
+                })
+                .collect();
+            let (items, next) = merge(found, limit);
+            assert!(items.len() <= limit);
+            out.extend(items.into_iter().map(|(p, ())| p));
+            match next {
+                Some(n) => after = Some(n),
+                None => return out,
+            }
+        }
+        panic!("the walk never ended");
+    }
+
+    #[test]
+    fn merged_pages_return_every_position_once_newest_first() {
+        let parts = vec![
+            vec![at(9, "a"), at(7, "c"), at(7, "b"), at(3, "x"), at(1, "y")],
+            vec![at(8, "d"), at(7, "e"), at(2, "f")],
+            vec![],
+            vec![at(10, "g"), at(6, "h"), at(5, "i"), at(4, "j"), at(0, "k")],
+        ];
+        let mut expected: Vec<Cursor> = parts.iter().flatten().cloned().collect();
+        expected.sort_by(|a, b| b.cmp(a));
+        for budget in 1..=6 {
+            for limit in 1..=14 {
+                assert_eq!(
+                    walk(&parts, budget, limit),
+                    expected,
+                    "budget {budget}, limit {limit}"
+                );
+            }
         }
     }
 
