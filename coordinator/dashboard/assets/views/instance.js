@@ -67,7 +67,8 @@ export default async function instance(main, { params }) {
       message.replaceChildren();
       try {
         await api(`/instances/${seg(id)}/${path}`, { method: 'POST', body });
-        message.replaceChildren(notice('ok', path === 'cancel' ? 'Canceled.' : 'Retrying.'));
+        message.replaceChildren(notice('ok', path === 'cancel' ? 'Canceled.' : 'Retry requested.'));
+        drawnFor = null; // the status may be the same as before (failed again): redraw anyway
         await load();
       } catch (err) {
         message.replaceChildren(notice('error', errorText(err)));
