@@ -1101,6 +1101,23 @@ async fn trusted_headers_and_secure_defaults() {
     let nobody = http.get(format!("{base}/api/v1/me")).send().await.unwrap();
     assert_eq!(nobody.status(), StatusCode::UNAUTHORIZED);
     assert!(nobody.headers().contains_key("www-authenticate"));
+
+    // Redis gone: 503 problems, and the server keeps answering.
+    let mut server = server;
+    server.kill().expect("redis-server killed");
+    for path in ["/api/v1/health", "/api/v1/definitions", "/api/v1/instances"] {
+        let resp = http
+            .get(format!("{base}{path}"))
+            .header("x-user", "dana@example.com")
+            .header("x-tenant", "acme")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json");
+        let p: Value = resp.json().await.unwrap();
+        assert_eq!(p["type"], "https://weir.dev/problems/unavailable", "{p}");
+    }
 }
 
 /// The schemathesis command: `WEIR_SCHEMATHESIS`, else the virtual environment that
