@@ -79,15 +79,16 @@ export default async function instances(main, { query: q, me }) {
   let items = [];
   let cursor = null;
 
+  // `data-label` names each cell, for the phone layout where rows become cards
   const row = (i) => h('tr', { dataset: { id: i.id, status: i.status } },
-    h('td', {}, instanceLink(i.id)),
-    h('td', { text: `${i.workflow} ${i.version}` }),
-    h('td', {}, badge(i.status)),
-    h('td', { text: (i.current_steps || []).join(', ') }),
-    h('td', { text: i.tenant || '' }),
-    h('td', { text: i.created_by || '' }),
-    h('td', {}, time(i.created_at)),
-    h('td', {}, time(i.updated_at)));
+    h('td', { dataset: { label: 'Instance' } }, instanceLink(i.id)),
+    h('td', { dataset: { label: 'Workflow' }, text: `${i.workflow} ${i.version}` }),
+    h('td', { dataset: { label: 'Status' } }, badge(i.status)),
+    h('td', { dataset: { label: 'Current steps' }, text: (i.current_steps || []).join(', ') }),
+    h('td', { dataset: { label: 'Tenant' }, text: i.tenant || '' }),
+    h('td', { dataset: { label: 'Created by' }, text: i.created_by || '' }),
+    h('td', { dataset: { label: 'Created' } }, time(i.created_at)),
+    h('td', { dataset: { label: 'Updated' } }, time(i.updated_at)));
 
   const draw = () => {
     tbody.replaceChildren(...items.map(row));
