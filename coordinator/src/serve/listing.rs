@@ -30,7 +30,7 @@ use super::problem::Problem;
 /// Index entries one partition reads per batch.
 const BATCH: usize = 200;
 /// Index entries one partition reads for one page at most.
-pub const SCAN_BUDGET: usize = 5_000;
+pub const SCAN_BUDGET: usize = 2_000;
 
 /// A position in the listing order: (creation time in ms, id).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -94,11 +94,14 @@ pub async fn page(
     limit: usize,
     after: Option<&Cursor>,
 ) -> Result<Page, EngineError> {
-    let c = client.connections();
-    let mut found = Vec::new();
-    for part in c.keys.all_parts() {
-        found.push(scan(client, &part, filter, limit, after).await?);
-    }
+    let parts: Vec<PartitionKeys> = client.connections().keys.all_parts().collect();
+    // The partitions are read concurrently (one multiplexed connection carries them all).
+    let found = futures_util::future::try_join_all(
+        parts
+            .iter()
+            .map(|part| scan(client, part, filter, limit, after)),
+    )
+    .await?;
     let (picked, next) = merge(found, limit);
     let mut items = Vec::with_capacity(picked.len());
     for (_, inst) in picked {
