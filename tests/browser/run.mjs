@@ -186,6 +186,11 @@ async function main() {
   await page.locator(`table.instances tr[data-id="${instanceId}"][data-status="completed"]`).waitFor();
   expect(!(await page.getByRole('button', { name: 'Show more' }).isVisible()), 'no "Show more" when there is no next page');
   await screenshot('instances');
+  await page.setViewportSize({ width: 390, height: 844 });
+  const listOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(listOverflow <= 1, `the instance list fits a phone's width (${listOverflow}px too wide)`);
+  await screenshot('instances-phone');
+  await page.setViewportSize({ width: 1280, height: 860 });
 
   // 8. cancel: a second instance, canceled from its page while its task is open
   await page.goto(`${URL_}#/start?workflow=${encodeURIComponent(WORKFLOW)}`);
