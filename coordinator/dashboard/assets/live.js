@@ -31,7 +31,13 @@ export function connect(stateChanged) {
   }
   onState('connecting');
   source = new EventSource(`/api/v1/events?access_token=${encodeURIComponent(t)}`);
-  source.onopen = () => onState('live');
+  let opened = false;
+  source.onopen = () => {
+    onState('live');
+    // The stream has no replay: after a reconnection, every view re-reads what it shows.
+    if (opened) for (const fn of listeners) fn(null);
+    opened = true;
+  };
   source.onerror = () => onState(source && source.readyState === EventSource.CLOSED ? 'off' : 'connecting');
   const dispatch = (message) => {
     let event;
@@ -61,13 +67,15 @@ export function disconnect() {
 }
 
 /**
- * Calls `fn` at most once per `delay` ms after events for which `filter(event)` holds.
+ * Calls `fn` at most once per `delay` ms after events for which `filter(event)` holds, and
+ * after the stream reconnects (events may have been missed meanwhile).
  * Returns the unsubscribe function (views return it as their cleanup).
  */
 export function onEvents(filter, fn, delay = 300) {
   let timer = null;
+  // `null` is a resync (the stream reconnected): it passes every filter
   const listener = (event) => {
-    if (!filter(event) || timer) return;
+    if ((event !== null && !filter(event)) || timer) return;
     timer = setTimeout(() => {
       timer = null;
       fn();

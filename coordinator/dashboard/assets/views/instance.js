@@ -96,7 +96,14 @@ export default async function instance(main, { params }) {
     }
     throw err;
   }
-  return stop;
+  // A safety net besides the live stream: an unfinished instance is re-read every 15 s.
+  const poll = setInterval(() => {
+    if (detail && !FINISHED.has(String(detail.status).toLowerCase())) load().catch(() => {});
+  }, 15000);
+  return () => {
+    stop();
+    clearInterval(poll);
+  };
 }
 
 function fact(term, value) {
