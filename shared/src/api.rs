@@ -225,6 +225,33 @@ pub fn history_with_running(
     out
 }
 
+/// The kind of [`EngineError::IdTaken`], also on the Redis reply wire.
+pub const ID_TAKEN: &str = "id_taken";
+
+/// Whether a start by caller id finds, in the instance that already has the id, the one it
+/// would have started: the same workflow, the version asked for (any, when none was), and
+/// the same tenant. Only then is the start idempotent; otherwise it is refused
+/// ([`EngineError::IdTaken`]), so that an id never hands one tenant another's instance.
+pub fn is_same_start(
+    existing: (&str, &str, Option<&str>),
+    name: &str,
+    version: Option<&str>,
+    tenant: Option<&str>,
+) -> bool {
+    let (def, ver, ten) = existing;
+    let version_ok = match version {
+        None => true,
+        Some(v) => match (
+            semver::Version::parse(v.trim()),
+            semver::Version::parse(ver),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => v.trim() == ver,
+        },
+    };
+    def == name && version_ok && ten == tenant
+}
+
 /// Why an engine call did not do what was asked. Nothing changed.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -240,6 +267,13 @@ pub enum EngineError {
     /// The request itself is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A start named an instance id that another start already took, for another
+    /// workflow, version or tenant (a start with the same ones returns the instance).
+    #[error(
+        "instance id {0:?} is already used by an instance of another workflow, version or \
+         tenant: choose another id"
+    )]
+    IdTaken(String),
     /// A wait ran out of time.
     #[error("timed out after {0:?} waiting for instance {1}")]
     WaitTimeout(std::time::Duration, String),
@@ -263,7 +297,7 @@ pub enum EngineError {
 impl EngineError {
     /// A short machine-readable kind: `unknown_workflow`, `invalid_definition`, `conflict`,
     /// `not_found`, `stale`, `unknown_step`, `not_a_human_step`, `task_not_open`,
-    /// `forbidden`, `invalid_data`, `wrong_status`, `bad_request`, `timeout`,
+    /// `forbidden`, `invalid_data`, `wrong_status`, `bad_request`, `id_taken`, `timeout`,
     /// `not_applied`, `redis`.
     pub fn kind(&self) -> &str {
         match self {
@@ -273,6 +307,7 @@ impl EngineError {
             EngineError::NotFound(_) => "not_found",
             EngineError::Refused(r) => r.kind(),
             EngineError::BadRequest(_) => "bad_request",
+            EngineError::IdTaken(_) => ID_TAKEN,
             EngineError::WaitTimeout(..) => "timeout",
             EngineError::Rejected { kind, .. } => kind,
             EngineError::NotApplied(_) => "not_applied",

@@ -24,6 +24,10 @@
 //!   compile time, as are expressions nested deeper than [`MAX_DEPTH`] levels and sources longer
 //!   than [`MAX_SOURCE_LEN`] bytes: both bound the interpreter's recursion, so that no condition
 //!   can overflow a stack. Parse errors carry cel's own text, with line and column.
+//! - **Only declared functions.** A call of a function the environment does not declare
+//!   (`sise(x)`, a Python method such as `context.keys()`) is refused at compile time too;
+//!   cel itself would only fail when it runs the call, so every evaluation would count as
+//!   false and the author would learn it from `ConditionFailed` events in production.
 //! - **A missing key is an error.** `context.score` on a context without `score` fails with
 //!   [`ConditionError::Evaluate`] ("No such key: score"). The engine treats any `Err` as "edge
 //!   not taken"; a definition that wants a default writes `has(context.score) && ...`,
@@ -358,6 +362,33 @@ fn env() -> &'static Environment {
             has_matches,
         }
     })
+}
+
+/// The error for calls of functions the environment does not declare (a typo such as
+/// `sise(x)`, or a Python method such as `context.keys()`): cel only finds out when it runs
+/// the call, and then every evaluation would quietly count as false.
+fn unknown_functions(mut names: Vec<String>) -> String {
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "unknown function{} {}: conditions can use CEL's standard functions (size, \
+         startsWith, endsWith, contains, matches, int, double, string, timestamp, ...), the \
+         macros has, all, exists, exists_one, map and filter, and `get`",
+        if names.len() == 1 { "" } else { "s" },
+        names
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// Whether the environment declares a function (global or member) of this name. cel has no
+/// public query for it; declaring a context function of that name is refused exactly when
+/// the environment already has one, and the probe context is thrown away.
+fn is_declared(name: &str) -> bool {
+    let mut probe = Context::with_env(Arc::clone(&env().env));
+    probe.add_function(name, |x: i64| x).is_err()
 }
 
 /// `m.get(key)` and `m.get(key, default)`: the value at `key`, else `null` or `default`.
@@ -732,6 +763,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> Cow<'_, str> {
 fn check_tree(root: &IdedExpr) -> Result<(), String> {
     // (node, depth, index of the innermost scope in `scopes`)
     let mut stack: Vec<(&IdedExpr, usize, Option<usize>)> = vec![(root, 1, None)];
+    // functions called that the environment does not declare
+    let mut unknown: Vec<String> = Vec::new();
     // each scope: its parent and the names it binds
     let mut scopes: Vec<(Option<usize>, Vec<&str>)> = Vec::new();
     let is_bound = |scopes: &Vec<(Option<usize>, Vec<&str>)>, mut scope: Option<usize>, name| {
@@ -767,11 +800,24 @@ fn check_tree(root: &IdedExpr) -> Result<(), String> {
                 }
             }
             Expr::Call(call) => {
+                let mut namespace = None;
                 if let Some(target) = &call.target {
-                    let namespace = matches!(&target.expr,
-                        Expr::Ident(name) if NAMESPACES.contains(&name.as_str()));
-                    if !namespace {
-                        stack.push((target, next, scope));
+                    match &target.expr {
+                        Expr::Ident(name) if NAMESPACES.contains(&name.as_str()) => {
+                            namespace = Some(name.as_str());
+                        }
+                        _ => stack.push((target, next, scope)),
+                    }
+                }
+                // Operators (`_==_`, `!_`, `@in`, ...) are the interpreter's own.
+                let name = &call.func_name;
+                if name.starts_with(|c: char| c.is_alphabetic()) {
+                    let full = match namespace {
+                        Some(ns) => format!("{ns}.{name}"),
+                        None => name.clone(),
+                    };
+                    if !is_declared(&full) {
+                        unknown.push(full);
                     }
                 }
                 stack.extend(call.args.iter().map(|arg| (arg, next, scope)));
@@ -815,7 +861,11 @@ fn check_tree(root: &IdedExpr) -> Result<(), String> {
             }
         }
     }
-    Ok(())
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(unknown_functions(unknown))
+    }
 }
 
 #[cfg(test)]
@@ -843,6 +893,39 @@ mod tests {
 
     fn is_evaluate_error(result: Result<bool, ConditionError>) -> bool {
         matches!(result, Err(ConditionError::Evaluate { .. }))
+    }
+
+    #[test]
+    fn unknown_functions_are_refused_when_compiled() {
+        for (source, named) in [
+            ("sise(context.items) > 1", "`sise`"),
+            ("context.keys().size() > 0", "`keys`"),
+            (
+                "len(context.x) > 0 && lower(context.y) == 'a'",
+                "`len`, `lower`",
+            ),
+        ] {
+            let err = Condition::compile(source).unwrap_err().to_string();
+            assert!(
+                err.contains("unknown function") && err.contains(named),
+                "{source}: {err}"
+            );
+        }
+        // What users write compiles: standard functions, macros, `get`, operators.
+        for source in [
+            "size(context.items) > 1 && context.items.size() > 1",
+            "context.name.startsWith('a') || context.name.endsWith('z')",
+            "context.name.contains('x') && string(context.n) == '1'",
+            "int(context.d) == 1 && double(context.n) == 1.0 && uint(1) == 1u",
+            "has(context.x) && context.get('x', 0) >= 0 && context.get('y') == null",
+            "context.items.all(i, i > 0) && context.items.exists(i, i > 1)",
+            "context.items.exists_one(i, i == 1) && context.items.map(i, i * 2).size() == 2",
+            "context.items.filter(i, i > 1).size() == 1 && 2 in context.items",
+            "timestamp(context.at) > timestamp('2020-01-01T00:00:00Z')",
+            "type(context.n) == int && !(context.n < 0) && -context.n < 0",
+        ] {
+            Condition::compile(source).unwrap_or_else(|e| panic!("{source}: {e}"));
+        }
     }
 
     #[test]

@@ -125,10 +125,56 @@ fn gateway_takes_only_the_matching_edges() {
     assert_eq!(names(&sim), vec!["low"]);
 }
 
+/// A gateway exists to choose a way on: choosing none is a modelling gap, so it fails the
+/// gateway (and, with no failure edge, the instance) instead of quietly completing.
 #[test]
-fn nothing_matching_and_no_default_skips_every_branch_and_completes() {
+fn a_gateway_that_matches_nothing_and_has_no_default_fails() {
     let sim = Sim::start(SCORE, json!({ "score": "not a number" }));
     assert!(sim.dispatched.is_empty());
+    assert_eq!(sim.status(), InstanceStatus::Failed);
+    assert_eq!(sim.inst.failed_step.as_deref(), Some("route"));
+    assert_eq!(sim.step_status("route"), StepStatus::Failed);
+    let error = sim.inst.error.as_deref().unwrap_or_default();
+    assert!(error.contains("no_route"), "{error}");
+    // Every branch it did not take is dead: nothing waits on it.
+    assert_eq!(sim.step_status("high"), StepStatus::Idle);
+}
+
+/// With a failure edge, the gateway's failure is handled like any step's.
+#[test]
+fn a_gateway_that_matches_nothing_follows_its_failure_edge() {
+    let yaml = r#"
+name: score_handled
+version: "1.0.0"
+steps:
+  route: { type: gateway }
+  high: { type: machine, handler: h }
+  triage: { type: machine, handler: h }
+edges:
+  - { from: route, to: high, condition: "context.score >= 80" }
+  - { from: route, to: triage, on: failure }
+"#;
+    let sim = Sim::start(yaml, json!({ "score": 10 }));
+    assert_eq!(names(&sim), vec!["triage"]);
+    assert_eq!(sim.ctx()["error"]["kind"], json!("no_route"));
+}
+
+/// A step other than a gateway whose conditional edges all are false ends its path there
+/// (an optional follow-up, like "notify when over budget"); the instance completes.
+#[test]
+fn a_machine_step_whose_conditions_all_fail_ends_its_path() {
+    let yaml = r#"
+name: optional
+version: "1.0.0"
+steps:
+  spend: { type: machine, handler: h }
+  notify: { type: machine, handler: h }
+edges:
+  - { from: spend, to: notify, condition: "context.amount > 100" }
+"#;
+    let mut sim = Sim::start(yaml, json!({}));
+    sim.succeed("spend", json!({ "amount": 5 }));
+    assert_eq!(sim.step_status("notify"), StepStatus::Skipped);
     assert_eq!(sim.status(), InstanceStatus::Completed);
 }
 
@@ -288,7 +334,13 @@ fn join_waits_for_both_live_branches() {
 
 #[test]
 fn join_with_every_incoming_edge_dead_is_skipped_and_the_instance_completes() {
-    let sim = Sim::start(SKIP_JOIN, json!({ "take_a": false, "take_b": false }));
+    // Conditional edges out of a machine step (a gateway choosing nothing fails instead).
+    let yaml = SKIP_JOIN.replace(
+        "route: { type: gateway }",
+        "route: { type: machine, handler: h }",
+    );
+    let mut sim = Sim::start(&yaml, json!({ "take_a": false, "take_b": false }));
+    sim.succeed("route", json!({}));
     assert_eq!(sim.step_status("join"), StepStatus::Skipped);
     assert_eq!(sim.status(), InstanceStatus::Completed);
     assert!(sim.dispatched.is_empty());

@@ -102,6 +102,55 @@ async fn start_workflow_with_every_option() {
     assert_eq!(engine.get_instance(&latest.id).await.unwrap(), latest);
 }
 
+/// A caller id starts at most one instance; a second start with the same workflow (and
+/// version asked for, and tenant) returns it, any other start with that id is refused.
+#[tokio::test]
+async fn a_caller_id_is_idempotent_only_for_the_same_start() {
+    let v2 = CHAIN.replace("1.0.0", "2.0.0");
+    let other = CHAIN.replace("name: chain", "name: other");
+    let engine = engine(&[CHAIN, &v2, &other]);
+    let start = |name: &'static str, version: Option<&str>, tenant: Option<&str>| {
+        let options = StartOptions {
+            id: Some("order-7".into()),
+            version: version.map(str::to_string),
+            tenant_id: tenant.map(str::to_string),
+            ..StartOptions::default()
+        };
+        let engine = &engine;
+        async move { engine.start_workflow(name, options).await }
+    };
+    let first = start("chain", Some("1.0.0"), Some("acme")).await.unwrap();
+    assert_eq!(start("chain", None, Some("acme")).await.unwrap(), first);
+    assert_eq!(
+        start("chain", Some("1.0.0"), Some("acme")).await.unwrap(),
+        first
+    );
+    for (name, version, tenant) in [
+        ("other", None, Some("acme")),
+        ("chain", Some("2.0.0"), Some("acme")),
+        ("chain", None, Some("globex")),
+        ("chain", None, None),
+    ] {
+        let err = start(name, version, tenant).await.unwrap_err();
+        assert!(
+            matches!(err, EngineError::IdTaken(_)),
+            "{name} {version:?} {tenant:?}: {err}"
+        );
+        assert_eq!(err.kind(), "id_taken");
+        assert!(
+            !err.to_string().contains("acme"),
+            "says nothing of the other: {err}"
+        );
+    }
+    assert_eq!(
+        engine
+            .list_instances(&InstanceFilter::default())
+            .await
+            .len(),
+        1
+    );
+}
+
 #[tokio::test]
 async fn start_errors_are_clear_and_start_nothing() {
     let engine = engine(&[CHAIN]);

@@ -284,8 +284,10 @@ fn graph(allow_human: bool, allow_doomed: bool) -> impl Strategy<Value = Graph> 
                     completes,
                 });
             }
-            // Edges, grouped by source; a gateway's edges are conditional on its own keys,
-            // and some gateways end with a default edge.
+            // Edges, grouped by source. A gateway's edges are conditional on its own keys
+            // and end with a default edge (a gateway that chooses no way fails, which is
+            // tested on its own); some machine steps' edges are all conditional, so that
+            // every branch may be dead.
             let mut by_source: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
             for (i, s) in steps.iter().enumerate() {
                 for &p in &s.parents {
@@ -297,17 +299,18 @@ fn graph(allow_human: bool, allow_doomed: bool) -> impl Strategy<Value = Graph> 
             let mut v = values.into_iter().cycle();
             for (from, targets) in by_source {
                 let gateway = steps[from].kind == Kind::Gateway;
-                let with_default = gateway && per_step[from].5 && targets.len() > 1;
+                let conditional =
+                    gateway || (steps[from].kind == Kind::Machine && per_step[from].5);
                 for (j, &to) in targets.iter().enumerate() {
                     let last = j + 1 == targets.len();
-                    if gateway && with_default && last {
+                    if gateway && last {
                         edges.push(GenEdge {
                             from,
                             to,
                             condition: None,
                             default: true,
                         });
-                    } else if gateway {
+                    } else if conditional {
                         let key = format!("c{from}_{to}");
                         data.insert(key.clone(), Value::Bool(v.next().unwrap()));
                         edges.push(GenEdge {

@@ -397,6 +397,25 @@ async fn two_clients_starting_the_same_caller_id_at_once_start_one_instance() ->
         count_events(&all_events(&c1).await?, "order-0", "WorkflowStarted"),
         1
     );
+
+    // The same id started at once for two tenants: one gets the instance, the other is
+    // refused and never sees it.
+    let for_tenant = |c: &WeirClient, tenant: &str| {
+        let (c, mut o) = (c.clone(), with_id("shared-id"));
+        o.tenant_id = Some(tenant.into());
+        async move { c.start_workflow("task", o).await }
+    };
+    let (a, b) = tokio::join!(for_tenant(&c1, "acme"), for_tenant(&c2, "globex"));
+    let (won, lost) = match (a, b) {
+        (Ok(v), Err(e)) | (Err(e), Ok(v)) => (v, e),
+        (a, b) => anyhow::bail!("one start must win and one be refused: {a:?} {b:?}"),
+    };
+    assert_eq!(won.id, "shared-id");
+    assert_eq!(lost.kind(), "id_taken", "{lost}");
+    assert_eq!(
+        count_events(&all_events(&c1).await?, "shared-id", "WorkflowStarted"),
+        1
+    );
     Ok(())
 }
 

@@ -174,6 +174,7 @@ impl From<EngineError> for Problem {
             EngineError::NotFound(_) => Problem::not_found(detail),
             EngineError::Refused(r) => from_refusal(r),
             EngineError::BadRequest(m) => Problem::invalid(m),
+            EngineError::IdTaken(_) => Problem::conflict(detail),
             EngineError::Rejected { kind, message } => from_kind(&kind, message),
             EngineError::WaitTimeout(..) | EngineError::NotApplied(_) | EngineError::Redis(_) => {
                 tracing::warn!(error = %detail, "request failed: engine unavailable");
@@ -229,7 +230,9 @@ fn from_kind(kind: &str, detail: String) -> Problem {
         )
         .with_field("data"),
         "invalid_definition" | "bad_request" => Problem::invalid(detail),
-        "conflict" | "task_not_open" | "wrong_status" | "stale" => Problem::conflict(detail),
+        "conflict" | "task_not_open" | "wrong_status" | "stale" | "id_taken" => {
+            Problem::conflict(detail)
+        }
         _ => Problem::unavailable(detail),
     }
 }

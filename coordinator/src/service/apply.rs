@@ -390,8 +390,16 @@ async fn apply_command(
             tenant_id,
             created_by,
         } => {
-            if w.inst.is_some() {
-                return Reply::Applied; // Idempotent start: the id exists.
+            if let Some(existing) = &w.inst {
+                // Idempotent start: the id exists. Only for the same workflow and tenant
+                // (the client checks the version it asked for, which it resolved here).
+                if *existing.definition == **definition && existing.tenant_id == *tenant_id {
+                    return Reply::Applied;
+                }
+                return Reply::Refused {
+                    kind: weir::api::ID_TAKEN.to_string(),
+                    message: weir::EngineError::IdTaken(msg.instance_id.clone()).to_string(),
+                };
             }
             let wf = match shared
                 .defs

@@ -262,7 +262,23 @@ impl<'a> Transition<'a> {
                 st.attempt += 1;
                 st.tries = 1;
                 st.started_at = Some(now);
-                self.succeed(s, None, None);
+                // A gateway exists to choose a way on: when it has ways and none is chosen
+                // (no condition matched and there is no default), that is a modelling gap,
+                // not a quiet end of the branch, so the gateway fails (its failure edges, if
+                // any, handle it; else the instance fails and can be retried).
+                let taken = self.decide(s, Outcome::Success);
+                if self.has_edges(s, Outcome::Success) && !taken.contains(&true) {
+                    self.inst.steps[s].status = StepStatus::Running;
+                    let err = StepError::fatal(
+                        "no_route",
+                        "no condition of the gateway's edges matched and it has no default edge",
+                    );
+                    self.fail_for_good(s, &err, None, false);
+                } else {
+                    let name = self.name(s);
+                    self.record_success(s, name, None, None);
+                    self.follow(s, &taken);
+                }
             }
             CompiledKind::Timer(spec) => {
                 let fire_at = match spec {
@@ -367,6 +383,19 @@ impl<'a> Transition<'a> {
         output: Option<Context>,
         worker: Option<String>,
     ) {
+        self.record_success(s, name, output, worker);
+        self.route(s, Outcome::Success);
+    }
+
+    /// The part of a success before routing: output merged, step completed, attempt
+    /// recorded, `StepExecuted` published.
+    fn record_success(
+        &mut self,
+        s: StepId,
+        name: Arc<str>,
+        output: Option<Context>,
+        worker: Option<String>,
+    ) {
         if let Some(output) = output {
             merge(&mut self.inst.context, output);
         }
@@ -391,7 +420,6 @@ impl<'a> Transition<'a> {
             step: name,
             attempt,
         });
-        self.route(s, Outcome::Success);
     }
 
     /// A step failed and will not be retried: route along failure (or timeout) edges, or

@@ -349,10 +349,10 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
         if let (Some(from), Some(to)) = (from, to) {
             let src = &steps[from];
             match (e.on, &src.kind) {
-                (EdgeOn::Failure, CompiledKind::Human { .. } | CompiledKind::Gateway) => problem(
+                (EdgeOn::Failure, CompiledKind::Human { .. }) => problem(
                     at.clone(),
                     format!(
-                        "`on: failure` from {:?}, which cannot fail: only machine and timer steps fail",
+                        "`on: failure` from {:?}, which cannot fail: only machine, gateway and timer steps fail",
                         e.from
                     ),
                 ),

@@ -23,8 +23,8 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::{
-    check_instance_id, history_with_running, EngineError, InstanceFilter, InstanceView,
-    StartOptions, TaskFilter,
+    check_instance_id, history_with_running, is_same_start, EngineError, InstanceFilter,
+    InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Input, StartSpec};
 use crate::definition::Workflow;
@@ -187,6 +187,7 @@ impl LocalEngine {
             None => new_instance_id(),
         };
         let env = self.inner.clock.env();
+        let (version, tenant) = (options.version, options.tenant_id.clone());
         let spec = StartSpec {
             id,
             initial_data: options.initial_data,
@@ -213,7 +214,22 @@ impl LocalEngine {
             Ok(driver::run_effects(&self.inner, &slot, effects).await)
         } else {
             driver::recycle(effects, Default::default());
-            Ok(slot.view().await)
+            let existing = slot.view().await;
+            let same = is_same_start(
+                (
+                    &existing.definition,
+                    &existing.version,
+                    existing.tenant.as_deref(),
+                ),
+                name,
+                version.as_deref(),
+                tenant.as_deref(),
+            );
+            if same {
+                Ok(existing)
+            } else {
+                Err(EngineError::IdTaken(existing.id))
+            }
         }
     }
 

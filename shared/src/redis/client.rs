@@ -18,8 +18,8 @@ use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use crate::api::{
-    check_instance_id, history_with_running, EngineError, InstanceFilter, InstanceView,
-    StartOptions, TaskFilter,
+    check_instance_id, history_with_running, is_same_start, EngineError, InstanceFilter,
+    InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Env, Input};
 use crate::definition::Workflow;
@@ -117,11 +117,12 @@ impl WeirClient {
         let wf = self
             .get_definition(name, options.version.as_deref())
             .await?;
+        let asked = (name, options.version.clone(), options.tenant_id.clone());
         let id = match options.id {
             Some(id) => {
                 check_instance_id(&id).map_err(EngineError::BadRequest)?;
                 if let Ok(existing) = self.get_instance(&id).await {
-                    return Ok(existing);
+                    return same_start(existing, asked);
                 }
                 id
             }
@@ -135,7 +136,10 @@ impl WeirClient {
             created_by: options.created_by,
         };
         self.send(&id, command).await?;
-        self.get_instance(&id).await
+        let view = self.get_instance(&id).await?;
+        // Two starts of one id at once: the coordinator applied the first and answered
+        // the second as done; whether it is this start's instance is checked here.
+        same_start(view, asked)
     }
 
     /// Completes a human task as `user`.
@@ -524,4 +528,27 @@ pub struct EventCursor {
 
 fn redis_err(e: redis::RedisError) -> EngineError {
     EngineError::Redis(e.to_string())
+}
+
+/// The instance a start by caller id found, or [`EngineError::IdTaken`] when it is not the
+/// one this start (workflow name, version asked for, tenant) would have started.
+fn same_start(
+    existing: InstanceView,
+    (name, version, tenant): (&str, Option<String>, Option<String>),
+) -> Result<InstanceView, EngineError> {
+    let same = is_same_start(
+        (
+            &existing.definition,
+            &existing.version,
+            existing.tenant.as_deref(),
+        ),
+        name,
+        version.as_deref(),
+        tenant.as_deref(),
+    );
+    if same {
+        Ok(existing)
+    } else {
+        Err(EngineError::IdTaken(existing.id))
+    }
 }
