@@ -192,13 +192,24 @@ async function main() {
   await screenshot('instances-phone');
   await page.setViewportSize({ width: 1280, height: 860 });
 
-  // 8. cancel: a second instance, canceled from its page while its task is open
+  // 8. a second instance: its task reassigned from the task page, then the instance canceled
   await page.goto(`${URL_}#/start?workflow=${encodeURIComponent(WORKFLOW)}`);
   await page.getByLabel('Data (JSON object)').fill('{"employee": "bob"}');
   await page.getByRole('button', { name: 'Start', exact: true }).click();
   await page.waitForURL((u) => /#\/instances\/[^/?]+$/.test(u.hash) && !u.hash.endsWith(instanceId));
   const second = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
-  await page.locator(`a[href="#/tasks/${second}/approve"]`).waitFor({ timeout: LIVE_TIMEOUT });
+  await page.locator(`a[href="#/tasks/${second}/approve"]`).click({ timeout: LIVE_TIMEOUT });
+  await page.getByText('Reassign this task').click();
+  await page.getByLabel('Assignee', { exact: true }).fill('carol@example.com');
+  await page.getByLabel('Candidates').fill('dave@example.com, erin@example.com');
+  await page.getByRole('button', { name: 'Reassign' }).click();
+  await page.getByText('Reassigned.').waitFor();
+  await page.locator('.facts-grid').getByText('carol@example.com').waitFor();
+  await screenshot('task-reassigned');
+  await page.goto(`${URL_}#/instances/${encodeURIComponent(second)}`);
+  await page.locator('table.history .badge.s-reassigned').waitFor({ timeout: LIVE_TIMEOUT });
+  await page.locator('main').getByText('for carol@example.com').waitFor();
+  log('the task was reassigned from its page; the history shows it');
   await page.getByLabel('Cancel reason').fill('a duplicate');
   await page.getByRole('button', { name: 'Cancel instance' }).click();
   await page.locator('[data-instance-status="canceled"]').waitFor({ timeout: LIVE_TIMEOUT });

@@ -54,6 +54,8 @@ export default async function task(main, { params, me }) {
   });
 
   const changed = h('div', { 'aria-live': 'polite' });
+  const who = h('span', { text: t.assignee || '—' });
+  const candidatesText = h('span', { text: (t.candidates || []).join(', ') || '—' });
   replace(main,
     pageHead(t.title || t.step),
     changed,
@@ -62,13 +64,16 @@ export default async function task(main, { params, me }) {
       fact('Instance', h('a', { href: `#/instances/${seg(t.instance_id)}`, text: t.instance_id })),
       fact('Workflow', t.workflow || '—'),
       fact('Step', t.step),
-      fact('Assignee', t.assignee || '—'),
-      (t.candidates || []).length ? fact('Candidates', t.candidates.join(', ')) : null,
+      fact('Assignee', who),
+      fact('Candidates', candidatesText),
       fact('Opened', time(t.created_at)),
       t.due_at ? fact('Due', time(t.due_at)) : null),
     t.allowed === false ? notice('info', 'You may see this task but not complete it.') : null,
     el,
-    me.admin || t.allowed ? reassignForm(t, path) : null,
+    me.admin || t.allowed ? reassignForm(t, path, (changedTask) => {
+      who.textContent = changedTask.assignee || '—';
+      candidatesText.textContent = (changedTask.candidates || []).join(', ') || '—';
+    }, (busy) => { submitting = busy; }) : null,
     h('details', { class: 'raw' }, h('summary', { text: 'Form schema' }), json(t.form || null)));
 
   // Someone else completing or reassigning the task, or the instance ending, is said at once.
@@ -81,8 +86,11 @@ export default async function task(main, { params, me }) {
   }, 200);
 }
 
-/** Hands the task to other people (an admin, or a user who may complete it). */
-function reassignForm(t, path) {
+/**
+ * Hands the task to other people (an admin, or a user who may complete it). `done(task)` gets
+ * the task as it now is; `busy(flag)` mutes the "changed elsewhere" notice meanwhile.
+ */
+function reassignForm(t, path, done, busy) {
   const assignee = h('input', { id: 'reassign-assignee', type: 'text', autocomplete: 'off', value: t.assignee || '' });
   const candidates = h('input', { id: 'reassign-candidates', type: 'text', autocomplete: 'off', value: (t.candidates || []).join(', '),
     'aria-describedby': 'reassign-candidates-help' });
@@ -105,13 +113,17 @@ function reassignForm(t, path) {
       return;
     }
     button.disabled = true;
+    busy(true);
     try {
-      await api(`${path}/reassign`, { method: 'POST', body });
+      const changedTask = await api(`${path}/reassign`, { method: 'POST', body });
       status.replaceChildren(notice('ok', 'Reassigned.'));
+      if (changedTask && typeof changedTask === 'object') done(changedTask);
     } catch (err) {
       status.replaceChildren(notice('error', errorText(err)));
     } finally {
       button.disabled = false;
+      // the event of our own change may still be on its way
+      setTimeout(() => busy(false), 1500);
     }
   });
   return h('details', { class: 'card reassign-card' }, h('summary', { text: 'Reassign this task' }), form);
