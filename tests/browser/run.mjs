@@ -99,6 +99,8 @@ async function main() {
   // 1b. the form renderer on its own, in this page: every supported type, and errors mapped
   await checkFormRenderer();
   log('the form renderer draws every supported type and places errors by JSON pointer');
+  await checkGraphLayout();
+  log('the diagram layout puts each step below the steps before it; loops go on the side');
 
   // 2. the definition and its diagram
   await page.locator('#nav a[data-nav="definitions"]').click();
@@ -307,6 +309,37 @@ async function checkFormRenderer() {
   want(result.sizeError.includes('12 is too big'), 'an array item error lands on the item');
   want(result.unplaced.length === 1 && result.summary.includes('something about the whole'), 'an error about the whole form shows above it');
   want(result.describedBy.split(' ').some((id) => id.endsWith('-help')) && result.describedBy.split(' ').some((id) => id.endsWith('-error')), 'inputs are described by their help and error');
+}
+
+/** The diagram's layout on a graph with a fan-out, a join, a loop and a failure edge. */
+async function checkGraphLayout() {
+  const r = await page.evaluate(async () => {
+    const { layout, diagram } = await import('/assets/graph.js');
+    const graph = {
+      nodes: ['join', 'a', 'b', 'start', 'check', 'end', 'oops'].map((id) => ({ id, type: id === 'check' ? 'gateway' : 'machine', label: id, initial: id === 'start' })),
+      edges: [
+        { from: 'start', to: 'a', on: 'success' }, { from: 'start', to: 'b', on: 'success' },
+        { from: 'a', to: 'join', on: 'success' }, { from: 'b', to: 'join', on: 'success' },
+        { from: 'join', to: 'check', on: 'success' },
+        { from: 'check', to: 'start', condition: 'context.again', on: 'success' },
+        { from: 'check', to: 'end', default: true, on: 'success' },
+        { from: 'a', to: 'oops', on: 'failure' },
+      ],
+      states: { start: 'completed', a: 'failed', b: 'running' },
+    };
+    const l = layout(graph);
+    const layer = Object.fromEntries([...l.pos].map(([id, p]) => [id, p.layer]));
+    const back = [...l.back].map((i) => `${l.edges[i].from}->${l.edges[i].to}`);
+    const figure = diagram(graph);
+    const states = Object.fromEntries([...figure.querySelectorAll('g[data-step]')].map((g) => [g.dataset.step, g.dataset.state]));
+    return { layer, back, states, dashed: figure.querySelectorAll('path.edge-alt').length, legend: figure.querySelector('.legend').textContent };
+  });
+  const want = (cond, what) => expect(cond, `diagram: ${what}: ${JSON.stringify(r)}`);
+  want(r.layer.start === 0 && r.layer.a === 1 && r.layer.b === 1 && r.layer.join === 2 && r.layer.check === 3 && r.layer.end === 4 && r.layer.oops === 2, 'longest-path layers');
+  want(JSON.stringify(r.back) === JSON.stringify(['check->start']), 'the loop edge is the back edge');
+  want(r.states.a === 'failed' && r.states.b === 'running' && r.states.end === 'pending', 'nodes carry their state');
+  want(r.dashed === 1, 'the failure edge is drawn as an alternative path');
+  want(['failed', 'running', 'completed', 'pending'].every((s) => r.legend.includes(s)), 'the legend names the states shown');
 }
 
 let code = 0;
