@@ -8,6 +8,8 @@
 pub mod handlers;
 pub mod ops;
 pub mod runtime;
+pub mod tls_args;
 
 pub use handlers::builtin_handlers;
 pub use runtime::{Worker, WorkerConfig};
+pub use tls_args::RedisTlsArgs;

@@ -33,6 +33,9 @@ struct Args {
         value_name = "NS"
     )]
     namespace: String,
+    /// Certificates for rediss://.
+    #[command(flatten)]
+    tls: weir_worker::RedisTlsArgs,
     /// Attempts run at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     concurrency: usize,
@@ -103,7 +106,8 @@ async fn run(args: Args) -> Result<(), String> {
     if args.queues.iter().any(String::is_empty) {
         return Err("--queue must not be empty".into());
     }
-    let mut config = WorkerConfig::new(RedisConfig::new(&args.redis, &args.namespace));
+    let redis = RedisConfig::new(&args.redis, &args.namespace).with_tls(args.tls.files());
+    let mut config = WorkerConfig::new(redis);
     config.queues = args.queues;
     config.concurrency = args.concurrency.max(1);
     config.visibility_timeout = args.visibility_timeout;

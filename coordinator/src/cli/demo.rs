@@ -171,7 +171,7 @@ impl Cluster {
             let ns = format!("weir-demo-{}", uuid::Uuid::now_v7().simple());
             (ns.clone(), Some(ns))
         };
-        let config = RedisConfig::new(&global.redis, &namespace);
+        let config = RedisConfig::new(&global.redis, &namespace).with_tls(global.tls.files());
         let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone()))
             .await
             .map_err(|e| redis_error(global, e))?;

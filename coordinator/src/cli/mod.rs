@@ -85,6 +85,9 @@ pub struct Global {
         value_name = "NS"
     )]
     pub namespace: String,
+    /// Certificates for rediss://.
+    #[command(flatten)]
+    pub tls: weir_worker::RedisTlsArgs,
     /// How log lines (on stderr) are written.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

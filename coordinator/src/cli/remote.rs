@@ -14,7 +14,7 @@ use super::Global;
 
 /// The Redis config of the global flags.
 pub fn config(global: &Global) -> RedisConfig {
-    RedisConfig::new(&global.redis, &global.namespace)
+    RedisConfig::new(&global.redis, &global.namespace).with_tls(global.tls.files())
 }
 
 /// Connects to the namespace, or fails with one line naming the URL.

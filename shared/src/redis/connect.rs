@@ -24,6 +24,63 @@ pub struct RedisConfig {
     pub response_timeout: Duration,
     /// At most this many blocking connections (one per blocking reader).
     pub blocking_pool_size: usize,
+    /// Certificates for a `rediss://` URL, when the system's roots do not do.
+    pub tls: TlsFiles,
+}
+
+/// PEM files for TLS (`rediss://`): the CA that signed the server's certificate, when it is
+/// a private one, and a client certificate and key when the server asks for them
+/// (`tls-auth-clients yes`). Without a CA file the system's (webpki) roots are used;
+/// `rediss://host:port/#insecure` skips verification (for tests only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The CA certificate(s) to trust.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The client certificate, for mutual TLS.
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The client certificate's private key, for mutual TLS.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl TlsFiles {
+    /// Whether any file is named.
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.cert_file.is_none() && self.key_file.is_none()
+    }
+
+    /// Reads the files into what redis-rs takes; errors name the file and what to fix.
+    fn load(&self) -> Result<redis::TlsCertificates, RedisError> {
+        let read = |what: &str, path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| {
+                RedisError::Config(format!(
+                    "cannot read the Redis TLS {what} {}: {e}",
+                    path.display()
+                ))
+            })
+        };
+        let root_cert = match &self.ca_file {
+            Some(path) => Some(read("CA file", path)?),
+            None => None,
+        };
+        let client_tls = match (&self.cert_file, &self.key_file) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("client certificate", cert)?,
+                client_key: read("client key", key)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err(RedisError::Config(
+                    "a Redis TLS client certificate needs its key, and a key its certificate: \
+                     give both files or neither"
+                        .into(),
+                ))
+            }
+        };
+        Ok(redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        })
+    }
 }
 
 impl RedisConfig {
@@ -34,7 +91,14 @@ impl RedisConfig {
             namespace: namespace.into(),
             response_timeout: Duration::from_secs(5),
             blocking_pool_size: 32,
+            tls: TlsFiles::default(),
         }
+    }
+
+    /// The same, with certificates for a `rediss://` URL.
+    pub fn with_tls(mut self, tls: TlsFiles) -> RedisConfig {
+        self.tls = tls;
+        self
     }
 }
 
@@ -77,11 +141,23 @@ impl Connections {
                 config.namespace
             )));
         }
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| {
+        let bad_url = |e: redis::RedisError| {
             RedisError::Config(format!(
                 "invalid Redis URL {display_url}: {e} (expected redis://[user:password@]host:port or rediss://...)"
             ))
-        })?;
+        };
+        let client = if config.tls.is_empty() {
+            redis::Client::open(config.url.as_str()).map_err(bad_url)?
+        } else {
+            if !config.url.starts_with("rediss://") {
+                return Err(RedisError::Config(format!(
+                    "TLS certificate files were given but the Redis URL {display_url} is not \
+                     rediss://: use rediss://host:port, or drop the TLS files"
+                )));
+            }
+            redis::Client::build_with_tls(config.url.as_str(), config.tls.load()?)
+                .map_err(bad_url)?
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -96,9 +172,12 @@ impl Connections {
         let blocking_config = AsyncConnectionConfig::new()
             .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(5)));
-        let manager =
-            deadpool_redis::Manager::new_with_config(config.url.as_str(), blocking_config)
-                .map_err(|e| RedisError::Config(e.to_string()))?;
+        // From the client's connection info, which carries the TLS settings the URL lacks.
+        let manager = deadpool_redis::Manager::new_with_config(
+            client.get_connection_info().clone(),
+            blocking_config,
+        )
+        .map_err(|e| RedisError::Config(e.to_string()))?;
         let blocking = deadpool_redis::Pool::builder(manager)
             .max_size(config.blocking_pool_size.max(1))
             .build()

@@ -57,7 +57,7 @@ pub mod store;
 pub mod wire;
 
 pub use client::WeirClient;
-pub use connect::{Connections, RedisConfig};
+pub use connect::{Connections, RedisConfig, TlsFiles};
 pub use keys::{Keys, PartitionKeys};
 
 /// A Redis-side failure, typed by who can act on it.
