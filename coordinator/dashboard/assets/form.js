@@ -305,7 +305,8 @@ function arrayField(schema, pointer, name, required, initial, fields) {
 
   const renumber = () => rows.forEach((r, i) => {
     r.label.textContent = `Item ${i + 1}`;
-    fields.delete(r.pointer);
+    r.remove.setAttribute('aria-label', `Remove item ${i + 1}`);
+    if (r.pointer !== null) fields.delete(r.pointer);
     r.pointer = `${pointer}/${i}`;
     fields.set(r.pointer, r.field);
   });
@@ -316,7 +317,7 @@ function arrayField(schema, pointer, name, required, initial, fields) {
     control.id = uid('item');
     const rowError = h('p', { class: 'field-error', hidden: true });
     const rowLabel = h('label', { for: control.id, class: 'visually-hidden' });
-    const row = { control, label: rowLabel, pointer: '', field: null };
+    const row = { control, label: rowLabel, pointer: null, field: null };
     const remove = h('button', { type: 'button', class: 'link small', text: 'Remove', onclick: () => {
       rows.splice(rows.indexOf(row), 1);
       fields.delete(row.pointer);
@@ -326,6 +327,7 @@ function arrayField(schema, pointer, name, required, initial, fields) {
     const li = h('li', {}, rowLabel, h('div', { class: 'inline-row' }, control, remove), rowError);
     control.setAttribute('aria-describedby', rowError.id = uid('item-error'));
     row.field = { errorEl: rowError, control, wrap: li };
+    row.remove = remove;
     rows.push(row);
     list.append(li);
     renumber();
