@@ -446,7 +446,19 @@ async fn every_endpoint_and_error_code() {
         (status, again["id"].as_str()),
         (StatusCode::OK, Some("globex-1"))
     );
-    // ... but an id of another tenant is not handed out.
+    // ... another workflow under that id is refused.
+    let (status, p) = s
+        .post(
+            "/instances",
+            BOB,
+            json!({ "workflow": "quick", "id": "globex-1" }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::CONFLICT, Some("id"))
+    );
+    // ... and an id of another tenant is not handed out.
     let (status, p) = s
         .post(
             "/instances",
@@ -1144,7 +1156,10 @@ async fn schemathesis_finds_no_server_error() {
     let config =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/api-fuzz/schemathesis.toml");
     let program = schemathesis();
+    // Its cache goes into a directory of the test's own.
+    let workdir = tempfile::tempdir().expect("temp dir");
     let child = Command::new(&program)
+        .current_dir(workdir.path())
         .arg("--config-file")
         .arg(&config)
         .arg("run")

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::http::HeaderName;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -178,7 +179,13 @@ pub async fn stream(
     State(state): State<AppState>,
     StreamCaller(caller): StreamCaller,
     ApiQuery(q): ApiQuery<EventQuery>,
-) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+) -> Result<
+    (
+        [(HeaderName, &'static str); 1],
+        Sse<impl Stream<Item = Result<SseEvent, Infallible>>>,
+    ),
+    Problem,
+> {
     let rx = state.events.subscribe();
     let shutdown = state.shutdown.clone();
     let filter = Filter {
@@ -208,7 +215,11 @@ pub async fn stream(
             }
         },
     );
-    Ok(Sse::new(futures_util::StreamExt::chain(start, events)).keep_alive(KeepAlive::default()))
+    // Proxies such as nginx must pass events on at once, not buffer them.
+    let no_buffering = [(HeaderName::from_static("x-accel-buffering"), "no")];
+    let sse =
+        Sse::new(futures_util::StreamExt::chain(start, events)).keep_alive(KeepAlive::default());
+    Ok((no_buffering, sse))
 }
 
 /// Which events one subscriber gets.

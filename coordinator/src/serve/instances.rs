@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use weir::api::{check_instance_id, EngineError, InstanceFilter, StartOptions};
+use weir::api::{check_instance_id, is_same_start, EngineError, InstanceFilter, StartOptions};
 use weir::model::InstanceStatus;
 use weir::redis::store;
 use weir::Timestamp;
@@ -114,12 +114,12 @@ pub struct RetryBody {
     request_body = StartBody,
     responses(
         (status = 201, description = "Started", body = InstanceDetail),
-        (status = 200, description = "An instance with this id exists already: it is returned, nothing is started", body = InstanceDetail),
+        (status = 200, description = "This start was made already (same id, workflow, version asked and tenant): the instance is returned, nothing is started", body = InstanceDetail),
         (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another tenant", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The id is taken by an instance the caller may not see", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The id is taken by another start", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start(
@@ -152,15 +152,23 @@ pub async fn start(
     if let Some(id) = &body.id {
         check_instance_id(id).map_err(|m| Problem::invalid_field("id", m))?;
         match state.client.get_instance(id).await {
-            Ok(existing) if caller.sees(existing.tenant.as_deref()) => {
+            // The start it would have made: idempotent, nothing is started.
+            Ok(existing)
+                if caller.sees(existing.tenant.as_deref())
+                    && is_same_start(
+                        (
+                            &existing.definition,
+                            &existing.version,
+                            existing.tenant.as_deref(),
+                        ),
+                        &body.workflow,
+                        body.version.as_deref(),
+                        tenant.as_deref(),
+                    ) =>
+            {
                 return Ok((StatusCode::OK, Json(detail_of(&state, &caller, id).await?)));
             }
-            Ok(_) => {
-                return Err(Problem::conflict(format!(
-                    "the id {id:?} is taken: choose another one"
-                ))
-                .with_field("id"))
-            }
+            Ok(_) => return Err(id_taken(id)),
             Err(EngineError::NotFound(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -172,7 +180,11 @@ pub async fn start(
         tenant_id: tenant,
         created_by: Some(caller.user.clone()),
     };
-    let view = state.client.start_workflow(&body.workflow, options).await?;
+    let view = match state.client.start_workflow(&body.workflow, options).await {
+        Ok(v) => v,
+        Err(EngineError::IdTaken(id)) => return Err(id_taken(&id)),
+        Err(e) => return Err(e.into()),
+    };
     Ok((
         StatusCode::CREATED,
         Json(detail_of(&state, &caller, &view.id).await?),
@@ -364,6 +376,15 @@ fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Prob
     }
     serde_json::from_slice(bytes)
         .map_err(|e| Problem::invalid(format!("the body is not acceptable JSON: {e}")))
+}
+
+/// The 409 of a caller id already used by another start (another workflow, version or
+/// tenant): it says nothing about that instance.
+fn id_taken(id: &str) -> Problem {
+    Problem::conflict(format!(
+        "the id {id:?} is taken by another instance: choose another id"
+    ))
+    .with_field("id")
 }
 
 /// The 404 of an instance that does not exist or that the caller may not see.

@@ -42,9 +42,9 @@
 //!   to start in another tenant.
 //! - **The creator and the completing user** are the authenticated caller, never a field
 //!   of the body (the body has no such field; unknown body fields are refused).
-//! - **Idempotent start**: `POST /instances` with an `id` that exists returns that instance
-//!   with 200 (201 when it started one); an id taken by an instance the caller may not see
-//!   is a 409.
+//! - **Idempotent start**: `POST /instances` with an `id` returns the instance with 200 when
+//!   the same start (workflow, version asked, tenant) was made already, 201 when it started
+//!   one; an id taken by another start is a 409 that says nothing about that instance.
 //! - **Pagination** uses an opaque cursor of (creation time, id) ([`listing`]): stable while
 //!   new instances arrive; a page may be short with a `next_cursor` when filters are sparse.
 //! - **Events** ([`events`]): one Redis reader per server, broadcast to the SSE clients,
@@ -75,6 +75,7 @@ mod views;
 use std::future::Future;
 use std::sync::Arc;
 
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -124,6 +125,23 @@ fn api() -> Router<AppState> {
         .fallback(problem::no_route)
 }
 
+/// Logs each request (method, path without the query string, which may hold a token,
+/// status, time): server errors as warnings, the rest at debug level.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_millis() as u64;
+    if response.status().is_server_error() {
+        tracing::warn!(%method, %path, status, ms, "request failed");
+    } else {
+        tracing::debug!(%method, %path, status, ms, "request");
+    }
+    response
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then stops accepting, ends the
 /// event streams and waits for the requests in flight.
 pub async fn run(
@@ -143,6 +161,7 @@ pub async fn run(
         .nest("/api/v1", api())
         .merge(dashboard::router())
         .fallback(problem::no_route)
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
