@@ -154,7 +154,10 @@ fn the_dashboard_in_a_real_browser() {
     ];
     let weir = || {
         let mut cmd = Command::new(weir_path());
-        cmd.envs(vars.clone()).stdin(Stdio::null());
+        // a metrics address from the environment would make every process bind it
+        cmd.envs(vars.clone())
+            .env_remove("WEIR_METRICS_ADDR")
+            .stdin(Stdio::null());
         cmd
     };
 
@@ -189,6 +192,7 @@ fn the_dashboard_in_a_real_browser() {
         Command::new(worker_path())
             .args(["--id", "w1", "--concurrency", "2", "--grace", "1s"])
             .envs(vars.clone())
+            .env_remove("WEIR_METRICS_ADDR")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
