@@ -856,6 +856,15 @@ async fn every_endpoint_and_error_code() {
         s.post("/instances/nope/cancel", ADMIN, json!({})).await.0,
         StatusCode::NOT_FOUND
     );
+    let (status, p) = s
+        .call(
+            Method::POST,
+            "/instances/globex-1/cancel",
+            Some(BOB),
+            Some(json!([1])),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
     // A cancel with no body at all.
     let empty = s
         .http

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -328,9 +329,9 @@ pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<InstanceDetail>, Problem> {
-    let body: CancelBody = optional_body(&body)?;
+    let body: CancelBody = optional_body(body)?;
     visible(&state, &caller, &id).await?;
     state
         .client
@@ -355,9 +356,9 @@ pub async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<InstanceDetail>, Problem> {
-    let body: RetryBody = optional_body(&body)?;
+    let body: RetryBody = optional_body(body)?;
     visible(&state, &caller, &id).await?;
     match state.client.retry(&id, body.from_step.as_deref()).await {
         Ok(_) => {}
@@ -370,11 +371,20 @@ pub async fn retry(
 }
 
 /// A JSON body that may be left out (empty); anything else must parse.
-fn optional_body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, Problem> {
+fn optional_body<T: DeserializeOwned + Default>(
+    bytes: Result<Bytes, BytesRejection>,
+) -> Result<T, Problem> {
+    let bytes = bytes.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large()
+        } else {
+            Problem::invalid(format!("cannot read the body: {}", e.body_text()))
+        }
+    })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(bytes)
+    serde_json::from_slice(&bytes)
         .map_err(|e| Problem::invalid(format!("the body is not acceptable JSON: {e}")))
 }
 

@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | 400 | `invalid-input` | malformed JSON, an unknown query value, a bad version, id or cursor |
 //! | 400 | `form-invalid` | task data failing the task's form (`errors` lists each field) |
+//! | 413 | `too-large` | a body over 2 MiB (axum's default limit) |
 //! | 401 | `unauthorized` | no token, or an unknown one |
 //! | 403 | `forbidden` | a task the user may not complete, another tenant's start, admin-only |
 //! | 404 | `not-found` | unknown definition, instance, task, or one of another tenant |
@@ -92,6 +93,16 @@ impl Problem {
     /// 400 naming the field at fault.
     pub fn invalid_field(field: &str, detail: impl Into<String>) -> Problem {
         Problem::invalid(detail).with_field(field)
+    }
+
+    /// 413: the body is larger than the server accepts (2 MiB).
+    pub fn too_large() -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Body too large",
+            "the body is larger than 2 MiB: send less data",
+        )
     }
 
     /// 401: no token or an unknown one.
@@ -254,6 +265,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_problem(e: &JsonRejection) -> Problem {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return Problem::too_large();
+    }
     match e {
         JsonRejection::MissingJsonContentType(_) => Problem::invalid(
             "the body must be JSON, sent with the header Content-Type: application/json",
