@@ -355,6 +355,30 @@ async fn every_endpoint_and_error_code() {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
 
+    // Operation ids are unique, and every operation but health and the document itself
+    // needs the bearer token.
+    let mut op_ids = HashSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default().to_string();
+            assert!(
+                op_ids.insert(id.clone()),
+                "{method} {path}: duplicate operationId {id:?}"
+            );
+            let public = op["security"] == json!([{}]);
+            assert_eq!(
+                public,
+                path.ends_with("/health") || path.ends_with("/openapi.json"),
+                "{method} {path}: security {}",
+                op["security"]
+            );
+        }
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+
     // 401: no token, an unknown one, another scheme.
     let (status, p) = s.call(Method::GET, "/me", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");

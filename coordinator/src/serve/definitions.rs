@@ -26,7 +26,7 @@ pub struct VersionQuery {
 }
 
 /// Every registered workflow, with its versions.
-#[utoipa::path(get, path = "/api/v1/definitions", tag = "definitions",
+#[utoipa::path(operation_id = "list_definitions", get, path = "/api/v1/definitions", tag = "definitions",
     responses(
         (status = 200, description = "Workflows by name", body = [DefinitionSummary]),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
@@ -59,7 +59,7 @@ pub async fn list(
 }
 
 /// One version of a definition (the latest when no version is given).
-#[utoipa::path(get, path = "/api/v1/definitions/{name}", tag = "definitions",
+#[utoipa::path(operation_id = "get_definition", get, path = "/api/v1/definitions/{name}", tag = "definitions",
     params(("name" = String, Path, description = "The workflow name"), VersionQuery),
     responses(
         (status = 200, description = "The definition", body = DefinitionDetail),
@@ -79,7 +79,7 @@ pub async fn detail(
 }
 
 /// A definition's diagram: Mermaid text, nodes and edges.
-#[utoipa::path(get, path = "/api/v1/definitions/{name}/graph", tag = "definitions",
+#[utoipa::path(operation_id = "get_definition_graph", get, path = "/api/v1/definitions/{name}/graph", tag = "definitions",
     params(("name" = String, Path, description = "The workflow name"), VersionQuery),
     responses(
         (status = 200, description = "The graph", body = Graph),

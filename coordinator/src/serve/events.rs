@@ -169,7 +169,7 @@ pub struct EventQuery {
 }
 
 /// Live events as Server-Sent Events.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+#[utoipa::path(operation_id = "stream_events", get, path = "/api/v1/events", tag = "events",
     params(EventQuery),
     responses(
         (status = 200, description = "An endless stream: `event: <Type>`, `data: <event JSON>`", body = String, content_type = "text/event-stream"),

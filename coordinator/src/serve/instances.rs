@@ -111,7 +111,7 @@ pub struct RetryBody {
 }
 
 /// Starts an instance as the caller.
-#[utoipa::path(post, path = "/api/v1/instances", tag = "instances",
+#[utoipa::path(operation_id = "start_instance", post, path = "/api/v1/instances", tag = "instances",
     request_body = StartBody,
     responses(
         (status = 201, description = "Started", body = InstanceDetail),
@@ -193,7 +193,7 @@ pub async fn start(
 }
 
 /// Lists instances, newest first, one page at a time.
-#[utoipa::path(get, path = "/api/v1/instances", tag = "instances",
+#[utoipa::path(operation_id = "list_instances", get, path = "/api/v1/instances", tag = "instances",
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = InstancePage),
@@ -261,7 +261,7 @@ pub async fn list(
 }
 
 /// An instance with its context, history and open tasks.
-#[utoipa::path(get, path = "/api/v1/instances/{id}", tag = "instances",
+#[utoipa::path(operation_id = "get_instance", get, path = "/api/v1/instances/{id}", tag = "instances",
     params(("id" = String, Path, description = "The instance id")),
     responses(
         (status = 200, description = "The instance", body = InstanceDetail),
@@ -278,7 +278,7 @@ pub async fn detail(
 }
 
 /// An instance's diagram with each step's state.
-#[utoipa::path(get, path = "/api/v1/instances/{id}/graph", tag = "instances",
+#[utoipa::path(operation_id = "get_instance_graph", get, path = "/api/v1/instances/{id}/graph", tag = "instances",
     params(("id" = String, Path, description = "The instance id")),
     responses(
         (status = 200, description = "The graph and step states", body = InstanceGraph),
@@ -314,7 +314,7 @@ pub async fn graph(
 }
 
 /// Cancels a running or waiting instance.
-#[utoipa::path(post, path = "/api/v1/instances/{id}/cancel", tag = "instances",
+#[utoipa::path(operation_id = "cancel_instance", post, path = "/api/v1/instances/{id}/cancel", tag = "instances",
     params(("id" = String, Path, description = "The instance id")),
     request_body(content = CancelBody, description = "Optional", content_type = "application/json"),
     responses(
@@ -341,7 +341,7 @@ pub async fn cancel(
 }
 
 /// Resumes a failed instance, from the failed step or a named one.
-#[utoipa::path(post, path = "/api/v1/instances/{id}/retry", tag = "instances",
+#[utoipa::path(operation_id = "retry_instance", post, path = "/api/v1/instances/{id}/retry", tag = "instances",
     params(("id" = String, Path, description = "The instance id")),
     request_body(content = RetryBody, description = "Optional", content_type = "application/json"),
     responses(

@@ -88,7 +88,7 @@ impl Modify for BearerAuth {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "ops", security(()),
+#[utoipa::path(operation_id = "openapi_document", get, path = "/api/v1/openapi.json", tag = "ops", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

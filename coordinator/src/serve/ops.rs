@@ -23,7 +23,7 @@ pub struct Health {
 }
 
 /// Whether the server runs and reaches Redis.
-#[utoipa::path(get, path = "/api/v1/health", tag = "ops", security(()),
+#[utoipa::path(operation_id = "health", get, path = "/api/v1/health", tag = "ops", security(()),
     responses(
         (status = 200, description = "Up, and Redis answers", body = Health),
         (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
@@ -43,7 +43,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Probl
 }
 
 /// Who the caller is.
-#[utoipa::path(get, path = "/api/v1/me", tag = "ops",
+#[utoipa::path(operation_id = "me", get, path = "/api/v1/me", tag = "ops",
     responses(
         (status = 200, description = "The authenticated caller", body = Caller),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
@@ -83,7 +83,7 @@ pub struct DeadLetter {
 }
 
 /// Dead letters, oldest first per partition (admin only).
-#[utoipa::path(get, path = "/api/v1/dlq", tag = "ops",
+#[utoipa::path(operation_id = "list_dead_letters", get, path = "/api/v1/dlq", tag = "ops",
     params(DlqQuery),
     responses(
         (status = 200, description = "Dead letters", body = [DeadLetter]),
@@ -127,7 +127,7 @@ pub async fn dlq(
 
 /// Instances per status, queues, consumers, dead letters, leases, live processes and
 /// counters: the `weir stats --json` object (admin only).
-#[utoipa::path(get, path = "/api/v1/stats", tag = "ops",
+#[utoipa::path(operation_id = "get_stats", get, path = "/api/v1/stats", tag = "ops",
     responses(
         (status = 200, description = "The `weir stats --json` object", body = Object),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),

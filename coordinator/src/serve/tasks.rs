@@ -68,7 +68,7 @@ fn empty_object() -> Value {
 }
 
 /// Open tasks, oldest first.
-#[utoipa::path(get, path = "/api/v1/tasks", tag = "tasks",
+#[utoipa::path(operation_id = "list_tasks", get, path = "/api/v1/tasks", tag = "tasks",
     params(TaskQuery),
     responses(
         (status = 200, description = "Open tasks", body = [TaskView]),
@@ -107,7 +107,7 @@ pub async fn list(
 }
 
 /// One open task, with its form.
-#[utoipa::path(get, path = "/api/v1/tasks/{instance_id}/{step}", tag = "tasks",
+#[utoipa::path(operation_id = "get_task", get, path = "/api/v1/tasks/{instance_id}/{step}", tag = "tasks",
     params(
         ("instance_id" = String, Path, description = "The instance id"),
         ("step" = String, Path, description = "The human step"),
@@ -133,7 +133,7 @@ pub async fn detail(
 }
 
 /// Completes a task as the caller.
-#[utoipa::path(post, path = "/api/v1/tasks/{instance_id}/{step}/complete", tag = "tasks",
+#[utoipa::path(operation_id = "complete_task", post, path = "/api/v1/tasks/{instance_id}/{step}/complete", tag = "tasks",
     params(
         ("instance_id" = String, Path, description = "The instance id"),
         ("step" = String, Path, description = "The human step"),
@@ -163,7 +163,7 @@ pub async fn complete(
 }
 
 /// Gives a task to another assignee and/or candidates.
-#[utoipa::path(post, path = "/api/v1/tasks/{instance_id}/{step}/reassign", tag = "tasks",
+#[utoipa::path(operation_id = "reassign_task", post, path = "/api/v1/tasks/{instance_id}/{step}/reassign", tag = "tasks",
     params(
         ("instance_id" = String, Path, description = "The instance id"),
         ("step" = String, Path, description = "The human step"),
