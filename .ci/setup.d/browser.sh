@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dashboard's browser test (coordinator/tests/browser.rs) drives Debian's chromium headless
-# through playwright-core (tests/browser). Installs what is missing: the `chromium` package
-# when /usr/bin/chromium is absent, and tests/browser/node_modules (`npm ci`, from the pinned
-# package-lock.json). Fails loudly when it cannot: the test would fail anyway, less clearly.
+# through playwright-core and checks each page with axe-core (tests/browser). Installs what is
+# missing: the `chromium` package when /usr/bin/chromium is absent, and tests/browser's
+# node_modules (`npm ci`, from the pinned package-lock.json). Fails loudly when it cannot: the test would fail anyway, less clearly.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -36,8 +36,20 @@ command -v npm >/dev/null 2>&1 || fail "npm is not on PATH (apt-get install npm)
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || fail "node $(node --version) is too old for playwright-core (needs 20 or newer)"
 
-if [ ! -d tests/browser/node_modules/playwright-core ]; then
+# Every dependency of package.json at the version it pins, else `npm ci` (a clean install from
+# package-lock.json).
+installed() {
+    (cd tests/browser && node -e '
+        const deps = require("./package.json").dependencies;
+        for (const [name, version] of Object.entries(deps)) {
+            try {
+                if (require(`./node_modules/${name}/package.json`).version !== version) process.exit(1);
+            } catch { process.exit(1); }
+        }')
+}
+if ! installed; then
     echo ".ci/setup.d/browser.sh: installing tests/browser's packages: npm ci" >&2
     (cd tests/browser && npm ci --no-audit --no-fund) || fail "npm ci in tests/browser failed"
 fi
-echo ".ci/setup.d/browser.sh: chromium and playwright-core $(node -p 'require("./tests/browser/node_modules/playwright-core/package.json").version') ready"
+installed || fail "tests/browser/node_modules does not match package.json after npm ci"
+echo ".ci/setup.d/browser.sh: chromium, playwright-core and axe-core ready"

@@ -3,7 +3,8 @@
 //! then `node tests/browser/run.mjs`, which drives Debian's chromium headless through
 //! playwright-core: sign in, start an instance from the start form, the inbox, the task's
 //! form with bad data (the errors show next to the field) and good data, and the instance
-//! page until it shows `completed`. Screenshots land in `target/browser-screenshots/`.
+//! page until it shows `completed`; each page is also checked with axe-core (WCAG 2 AA).
+//! Screenshots land in `target/browser-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (`bash .ci/setup.d/browser.sh`
 //! installs both; CI runs it before the tests). Without them the test fails and says so.

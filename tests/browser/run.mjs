@@ -17,9 +17,10 @@
 // data twice (a browser check, then a server check: each error shows next to the field) and
 // once with good data, then the instance page until it shows `completed`. Every wait has a
 // deadline, the whole run one too; any failed expectation, uncaught page error or server
-// error (5xx) exits non-zero.
+// error (5xx), or serious accessibility violation (axe-core, WCAG 2 AA) exits non-zero.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { chromium } from 'playwright-core';
 
@@ -60,6 +61,25 @@ async function screenshot(name) {
   const file = join(SHOTS, `${String(shot).padStart(2, '0')}-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   log(`screenshot ${file}`);
+  await audit(name);
+}
+
+// Every page screenshotted is also checked with axe-core (WCAG 2 A and AA rules: labels,
+// contrast, names, ARIA): a serious or critical violation fails the run. axe is evaluated
+// through the DevTools protocol, so the page's Content-Security-Policy stays on.
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const accessibility = [];
+async function audit(name) {
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(AXE);
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+  });
+  for (const v of found) {
+    const line = `${name}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(', ')}`;
+    if (v.impact === 'serious' || v.impact === 'critical') accessibility.push(line);
+    else log(`accessibility note: ${line}`);
+  }
 }
 
 async function main() {
@@ -242,6 +262,7 @@ async function main() {
     log('another tenant sees none of these instances');
   }
 
+  expect(accessibility.length === 0, `accessibility violations (axe-core):\n  ${accessibility.join('\n  ')}`);
   expect(problems.length === 0, `the page had errors:\n  ${problems.join('\n  ')}`);
 }
 
