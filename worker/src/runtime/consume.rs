@@ -27,11 +27,14 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) {
     let slots = shared.slots.clone();
-    let streams = streams(&shared);
+    let mut streams = streams(&shared);
     let mut backoff = Duration::from_millis(100);
     // The blocking reads' own connection, made again after an error.
     let mut reader = None;
     while !*shutdown.borrow() {
+        // Fairness: each read starts at the next stream, so a busy partition early in the
+        // list cannot keep the slots from the others.
+        streams.rotate_left(1);
         // Wait for capacity before reading, so entries are never read and left waiting.
         let available = match slots.clone().acquire_owned().await {
             Ok(permit) => {
@@ -55,25 +58,15 @@ pub async fn run(
                 continue;
             }
         };
-        for key in reply.map(|r| r.keys).unwrap_or_default() {
-            for entry in key.ids {
-                let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
-                // COUNT limits each stream, not the sum: a read over several streams can
-                // return more entries than free slots. They are ours now, so each waits for
-                // a slot here rather than idling until another worker reclaims it.
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    break;
-                };
-                start(
-                    &shared,
-                    key.key.clone(),
-                    entry.id,
-                    raw,
-                    permit,
-                    results.clone(),
-                )
-                .await;
-            }
+        for (stream, entry) in interleave(reply.map(|r| r.keys).unwrap_or_default()) {
+            let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
+            // COUNT limits each stream, not the sum: a read over several streams can
+            // return more entries than free slots. They are ours now, so each waits for
+            // a slot here rather than idling until another worker reclaims it.
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            start(&shared, stream, entry.id, raw, permit, results.clone()).await;
         }
     }
     // Drain: every permit back means every attempt reported (or timed out by the grace).
@@ -84,6 +77,25 @@ pub async fn run(
     {
         tracing::warn!("attempts still running after the grace period; they will be reclaimed");
     }
+}
+
+/// The entries of a read, taking one from each stream in turn (the first of every stream,
+/// then the second, ...), so that no stream's entries wait for all of another's.
+fn interleave(keys: Vec<redis::streams::StreamKey>) -> Vec<(String, redis::streams::StreamId)> {
+    let total = keys.iter().map(|k| k.ids.len()).sum();
+    let mut out = Vec::with_capacity(total);
+    let mut queues: Vec<(String, std::vec::IntoIter<redis::streams::StreamId>)> = keys
+        .into_iter()
+        .map(|k| (k.key, k.ids.into_iter()))
+        .collect();
+    while out.len() < total {
+        for (key, ids) in queues.iter_mut() {
+            if let Some(entry) = ids.next() {
+                out.push((key.clone(), entry));
+            }
+        }
+    }
+    out
 }
 
 async fn read_batch(
