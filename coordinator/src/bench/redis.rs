@@ -89,6 +89,12 @@ pub struct RedisBenchReport {
     pub event_stream_bytes: u64,
     /// `redis-benchmark` pipelined XADD on the same server, requests per second.
     pub redis_benchmark_xadd_per_second: Option<f64>,
+    /// Linear workload: Redis server CPU time per step, microseconds (`INFO cpu`). With the
+    /// next figure, where the two cores go, independent of other load on the machine.
+    pub linear_redis_cpu_us_per_step: f64,
+    /// Linear workload: this process's CPU time (coordinator, workers and the client
+    /// starting instances) per step, microseconds.
+    pub linear_engine_cpu_us_per_step: f64,
 }
 
 impl std::fmt::Display for RedisBenchReport {
@@ -131,6 +137,11 @@ impl std::fmt::Display for RedisBenchReport {
             f,
             "event streams (capped):           {:>10} bytes",
             self.event_stream_bytes
+        )?;
+        writeln!(
+            f,
+            "linear CPU per step:              redis {:.1} us, coordinator+workers+client {:.1} us",
+            self.linear_redis_cpu_us_per_step, self.linear_engine_cpu_us_per_step
         )?;
         match self.redis_benchmark_xadd_per_second {
             Some(x) => writeln!(f, "redis-benchmark XADD -P 100:      {x:>10.0} requests/s"),
@@ -231,6 +242,41 @@ async fn used_memory(client: &WeirClient) -> anyhow::Result<u64> {
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .ok_or_else(|| anyhow::anyhow!("INFO memory has no used_memory"))
+}
+
+/// The Redis server's CPU time so far (user + system), seconds.
+async fn redis_cpu(client: &WeirClient) -> anyhow::Result<f64> {
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok(field("used_cpu_user:") + field("used_cpu_sys:"))
+}
+
+/// This process's CPU time so far (user + system), seconds; 0 where `/proc` is missing.
+fn own_cpu() -> f64 {
+    // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux); the
+    // command name (field 2) may hold spaces, so count from its closing parenthesis.
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 async fn count_status(client: &WeirClient, status: InstanceStatus) -> anyhow::Result<u64> {
@@ -382,10 +428,15 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     let mem_before = used_memory(&client).await?;
 
     // Throughput: linear.
+    let (redis_cpu_before, own_cpu_before) = (redis_cpu(&client).await?, own_cpu());
     let t = Instant::now();
     start_many(&client, &linear.name, opts.instances, parallel).await?;
     wait_completed(&client, opts.instances as u64, timeout).await?;
     let linear_sps = (opts.instances * 10) as f64 / t.elapsed().as_secs_f64();
+    let linear_steps = (opts.instances * 10) as f64;
+    let linear_redis_cpu_us_per_step =
+        (redis_cpu(&client).await? - redis_cpu_before) * 1e6 / linear_steps;
+    let linear_engine_cpu_us_per_step = (own_cpu() - own_cpu_before) * 1e6 / linear_steps;
     let mem_after_linear = used_memory(&client).await?;
 
     // Throughput: fan-out.
@@ -488,6 +539,8 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
         bytes_per_running_instance: running_bytes,
         event_stream_bytes,
         redis_benchmark_xadd_per_second: xadd,
+        linear_redis_cpu_us_per_step,
+        linear_engine_cpu_us_per_step,
     })
 }
 
