@@ -1,6 +1,12 @@
 //! Turning a turn's inputs into one commit: load the instances, apply each input with the
 //! pure core, and translate the effects into writes (the only place that knows how effects
 //! map onto keys).
+//!
+//! A partition loop keeps the instances it wrote in an [`InstanceCache`] while it holds the
+//! lease, so a hot instance is not read back and decoded every turn. The cache is only a
+//! copy: every write is still guarded by the instance's revision in `commit.lua`, so a copy
+//! that went stale (an instance deleted by retention, or changed by anyone else) fails the
+//! commit with a conflict, and the loop drops the whole cache and reads Redis again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -95,25 +101,6 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
     }
 }
 
-/// Parses `due_timers.lua`'s answer: (now, next due or -1, due members).
-pub fn parse_due(values: &[redis::Value]) -> (i64, i64, Vec<String>) {
-    let int = |v: Option<&redis::Value>| match v {
-        Some(redis::Value::Int(n)) => *n,
-        _ => -1,
-    };
-    let now = int(values.first());
-    let next = int(values.get(1));
-    let members = values
-        .iter()
-        .skip(2)
-        .filter_map(|v| match v {
-            redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-            _ => None,
-        })
-        .collect();
-    (now, next, members)
-}
-
 /// A timer member: `id|step|kind`. Ids may contain `|`; step names and kinds cannot.
 pub fn timer_member(id: &str, step: &str, kind: TimerKind) -> String {
     format!("{id}|{step}|{}", kind.as_str())
@@ -125,6 +112,52 @@ fn parse_timer(member: &str) -> Option<(&str, &str, TimerKind)> {
     let step = parts.next()?;
     let id = parts.next()?;
     Some((id, step, kind))
+}
+
+/// An instance as a partition loop last wrote (or read) it, with its stored revision.
+pub struct Cached {
+    inst: Instance,
+    rev: u64,
+    wf: Arc<Workflow>,
+}
+
+/// The instances a partition loop keeps between turns (see the module doc). Finished
+/// instances are not kept; the cache is emptied when it grows past [`InstanceCache::MAX`].
+#[derive(Default)]
+pub struct InstanceCache {
+    map: HashMap<String, Cached>,
+}
+
+impl InstanceCache {
+    /// The most instances kept (a bound on memory; past it the cache starts over).
+    pub const MAX: usize = 20_000;
+
+    /// Forgets everything: after any failed or uncertain commit, and on conflicts.
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+
+    /// Keeps what a committed turn left, except finished instances.
+    pub fn keep(&mut self, kept: Vec<(String, Cached)>) {
+        if self.map.len() + kept.len() > Self::MAX {
+            self.map.clear();
+        }
+        for (id, c) in kept {
+            if !c.inst.status.is_terminal() {
+                self.map.insert(id, c);
+            }
+        }
+    }
+
+    /// How many instances are kept.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
 }
 
 /// The commit of one turn, with what it counted.
@@ -143,6 +176,8 @@ pub struct Built {
     pub dead: u64,
     /// Metrics of what the batch did, published once it is committed.
     pub tally: weir_worker::ops::Tally,
+    /// The instances as the batch leaves them, for [`InstanceCache::keep`] once committed.
+    pub kept: Vec<(String, Cached)>,
 }
 
 /// One instance as the turn changes it.
@@ -154,10 +189,12 @@ struct Working {
     changed: bool,
 }
 
-/// Applies a turn's inputs and builds its commit.
+/// Applies a turn's inputs and builds its commit. Instances come from `cache` (taken out
+/// of it) or are read from Redis.
 pub async fn build(
     shared: &Shared,
     part: &PartitionKeys,
+    cache: &mut InstanceCache,
     inbound: Vec<Inbound>,
     now_ms: i64,
 ) -> Result<Built, String> {
@@ -169,16 +206,36 @@ pub async fn build(
         refused: 0,
         dead: 0,
         tally: Default::default(),
+        kept: Vec::new(),
     };
-    // Load every instance the turn touches, in one round trip.
+    // Every instance the turn touches: from the cache, the others read in one round trip.
     let mut ids: Vec<&str> = inbound.iter().filter_map(Inbound::instance_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    let loaded = store::load_instances(&shared.conns, part, &ids)
+    let mut working: HashMap<String, Working> = HashMap::with_capacity(ids.len());
+    let mut missing: Vec<&str> = Vec::new();
+    for id in ids {
+        match cache.map.remove(id) {
+            Some(c) => {
+                let before = Some(c.inst.status);
+                working.insert(
+                    id.to_string(),
+                    Working {
+                        inst: Some(c.inst),
+                        wf: Some(c.wf),
+                        rev: Some(c.rev),
+                        before,
+                        changed: false,
+                    },
+                );
+            }
+            None => missing.push(id),
+        }
+    }
+    let loaded = store::load_instances(&shared.conns, part, &missing)
         .await
         .map_err(|e| e.to_string())?;
-    let mut working: HashMap<String, Working> = HashMap::with_capacity(ids.len());
-    for (id, stored) in ids.iter().zip(loaded) {
+    for (id, stored) in missing.iter().zip(loaded) {
         let (inst, rev) = match stored {
             Some(s) => (Some(s.instance), Some(s.rev)),
             None => (None, None),
@@ -363,11 +420,16 @@ pub async fn build(
 
     // Write every changed instance once, with its index entries, guarded by its revision.
     for (id, w) in working {
-        if !w.changed {
+        let (Some(inst), Some(wf)) = (w.inst, w.wf) else {
             continue;
-        }
-        let Some(inst) = &w.inst else { continue };
-        write_instance(&mut out.batch, part, &id, inst, w.rev, w.before);
+        };
+        let rev = if w.changed {
+            write_instance(&mut out.batch, part, &id, &inst, w.rev, w.before);
+            inst.revision
+        } else {
+            w.rev.unwrap_or(0)
+        };
+        out.kept.push((id, Cached { inst, rev, wf }));
     }
     Ok(out)
 }

@@ -5,21 +5,47 @@
 //! core, and commits the outcome in one script call that also acknowledges the inputs. When
 //! idle it blocks on the streams until the next timer is due (at most 100 ms), so timers fire
 //! on time without polling.
+//!
+//! A busy loop makes two round trips per turn: the read, and the commit. The commit also
+//! reads the Redis clock and the timers due by it after its writes (`commit.lua`), and the
+//! next turn uses those when it follows at once (its read did not block, and less than
+//! [`CLOCK_REUSE`] passed): it advances that Redis time by the few milliseconds measured
+//! since on this process's monotonic clock, which never compares clocks of two machines.
+//! Otherwise (after an idle wait, an error, or at the start) the turn asks
+//! `due_timers.lua`. Instances come from the loop's [`InstanceCache`] (see [`apply`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::streams::StreamReadReply;
 use tokio::sync::watch;
-use weir::redis::batch::CommitError;
+use tokio::time::Instant;
+use weir::redis::batch::{CommitError, DueTimers};
 use weir::redis::keys::{COORDINATOR_CONSUMER, COORDINATOR_GROUP};
 use weir::redis::scripts;
 
-use super::apply::{self, Inbound};
+use super::apply::{self, Inbound, InstanceCache};
 use super::{retention, Counters, Shared};
 
 /// The longest a loop blocks waiting for input.
 const MAX_BLOCK: Duration = Duration::from_millis(100);
+
+/// How long the clock and due timers a commit read stay usable by the next turn.
+const CLOCK_REUSE: Duration = Duration::from_millis(20);
+
+/// What a partition loop carries from one turn to the next; all of it can be lost at any
+/// moment (Redis holds the state).
+#[derive(Default)]
+struct LoopState {
+    /// The blocking reads' own connection, made again after an error.
+    reader: Option<redis::aio::MultiplexedConnection>,
+    /// Read the entries pending for this consumer (ID `0`) before new ones.
+    read_pending: bool,
+    /// Instances as last written.
+    cache: InstanceCache,
+    /// The clock and due timers read by the last commit, and when it answered.
+    clock: Option<(DueTimers, Instant)>,
+}
 
 /// Runs the partition until told to stop or the lease is lost. The caller instruments it
 /// with a `partition` span.
@@ -28,9 +54,10 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
     if ensure_groups(&shared, &part).await.is_err() {
         tracing::warn!("could not create consumer groups yet; will retry on first read");
     }
-    let mut read_pending = true;
-    // The blocking reads' own connection, made again after an error.
-    let mut reader: Option<redis::aio::MultiplexedConnection> = None;
+    let mut state = LoopState {
+        read_pending: true,
+        ..LoopState::default()
+    };
     let mut block = Duration::ZERO;
     let mut backoff = Duration::from_millis(50);
     let mut last_sweep = tokio::time::Instant::now();
@@ -38,7 +65,13 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             break;
         }
-        match turn(&shared, &part, &mut reader, &mut read_pending, block).await {
+        let outcome = turn(&shared, &part, &mut state, block).await;
+        if outcome.is_err() {
+            // A commit that failed may or may not have been applied: trust Redis only.
+            state.cache.clear();
+            state.clock = None;
+        }
+        match outcome {
             Ok(next_block) => {
                 block = next_block;
                 backoff = Duration::from_millis(50);
@@ -47,12 +80,24 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
                 tracing::warn!("lease lost; stopping this partition");
                 break;
             }
+            Err(TurnError::Conflict(key)) => {
+                // Someone else wrote the instance (or deleted it): nothing was written; read
+                // Redis again (the cache is dropped) after a pause.
+                tracing::info!(%key, "instance changed concurrently; reloading");
+                state.read_pending = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
             Err(TurnError::Other(e)) => {
                 Counters::add(&shared.counters.redis_errors, 1);
                 weir_worker::ops::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "partition turn failed; will retry");
                 // What was read but not committed is still pending: read it again.
-                read_pending = true;
+                state.read_pending = true;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => {}
@@ -72,6 +117,8 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
 
 enum TurnError {
     LeaseLost,
+    /// An instance's revision was not the one expected: nothing was written.
+    Conflict(String),
     Other(String),
 }
 
@@ -85,16 +132,16 @@ impl From<redis::RedisError> for TurnError {
 async fn turn(
     shared: &Arc<Shared>,
     part: &weir::redis::PartitionKeys,
-    reader: &mut Option<redis::aio::MultiplexedConnection>,
-    read_pending: &mut bool,
+    state: &mut LoopState,
     block: Duration,
 ) -> Result<Duration, TurnError> {
     let (commands, results) = (part.commands(), part.results());
     let batch = shared.config.batch;
     // 1. Read input; block only when there is nothing pending and no timer is due.
+    let blocks = !state.read_pending && !block.is_zero();
     let reply: Option<StreamReadReply> = {
-        if reader.is_none() {
-            *reader = Some(
+        if state.reader.is_none() {
+            state.reader = Some(
                 shared
                     .conns
                     .dedicated()
@@ -102,17 +149,17 @@ async fn turn(
                     .map_err(|e| TurnError::Other(e.to_string()))?,
             );
         }
-        let Some(conn) = reader.as_mut() else {
+        let Some(conn) = state.reader.as_mut() else {
             return Err(TurnError::Other("no reader connection".into()));
         };
-        let id = if *read_pending { "0" } else { ">" };
+        let id = if state.read_pending { "0" } else { ">" };
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(COORDINATOR_GROUP)
             .arg(COORDINATOR_CONSUMER)
             .arg("COUNT")
             .arg(batch);
-        if !*read_pending && !block.is_zero() {
+        if blocks {
             cmd.arg("BLOCK").arg(block.as_millis() as u64);
         }
         cmd.arg("STREAMS")
@@ -127,7 +174,7 @@ async fn turn(
                 None
             }
             Err(e) => {
-                *reader = None;
+                state.reader = None;
                 return Err(e.into());
             }
         }
@@ -141,56 +188,69 @@ async fn turn(
             inbound.push(apply::decode_entry(&key.key, from_commands, entry));
         }
     }
-    if *read_pending && read == 0 {
-        *read_pending = false;
+    if state.read_pending && read == 0 {
+        state.read_pending = false;
     }
-    // 2. The Redis clock and the timers due by it.
-    let due: Vec<redis::Value> = scripts::DUE_TIMERS
-        .key(part.timers())
-        .arg(batch)
-        .invoke_async(&mut shared.conns.conn.clone())
-        .await?;
-    let (now, next_due, timers) = apply::parse_due(&due);
-    inbound.extend(timers.into_iter().map(Inbound::Timer));
-
-    let next_block = if *read_pending || read >= batch {
+    // 2. The Redis clock and the timers due by it: as the last commit read them when this
+    // turn follows it at once, else from Redis now.
+    let carried = state
+        .clock
+        .take()
+        .filter(|(_, at)| !blocks && at.elapsed() < CLOCK_REUSE);
+    let due = match carried {
+        Some((mut due, at)) => {
+            due.now_ms += at.elapsed().as_millis() as i64;
+            due
+        }
+        None => {
+            let values: Vec<redis::Value> = scripts::DUE_TIMERS
+                .key(part.timers())
+                .arg(batch)
+                .invoke_async(&mut shared.conns.conn.clone())
+                .await?;
+            DueTimers::parse(&values)
+        }
+    };
+    let now = due.now_ms;
+    let next_block = if state.read_pending || read >= batch {
         Duration::ZERO
-    } else if next_due >= 0 {
+    } else if let Some(next_due) = due.next_due_ms {
         Duration::from_millis((next_due - now).clamp(1, MAX_BLOCK.as_millis() as i64) as u64)
     } else {
         MAX_BLOCK
     };
+    inbound.extend(due.members.into_iter().map(Inbound::Timer));
     if inbound.is_empty() {
         return Ok(next_block);
     }
-    // 3. Apply and commit.
-    let batch = apply::build(shared, part, inbound, now)
+    // 3. Apply and commit; the commit reads the clock and due timers for the next turn.
+    let mut built = apply::build(shared, part, &mut state.cache, inbound, now)
         .await
         .map_err(TurnError::Other)?;
-    let n = batch.inputs;
-    match batch
+    built.batch.then_due_timers(&part.timers(), batch);
+    let n = built.inputs;
+    match built
         .batch
-        .commit(&mut shared.conns.conn.clone(), &shared.config.id)
+        .commit_then_due(&mut shared.conns.conn.clone(), &shared.config.id)
         .await
     {
-        Ok(_) => {
+        Ok((_, due)) => {
+            state.cache.keep(built.kept);
+            state.clock = due.map(|d| (d, Instant::now()));
             Counters::add(&shared.counters.commits, 1);
-            Counters::add(&shared.counters.transitions, batch.applied);
-            Counters::add(&shared.counters.stale, batch.stale);
-            Counters::add(&shared.counters.refused, batch.refused);
-            Counters::add(&shared.counters.dead_lettered, batch.dead);
-            weir_worker::ops::metrics::batch_committed(n, batch.applied, batch.stale, batch.dead);
-            let mut tally = batch.tally;
+            Counters::add(&shared.counters.transitions, built.applied);
+            Counters::add(&shared.counters.stale, built.stale);
+            Counters::add(&shared.counters.refused, built.refused);
+            Counters::add(&shared.counters.dead_lettered, built.dead);
+            weir_worker::ops::metrics::batch_committed(n, built.applied, built.stale, built.dead);
+            let mut tally = built.tally;
             tally.publish();
             tracing::trace!(inputs = n, "batch committed");
             // Anything fired may have scheduled a timer due now: don't block.
             Ok(if n > 0 { Duration::ZERO } else { next_block })
         }
         Err(CommitError::LeaseLost) => Err(TurnError::LeaseLost),
-        Err(CommitError::Conflict(key)) => {
-            *read_pending = true;
-            Err(TurnError::Other(format!("concurrent change of {key}")))
-        }
+        Err(CommitError::Conflict(key)) => Err(TurnError::Conflict(key)),
         Err(CommitError::Redis(e)) => Err(e.into()),
     }
 }

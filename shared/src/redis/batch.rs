@@ -4,7 +4,7 @@
 //! and sends it as one script call (DESIGN invariant 3, and the way to get near Redis's
 //! ceiling: one round trip for many transitions).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use redis::aio::ConnectionLike;
 
@@ -18,6 +18,48 @@ pub struct Batch {
     checks: Vec<(usize, String)>,
     ops: Vec<Vec<u8>>,
     writes: usize,
+    /// Entries to acknowledge, per (stream key index, group): one XACK and one XDEL each.
+    acks: Vec<(usize, String, Vec<String>)>,
+    /// (key index, member) pairs already added with SADD in this batch.
+    sadded: HashSet<(usize, String)>,
+    /// The timers sorted set to read the due timers of after the writes, and how many.
+    due_timers: Option<(usize, usize)>,
+}
+
+/// The Redis clock and the timers due by it, as read at the end of a commit (or by
+/// `due_timers.lua`): DESIGN invariant 6, timers fire by the Redis clock.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueTimers {
+    /// The Redis server time, milliseconds since the epoch.
+    pub now_ms: i64,
+    /// The due time of the earliest timer not returned, if any.
+    pub next_due_ms: Option<i64>,
+    /// Due timer members (`id|step|kind`), at most the limit asked for.
+    pub members: Vec<String>,
+}
+
+impl DueTimers {
+    /// Parses `{ now_ms, next_due_ms or -1, member1, ... }` (the answer of
+    /// `due_timers.lua`, and the tail of `commit.lua`'s).
+    pub fn parse(values: &[redis::Value]) -> DueTimers {
+        let int = |v: Option<&redis::Value>| match v {
+            Some(redis::Value::Int(n)) => *n,
+            _ => -1,
+        };
+        let next = int(values.get(1));
+        DueTimers {
+            now_ms: int(values.first()),
+            next_due_ms: (next >= 0).then_some(next),
+            members: values
+                .iter()
+                .skip(2)
+                .filter_map(|v| match v {
+                    redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a batch was not applied. Nothing was written.
@@ -38,32 +80,33 @@ impl Batch {
     /// A batch guarded by `lease_key`.
     pub fn new(lease_key: String) -> Batch {
         let mut b = Batch::default();
-        b.key(&lease_key);
+        b.key_idx(&lease_key);
         b
     }
 
     /// No writes yet.
     pub fn is_empty(&self) -> bool {
-        self.writes == 0
+        self.writes == 0 && self.acks.is_empty()
     }
 
-    /// How many writes.
+    /// How many writes (an acknowledgement of several entries of one stream counts once).
     pub fn len(&self) -> usize {
-        self.writes
+        self.writes + self.acks.len()
     }
 
-    fn key(&mut self, key: &str) -> Vec<u8> {
-        let next = self.keys.len() + 1;
-        let idx = *self.key_index.entry(key.to_string()).or_insert_with(|| {
-            self.keys.push(key.to_string());
-            next
-        });
-        idx.to_string().into_bytes()
+    fn key_idx(&mut self, key: &str) -> usize {
+        if let Some(idx) = self.key_index.get(key) {
+            return *idx;
+        }
+        self.keys.push(key.to_string());
+        let idx = self.keys.len();
+        self.key_index.insert(key.to_string(), idx);
+        idx
     }
 
     fn op(&mut self, name: &str, key: &str, args: &[&[u8]]) {
         self.ops.push(name.as_bytes().to_vec());
-        let k = self.key(key);
+        let k = self.key_idx(key).to_string().into_bytes();
         self.ops.push(k);
         self.ops.extend(args.iter().map(|a| a.to_vec()));
         self.writes += 1;
@@ -71,10 +114,17 @@ impl Batch {
 
     /// Requires the hash `key` to have field `rev` equal to `rev` (`None`: must not exist).
     pub fn check_revision(&mut self, key: &str, rev: Option<u64>) {
-        let k = self.key(key);
-        let idx = String::from_utf8_lossy(&k).parse().unwrap_or(0);
+        let idx = self.key_idx(key);
         self.checks
             .push((idx, rev.map(|r| r.to_string()).unwrap_or_default()));
+    }
+
+    /// After the writes, read the Redis clock and up to `limit` timers of the sorted set
+    /// `timers_key` due by it, in the same script call: the next turn needs no call of its
+    /// own for them (see [`Batch::commit_then_due`]).
+    pub fn then_due_timers(&mut self, timers_key: &str, limit: usize) {
+        let idx = self.key_idx(timers_key);
+        self.due_timers = Some((idx, limit.max(1)));
     }
 
     /// HSET key f v ...
@@ -131,14 +181,28 @@ impl Batch {
         self.op("ZREM", key, &[member.as_bytes()]);
     }
 
-    /// SADD key member
+    /// SADD key member (once per batch for a given member).
     pub fn sadd(&mut self, key: &str, member: &str) {
-        self.op("SADD", key, &[member.as_bytes()]);
+        let idx = self.key_idx(key);
+        if self.sadded.insert((idx, member.to_string())) {
+            self.op("SADD", key, &[member.as_bytes()]);
+        }
     }
 
-    /// XACK + XDEL of a handled stream entry.
+    /// XACK + XDEL of a handled stream entry. The entries of one stream and group are
+    /// acknowledged together, with one XACK and one XDEL, before the other writes.
     pub fn ack(&mut self, stream: &str, group: &str, id: &str) {
-        self.op("ACK", stream, &[group.as_bytes(), id.as_bytes()]);
+        let idx = self.key_idx(stream);
+        match self
+            .acks
+            .iter_mut()
+            .find(|(k, g, _)| *k == idx && g == group)
+        {
+            Some((_, _, ids)) => ids.push(id.to_string()),
+            None => self
+                .acks
+                .push((idx, group.to_string(), vec![id.to_string()])),
+        }
     }
 
     /// LPUSH + PEXPIRE of a reply.
@@ -153,25 +217,63 @@ impl Batch {
         self.op("HINCR", key, &[field.as_bytes(), n.as_bytes()]);
     }
 
-    /// Sends the batch as one `commit.lua` call.
+    /// Sends the batch as one `commit.lua` call; returns the number of writes applied.
     pub async fn commit<C: ConnectionLike>(
         self,
         conn: &mut C,
         owner: &str,
     ) -> Result<usize, CommitError> {
+        let (applied, _) = self.commit_then_due(conn, owner).await?;
+        Ok(applied)
+    }
+
+    /// Sends the batch as one `commit.lua` call; returns the number of writes applied and,
+    /// if [`Batch::then_due_timers`] was called, the Redis clock and the due timers read
+    /// after the writes.
+    pub async fn commit_then_due<C: ConnectionLike>(
+        self,
+        conn: &mut C,
+        owner: &str,
+    ) -> Result<(usize, Option<DueTimers>), CommitError> {
         let mut inv = scripts::COMMIT.prepare_invoke();
         for k in &self.keys {
             inv.key(k);
         }
-        inv.arg(owner).arg(self.checks.len());
+        let (timers_idx, limit) = self.due_timers.unwrap_or((0, 0));
+        inv.arg(owner)
+            .arg(timers_idx)
+            .arg(limit)
+            .arg(self.checks.len());
         for (idx, rev) in &self.checks {
             inv.arg(*idx).arg(rev);
+        }
+        for (idx, group, ids) in &self.acks {
+            inv.arg("ACK").arg(*idx).arg(group.as_str()).arg(ids.len());
+            for id in ids {
+                inv.arg(id.as_str());
+            }
         }
         for op in &self.ops {
             inv.arg(op.as_slice());
         }
-        match inv.invoke_async::<usize>(conn).await {
-            Ok(n) => Ok(n),
+        let answer = inv.invoke_async::<redis::Value>(conn).await;
+        match answer {
+            Ok(redis::Value::Int(n)) => Ok((n.max(0) as usize, None)),
+            Ok(redis::Value::Array(values)) => {
+                let applied = match values.first() {
+                    Some(redis::Value::Int(n)) => (*n).max(0) as usize,
+                    _ => 0,
+                };
+                Ok((
+                    applied,
+                    Some(DueTimers::parse(&values[1.min(values.len())..])),
+                ))
+            }
+            Ok(other) => Err(CommitError::Redis(redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected answer from commit.lua",
+                format!("{other:?}"),
+            )))),
             Err(e) => {
                 // The script's error reply is `LEASE` or `REV <key>`; redis-rs splits it
                 // into a code and a detail (or a generic kind and the text as detail), so

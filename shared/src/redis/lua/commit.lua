@@ -2,23 +2,28 @@
 --
 -- KEYS: every key the batch touches (all in one partition slot). KEYS[1] is the lease.
 -- ARGV[1]: the coordinator id that must hold the lease.
--- ARGV[2]: C, the number of revision checks; then C pairs (key index, expected revision),
+-- ARGV[2]: T, the key index of the partition's timers sorted set to read the due timers of
+--          after the writes (0: do not read them); ARGV[3]: at most this many due timers.
+-- ARGV[4]: C, the number of revision checks; then C pairs (key index, expected revision),
 --          expected "" meaning the key must not exist (a new instance).
 -- Then the writes, each an opcode and its arguments (key arguments are indexes into KEYS):
 --   HSET k n f1 v1 ... fn vn   | HDEL k f       | RPUSH k v       | DEL k
 --   XADD k maxlen n f1 v1 ... fn vn   (maxlen 0: uncapped; else MAXLEN ~ maxlen)
 --   ZADD k score m             | ZREM k m       | SADD k m
---   ACK k group id             (XACK then XDEL: a handled input leaves the stream)
+--   ACK k group n id1 ... idn  (XACK then XDEL of the n entries: handled input leaves the stream)
 --   REPLY k ttl_ms v           (LPUSH then PEXPIRE)
 --   HINCR k f n
--- Returns: the number of writes applied, or an error "LEASE" (lease lost: stop) or
--- "REV <key>" (state changed under us: reload and retry). Checks come before any write.
+-- Returns: with T = 0, the number of writes applied; otherwise
+-- { applied, now_ms, next_due_ms or -1, member1, ... }: the Redis clock after the writes and
+-- the timers due by it (as `due_timers.lua` answers), so the next turn of the coordinator needs
+-- no call of its own for them. Or an error "LEASE" (lease lost: stop) or "REV <key>" (state
+-- changed under us: reload and retry). Checks come before any write.
 
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LEASE')
 end
-local checks = tonumber(ARGV[2])
-local i = 3
+local checks = tonumber(ARGV[4])
+local i = 5
 for _ = 1, checks do
   local key = KEYS[tonumber(ARGV[i])]
   local expected = ARGV[i + 1]
@@ -36,22 +41,10 @@ local applied = 0
 while i <= n do
   local op = ARGV[i]
   local k = KEYS[tonumber(ARGV[i + 1])]
-  if op == 'HSET' then
-    local pairs_n = tonumber(ARGV[i + 2])
-    local args = {}
-    for j = 0, 2 * pairs_n - 1 do args[#args + 1] = ARGV[i + 3 + j] end
-    redis.call('HSET', k, unpack(args))
-    i = i + 3 + 2 * pairs_n
-  elseif op == 'HDEL' then
-    redis.call('HDEL', k, ARGV[i + 2]); i = i + 3
-  elseif op == 'RPUSH' then
-    redis.call('RPUSH', k, ARGV[i + 2]); i = i + 3
-  elseif op == 'DEL' then
-    redis.call('DEL', k); i = i + 2
-  elseif op == 'XADD' then
+  if op == 'XADD' then
     local cap = tonumber(ARGV[i + 2])
     local pairs_n = tonumber(ARGV[i + 3])
-    local args = {}
+    local args
     if cap > 0 then
       args = { 'MAXLEN', '~', cap, '*' }
     else
@@ -60,16 +53,27 @@ while i <= n do
     for j = 0, 2 * pairs_n - 1 do args[#args + 1] = ARGV[i + 4 + j] end
     redis.call('XADD', k, unpack(args))
     i = i + 4 + 2 * pairs_n
+  elseif op == 'HSET' then
+    local pairs_n = tonumber(ARGV[i + 2])
+    redis.call('HSET', k, unpack(ARGV, i + 3, i + 2 + 2 * pairs_n))
+    i = i + 3 + 2 * pairs_n
+  elseif op == 'RPUSH' then
+    redis.call('RPUSH', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'ACK' then
+    local ids_n = tonumber(ARGV[i + 3])
+    redis.call('XACK', k, ARGV[i + 2], unpack(ARGV, i + 4, i + 3 + ids_n))
+    redis.call('XDEL', k, unpack(ARGV, i + 4, i + 3 + ids_n))
+    i = i + 4 + ids_n
   elseif op == 'ZADD' then
     redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'ZREM' then
     redis.call('ZREM', k, ARGV[i + 2]); i = i + 3
   elseif op == 'SADD' then
     redis.call('SADD', k, ARGV[i + 2]); i = i + 3
-  elseif op == 'ACK' then
-    redis.call('XACK', k, ARGV[i + 2], ARGV[i + 3])
-    redis.call('XDEL', k, ARGV[i + 3])
-    i = i + 4
+  elseif op == 'HDEL' then
+    redis.call('HDEL', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'DEL' then
+    redis.call('DEL', k); i = i + 2
   elseif op == 'REPLY' then
     redis.call('LPUSH', k, ARGV[i + 3])
     redis.call('PEXPIRE', k, ARGV[i + 2])
@@ -81,4 +85,17 @@ while i <= n do
   end
   applied = applied + 1
 end
-return applied
+
+local timers = tonumber(ARGV[2])
+if timers == 0 then
+  return applied
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[timers], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local after = redis.call('ZRANGE', KEYS[timers], #due, #due, 'WITHSCORES')
+local next_due = -1
+if after[2] then next_due = tonumber(after[2]) end
+local out = { applied, now, next_due }
+for _, m in ipairs(due) do out[#out + 1] = m end
+return out
