@@ -41,14 +41,25 @@ pub async fn run(shared: Arc<WorkerShared>, mut rx: mpsc::Receiver<Report>) {
     }
 }
 
-/// Sends a batch, one script call per partition, retrying with backoff while Redis is away.
+/// Sends a batch, one script call per partition (the calls of different partitions at
+/// once), retrying with backoff while Redis is away.
 async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
     let mut by_results: HashMap<String, Vec<Report>> = HashMap::new();
     for r in buf.drain(..) {
         let key = shared.conns.keys.part_of(&r.result.instance_id).results();
         by_results.entry(key).or_default().push(r);
     }
-    for (results_key, reports) in by_results {
+    futures_util::future::join_all(
+        by_results
+            .into_iter()
+            .map(|(results_key, reports)| send_partition(shared, results_key, reports)),
+    )
+    .await;
+}
+
+/// Sends the results of one partition in one `report.lua` call, retrying until it is taken.
+async fn send_partition(shared: &WorkerShared, results_key: String, reports: Vec<Report>) {
+    {
         let mut backoff = Duration::from_millis(50);
         loop {
             let mut inv = scripts::REPORT.prepare_invoke();
