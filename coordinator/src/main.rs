@@ -6,6 +6,10 @@
 
 mod cli;
 
+/// The allocator: faster than the system's for the many small buffers of the Redis engine.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

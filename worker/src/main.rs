@@ -12,6 +12,10 @@ use tokio::sync::watch;
 use weir::redis::{RedisConfig, RedisError};
 use weir_worker::{builtin_handlers, Worker, WorkerConfig};
 
+/// The allocator: faster than the system's for the many small buffers of each step.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Weir worker: runs step attempts of a Redis namespace with the built-in handlers.
 #[derive(Debug, Parser)]
 #[command(name = "weir-worker", version)]
