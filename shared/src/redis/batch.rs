@@ -16,7 +16,10 @@ pub struct Batch {
     keys: Vec<String>,
     key_index: HashMap<String, usize>,
     checks: Vec<(usize, String)>,
-    ops: Vec<Vec<u8>>,
+    /// The writes' arguments, one after another (fewer allocations than one buffer each).
+    op_bytes: Vec<u8>,
+    /// Where each argument in `op_bytes` ends.
+    op_ends: Vec<usize>,
     writes: usize,
     /// Entries to acknowledge, per (stream key index, group): one XACK and one XDEL each.
     acks: Vec<(usize, String, Vec<String>)>,
@@ -104,11 +107,18 @@ impl Batch {
         idx
     }
 
+    fn push_arg(&mut self, arg: &[u8]) {
+        self.op_bytes.extend_from_slice(arg);
+        self.op_ends.push(self.op_bytes.len());
+    }
+
     fn op(&mut self, name: &str, key: &str, args: &[&[u8]]) {
-        self.ops.push(name.as_bytes().to_vec());
-        let k = self.key_idx(key).to_string().into_bytes();
-        self.ops.push(k);
-        self.ops.extend(args.iter().map(|a| a.to_vec()));
+        self.push_arg(name.as_bytes());
+        let k = self.key_idx(key).to_string();
+        self.push_arg(k.as_bytes());
+        for a in args {
+            self.push_arg(a);
+        }
         self.writes += 1;
     }
 
@@ -253,8 +263,10 @@ impl Batch {
                 inv.arg(id.as_str());
             }
         }
-        for op in &self.ops {
-            inv.arg(op.as_slice());
+        let mut start = 0;
+        for &end in &self.op_ends {
+            inv.arg(&self.op_bytes[start..end]);
+            start = end;
         }
         let answer = inv.invoke_async::<redis::Value>(conn).await;
         match answer {

@@ -42,17 +42,15 @@ while i <= n do
   local op = ARGV[i]
   local k = KEYS[tonumber(ARGV[i + 1])]
   if op == 'XADD' then
-    local cap = tonumber(ARGV[i + 2])
-    local pairs_n = tonumber(ARGV[i + 3])
-    local args
-    if cap > 0 then
-      args = { 'MAXLEN', '~', cap, '*' }
+    -- No table per entry: the field pairs are passed straight from ARGV.
+    local cap = ARGV[i + 2]
+    local last = i + 3 + 2 * tonumber(ARGV[i + 3])
+    if cap == '0' then
+      redis.call('XADD', k, '*', unpack(ARGV, i + 4, last))
     else
-      args = { '*' }
+      redis.call('XADD', k, 'MAXLEN', '~', cap, '*', unpack(ARGV, i + 4, last))
     end
-    for j = 0, 2 * pairs_n - 1 do args[#args + 1] = ARGV[i + 4 + j] end
-    redis.call('XADD', k, unpack(args))
-    i = i + 4 + 2 * pairs_n
+    i = last + 1
   elseif op == 'HSET' then
     local pairs_n = tonumber(ARGV[i + 2])
     redis.call('HSET', k, unpack(ARGV, i + 3, i + 2 + 2 * pairs_n))
