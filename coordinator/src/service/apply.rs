@@ -129,8 +129,9 @@ pub struct InstanceCache {
 }
 
 impl InstanceCache {
-    /// The most instances kept (a bound on memory; past it the cache starts over).
-    pub const MAX: usize = 20_000;
+    /// The most instances kept per partition loop (a bound on memory, a few MB; past it the
+    /// cache starts over, which costs only reads).
+    pub const MAX: usize = 4_096;
 
     /// Forgets everything: after any failed or uncertain commit, and on conflicts.
     pub fn clear(&mut self) {

@@ -90,10 +90,18 @@ if timers == 0 then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[timers], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
-local after = redis.call('ZRANGE', KEYS[timers], #due, #due, 'WITHSCORES')
-local next_due = -1
-if after[2] then next_due = tonumber(after[2]) end
-local out = { applied, now, next_due }
-for _, m in ipairs(due) do out[#out + 1] = m end
+local out = { applied, now, -1 }
+-- The earliest timer first: when it is not due (the common case) nothing else is read.
+local first = redis.call('ZRANGE', KEYS[timers], 0, 0, 'WITHSCORES')
+if first[2] then
+  local first_due = tonumber(first[2])
+  if first_due > now then
+    out[3] = first_due
+  else
+    local due = redis.call('ZRANGEBYSCORE', KEYS[timers], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+    local after = redis.call('ZRANGE', KEYS[timers], #due, #due, 'WITHSCORES')
+    if after[2] then out[3] = tonumber(after[2]) end
+    for _, m in ipairs(due) do out[#out + 1] = m end
+  end
+end
 return out
