@@ -246,6 +246,14 @@ async fn a_step_that_keeps_killing_workers_is_dead_lettered() -> anyhow::Result<
         2,
         "the poison step is not run a third time"
     );
+    // The worker counts the dead letter once its script returned, just after the entry
+    // appears: wait for the count, then check it stays at one.
+    wait_until_async(
+        Duration::from_secs(5),
+        "the dead letter counted",
+        async || c3.dead_lettered.load(Ordering::SeqCst) >= 1,
+    )
+    .await?;
     assert_eq!(c3.dead_lettered.load(Ordering::SeqCst), 1);
     let (_, fields) = &dead[0];
     assert_eq!(fields["source"], part.queue("default").into_bytes());
