@@ -276,3 +276,32 @@ async fn an_acl_user_confined_to_the_namespace_keys_runs_everything() -> anyhow:
     assert!(entries.iter().any(|e| e.contains("other:key")), "{log:?}");
     Ok(())
 }
+
+/// A coordinator and a worker asked to stop while their Redis is gone stop promptly: the
+/// leases they cannot release expire by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_stop_promptly_when_redis_is_gone() -> anyhow::Result<()> {
+    init_logs();
+    let mut redis = RedisServer::start()?;
+    let url = redis.url();
+    let coordinator = start_coordinator(&url, "t").await?;
+    let worker = start_worker(&url, "t").await?;
+    let keys = common::keys(&client(&url, "t").await?);
+    let mut conn = raw(&url).await?;
+    let id = coordinator.id.clone();
+    wait_for_async(Duration::from_secs(5), "the leases taken", async || {
+        let leases = leased_by(&mut conn, &keys, &id).await.ok()?;
+        (leases.len() == keys.partitions() as usize).then_some(())
+    })
+    .await?;
+    redis.kill()?;
+    let stopped = tokio::time::timeout(Duration::from_secs(4), async {
+        tokio::join!(coordinator.stop(), worker.stop());
+    })
+    .await;
+    assert!(
+        stopped.is_ok(),
+        "the services did not stop within 4 s without Redis"
+    );
+    Ok(())
+}

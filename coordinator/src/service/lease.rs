@@ -13,6 +13,10 @@ use weir::redis::scripts;
 
 use super::{partition, Shared};
 
+/// The longest a stop waits for the partition loops and the lease releases (bounded by the
+/// lease time too): past it, the leases are left to expire.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
+
 /// How often queue depths and pending counts are sampled for metrics.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
@@ -64,26 +68,52 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         }
     }
     // Graceful: stop loops after their batch, then release so a sibling takes over now.
-    for (_, h) in held.iter() {
+    // All of it within a deadline: with Redis gone, a release cannot happen anyway (the
+    // leases expire by themselves), and SIGTERM must still end the process promptly.
+    for h in held.values() {
         let _ = h.stop.send(true);
     }
-    for (p, h) in held.drain() {
-        let _ = h.task.await;
-        let part = shared.conns.keys.part(p);
-        let released: Result<i64, _> = scripts::RELEASE
-            .key(part.lease())
-            .arg(&shared.config.id)
-            .invoke_async(&mut shared.conns.conn.clone())
-            .await;
-        if let Err(e) = released {
-            tracing::warn!(partition = p, error = %e, "could not release lease; it will expire");
+    let parts: Vec<u16> = held.keys().copied().collect();
+    let mut tasks: Vec<JoinHandle<()>> = held.into_values().map(|h| h.task).collect();
+    let deadline = shared
+        .config
+        .lease
+        .clamp(Duration::from_secs(1), SHUTDOWN_DEADLINE);
+    let drain = async {
+        for task in tasks.iter_mut() {
+            let _ = task.await;
         }
+        let shared = &shared;
+        let releases = parts.iter().map(|&p| {
+            let part = shared.conns.keys.part(p);
+            let mut conn = shared.conns.conn.clone();
+            async move {
+                let released: Result<i64, _> = scripts::RELEASE
+                    .key(part.lease())
+                    .arg(&shared.config.id)
+                    .invoke_async(&mut conn)
+                    .await;
+                if let Err(e) = released {
+                    tracing::warn!(partition = p, error = %e, "could not release lease; it will expire");
+                }
+            }
+        });
+        futures_util::future::join_all(releases).await;
+        let _: Result<i64, _> = redis::cmd("ZREM")
+            .arg(shared.conns.keys.coordinators())
+            .arg(&shared.config.id)
+            .query_async(&mut shared.conns.conn.clone())
+            .await;
+    };
+    if tokio::time::timeout(deadline, drain).await.is_err() {
+        for task in &tasks {
+            task.abort();
+        }
+        tracing::warn!(
+            ?deadline,
+            "Redis did not answer in time while stopping; the leases will expire by themselves"
+        );
     }
-    let _: Result<i64, _> = redis::cmd("ZREM")
-        .arg(shared.conns.keys.coordinators())
-        .arg(&shared.config.id)
-        .query_async(&mut shared.conns.conn.clone())
-        .await;
     tracing::info!(coordinator = %shared.config.id, "coordinator stopped");
 }
 
