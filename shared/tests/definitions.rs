@@ -761,3 +761,38 @@ fn the_default_retry_policy_is_documented_values() {
     };
     assert_eq!(m.retry.as_ref().unwrap(), &p);
 }
+
+/// A form's fields keep the order its author wrote them in (the dashboard draws them in
+/// that order), and so does the context: JSON objects keep insertion order throughout.
+#[test]
+fn a_form_keeps_the_order_of_its_fields() {
+    let def = parse_definition(
+        r#"
+name: ordered
+version: "1.0.0"
+steps:
+  ask:
+    type: human
+    form:
+      type: object
+      properties:
+        zeta: { type: string }
+        alpha: { type: number }
+        mid: { type: boolean }
+"#,
+    )
+    .unwrap();
+    let wf = compile(def).unwrap();
+    let weir::definition::CompiledKind::Human {
+        form: Some(form), ..
+    } = &wf.steps[0].kind
+    else {
+        panic!("a human step with a form");
+    };
+    let keys: Vec<&String> = form.schema()["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(keys, ["zeta", "alpha", "mid"]);
+}
