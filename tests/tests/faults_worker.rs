@@ -144,8 +144,9 @@ async fn a_step_run_twice_by_two_workers_is_applied_once() -> anyhow::Result<()>
     let probe = Probe::new(|_, _| Duration::from_millis(1500));
     // The first worker heartbeats only every 10 s: to a sibling with a 300 ms visibility
     // timeout it looks dead (as a worker paused by GC or a stopped VM would), so the sibling
-    // claims its step and runs it too. Both report.
-    let _w1 = start_worker_with(
+    // claims its step and runs it too. Both finish; only the entry's owner, the sibling,
+    // reports: the first worker's result is dropped (disowned) before it reaches Redis.
+    let (_w1, c1) = start_worker_counted(
         worker_config(&url, "t", Duration::from_secs(30)),
         probe.handlers(),
     )
@@ -173,9 +174,10 @@ async fn a_step_run_twice_by_two_workers_is_applied_once() -> anyhow::Result<()>
     let results = keys(&client).part_of(&inst.id).results();
     wait_until_async(
         Duration::from_secs(5),
-        "both executions reported and the results stream drained",
+        "both executions finished, the first one's result dropped, the results stream drained",
         async || {
             probe.finished() == 2
+                && c1.results_disowned.load(Ordering::SeqCst) == 1
                 && xlen(&mut conn.clone(), &results).await.ok() == Some(0)
                 && pending(&mut conn.clone(), &results, COORDINATOR_GROUP)
                     .await
@@ -185,10 +187,12 @@ async fn a_step_run_twice_by_two_workers_is_applied_once() -> anyhow::Result<()>
     )
     .await?;
     assert_eq!(probe.started(), 2, "the step ran twice (at least once)");
-    assert!(
-        counters.stale.load(Ordering::SeqCst) >= 1,
-        "the duplicate result is dropped and counted"
+    assert_eq!(
+        counters.stale.load(Ordering::SeqCst),
+        0,
+        "the disowned result never reached the coordinator"
     );
+    assert_eq!(c1.reported.load(Ordering::SeqCst), 0);
     // ... and its transition applied once.
     assert_eq!(completed_records(&client, &inst.id, "a").await?, 1);
     assert_eq!(completed_records(&client, &inst.id, "b").await?, 1);
@@ -274,6 +278,17 @@ async fn a_step_that_keeps_killing_workers_is_dead_lettered() -> anyhow::Result<
         .query_async(&mut conn)
         .await?;
     assert_eq!(stats, Some(1));
+    // Its step failed (kind dead_lettered): with no failure edge, the instance fails
+    // instead of waiting RUNNING for ever.
+    let done = client.wait(&inst.id, Duration::from_secs(10)).await?;
+    assert_eq!(done.status, InstanceStatus::Failed, "{done:?}");
+    let history = client.history(&inst.id).await?;
+    assert!(
+        history
+            .iter()
+            .any(|r| format!("{r:?}").contains("dead_lettered")),
+        "{history:?}"
+    );
     Ok(())
 }
 

@@ -10,6 +10,6 @@ pub mod ops;
 pub mod runtime;
 pub mod tls_args;
 
-pub use handlers::builtin_handlers;
+pub use handlers::{builtin_handlers, builtin_handlers_with, HttpPolicy};
 pub use runtime::{Worker, WorkerConfig};
 pub use tls_args::RedisTlsArgs;

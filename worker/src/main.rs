@@ -10,7 +10,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use tokio::sync::watch;
 use weir::redis::{RedisConfig, RedisError};
-use weir_worker::{builtin_handlers, Worker, WorkerConfig};
+use weir_worker::runtime::secrets::Secrets;
+use weir_worker::{builtin_handlers_with, HttpPolicy, Worker, WorkerConfig};
 
 /// The allocator: faster than the system's for the many small buffers of each step.
 #[global_allocator]
@@ -25,6 +26,7 @@ struct Args {
     #[arg(
         long,
         env = "WEIR_REDIS_URL",
+        hide_env_values = true,
         default_value = "redis://127.0.0.1:6379",
         value_name = "URL"
     )]
@@ -62,6 +64,26 @@ struct Args {
     /// unset).
     #[arg(long, env = "WEIR_METRICS_ADDR", value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Let `http` steps reach only this host (`host` or `host:port`; repeat for several).
+    /// A listed host is exempt from the address checks. Default: any host.
+    #[arg(
+        long = "http-allow-host",
+        value_name = "HOST",
+        value_delimiter = ',',
+        env = "WEIR_HTTP_ALLOW_HOSTS"
+    )]
+    http_allow_hosts: Vec<String>,
+    /// Refuse `http` requests to loopback and private addresses (link-local ones, such as
+    /// cloud metadata services, are always refused unless allowed by name).
+    #[arg(long, env = "WEIR_HTTP_DENY_PRIVATE")]
+    http_deny_private: bool,
+    /// The total time of one `http` request, redirects included, e.g. 30s.
+    #[arg(long, default_value = "30s", value_name = "DUR", value_parser = parse_duration)]
+    http_timeout: Duration,
+    /// A file of NAME=value lines that `{secret:NAME}` in step configs resolves to
+    /// (`{env:NAME}` reads the worker's environment).
+    #[arg(long, env = "WEIR_SECRETS_FILE", value_name = "FILE")]
+    secrets_file: Option<std::path::PathBuf>,
     /// How log lines (on stderr) are written.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -120,6 +142,14 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(id) = args.id {
         config.id = id;
     }
+    if let Some(path) = &args.secrets_file {
+        config.secrets = Secrets::from_file(path).map_err(|e| e.to_string())?;
+    }
+    let handlers = builtin_handlers_with(HttpPolicy {
+        allow_hosts: args.http_allow_hosts,
+        deny_private: args.http_deny_private,
+        timeout: args.http_timeout,
+    });
     let url = weir::redis::connect::mask_password(&args.redis);
     let queues = config.queues.join(", ");
     let readiness = match args.metrics_addr {
@@ -128,7 +158,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
-    let worker = Worker::connect(config, builtin_handlers())
+    let worker = Worker::connect(config, handlers)
         .await
         .map_err(|e| match e {
             RedisError::Unreachable { message, .. } => format!(

@@ -72,6 +72,7 @@ pub struct Global {
         long,
         global = true,
         env = "WEIR_REDIS_URL",
+        hide_env_values = true,
         default_value = DEFAULT_REDIS_URL,
         value_name = "URL"
     )]

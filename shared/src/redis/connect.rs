@@ -102,6 +102,28 @@ impl RedisConfig {
     }
 }
 
+/// The redis-rs client for a config: its URL, and its TLS files for `rediss://`. Every
+/// connection Weir makes (commands, blocking reads, readiness probes) comes from one, so
+/// all of them use the same certificates.
+pub fn client(config: &RedisConfig) -> Result<redis::Client, RedisError> {
+    let display_url = mask_password(&config.url);
+    let bad_url = |e: redis::RedisError| {
+        RedisError::Config(format!(
+            "invalid Redis URL {display_url}: {e} (expected redis://[user:password@]host:port or rediss://...)"
+        ))
+    };
+    if config.tls.is_empty() {
+        return redis::Client::open(config.url.as_str()).map_err(bad_url);
+    }
+    if !config.url.starts_with("rediss://") {
+        return Err(RedisError::Config(format!(
+            "TLS certificate files were given but the Redis URL {display_url} is not \
+             rediss://: use rediss://host:port, or drop the TLS files"
+        )));
+    }
+    redis::Client::build_with_tls(config.url.as_str(), config.tls.load()?).map_err(bad_url)
+}
+
 /// Live connections to one namespace.
 #[derive(Clone)]
 pub struct Connections {
@@ -141,23 +163,7 @@ impl Connections {
                 config.namespace
             )));
         }
-        let bad_url = |e: redis::RedisError| {
-            RedisError::Config(format!(
-                "invalid Redis URL {display_url}: {e} (expected redis://[user:password@]host:port or rediss://...)"
-            ))
-        };
-        let client = if config.tls.is_empty() {
-            redis::Client::open(config.url.as_str()).map_err(bad_url)?
-        } else {
-            if !config.url.starts_with("rediss://") {
-                return Err(RedisError::Config(format!(
-                    "TLS certificate files were given but the Redis URL {display_url} is not \
-                     rediss://: use rediss://host:port, or drop the TLS files"
-                )));
-            }
-            redis::Client::build_with_tls(config.url.as_str(), config.tls.load()?)
-                .map_err(bad_url)?
-        };
+        let client = client(config)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_response_timeout(Some(config.response_timeout))
             .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -243,21 +249,55 @@ impl Connections {
     }
 }
 
-/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors.
+/// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors; a password
+/// given as a query parameter (`redis+unix:///run/redis.sock?pass=secret`, `password=`)
+/// is masked too.
 pub fn mask_password(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
     let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.rfind('@') else {
-        return url.to_string();
+    let (before_query, query) = match rest.find('?') {
+        Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        None => (rest, None),
     };
-    let creds = &rest[..at];
-    let masked = match creds.find(':') {
-        Some(colon) => format!("{}:***", &creds[..colon]),
-        None => "***".to_string(),
-    };
-    format!("{}://{masked}@{}", &url[..scheme_end], &rest[at + 1..])
+    let mut out = format!("{}://", &url[..scheme_end]);
+    match before_query.rfind('@') {
+        Some(at) => {
+            let creds = &before_query[..at];
+            match creds.find(':') {
+                Some(colon) => out.push_str(&format!("{}:***", &creds[..colon])),
+                None => out.push_str("***"),
+            }
+            out.push('@');
+            out.push_str(&before_query[at + 1..]);
+        }
+        None => out.push_str(before_query),
+    }
+    if let Some(query) = query {
+        let (query, fragment) = match query.find('#') {
+            Some(h) => (&query[..h], Some(&query[h..])),
+            None => (query, None),
+        };
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _))
+                    if name.eq_ignore_ascii_case("pass")
+                        || name.eq_ignore_ascii_case("password") =>
+                {
+                    format!("{name}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(fragment) = fragment {
+            out.push_str(fragment);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -275,5 +315,17 @@ mod tests {
             "rediss://:***@host:6380"
         );
         assert_eq!(mask_password("redis://127.0.0.1"), "redis://127.0.0.1");
+        assert_eq!(
+            mask_password("redis+unix:///run/redis.sock?db=1&pass=s3cret"),
+            "redis+unix:///run/redis.sock?db=1&pass=***"
+        );
+        assert_eq!(
+            mask_password("unix:///tmp/r.sock?user=app&password=s3cret"),
+            "unix:///tmp/r.sock?user=app&password=***"
+        );
+        assert_eq!(
+            mask_password("rediss://u:s3cret@h:6380/0?protocol=resp3#insecure"),
+            "rediss://u:***@h:6380/0?protocol=resp3#insecure"
+        );
     }
 }

@@ -4,7 +4,10 @@
 //!
 //! - `maxmemory-policy` other than `noeviction`: when `maxmemory` is reached Redis evicts
 //!   keys (instances, stream entries, leases) instead of refusing writes;
-//! - no persistence (`appendonly no` and an empty `save`): a restart loses everything.
+//! - no persistence (`appendonly no` and an empty `save`): a restart loses everything;
+//! - snapshots only (`appendonly no` with a `save` schedule): a crash or restart loses every
+//!   write since the last RDB snapshot (minutes of started instances, results and task
+//!   completions that were acknowledged as stored).
 //!
 //! Recommended (see `deploy/redis.conf`): `appendonly yes`, `appendfsync everysec` (at most
 //! about a second of writes lost on a crash of the machine), `maxmemory-policy
@@ -26,6 +29,11 @@ pub enum SafetyWarning {
     },
     /// Neither AOF nor RDB snapshots are on.
     NoPersistence,
+    /// Only RDB snapshots are on (no AOF).
+    SnapshotsOnly {
+        /// The `save` schedule in force.
+        save: String,
+    },
     /// `CONFIG GET` is refused (renamed or disabled, as on many managed services).
     CannotCheck {
         /// Redis's answer.
@@ -45,6 +53,12 @@ impl fmt::Display for SafetyWarning {
                 f,
                 "Redis has no persistence (appendonly no, save \"\"): a restart loses every \
                  instance; set appendonly yes (and appendfsync everysec)"
+            ),
+            SafetyWarning::SnapshotsOnly { save } => write!(
+                f,
+                "Redis persists only by RDB snapshots (appendonly no, save {save:?}): a crash \
+                 or restart loses every write since the last snapshot, including instances \
+                 and results Weir acknowledged; set appendonly yes (and appendfsync everysec)"
             ),
             SafetyWarning::CannotCheck { error } => write!(
                 f,
@@ -88,8 +102,14 @@ pub fn evaluate(policy: &str, appendonly: &str, save: &str) -> Vec<SafetyWarning
             policy: policy.to_string(),
         });
     }
-    if !appendonly.eq_ignore_ascii_case("yes") && save.trim().is_empty() {
-        out.push(SafetyWarning::NoPersistence);
+    if !appendonly.eq_ignore_ascii_case("yes") {
+        if save.trim().is_empty() {
+            out.push(SafetyWarning::NoPersistence);
+        } else {
+            out.push(SafetyWarning::SnapshotsOnly {
+                save: save.trim().to_string(),
+            });
+        }
     }
     out
 }
@@ -101,7 +121,12 @@ mod tests {
     #[test]
     fn unsafe_settings_are_named() {
         assert!(evaluate("noeviction", "yes", "").is_empty());
-        assert!(evaluate("noeviction", "no", "3600 1").is_empty());
+        assert_eq!(
+            evaluate("noeviction", "no", "3600 1"),
+            vec![SafetyWarning::SnapshotsOnly {
+                save: "3600 1".into()
+            }]
+        );
         assert_eq!(
             evaluate("allkeys-lru", "no", ""),
             vec![

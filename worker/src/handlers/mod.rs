@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 use weir::{Handlers, StepContext, StepError};
 
 pub use fail::Fail;
-pub use http::Http;
+pub use http::{Http, HttpPolicy};
 pub use log::Log;
 pub use noop::Noop;
 pub use set::Set;
@@ -40,15 +40,21 @@ pub const BUILTIN_NAMES: [&str; 6] = ["fail", "http", "log", "noop", "set", "sle
 /// The error kind of a configuration a handler cannot use (never retried).
 pub const CONFIG_ERROR: &str = "config";
 
-/// Every built-in handler under its name: `noop`, `set`, `sleep`, `fail`, `log`, `http`.
+/// Every built-in handler under its name: `noop`, `set`, `sleep`, `fail`, `log`, `http`
+/// (with the default [`HttpPolicy`]).
 pub fn builtin_handlers() -> Handlers {
+    builtin_handlers_with(HttpPolicy::default())
+}
+
+/// Every built-in handler, `http` under this policy.
+pub fn builtin_handlers_with(http: HttpPolicy) -> Handlers {
     let mut h = Handlers::new();
     h.register("noop", Noop)
         .register("set", Set)
         .register("sleep", Sleep)
         .register("fail", Fail)
         .register("log", Log)
-        .register("http", Http::new());
+        .register("http", Http::with_policy(http));
     h
 }
 
@@ -114,43 +120,78 @@ pub(crate) fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Replaces `{key}` and `{key.field.sub}` in `template` with context values: strings as
-/// they are, other values as JSON. A placeholder whose value is missing is left as written,
-/// so a typo shows in the output instead of vanishing. `{{` and `}}` are literal braces.
-pub fn render(template: &str, ctx: &StepContext) -> String {
-    let mut out = String::with_capacity(template.len());
+/// A piece of a template: literal text, or a `{key.path}` placeholder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece<'a> {
+    /// Literal text (`{{` and `}}` already turned into single braces).
+    Text(&'a str),
+    /// A placeholder: its dotted path, and the placeholder as written (braces included).
+    Key(&'a str, &'a str),
+}
+
+/// Splits a template into literal text and `{key}` placeholders. `{{` and `}}` are literal
+/// braces; a lone `}` is literal, and a `{` with no closing brace is literal to the end.
+pub(crate) fn pieces(template: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find(['{', '}']) {
-        out.push_str(&rest[..open]);
+        if open > 0 {
+            out.push(Piece::Text(&rest[..open]));
+        }
         let tail = &rest[open..];
         if tail.starts_with("{{") || tail.starts_with("}}") {
-            out.push_str(&tail[..1]);
+            out.push(Piece::Text(&tail[..1]));
             rest = &tail[2..];
             continue;
         }
         if let Some(after) = tail.strip_prefix('}') {
-            out.push('}');
+            out.push(Piece::Text("}"));
             rest = after;
             continue;
         }
         let Some(close) = tail.find('}') else {
-            out.push_str(tail);
+            out.push(Piece::Text(tail));
             return out;
         };
-        let path = &tail[1..close];
-        match lookup(ctx, path) {
-            Some(Value::String(s)) => out.push_str(s),
-            Some(v) => out.push_str(&v.to_string()),
-            None => out.push_str(&tail[..=close]),
-        }
+        out.push(Piece::Key(&tail[1..close], &tail[..=close]));
         rest = &tail[close + 1..];
     }
-    out.push_str(rest);
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest));
+    }
+    out
+}
+
+/// A context value as template text: strings as they are, other values as JSON.
+pub(crate) fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Replaces `{key}` and `{key.field.sub}` in `template` with context values: strings as
+/// they are, other values as JSON. A placeholder whose value is missing is left as written,
+/// so a typo shows in the output instead of vanishing. `{{` and `}}` are literal braces.
+///
+/// The values are the instance's data, often from users: never render them raw into
+/// something that has a syntax (the `http` handler renders URLs part by part).
+pub fn render(template: &str, ctx: &StepContext) -> String {
+    let mut out = String::with_capacity(template.len());
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Key(path, written) => match lookup(ctx, path) {
+                Some(v) => out.push_str(&value_text(v)),
+                None => out.push_str(written),
+            },
+        }
+    }
     out
 }
 
 /// A context value by dotted path (`expense.amount`).
-fn lookup<'a>(ctx: &'a StepContext, path: &str) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(ctx: &'a StepContext, path: &str) -> Option<&'a Value> {
     let mut parts = path.split('.');
     let first = parts.next().filter(|p| !p.is_empty())?;
     let mut v = ctx.get(first.trim())?;

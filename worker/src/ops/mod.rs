@@ -36,7 +36,7 @@ pub use server::{serve, OpsServer};
 /// Record helpers used by the worker runtime and the coordinator service.
 pub mod metrics {
     pub use super::record::{
-        attempt_finished, attempt_picked_up, batch_committed, dead_lettered, leases_held,
-        reclaimed, redis_error, stale_dropped,
+        attempt_finished, attempt_picked_up, batch_committed, dead_lettered, dead_letters_trimmed,
+        leases_held, reclaimed, redis_error, results_dropped, stale_dropped,
     };
 }

@@ -45,6 +45,13 @@ pub const STEP_TO_STEP_LATENCY: &str = "weir_step_to_step_latency_seconds";
 pub const RECLAIMED: &str = "weir_reclaimed_total";
 /// Counter: messages moved to a dead-letter stream (coordinator and worker).
 pub const DEAD_LETTERED: &str = "weir_dead_lettered_total";
+/// Counter: old dead letters dropped by the dead-letter stream's cap (`MAXLEN`) (worker).
+/// Any increase means dead letters were lost to a burst: raise the cap or drain the DLQ.
+pub const DLQ_TRIMMED: &str = "weir_dlq_trimmed_total";
+/// Counter `{reason}`: results a worker did not deliver: `disowned` (its entry had been
+/// reclaimed by another worker, whose run decides) or `refused` (Redis kept refusing it;
+/// the entry is run again after the visibility timeout).
+pub const RESULTS_DROPPED: &str = "weir_results_dropped_total";
 /// Counter `{component}`: Redis commands that failed (`component` = `coordinator` or
 /// `worker`). Connections reconnect by themselves; a rising rate means Redis is away.
 pub const REDIS_ERRORS: &str = "weir_redis_errors_total";

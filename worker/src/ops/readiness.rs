@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
-use weir::redis::connect::mask_password;
+use weir::redis::connect::{client, mask_password};
 use weir::redis::keys::Keys;
 use weir::redis::{RedisConfig, RedisError};
 
@@ -20,7 +20,11 @@ pub type Readiness = Arc<dyn Fn() -> ReadyFuture + Send + Sync>;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Ready when Redis answers `PING` within a second (a fresh connection per probe, so a
-/// wrong password or an unreachable host shows). For workers.
+/// wrong password or an unreachable host shows), connecting as the worker does (its TLS
+/// files included). For workers.
+///
+/// `/readyz` answers anyone, so its reasons never name the Redis host or user; the log
+/// line of a failed probe does.
 pub fn redis_readiness(redis: &RedisConfig) -> Result<Readiness, RedisError> {
     let probe = Probe::new(redis)?;
     Ok(Arc::new(move || {
@@ -81,8 +85,7 @@ struct Probe {
 impl Probe {
     fn new(redis: &RedisConfig) -> Result<Probe, RedisError> {
         let display_url = mask_password(&redis.url);
-        let client = redis::Client::open(redis.url.as_str())
-            .map_err(|e| RedisError::Config(format!("invalid Redis URL {display_url}: {e}")))?;
+        let client = client(redis)?;
         Ok(Probe {
             client,
             display_url: Arc::from(display_url),
@@ -104,11 +107,14 @@ impl Probe {
         };
         match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
             Ok(Ok(conn)) => Ok(conn),
-            Ok(Err(e)) => Err(format!("Redis at {} failed: {e}", self.display_url)),
-            Err(_) => Err(format!(
-                "Redis at {} did not answer PING within 1 s",
-                self.display_url
-            )),
+            Ok(Err(e)) => {
+                tracing::warn!(redis = %self.display_url, error = %e, "readiness probe failed");
+                Err(format!("Redis failed ({})", e.category()))
+            }
+            Err(_) => {
+                tracing::warn!(redis = %self.display_url, "readiness probe: no answer to PING within 1 s");
+                Err("Redis did not answer PING within 1 s".into())
+            }
         }
     }
 }

@@ -106,6 +106,14 @@ fn describe_all() {
         "Step entries reclaimed from dead or hung workers."
     );
     describe_counter!(DEAD_LETTERED, "Messages moved to a dead-letter stream.");
+    describe_counter!(
+        DLQ_TRIMMED,
+        "Old dead letters dropped by the dead-letter stream's cap."
+    );
+    describe_counter!(
+        RESULTS_DROPPED,
+        "Results a worker did not deliver, by reason (disowned, refused)."
+    );
     describe_counter!(REDIS_ERRORS, "Redis commands that failed.");
 }
 
@@ -235,6 +243,20 @@ pub fn stale_dropped(n: u64) {
 pub fn dead_lettered(n: u64) {
     if enabled() {
         counter!(DEAD_LETTERED).increment(n);
+    }
+}
+
+/// Old dead letters dropped by the dead-letter stream's cap.
+pub fn dead_letters_trimmed(n: u64) {
+    if enabled() {
+        counter!(DLQ_TRIMMED).increment(n);
+    }
+}
+
+/// Results not delivered, for `reason` (`disowned` or `refused`).
+pub fn results_dropped(reason: &'static str, n: u64) {
+    if enabled() {
+        counter!(RESULTS_DROPPED, "reason" => reason).increment(n);
     }
 }
 

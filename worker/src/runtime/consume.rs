@@ -1,72 +1,106 @@
 //! Reading step entries and running their attempts within the concurrency limit.
+//!
+//! # Never read more than can start
+//!
+//! `COUNT` in `XREADGROUP` limits each stream, not the sum, so one read over every
+//! partition's stream could hand a worker many times its free slots; the surplus would sit
+//! unheartbeated until a sibling reclaimed it and both ran it. So the worker first takes
+//! every free slot, then reads the streams one by one (starting at a rotating stream, so
+//! that every partition gets its turn) with `COUNT` = the slots still free, and starts each
+//! entry at once with its own slot: an entry delivered here is always running and
+//! heartbeated. Reading one stream at a time is also what Redis Cluster needs (each
+//! partition lives on its own node).
+//!
+//! When a pass finds nothing, the worker blocks in a plain `XREAD` (which delivers nothing
+//! to the group) from each stream's last delivered id, so that it wakes as soon as any
+//! stream has an entry no worker has yet taken, and then reads again.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::streams::StreamReadReply;
+use futures_util::FutureExt;
+use redis::streams::{StreamInfoGroupsReply, StreamReadReply};
+use serde::Deserialize;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
 use weir::redis::keys::WORKER_GROUP;
 use weir::redis::scripts;
 use weir::redis::wire::{self, Outcome, ResultMessage, StepMessage};
 use weir::step::{execute_attempt, StepContext};
-use weir::Timestamp;
+use weir::{StepError, Timestamp};
 
 use super::report::Report;
-use super::{streams, WorkerShared};
+use super::secrets::Secrets;
+use super::{is_nogroup, streams, WorkerShared};
 
-/// How long one read blocks: also how quickly a drain notices shutdown.
+/// How long the wake-up read blocks: also how quickly a drain notices shutdown.
 const READ_BLOCK: Duration = Duration::from_millis(500);
+
+/// The error kind of an attempt whose handler panicked (never retried: the same input
+/// would panic again).
+pub const PANIC_KIND: &str = "panic";
+
+/// The error kind reported for a step entry moved to the dead-letter stream.
+pub const DEAD_LETTERED_KIND: &str = "dead_lettered";
+
+/// The error kind reported for a step message over [`wire::MAX_MESSAGE_BYTES`].
+pub const TOO_LARGE_KIND: &str = "too_large";
 
 /// Reads and runs attempts until shutdown, then waits (up to the grace period) for the
 /// attempts in flight.
 pub async fn run(
     shared: Arc<WorkerShared>,
     results: mpsc::Sender<Report>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = shared.slots.clone();
-    let mut streams = streams(&shared);
+    let streams = streams(&shared);
+    let mut first_stream = 0usize;
     let mut backoff = Duration::from_millis(100);
-    // The blocking reads' own connection, made again after an error.
-    let mut reader = None;
+    // The wake-up reads' own connection (no response timeout), made again after an error.
+    let mut waker = None;
     while !*shutdown.borrow() {
-        // Fairness: each read starts at the next stream, so a busy partition early in the
-        // list cannot keep the slots from the others.
-        streams.rotate_left(1);
-        // Wait for capacity before reading, so entries are never read and left waiting.
-        let available = match slots.clone().acquire_owned().await {
-            Ok(permit) => {
-                drop(permit);
-                slots.available_permits().max(1)
-            }
-            Err(_) => break,
+        // Hold every free slot before reading: each entry read starts at once with one.
+        let first = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => continue,
         };
-        let read = read_batch(&shared, &mut reader, &streams, available).await;
-        let reply = match read {
-            Ok(r) => {
-                backoff = Duration::from_millis(100);
-                r
-            }
+        let mut permits = vec![first];
+        while let Ok(p) = slots.clone().try_acquire_owned() {
+            permits.push(p);
+        }
+        let pass = read_pass(&shared, &streams, first_stream, &mut permits, &results).await;
+        // Fairness: the next pass starts at the next stream, so a busy partition early in
+        // the list cannot keep the slots from the others.
+        first_stream = (first_stream + 1) % streams.len().max(1);
+        drop(permits);
+        let outcome = match pass {
+            Ok(0) => wait_for_entries(&shared, &mut waker, &streams).await,
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
                 crate::ops::metrics::redis_error("worker");
-                tracing::warn!(error = %e, url = %shared.conns.display_url, "reading steps failed; retrying");
+                if is_nogroup(&e) {
+                    // Redis lost its data (FLUSHALL, a restart without persistence, an
+                    // empty replica promoted): make the groups again and carry on.
+                    tracing::warn!(error = %e, "the workers' consumer group is gone (Redis lost its data?); creating it again");
+                    if let Err(e) = super::ensure_groups(&shared).await {
+                        tracing::warn!(error = %e, "creating the consumer groups failed; retrying");
+                    }
+                } else {
+                    tracing::warn!(error = %e, "reading steps failed; retrying");
+                }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                continue;
             }
-        };
-        for (stream, entry) in interleave(reply.map(|r| r.keys).unwrap_or_default()) {
-            let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
-            // COUNT limits each stream, not the sum: a read over several streams can
-            // return more entries than free slots. They are ours now, so each waits for
-            // a slot here rather than idling until another worker reclaims it.
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                break;
-            };
-            start(&shared, stream, entry.id, raw, permit, results.clone()).await;
         }
     }
     // Drain: every permit back means every attempt reported (or timed out by the grace).
@@ -79,60 +113,128 @@ pub async fn run(
     }
 }
 
-/// The entries of a read, taking one from each stream in turn (the first of every stream,
-/// then the second, ...), so that no stream's entries wait for all of another's.
-fn interleave(keys: Vec<redis::streams::StreamKey>) -> Vec<(String, redis::streams::StreamId)> {
-    let total = keys.iter().map(|k| k.ids.len()).sum();
-    let mut out = Vec::with_capacity(total);
-    let mut queues: Vec<(String, std::vec::IntoIter<redis::streams::StreamId>)> = keys
-        .into_iter()
-        .map(|k| (k.key, k.ids.into_iter()))
-        .collect();
-    while out.len() < total {
-        for (key, ids) in queues.iter_mut() {
-            if let Some(entry) = ids.next() {
-                out.push((key.clone(), entry));
+/// Reads the streams one by one, from `first`, each with `COUNT` = the slots still held,
+/// and starts every entry read with one of them. Returns how many entries were read.
+async fn read_pass(
+    shared: &Arc<WorkerShared>,
+    streams: &[String],
+    first: usize,
+    permits: &mut Vec<OwnedSemaphorePermit>,
+    results: &mpsc::Sender<Report>,
+) -> Result<usize, redis::RedisError> {
+    let mut read = 0;
+    for i in 0..streams.len() {
+        if permits.is_empty() {
+            break;
+        }
+        let stream = &streams[(first + i) % streams.len()];
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(WORKER_GROUP)
+            .arg(&shared.config.id)
+            .arg("COUNT")
+            .arg(permits.len())
+            .arg("STREAMS")
+            .arg(stream)
+            .arg(">")
+            .query_async(&mut shared.conns.conn.clone())
+            .await?;
+        for key in reply.map(|r| r.keys).unwrap_or_default() {
+            for entry in key.ids {
+                // COUNT was the permits held, so there is one for each entry.
+                let Some(permit) = permits.pop() else {
+                    tracing::error!(stream = %key.key, id = %entry.id, "more entries than asked for; it will be reclaimed");
+                    continue;
+                };
+                read += 1;
+                let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
+                start(
+                    shared,
+                    key.key.clone(),
+                    entry.id,
+                    raw,
+                    permit,
+                    results.clone(),
+                )
+                .await;
             }
         }
     }
-    out
+    Ok(read)
 }
 
-async fn read_batch(
+/// Blocks (up to [`READ_BLOCK`]) until some stream has an entry the group has not
+/// delivered yet, with a plain `XREAD` from each stream's last delivered id: it takes
+/// nothing, so no entry is ever held without a slot.
+async fn wait_for_entries(
     shared: &WorkerShared,
-    reader: &mut Option<redis::aio::MultiplexedConnection>,
+    waker: &mut Option<redis::aio::MultiplexedConnection>,
     streams: &[String],
-    count: usize,
-) -> Result<Option<StreamReadReply>, String> {
-    if reader.is_none() {
-        *reader = Some(shared.conns.dedicated().await.map_err(|e| e.to_string())?);
+) -> Result<(), redis::RedisError> {
+    let mut pipe = redis::pipe();
+    for s in streams {
+        pipe.cmd("XINFO").arg("GROUPS").arg(s);
     }
-    let Some(conn) = reader.as_mut() else {
-        return Err("no reader connection".into());
+    let infos: Vec<StreamInfoGroupsReply> =
+        pipe.query_async(&mut shared.conns.conn.clone()).await?;
+    let mut from = Vec::with_capacity(streams.len());
+    for (info, stream) in infos.iter().zip(streams) {
+        match info.groups.iter().find(|g| g.name == WORKER_GROUP) {
+            Some(group) => from.push(group.last_delivered_id.clone()),
+            None => {
+                return Err(redis::make_extension_error(
+                    "NOGROUP".into(),
+                    Some(format!("the group {WORKER_GROUP} is missing on {stream}")),
+                ))
+            }
+        }
+    }
+    if waker.is_none() {
+        match shared.conns.dedicated().await {
+            Ok(conn) => *waker = Some(conn),
+            Err(e) => {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "cannot connect",
+                    e.to_string(),
+                )))
+            }
+        }
+    }
+    let Some(conn) = waker.as_mut() else {
+        return Ok(());
     };
-    let mut cmd = redis::cmd("XREADGROUP");
-    cmd.arg("GROUP")
-        .arg(WORKER_GROUP)
-        .arg(&shared.config.id)
-        .arg("COUNT")
-        .arg(count)
+    let mut cmd = redis::cmd("XREAD");
+    cmd.arg("COUNT")
+        .arg(1)
         .arg("BLOCK")
         .arg(READ_BLOCK.as_millis() as u64)
         .arg("STREAMS");
     for s in streams {
         cmd.arg(s);
     }
-    for _ in streams {
-        cmd.arg(">");
+    for id in &from {
+        cmd.arg(id);
     }
-    let read = cmd.query_async(conn).await;
-    if read.is_err() {
-        *reader = None;
+    let woke: Result<Option<StreamReadReply>, _> = cmd.query_async(conn).await;
+    if woke.is_err() {
+        *waker = None;
     }
-    read.map_err(|e| e.to_string())
+    woke.map(|_| ())
 }
 
-/// Starts one entry: decode it (or dead-letter it), then run it in its own task.
+/// The fields of a step message that address its result, read even from a message too
+/// large or too damaged to decode whole, so that its step can still be failed.
+#[derive(Debug, Deserialize)]
+struct StepAddress {
+    instance_id: String,
+    step: String,
+    attempt: u32,
+    token: u64,
+}
+
+/// Starts one entry: decode it (or dead-letter it, failing its step), then run it in its
+/// own task. It is in the heartbeat set before this returns.
 pub(crate) async fn start(
     shared: &Arc<WorkerShared>,
     stream: String,
@@ -142,22 +244,20 @@ pub(crate) async fn start(
     results: mpsc::Sender<Report>,
 ) {
     let decoded = match &raw {
-        Some(bytes) => wire::decode::<StepMessage>(bytes).map_err(|e| e.to_string()),
-        None => Err(wire::DecodeError::MissingField.to_string()),
+        Some(bytes) => wire::decode::<StepMessage>(bytes),
+        None => Err(wire::DecodeError::MissingField),
     };
     let msg = match decoded {
         Ok(msg) => msg,
         Err(error) => {
             drop(permit);
-            dead_letter(
-                shared,
-                &stream,
-                &id,
-                raw.as_deref().unwrap_or(&[]),
-                &error,
-                1,
-            )
-            .await;
+            let kind = match error {
+                wire::DecodeError::TooLarge(_) => TOO_LARGE_KIND,
+                _ => DEAD_LETTERED_KIND,
+            };
+            let bytes = raw.as_deref().unwrap_or(&[]);
+            let message = format!("the step message cannot be handled: {error}");
+            dead_letter(shared, &stream, &id, bytes, kind, &message, 1).await;
             return;
         }
     };
@@ -185,16 +285,16 @@ pub(crate) async fn start(
     );
 }
 
-/// Runs one attempt with its handler and timeout.
+/// Runs one attempt with its handler and timeout. A handler that panics fails the attempt
+/// (kind [`PANIC_KIND`], not retried) instead of taking its slot and entry for ever.
 pub(crate) async fn execute(shared: &WorkerShared, msg: StepMessage) -> ResultMessage {
     let started_at = Timestamp::now_system();
-    let ctx = StepContext::new(
-        msg.instance_id.as_str().into(),
-        msg.step.as_str().into(),
-        msg.attempt,
-        Arc::new(msg.config),
-        Arc::new(msg.context),
-    );
+    // Secret references (`{env:NAME}`, `{secret:NAME}`) are resolved here, on the worker.
+    let config = if Secrets::mentions(&msg.config) {
+        shared.config.secrets.resolve(&msg.step, &msg.config)
+    } else {
+        Ok(msg.config)
+    };
     let timeout = msg.timeout_ms.map(Duration::from_millis);
     crate::ops::metrics::attempt_picked_up(
         &msg.handler,
@@ -202,7 +302,31 @@ pub(crate) async fn execute(shared: &WorkerShared, msg: StepMessage) -> ResultMe
         started_at.millis(),
     );
     let clock = std::time::Instant::now();
-    let ran = execute_attempt(&shared.handlers, &msg.handler, ctx, timeout).await;
+    let attempt = async {
+        let ctx = StepContext::new(
+            msg.instance_id.as_str().into(),
+            msg.step.as_str().into(),
+            msg.attempt,
+            Arc::new(config?),
+            Arc::new(msg.context),
+        );
+        execute_attempt(&shared.handlers, &msg.handler, ctx, timeout).await
+    };
+    let ran = std::panic::AssertUnwindSafe(attempt)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|payload| {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic payload".into());
+            tracing::error!(handler = %msg.handler, panic = %what, "the handler panicked");
+            Err(StepError::fatal(
+                PANIC_KIND,
+                format!("handler {:?} panicked: {what}", msg.handler),
+            ))
+        });
     crate::ops::metrics::attempt_finished(&msg.handler, clock.elapsed(), ran.is_ok());
     let outcome = match ran {
         Ok(output) => {
@@ -228,12 +352,15 @@ pub(crate) async fn execute(shared: &WorkerShared, msg: StepMessage) -> ResultMe
     }
 }
 
-/// Moves an entry to its partition's dead-letter stream.
+/// Moves an entry to its partition's dead-letter stream and, when the entry says which
+/// attempt it is, reports that attempt failed (error kind `kind`, not retried) in the same
+/// script call, so the step's failure edges run instead of the instance waiting for ever.
 pub(crate) async fn dead_letter(
     shared: &WorkerShared,
     stream: &str,
     id: &str,
     raw: &[u8],
+    kind: &str,
     error: &str,
     deliveries: u64,
 ) {
@@ -241,26 +368,61 @@ pub(crate) async fn dead_letter(
     let Some(part) = partition_of_stream(shared, stream) else {
         return;
     };
-    tracing::warn!(%stream, %id, %error, "dead-lettering a step entry");
-    let done: Result<i64, redis::RedisError> = scripts::DEAD_LETTER
-        .key(stream)
-        .key(part.dlq())
-        .key(part.stats())
+    let failure = rmp_serde::from_slice::<StepAddress>(raw)
+        .ok()
+        .map(|address| {
+            let now = Timestamp::now_system();
+            wire::encode(&ResultMessage {
+                instance_id: address.instance_id,
+                step: address.step,
+                attempt: address.attempt,
+                token: address.token,
+                worker: shared.config.id.clone(),
+                outcome: Outcome::Err(StepError::fatal(kind, error)),
+                started_at: now,
+                finished_at: now,
+            })
+        });
+    tracing::warn!(%stream, %id, %error, step_failed = failure.is_some(), "dead-lettering a step entry");
+    let mut script = scripts::DEAD_LETTER.prepare_invoke();
+    script.key(stream).key(part.dlq()).key(part.stats());
+    if failure.is_some() {
+        script.key(part.results());
+    }
+    script
         .arg(WORKER_GROUP)
         .arg(id)
         .arg(raw)
         .arg(error)
         .arg(deliveries)
-        .arg(shared.config.dlq_cap)
-        .invoke_async(&mut shared.conns.conn.clone())
-        .await;
+        .arg(shared.config.dlq_cap);
+    if let Some(failure) = &failure {
+        script.arg(failure.as_slice());
+    }
+    let done: Result<i64, redis::RedisError> =
+        script.invoke_async(&mut shared.conns.conn.clone()).await;
     match done {
-        Ok(_) => {
+        Ok(trimmed) => {
             shared
                 .counters
                 .dead_lettered
                 .fetch_add(1, Ordering::Relaxed);
             crate::ops::metrics::dead_lettered(1);
+            if trimmed > 0 {
+                // The dead-letter stream is capped: the oldest letters were dropped.
+                shared
+                    .counters
+                    .dead_letters_trimmed
+                    .fetch_add(trimmed as u64, Ordering::Relaxed);
+                crate::ops::metrics::dead_letters_trimmed(trimmed as u64);
+                tracing::warn!(
+                    dlq = %part.dlq(),
+                    trimmed,
+                    cap = shared.config.dlq_cap,
+                    "the dead-letter stream is full: its oldest entries were dropped; \
+                     inspect and replay or delete dead letters (weir dlq)"
+                );
+            }
         }
         Err(e) => tracing::warn!(error = %e, "dead-lettering failed; the entry stays pending"),
     }

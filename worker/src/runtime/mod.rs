@@ -16,6 +16,7 @@
 pub mod consume;
 pub mod reclaim;
 pub mod report;
+pub mod secrets;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -48,8 +49,15 @@ pub struct WorkerConfig {
     pub max_deliveries: u64,
     /// How long in-flight attempts may take to finish after shutdown is asked.
     pub grace: Duration,
-    /// Dead letters kept per partition (approximately).
+    /// Dead letters kept per partition (approximately); older ones are dropped, counted
+    /// (`weir_dlq_trimmed_total`) and logged.
     pub dlq_cap: usize,
+    /// A consumer of the step streams' group with nothing pending and idle this long, and
+    /// a heartbeat in `NS:workers` this old, belong to a worker gone for good: they are
+    /// removed. Default 1 hour.
+    pub stale_consumer_idle: Duration,
+    /// What `{env:NAME}` and `{secret:NAME}` in step configs resolve to (see [`secrets`]).
+    pub secrets: secrets::Secrets,
 }
 
 impl WorkerConfig {
@@ -64,6 +72,8 @@ impl WorkerConfig {
             max_deliveries: 5,
             grace: Duration::from_secs(10),
             dlq_cap: 10_000,
+            stale_consumer_idle: reclaim::STALE_CONSUMER_IDLE,
+            secrets: secrets::Secrets::from_env(),
         }
     }
 }
@@ -83,6 +93,14 @@ pub struct WorkerCounters {
     pub reclaimed: AtomicU64,
     /// Entries dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Old dead letters the dead-letter streams' cap dropped.
+    pub dead_letters_trimmed: AtomicU64,
+    /// Results not appended because another worker had reclaimed their entry.
+    pub results_disowned: AtomicU64,
+    /// Results dropped after Redis kept refusing them (their entries run again).
+    pub results_refused: AtomicU64,
+    /// Idle consumers (of dead workers) removed from the step streams' group.
+    pub consumers_removed: AtomicU64,
     /// Redis errors seen.
     pub redis_errors: AtomicU64,
 }
@@ -126,7 +144,7 @@ impl Worker {
                 slots: Arc::new(tokio::sync::Semaphore::new(config_concurrency)),
             }),
         };
-        worker.ensure_groups().await?;
+        ensure_groups(&worker.shared).await?;
         Ok(worker)
     }
 
@@ -138,26 +156,6 @@ impl Worker {
     /// Its id.
     pub fn id(&self) -> &str {
         &self.shared.config.id
-    }
-
-    async fn ensure_groups(&self) -> Result<(), RedisError> {
-        let c = &self.shared.conns;
-        for stream in streams(&self.shared) {
-            let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-                .arg("CREATE")
-                .arg(&stream)
-                .arg(WORKER_GROUP)
-                .arg("0")
-                .arg("MKSTREAM")
-                .query_async(&mut c.conn.clone())
-                .await;
-            match created {
-                Ok(()) => {}
-                Err(e) if e.to_string().contains("BUSYGROUP") => {}
-                Err(e) => return Err(RedisError::from_redis(&c.display_url, e)),
-            }
-        }
-        Ok(())
     }
 
     /// Runs until `shutdown` turns true, then drains.
@@ -183,6 +181,33 @@ impl Worker {
             .await;
         tracing::info!(worker = %shared.config.id, "worker stopped");
     }
+}
+
+/// Creates the consumer group of every stream the worker reads (and the stream), where it
+/// is missing: at start, and again whenever Redis answers `NOGROUP` (it lost its data).
+pub(crate) async fn ensure_groups(shared: &WorkerShared) -> Result<(), RedisError> {
+    let c = &shared.conns;
+    for stream in streams(shared) {
+        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg(WORKER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut c.conn.clone())
+            .await;
+        match created {
+            Ok(()) => {}
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(RedisError::from_redis(&c.display_url, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether Redis answered that a stream or its consumer group is missing.
+pub(crate) fn is_nogroup(e: &redis::RedisError) -> bool {
+    e.code() == Some("NOGROUP")
 }
 
 /// Every step stream the worker reads: its queues in every partition.

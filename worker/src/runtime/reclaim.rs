@@ -1,19 +1,44 @@
-//! Heartbeats and reclaiming: entries in flight here are re-claimed often enough that they
-//! never look idle; entries idle past the visibility timeout belong to a dead worker and are
-//! claimed (`XAUTOCLAIM`) and run here, or dead-lettered when delivered too often.
+//! Heartbeats, reclaiming and cleaning up.
+//!
+//! - Heartbeat: the entries in flight here are re-claimed (`XCLAIM`, idle time reset)
+//!   often enough that they never look idle, but only while they are still this worker's
+//!   (`heartbeat.lua`): an entry a sibling reclaimed stays with the sibling.
+//! - Reclaim: entries idle past the visibility timeout belong to a dead worker. Only as
+//!   many are claimed (`XAUTOCLAIM`) as this worker has free slots, each started at once,
+//!   so claiming never raises the delivery count of an entry that does not then run; an
+//!   entry delivered more than `max_deliveries` times is dead-lettered and its step failed
+//!   (kind `dead_lettered`). Each stream's `XAUTOCLAIM` cursor is kept between passes, so a
+//!   long pending list is walked through rather than rescanned from its start.
+//! - Cleanup: every [`CLEANUP_EVERY`] (or the idle time, when shorter), consumers of the
+//!   step streams' group that have no pending entry and have been idle longer than
+//!   `WorkerConfig::stale_consumer_idle` (default [`STALE_CONSUMER_IDLE`], 1 hour) are deleted
+//!   (`XGROUP DELCONSUMER`; a live worker that was merely idle is re-created by its next
+//!   read), and heartbeats older than that are removed from `NS:workers`.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply};
+use redis::Script;
 use tokio::sync::{mpsc, watch};
 use weir::redis::keys::WORKER_GROUP;
 use weir::redis::wire;
 
-use super::consume::{dead_letter, start};
+use super::consume::{dead_letter, partition_of_stream, start, DEAD_LETTERED_KIND};
 use super::report::Report;
-use super::{streams, WorkerShared};
+use super::{is_nogroup, streams, WorkerShared};
+
+/// Heartbeats only the entries still this worker's (`heartbeat.lua`).
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
+
+/// The default of `WorkerConfig::stale_consumer_idle`: a consumer idle this long with
+/// nothing pending, and a heartbeat this old, belong to a worker that is gone.
+pub const STALE_CONSUMER_IDLE: Duration = Duration::from_secs(3600);
+
+/// How often stale consumers and heartbeats are looked for.
+pub const CLEANUP_EVERY: Duration = Duration::from_secs(300);
 
 /// Runs until shutdown.
 pub async fn run(
@@ -23,15 +48,21 @@ pub async fn run(
 ) {
     let every = (shared.config.visibility_timeout / 3).max(Duration::from_millis(50));
     let streams = streams(&shared);
+    let mut cursors: HashMap<String, String> = HashMap::new();
+    let mut last_cleanup: Option<Instant> = None;
     // The first heartbeat goes out at once, so that a worker shows as live (`weir stats`)
     // from its start rather than a third of a visibility timeout later.
     while !*shutdown.borrow() {
         match heartbeat(&shared).await {
             Ok(()) => {
                 for stream in &streams {
-                    if let Err(e) = reclaim(&shared, stream, &results).await {
+                    if let Err(e) = reclaim(&shared, stream, &mut cursors, &results).await {
                         shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
                         crate::ops::metrics::redis_error("worker");
+                        if is_nogroup(&e) {
+                            // The consume loop recreates the groups; start over then.
+                            cursors.remove(stream);
+                        }
                         tracing::warn!(error = %e, %stream, "reclaim failed");
                     }
                 }
@@ -42,6 +73,13 @@ pub async fn run(
                 tracing::warn!(error = %e, "heartbeat failed");
             }
         }
+        let stale = shared.config.stale_consumer_idle;
+        if last_cleanup.is_none_or(|t| t.elapsed() >= CLEANUP_EVERY.min(stale)) {
+            last_cleanup = Some(Instant::now());
+            if let Err(e) = clean_up(&shared, &streams, stale).await {
+                tracing::warn!(error = %e, "removing stale consumers failed");
+            }
+        }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = shutdown.changed() => {}
@@ -49,7 +87,8 @@ pub async fn run(
     }
 }
 
-/// Marks this worker alive, and resets the idle time of every entry it is working on.
+/// Marks this worker alive, and resets the idle time of every entry it is working on and
+/// still owns.
 async fn heartbeat(shared: &WorkerShared) -> Result<(), redis::RedisError> {
     let now = weir::Timestamp::now_system().millis();
     let in_flight: Vec<(String, String)> = shared
@@ -59,46 +98,71 @@ async fn heartbeat(shared: &WorkerShared) -> Result<(), redis::RedisError> {
         .keys()
         .cloned()
         .collect();
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZADD")
+    let mut conn = shared.conns.conn.clone();
+    redis::cmd("ZADD")
         .arg(shared.conns.keys.workers())
         .arg(now)
         .arg(&shared.config.id)
-        .ignore();
-    for (stream, id) in &in_flight {
-        pipe.cmd("XCLAIM")
-            .arg(stream)
-            .arg(WORKER_GROUP)
-            .arg(&shared.config.id)
-            .arg(0)
-            .arg(id)
-            .arg("JUSTID")
-            .ignore();
+        .query_async::<()>(&mut conn)
+        .await?;
+    // One script call per partition: its keys share a slot.
+    let mut by_part: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (stream, id) in in_flight {
+        let tag = partition_of_stream(shared, &stream)
+            .map(|p| p.tag().to_string())
+            .unwrap_or_default();
+        by_part.entry(tag).or_default().push((stream, id));
     }
-    pipe.query_async::<()>(&mut shared.conns.conn.clone()).await
+    for entries in by_part.values() {
+        let mut inv = HEARTBEAT.prepare_invoke();
+        for (stream, _) in entries {
+            inv.key(stream);
+        }
+        inv.arg(WORKER_GROUP).arg(&shared.config.id);
+        for (_, id) in entries {
+            inv.arg(id);
+        }
+        let lost: Vec<String> = inv.invoke_async(&mut conn).await?;
+        for id in lost {
+            tracing::warn!(%id, "an entry running here was reclaimed by another worker (this one looked dead); its result will be dropped");
+        }
+    }
+    Ok(())
 }
 
-/// Claims entries of one stream idle past the visibility timeout.
+/// Claims entries of one stream idle past the visibility timeout: at most as many as there
+/// are free slots, each started at once (or dead-lettered when delivered too often).
 async fn reclaim(
     shared: &Arc<WorkerShared>,
     stream: &str,
+    cursors: &mut HashMap<String, String>,
     results: &mpsc::Sender<Report>,
 ) -> Result<(), redis::RedisError> {
-    let free = shared.slots.available_permits();
-    if free == 0 {
+    // The slots first: an entry claimed is an entry started.
+    let mut permits = Vec::new();
+    while permits.len() < 64 {
+        match shared.slots.clone().try_acquire_owned() {
+            Ok(p) => permits.push(p),
+            Err(_) => break,
+        }
+    }
+    if permits.is_empty() {
         return Ok(());
     }
     let mut conn = shared.conns.conn.clone();
+    let from = cursors.get(stream).cloned().unwrap_or_else(|| "0-0".into());
     let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
         .arg(stream)
         .arg(WORKER_GROUP)
         .arg(&shared.config.id)
         .arg(shared.config.visibility_timeout.as_millis() as u64)
-        .arg("0-0")
+        .arg(&from)
         .arg("COUNT")
-        .arg(free.min(64))
+        .arg(permits.len())
         .query_async(&mut conn)
         .await?;
+    // "0-0" means the scan went round: the next pass starts again at the beginning.
+    cursors.insert(stream.to_string(), claimed.next_stream_id.clone());
     if claimed.claimed.is_empty() {
         return Ok(());
     }
@@ -118,7 +182,12 @@ async fn reclaim(
         shared.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
         crate::ops::metrics::reclaimed(1);
         tracing::info!(%stream, id = %entry.id, deliveries, "reclaimed an entry from a dead worker");
+        // COUNT was the permits held, so there is one for each entry.
+        let Some(permit) = permits.pop() else {
+            break;
+        };
         if deliveries > shared.config.max_deliveries {
+            drop(permit);
             let error = format!(
                 "delivered {deliveries} times without an outcome (workers died or hung running it)"
             );
@@ -127,16 +196,13 @@ async fn reclaim(
                 stream,
                 &entry.id,
                 raw.as_deref().unwrap_or(&[]),
+                DEAD_LETTERED_KIND,
                 &error,
                 deliveries,
             )
             .await;
             continue;
         }
-        let Ok(permit) = shared.slots.clone().try_acquire_owned() else {
-            // No room after all: it stays claimed by us and idle, and is reclaimed again.
-            continue;
-        };
         start(
             shared,
             stream.to_string(),
@@ -148,4 +214,57 @@ async fn reclaim(
         .await;
     }
     Ok(())
+}
+
+/// Deletes the group's consumers that have nothing pending and were idle longer than
+/// `idle` (never this worker), and heartbeats older than `idle`. Returns how many
+/// consumers were deleted.
+pub(crate) async fn clean_up(
+    shared: &WorkerShared,
+    streams: &[String],
+    idle: Duration,
+) -> Result<u64, redis::RedisError> {
+    let mut conn = shared.conns.conn.clone();
+    let idle_ms = idle.as_millis() as u64;
+    let mut removed = 0;
+    for stream in streams {
+        let consumers: redis::streams::StreamInfoConsumersReply = match redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(stream)
+            .arg(WORKER_GROUP)
+            .query_async(&mut conn)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if is_nogroup(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        for c in consumers.consumers {
+            if c.name != shared.config.id && c.pending == 0 && c.idle as u64 > idle_ms {
+                let _: i64 = redis::cmd("XGROUP")
+                    .arg("DELCONSUMER")
+                    .arg(stream)
+                    .arg(WORKER_GROUP)
+                    .arg(&c.name)
+                    .query_async(&mut conn)
+                    .await?;
+                removed += 1;
+            }
+        }
+    }
+    let now = weir::Timestamp::now_system().millis();
+    let _: i64 = redis::cmd("ZREMRANGEBYSCORE")
+        .arg(shared.conns.keys.workers())
+        .arg("-inf")
+        .arg(format!("({}", now - idle_ms as i64))
+        .query_async(&mut conn)
+        .await?;
+    if removed > 0 {
+        shared
+            .counters
+            .consumers_removed
+            .fetch_add(removed, Ordering::Relaxed);
+        tracing::info!(removed, "removed the consumers of workers gone for good");
+    }
+    Ok(removed)
 }

@@ -1,5 +1,15 @@
 //! Reporting results: many at once, each atomically with the acknowledgement of its step
-//! entry, retried until Redis takes them.
+//! entry (`report.lua`).
+//!
+//! A result is appended only while its entry is still pending to this worker: one whose
+//! entry another worker reclaimed is dropped and counted (`disowned`), since that worker's
+//! run reports instead.
+//!
+//! While Redis is unreachable a batch is retried with backoff for as long as it takes
+//! (nothing else could be sent either). A batch Redis answers with an error is retried
+//! [`REFUSED_TRIES`] times, then sent one result at a time, so that one bad result cannot
+//! block the others; a result Redis still refuses is dropped with an error log and counted
+//! (`refused`). Its entry stays pending, so it is run again after the visibility timeout.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -15,6 +25,10 @@ use super::WorkerShared;
 
 /// The most results sent in one script call.
 const MAX_BATCH: usize = 256;
+
+/// How often a call Redis answers with an error is tried before it is split (a batch) or
+/// dropped (a single result).
+pub const REFUSED_TRIES: u32 = 3;
 
 /// A finished attempt to report.
 pub struct Report {
@@ -42,7 +56,7 @@ pub async fn run(shared: Arc<WorkerShared>, mut rx: mpsc::Receiver<Report>) {
 }
 
 /// Sends a batch, one script call per partition (the calls of different partitions at
-/// once), retrying with backoff while Redis is away.
+/// once).
 async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
     let mut by_results: HashMap<String, Vec<Report>> = HashMap::new();
     for r in buf.drain(..) {
@@ -57,41 +71,95 @@ async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
     .await;
 }
 
-/// Sends the results of one partition in one `report.lua` call, retrying until it is taken.
+/// Sends the results of one partition in one `report.lua` call; split into single results
+/// when Redis keeps refusing the batch.
 async fn send_partition(shared: &WorkerShared, results_key: String, reports: Vec<Report>) {
-    {
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            let mut inv = scripts::REPORT.prepare_invoke();
-            inv.key(&results_key);
-            for r in &reports {
-                inv.key(&r.stream);
-            }
-            inv.arg(WORKER_GROUP);
-            for r in &reports {
-                inv.arg(&r.id).arg(wire::encode(&r.result));
-            }
-            match inv
-                .invoke_async::<i64>(&mut shared.conns.conn.clone())
-                .await
-            {
-                Ok(_) => break,
-                Err(e) => {
-                    shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-                    crate::ops::metrics::redis_error("worker");
-                    tracing::warn!(error = %e, "reporting results failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        let mut in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    if !send_until_refused(shared, &results_key, &reports).await && reports.len() > 1 {
+        tracing::warn!(
+            results = reports.len(),
+            "Redis keeps refusing a batch of results; sending them one by one"
+        );
         for r in &reports {
-            in_flight.remove(&(r.stream.clone(), r.id.clone()));
+            send_until_refused(shared, &results_key, std::slice::from_ref(r)).await;
         }
-        shared
-            .counters
-            .reported
-            .fetch_add(reports.len() as u64, Ordering::Relaxed);
+    }
+    let mut in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    for r in &reports {
+        in_flight.remove(&(r.stream.clone(), r.id.clone()));
+    }
+}
+
+/// Sends results in one call, retrying with backoff while Redis is unreachable and up to
+/// [`REFUSED_TRIES`] times while it answers with an error. Returns whether it was taken;
+/// a single result refused for good is logged and counted here.
+async fn send_until_refused(shared: &WorkerShared, results_key: &str, reports: &[Report]) -> bool {
+    let mut backoff = Duration::from_millis(50);
+    let mut refused = 0;
+    loop {
+        let mut inv = scripts::REPORT.prepare_invoke();
+        inv.key(results_key);
+        for r in reports {
+            inv.key(&r.stream);
+        }
+        inv.arg(WORKER_GROUP).arg(&shared.config.id);
+        for r in reports {
+            inv.arg(&r.id).arg(wire::encode(&r.result));
+        }
+        match inv
+            .invoke_async::<u64>(&mut shared.conns.conn.clone())
+            .await
+        {
+            Ok(appended) => {
+                let total = reports.len() as u64;
+                shared
+                    .counters
+                    .reported
+                    .fetch_add(appended, Ordering::Relaxed);
+                if appended < total {
+                    let disowned = total - appended;
+                    shared
+                        .counters
+                        .results_disowned
+                        .fetch_add(disowned, Ordering::Relaxed);
+                    crate::ops::metrics::results_dropped("disowned", disowned);
+                    tracing::info!(
+                        disowned,
+                        "results dropped: their entries were reclaimed by another worker, whose run reports"
+                    );
+                }
+                return true;
+            }
+            Err(e) => {
+                shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
+                crate::ops::metrics::redis_error("worker");
+                let unreachable = e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal();
+                if !unreachable {
+                    refused += 1;
+                    if refused >= REFUSED_TRIES {
+                        if let [r] = reports {
+                            shared
+                                .counters
+                                .results_refused
+                                .fetch_add(1, Ordering::Relaxed);
+                            crate::ops::metrics::results_dropped("refused", 1);
+                            tracing::error!(
+                                error = %e,
+                                instance_id = %r.result.instance_id,
+                                step = %r.result.step,
+                                attempt = r.result.attempt,
+                                "Redis refused this result {REFUSED_TRIES} times; dropping it (its entry is run again after the visibility timeout)"
+                            );
+                        }
+                        return false;
+                    }
+                }
+                tracing::warn!(error = %e, "reporting results failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
