@@ -163,11 +163,15 @@ pub async fn run(
         .fallback(problem::no_route)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Event streams never end by themselves: tell them to.
-            let _ = stop.send(true);
-        })
-        .await
+    // The peer's address is what `--trusted-proxy` is checked against.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Event streams never end by themselves: tell them to.
+        let _ = stop.send(true);
+    })
+    .await
 }
