@@ -49,6 +49,14 @@ const DEFINITIONS: &[&str] = &[
                                                   "amount": { "type": "number", "minimum": 0 } } } },
            "record": { "type": "machine", "handler": "set", "config": { "recorded": true } } },
          "edges": [ { "from": "approve", "to": "record" } ] }"#,
+    r#"{ "name": "gated_approval", "version": "1.0.0", "description": "a manager approves, after a pause",
+         "steps": {
+           "pause": { "type": "timer", "duration": "300ms" },
+           "approve": { "type": "human", "title": "Approve it", "candidates": ["manager@example.com"] } },
+         "edges": [ { "from": "pause", "to": "approve" } ] }"#,
+    r#"{ "name": "globex_only", "version": "1.0.0", "tenants": ["globex"],
+         "steps": { "call": { "type": "machine", "handler": "set",
+                              "config": { "api_key": "s3cret-globex", "called": true } } } }"#,
     r#"{ "name": "fails_once", "version": "1.0.0",
          "steps": {
            "charge": { "type": "machine", "handler": "fail", "config": { "times": 1, "message": "card declined" } },
@@ -1165,6 +1173,248 @@ async fn trusted_headers_and_secure_defaults() {
     }
 }
 
+/// Issue 15, item 9: handler `config` is redacted for callers who are not admins, and a
+/// definition with a tenant allowlist is invisible to, and cannot be started by, other
+/// tenants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_are_redacted_and_kept_to_their_tenants() {
+    let s = Stack::start().await;
+    let names = |defs: &Value| -> Vec<String> {
+        defs.as_array()
+            .expect("a list")
+            .iter()
+            .map(|d| d["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    // Listing: only the tenants the definition names (and admins, and unbound callers).
+    for (token, sees) in [(ALICE, false), (BOB, true), (ADMIN, true), (CAROL, true)] {
+        let defs = s.ok("/definitions", token).await;
+        assert_eq!(
+            names(&defs).contains(&"globex_only".to_string()),
+            sees,
+            "{token}: {defs}"
+        );
+    }
+    // One by one: the same 404 as an unknown workflow, for the definition and its graph.
+    for path in ["/definitions/globex_only", "/definitions/globex_only/graph"] {
+        let (status, p) = s.get(path, ALICE).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {p}");
+        let (_, unknown) = s
+            .get(&path.replace("globex_only", "nope_only"), ALICE)
+            .await;
+        assert_eq!(
+            p["detail"].as_str().map(|d| d.replace("globex_only", "X")),
+            unknown["detail"]
+                .as_str()
+                .map(|d| d.replace("nope_only", "X")),
+        );
+    }
+    // Config: redacted for everyone but admins.
+    for token in [BOB, CAROL] {
+        let d = s.ok("/definitions/globex_only", token).await;
+        assert_eq!(d["steps"]["call"]["config"], "[redacted]", "{d}");
+        assert!(!d.to_string().contains("s3cret"), "{d}");
+        assert_eq!(d["tenants"], json!(["globex"]));
+    }
+    let d = s.ok("/definitions/globex_only", ADMIN).await;
+    assert_eq!(d["steps"]["call"]["config"]["api_key"], "s3cret-globex");
+    let quick = s.ok("/definitions/quick", ALICE).await;
+    assert_eq!(quick["steps"]["work"]["config"], "[redacted]");
+
+    // Starts: another tenant gets 404 (as for an unknown workflow); an admin starting it for
+    // a tenant it does not admit, or for none, gets 403 with what to do; globex starts it.
+    let (status, _) = s
+        .post("/instances", ALICE, json!({ "workflow": "globex_only" }))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for body in [
+        json!({ "workflow": "globex_only", "tenant": "acme" }),
+        json!({ "workflow": "globex_only" }),
+    ] {
+        let (status, p) = s.post("/instances", ADMIN, body.clone()).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap_or("").contains("tenants"),
+            "{p}"
+        );
+    }
+    let started = s
+        .start_instance(BOB, json!({ "workflow": "globex_only", "id": "g-1" }))
+        .await;
+    assert_eq!(started["tenant"], "globex");
+    let done = s.wait_status("g-1", BOB, "completed").await;
+    assert_eq!(done["context"]["called"], true);
+}
+
+/// Issue 15 (low): an instance id reused by another tenant once the first instance is gone
+/// (expired by retention, here deleted) must not send the new instance's events to the
+/// first one's tenant through the event hub's tenant cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_follow_a_reused_id_to_its_new_tenant() {
+    let s = Stack::start().await;
+    let mut alice = s.events("", Some(ALICE)).await;
+    s.start_instance(ALICE, json!({ "workflow": "quick", "id": "reused" }))
+        .await;
+    alice.until("reused", "WorkflowCompleted").await;
+    // The instance goes away, as retention would do it.
+    let c = s._client.connections();
+    let keys = c.keys.part_of("reused");
+    let _: i64 = redis::cmd("DEL")
+        .arg(keys.instance("reused"))
+        .arg(keys.history("reused"))
+        .query_async(&mut c.conn.clone())
+        .await
+        .expect("instance deleted");
+    let mut bob = s.events("", Some(BOB)).await;
+    s.start_instance(BOB, json!({ "workflow": "quick", "id": "reused" }))
+        .await;
+    bob.until("reused", "WorkflowCompleted").await;
+    // A marker of Alice's own, after Bob's instance: everything before it was seen.
+    s.start_instance(ALICE, json!({ "workflow": "quick", "id": "marker" }))
+        .await;
+    let seen = alice.until("marker", "WorkflowCompleted").await;
+    let leaked: Vec<_> = seen
+        .iter()
+        .filter(|(_, d)| d["instance_id"] == "reused")
+        .collect();
+    assert!(leaked.is_empty(), "globex events reached acme: {leaked:?}");
+}
+
+/// Issue 15 (low): `GET /tasks` pages (oldest first, `Weir-Next-Cursor`), and one
+/// corrupt task record no longer breaks the listing for everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_listing_pages_and_skips_corrupt_records() {
+    let s = Stack::start().await;
+    const TASKS: usize = 5;
+    for i in 0..TASKS {
+        let id = format!("page-{i}");
+        s.start_instance(ALICE, json!({ "workflow": "approval", "id": id }))
+            .await;
+        s.wait_status(&id, ALICE, "waiting").await;
+    }
+    // A record that is not a task, where tasks live.
+    let c = s._client.connections();
+    let _: i64 = redis::cmd("HSET")
+        .arg(c.keys.part_of("page-0").tasks())
+        .arg("garbage|approve")
+        .arg(b"\xff\x00 not a task".as_slice())
+        .query_async(&mut c.conn.clone())
+        .await
+        .expect("garbage written");
+
+    let all = s.ok("/tasks", MANAGER).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(TASKS), "{all}");
+    // Two at a time: every task once, in the same order, then no cursor.
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..TASKS + 1 {
+        let url = match &cursor {
+            Some(c) => format!("/tasks?limit=2&cursor={c}"),
+            None => "/tasks?limit=2".to_string(),
+        };
+        let resp = s
+            .http
+            .get(s.url(&url))
+            .bearer_auth(MANAGER)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(resp.status(), StatusCode::OK);
+        cursor = resp
+            .headers()
+            .get("weir-next-cursor")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let page: Value = resp.json().await.expect("page body");
+        let page = page.as_array().expect("an array").clone();
+        assert!(page.len() <= 2);
+        walked.extend(page.iter().map(|t| t["instance_id"].clone()));
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert!(cursor.is_none(), "the listing ends");
+    let all_ids: Vec<Value> = all
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|t| t["instance_id"].clone())
+        .collect();
+    assert_eq!(walked, all_ids);
+    for bad in ["/tasks?limit=0", "/tasks?limit=1001", "/tasks?cursor=nope"] {
+        let (status, p) = s.get(bad, MANAGER).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {p}");
+    }
+}
+
+/// Issue 15, item 12: trusted headers are read only from a `--trusted-proxy` peer, and a
+/// non-loopback `--listen` with the header flags needs `--trusted-proxy` to start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trusted_headers_only_from_a_trusted_proxy() {
+    // Listening on every interface with the header flags and no proxy: refused before
+    // anything listens.
+    let out = Command::new(weir_path())
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--trusted-user-header",
+            "X-User",
+        ])
+        .env_remove("WEIR_AUTH_FILE")
+        .env("WEIR_REDIS_URL", "redis://127.0.0.1:1")
+        .output()
+        .expect("weir serve runs");
+    assert_ne!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--trusted-proxy"), "{err}");
+
+    let server = RedisServer::start().expect("redis-server starts");
+    let http = reqwest::Client::new();
+    let me = async |base: &str| {
+        http.get(format!("{base}/api/v1/me"))
+            .header("x-user", "mallory@example.com")
+            .send()
+            .await
+            .expect("request")
+    };
+    // This test's peer (127.0.0.1) is not the trusted proxy: the header is refused.
+    let (_elsewhere, base) = spawn_serve(
+        &server.url(),
+        "proxy",
+        &[
+            "--trusted-user-header",
+            "X-User",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+        ],
+    );
+    let resp = me(&base).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let p: Value = resp.json().await.expect("problem");
+    assert!(
+        p["detail"].as_str().unwrap_or("").contains("trusted proxy"),
+        "{p}"
+    );
+    // The same request from a trusted proxy's address is accepted.
+    let (_here, base) = spawn_serve(
+        &server.url(),
+        "proxy",
+        &[
+            "--trusted-user-header",
+            "X-User",
+            "--trusted-proxy",
+            "10.0.0.0/8,127.0.0.1/32",
+        ],
+    );
+    let resp = me(&base).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.json::<Value>().await.expect("me")["user"],
+        "mallory@example.com"
+    );
+}
+
 /// The schemathesis command: `WEIR_SCHEMATHESIS`, else the virtual environment that
 /// `.ci/setup.d/schemathesis.sh` makes, else `schemathesis` on the PATH.
 fn schemathesis() -> PathBuf {
@@ -1239,4 +1489,82 @@ async fn schemathesis_finds_no_server_error() {
         s.call(Method::GET, "/health", None, None).await.0,
         StatusCode::OK
     );
+}
+
+/// Issue 15, item 1: a user the task does not allow spams reassignments at the moment the
+/// task opens. None is ever granted: the permission is decided by the core when the
+/// coordinator applies the reassignment, not by a read the API made before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reassignment_racing_the_task_opening_is_never_granted() {
+    let s = Stack::start().await;
+    const INSTANCES: usize = 4;
+    const ATTACKERS_PER_INSTANCE: usize = 4;
+    // Requests each attacker still sends once it saw the task open (the window is over by
+    // then: the task is open and the core decides).
+    const AFTER_OPEN: usize = 10;
+    let mut ids = Vec::new();
+    for i in 0..INSTANCES {
+        let id = format!("race-{i}");
+        s.start_instance(ALICE, json!({ "workflow": "gated_approval", "id": id }))
+            .await;
+        ids.push(id);
+    }
+    let mut attackers = tokio::task::JoinSet::new();
+    for id in &ids {
+        for _ in 0..ATTACKERS_PER_INSTANCE {
+            let http = s.http.clone();
+            let url = s.url(&format!("/tasks/{id}/approve/reassign"));
+            attackers.spawn(async move {
+                let deadline = tokio::time::Instant::now() + DEADLINE;
+                let mut statuses = Vec::new();
+                let mut after_open = 0;
+                while after_open < AFTER_OPEN && tokio::time::Instant::now() < deadline {
+                    let resp = http
+                        .post(&url)
+                        .bearer_auth(ALICE)
+                        .json(&json!({ "assignee": "alice@example.com" }))
+                        .send()
+                        .await
+                        .expect("reassign request");
+                    let status = resp.status();
+                    // 409 until the task opens; then the core refuses (403).
+                    if status != StatusCode::CONFLICT {
+                        after_open += 1;
+                    }
+                    statuses.push(status);
+                }
+                statuses
+            });
+        }
+    }
+    let mut seen = Vec::new();
+    while let Some(statuses) = attackers.join_next().await {
+        seen.extend(statuses.expect("attacker task"));
+    }
+    assert!(
+        seen.iter().all(|s| *s != StatusCode::OK),
+        "a reassignment by a user the task does not allow was granted: {seen:?}"
+    );
+    assert!(
+        seen.contains(&StatusCode::FORBIDDEN),
+        "the task never opened during the attack: {seen:?}"
+    );
+    for id in &ids {
+        let task = s.ok(&format!("/tasks/{id}/approve"), MANAGER).await;
+        assert_eq!(task["assignee"], Value::Null, "{id}: {task}");
+        assert_eq!(
+            task["candidates"],
+            json!(["manager@example.com"]),
+            "{id}: {task}"
+        );
+        let history = s.ok(&format!("/instances/{id}"), ADMIN).await["history"].clone();
+        assert!(
+            !history
+                .as_array()
+                .expect("history is a list")
+                .iter()
+                .any(|h| h["status"] == "reassigned"),
+            "{id}: {history}"
+        );
+    }
 }

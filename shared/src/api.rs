@@ -46,6 +46,23 @@ impl StartOptions {
 /// Largest accepted caller id, in bytes.
 pub const MAX_ID_LEN: usize = 200;
 
+/// The checks of a start that do not depend on Redis or the instance map, made by every
+/// start path before it stores anything: the initial data fits the context limit
+/// ([`crate::model::MAX_CONTEXT_BYTES`]), and the definition's tenant allowlist
+/// ([`crate::model::Definition::tenants`]) admits the start's tenant.
+pub fn check_start(wf: &Workflow, options: &StartOptions) -> Result<(), EngineError> {
+    let tenant = options.tenant_id.as_deref();
+    if !wf.definition.allows_tenant(tenant) {
+        return Err(EngineError::TenantNotAllowed {
+            workflow: wf.name.to_string(),
+            tenant: tenant.map(str::to_string),
+            allowed: wf.definition.tenants.clone(),
+        });
+    }
+    crate::model::check_context_size(&options.initial_data)
+        .map_err(|e| EngineError::Refused(Refusal::TooLarge(e)))
+}
+
 /// Checks a caller-chosen instance id: 1 to 200 bytes, printable, no spaces.
 pub fn check_instance_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > MAX_ID_LEN {
@@ -267,6 +284,20 @@ pub enum EngineError {
     /// The request itself is malformed.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The definition's tenant allowlist does not admit the start's tenant.
+    #[error(
+        "workflow {workflow:?} may only be started for the tenants {allowed:?}, not for {}: \
+         start it for one of them, or add the tenant to the definition's `tenants`",
+        match tenant { Some(t) => format!("tenant {t:?}"), None => "an instance without a tenant".to_string() }
+    )]
+    TenantNotAllowed {
+        /// The workflow.
+        workflow: String,
+        /// The start's tenant.
+        tenant: Option<String>,
+        /// The tenants the definition admits.
+        allowed: Vec<String>,
+    },
     /// A start named an instance id that another start already took, for another
     /// workflow, version or tenant (a start with the same ones returns the instance).
     #[error(
@@ -307,6 +338,7 @@ impl EngineError {
             EngineError::NotFound(_) => "not_found",
             EngineError::Refused(r) => r.kind(),
             EngineError::BadRequest(_) => "bad_request",
+            EngineError::TenantNotAllowed { .. } => "forbidden",
             EngineError::IdTaken(_) => ID_TAKEN,
             EngineError::WaitTimeout(..) => "timeout",
             EngineError::Rejected { kind, .. } => kind,

@@ -631,3 +631,61 @@ fn a_failure_no_failure_edge_takes_fails_the_instance() {
     sim.retry(None).unwrap();
     assert_eq!(sim.running(), vec!["pay"]);
 }
+
+/// A string of `bytes` bytes, for contexts over the limit.
+fn big(bytes: usize) -> String {
+    "x".repeat(bytes)
+}
+
+/// Issue 15, item 6: a step whose output would push the context past
+/// `MAX_CONTEXT_BYTES` fails with the non-retryable kind `too_large` (its failure edge
+/// runs), even with retries left; the output is not merged.
+#[test]
+fn an_output_that_makes_the_context_too_large_fails_the_step_for_good() {
+    const TOO_LARGE: &str = r#"
+name: too_large
+version: "1.0.0"
+steps:
+  call:
+    type: machine
+    handler: h
+    retry: { max_attempts: 5, initial_interval: 1s }
+  next: { type: machine, handler: h }
+  on_error: { type: machine, handler: h }
+edges:
+  - { from: call, to: next }
+  - { from: call, to: on_error, on: failure }
+"#;
+    let mut sim = Sim::start(TOO_LARGE, json!({ "order": "o-1" }));
+    sim.succeed("call", json!({ "blob": big(5_000_000) }));
+    assert_eq!(sim.step_status("call"), StepStatus::Failed);
+    assert_eq!(sim.running(), vec!["on_error"]);
+    assert_eq!(sim.ctx()["error"]["kind"], json!("too_large"));
+    assert!(sim.ctx().get("blob").is_none());
+    assert!(weir::model::check_context_size(sim.ctx()).is_ok());
+    assert_eq!(sim.dispatch_count("call"), 1, "not retried");
+
+    // Just under the limit is fine; replacing a key counts the new value, not both.
+    let mut sim = Sim::start(TOO_LARGE, json!({ "blob": big(900_000) }));
+    sim.succeed("call", json!({ "blob": big(1_000_000) }));
+    assert_eq!(sim.step_status("call"), StepStatus::Completed);
+    // Without a failure edge the instance fails, with the reason.
+    const NO_EDGE: &str = r#"
+name: too_large_alone
+version: "1.0.0"
+steps:
+  call: { type: machine, handler: h }
+"#;
+    let mut sim = Sim::start(NO_EDGE, json!({ "blob": big(600_000) }));
+    sim.succeed("call", json!({ "more": big(600_000) }));
+    assert_eq!(sim.status(), InstanceStatus::Failed);
+    assert!(
+        sim.inst
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("too_large"),
+        "{:?}",
+        sim.inst.error
+    );
+}

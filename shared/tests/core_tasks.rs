@@ -8,7 +8,7 @@ use std::sync::Arc;
 use common::{schedules, Sim, T0};
 use serde_json::json;
 use weir::core::{Effect, Input, Refusal, StartSpec, TimerKind};
-use weir::model::{AttemptStatus, EventKind, InstanceStatus, StepStatus, TaskOutcome};
+use weir::model::{Actor, AttemptStatus, EventKind, InstanceStatus, StepStatus, TaskOutcome};
 use weir::Timestamp;
 
 const HOURS: i64 = 3_600_000;
@@ -559,15 +559,25 @@ edges:
     );
 }
 
+/// A reassignment of `approve` by an admin.
 fn reassign(
     sim: &mut Sim,
     by: &str,
     assignee: Option<&str>,
     candidates: &[&str],
 ) -> Result<Vec<Effect>, Refusal> {
+    reassign_as(sim, Actor::admin(by), assignee, candidates)
+}
+
+fn reassign_as(
+    sim: &mut Sim,
+    by: Actor,
+    assignee: Option<&str>,
+    candidates: &[&str],
+) -> Result<Vec<Effect>, Refusal> {
     sim.apply(Input::ReassignTask {
         step: Arc::from("approve"),
-        by: by.into(),
+        by,
         assignee: assignee.map(str::to_string),
         candidates: candidates.iter().map(|c| c.to_string()).collect(),
     })
@@ -617,6 +627,65 @@ fn a_reassigned_task_is_completed_by_the_new_people_only() {
 }
 
 #[test]
+fn only_an_admin_or_a_user_the_task_allows_now_may_reassign() {
+    // `at_task`: assignee manager@example.com, candidate deputy@example.com.
+    let mut sim = at_task();
+    let before = sim.tasks["approve"].clone();
+    let history = sim.history.len();
+    for stranger in ["mallory@example.com", "", "MANAGER@example.com"] {
+        let refused = reassign_as(&mut sim, Actor::user(stranger), Some(stranger), &[]);
+        assert!(
+            matches!(refused, Err(Refusal::ReassignForbidden { ref user, .. }) if user == stranger),
+            "{stranger:?}: {refused:?}"
+        );
+        assert_eq!(refused.unwrap_err().kind(), "forbidden");
+    }
+    // Refused means unchanged.
+    assert_eq!(sim.tasks["approve"], before);
+    assert_eq!(sim.history.len(), history);
+
+    // A candidate may hand the task on; then it is the new assignment that decides, so
+    // the candidate, no longer named, may not take it back.
+    reassign_as(
+        &mut sim,
+        Actor::user("deputy@example.com"),
+        Some("bob@example.com"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        sim.tasks["approve"].assignee.as_deref(),
+        Some("bob@example.com")
+    );
+    for former in ["deputy@example.com", "manager@example.com"] {
+        let refused = reassign_as(&mut sim, Actor::user(former), Some(former), &[]);
+        assert!(
+            matches!(refused, Err(Refusal::ReassignForbidden { .. })),
+            "{former}: {refused:?}"
+        );
+    }
+    reassign_as(
+        &mut sim,
+        Actor::user("bob@example.com"),
+        None,
+        &["carol@example.com"],
+    )
+    .unwrap();
+    // An admin may reassign whoever holds it.
+    reassign_as(
+        &mut sim,
+        Actor::admin("ops@example.com"),
+        Some("manager@example.com"),
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        sim.tasks["approve"].assignee.as_deref(),
+        Some("manager@example.com")
+    );
+}
+
+#[test]
 fn reassigning_refuses_no_one_a_closed_task_and_a_machine_step() {
     let mut sim = at_task();
     let refused = reassign(&mut sim, "ops", None, &[" "]);
@@ -626,7 +695,7 @@ fn reassigning_refuses_no_one_a_closed_task_and_a_machine_step() {
     );
     let refused = sim.apply(Input::ReassignTask {
         step: Arc::from("pay"),
-        by: "ops".into(),
+        by: Actor::admin("ops"),
         assignee: Some("bob".into()),
         candidates: vec![],
     });
@@ -682,4 +751,31 @@ edges:
     sim.complete("approve", "manager@example.com", json!({ "again": false }))
         .unwrap();
     assert_eq!(sim.running(), vec!["done"]);
+}
+
+/// Issue 15, item 6: completing a task with data that would make the context larger than
+/// `MAX_CONTEXT_BYTES` is refused (kind `too_large`) and changes nothing.
+#[test]
+fn a_completion_that_makes_the_context_too_large_is_refused() {
+    let mut sim = at_task();
+    let before = sim.ctx().clone();
+    let refused = sim.complete(
+        "approve",
+        "manager@example.com",
+        json!({ "approved": true, "comments": "x".repeat(5_000_000) }),
+    );
+    assert!(
+        matches!(&refused, Err(Refusal::TooLarge(e)) if e.size > 5_000_000),
+        "{refused:?}"
+    );
+    assert_eq!(refused.unwrap_err().kind(), "too_large");
+    assert_eq!(sim.ctx(), &before);
+    assert_eq!(sim.step_status("approve"), StepStatus::Waiting);
+    sim.complete(
+        "approve",
+        "manager@example.com",
+        json!({ "approved": true }),
+    )
+    .unwrap();
+    assert_eq!(sim.running(), vec!["pay"]);
 }

@@ -211,6 +211,7 @@ fn a_definition_built_in_rust_compiles_and_equals_its_file() {
         initial_step: None,
         steps,
         edges: vec![edge("a", "ask"), edge("ask", "gw")],
+        tenants: vec![],
     };
     let wf = compile(def.clone()).unwrap();
     assert_eq!(wf.step(wf.initial).name.as_ref(), "a");

@@ -102,6 +102,25 @@ async fn start_workflow_with_every_option() {
     assert_eq!(engine.get_instance(&latest.id).await.unwrap(), latest);
 }
 
+/// Issue 15, item 6: a start with a 5 MB context is refused (kind `too_large`) and
+/// stores nothing.
+#[tokio::test]
+async fn a_start_with_a_context_over_the_limit_is_refused() {
+    let engine = engine(&[CHAIN]);
+    let mut options = data(json!({ "blob": "x".repeat(5_000_000) }));
+    options.id = Some("big-1".into());
+    let err = engine
+        .start_workflow("chain", options)
+        .await
+        .expect_err("a 5 MB context is refused");
+    assert_eq!(err.kind(), "too_large", "{err}");
+    assert!(err.to_string().contains("1 MiB"), "{err}");
+    assert!(matches!(
+        engine.get_instance("big-1").await,
+        Err(EngineError::NotFound(_))
+    ));
+}
+
 /// A caller id starts at most one instance; a second start with the same workflow (and
 /// version asked for, and tenant) returns it, any other start with that id is refused.
 #[tokio::test]
@@ -322,7 +341,12 @@ async fn a_reassigned_task_is_listed_for_and_completed_by_its_new_assignee() {
         candidates: vec![],
     };
     engine
-        .reassign_task(&inst.id, "approve", "ops@example.com", to)
+        .reassign_task(
+            &inst.id,
+            "approve",
+            &weir::model::Actor::admin("ops@example.com"),
+            to,
+        )
         .await
         .unwrap();
     let for_user = |user: &str| TaskFilter {

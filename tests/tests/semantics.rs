@@ -677,7 +677,9 @@ async fn a_reassigned_task_moves_to_the_new_assignee_and_only_they_complete_it(
         assignee: Some("bob".into()),
         candidates: vec![],
     };
-    let view = client.reassign_task("r1", "approve", "ops", to).await?;
+    let view = client
+        .reassign_task("r1", "approve", &weir::model::Actor::admin("ops"), to)
+        .await?;
     assert_eq!(view.status, InstanceStatus::Waiting);
 
     let for_user = async |user: &str| -> anyhow::Result<usize> {
@@ -700,7 +702,7 @@ async fn a_reassigned_task_moves_to_the_new_assignee_and_only_they_complete_it(
     assert_eq!(err.kind(), "forbidden", "{err}");
     let none = weir::model::Assignment::default();
     let err = client
-        .reassign_task("r1", "approve", "ops", none)
+        .reassign_task("r1", "approve", &weir::model::Actor::admin("ops"), none)
         .await
         .expect_err("a reassignment names someone");
     assert_eq!(err.kind(), "invalid_data", "{err}");

@@ -33,6 +33,7 @@ pub fn linear(steps: usize) -> Definition {
         initial_step: Some(names[0].clone()),
         steps: names.iter().map(|n| (n.clone(), noop())).collect(),
         edges: names.windows(2).map(|w| edge(&w[0], &w[1])).collect(),
+        tenants: Vec::new(),
     }
 }
 
@@ -53,6 +54,7 @@ pub fn fan_out(width: usize) -> Definition {
         initial_step: Some("start".into()),
         steps: steps.into_iter().collect(),
         edges,
+        tenants: Vec::new(),
     }
 }
 

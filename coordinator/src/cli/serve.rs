@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// X-Forwarded-Tenant (requests without it are refused).
     #[arg(long, value_name = "HEADER")]
     pub trusted_tenant_header: Option<String>,
+    /// With --trusted-user-header: the proxy's address range (CIDR, e.g. 10.0.0.5/32;
+    /// repeat or separate with commas). The headers are read only from these peers.
+    /// Required unless --listen is a loopback address (then loopback peers are trusted).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
@@ -44,6 +49,8 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
         tokens,
         args.trusted_user_header.as_deref(),
         args.trusted_tenant_header.as_deref(),
+        &args.trusted_proxies,
+        args.listen,
     )
     .map_err(|e| anyhow!("weir serve: {e}"))?;
     let client = client(global).await?;

@@ -17,13 +17,20 @@
 //!   tenant header is configured and a request lacks it, the request is refused (401)
 //!   rather than treated as unbound: a proxy misconfiguration must not widen access. A
 //!   bearer token, when sent, wins over the headers.
+//! - **Only the proxy may set them.** The headers are read only from a peer (the TCP
+//!   connection's address, never `X-Forwarded-For`) inside a `--trusted-proxy CIDR` range;
+//!   from any other peer a request carrying them is refused (401). Without
+//!   `--trusted-proxy`, the header flags are accepted only with a loopback `--listen`, and
+//!   then only loopback peers are trusted (a proxy on the same host); a non-loopback
+//!   `--listen` with the header flags and no `--trusted-proxy` does not start.
 //! - **`?access_token=`** is accepted only by the event stream ([`StreamCaller`]), since a
 //!   browser's EventSource cannot set headers; everywhere else a token in a URL (which ends
 //!   up in logs) is ignored.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderName};
 use serde::{Deserialize, Serialize};
@@ -114,21 +121,76 @@ impl AuthFile {
     }
 }
 
+/// A range of addresses, `10.0.0.0/8` or `::1/128` (a bare address is a range of one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/PREFIX` or `ADDR`.
+    pub fn parse(text: &str) -> Result<Cidr, String> {
+        let text = text.trim();
+        let bad = |why: &str| {
+            format!("--trusted-proxy {text:?}: {why} (write it like 10.0.0.0/8, 192.168.1.5 or fd00::/8)")
+        };
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad("not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| bad(&format!("the prefix length must be 0 to {max}")))?,
+            None => max,
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is in the range (an IPv4-mapped IPv6 peer counts as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (net, ip, bits) = match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                (u128::from(u32::from(net)), u128::from(u32::from(ip)), 32)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => (u128::from(net), u128::from(ip), 128),
+            _ => return false,
+        };
+        // A prefix of 0 matches everything (and a shift by the full width would overflow).
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || (net >> shift) == (ip >> shift)
+    }
+}
+
 /// How callers authenticate.
 #[derive(Debug, Clone)]
 pub struct Auth {
     tokens: Vec<TokenEntry>,
     user_header: Option<HeaderName>,
     tenant_header: Option<HeaderName>,
+    /// The peers whose trusted headers are read.
+    proxies: Vec<Cidr>,
 }
 
 impl Auth {
-    /// The accepted tokens and trusted headers; refuses a configuration that lets nobody
-    /// in or everybody in.
+    /// The accepted tokens and trusted headers, the proxies allowed to set those headers,
+    /// and the address the server listens on; refuses a configuration that lets nobody in
+    /// or everybody in (see the module doc).
     pub fn new(
         tokens: Vec<TokenEntry>,
         user_header: Option<&str>,
         tenant_header: Option<&str>,
+        trusted_proxies: &[String],
+        listen: SocketAddr,
     ) -> Result<Auth, String> {
         let parse = |flag: &str, name: &str| {
             HeaderName::from_bytes(name.trim().as_bytes())
@@ -154,10 +216,44 @@ impl Auth {
                     .into(),
             );
         }
+        let mut proxies = trusted_proxies
+            .iter()
+            .flat_map(|p| p.split(','))
+            .filter(|p| !p.trim().is_empty())
+            .map(Cidr::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if user_header.is_none() && !proxies.is_empty() {
+            return Err(
+                "--trusted-proxy only matters with --trusted-user-header (the header the proxy \
+                 sets)"
+                    .into(),
+            );
+        }
+        if user_header.is_some() && proxies.is_empty() {
+            if !listen.ip().is_loopback() {
+                return Err(format!(
+                    "--trusted-user-header with --listen {listen}: anyone who can reach that \
+                     address could set the header and be any user; give --trusted-proxy CIDR \
+                     (the proxy's address) or listen on a loopback address"
+                ));
+            }
+            // Listening on loopback only: the proxy is on this host.
+            proxies = vec![
+                Cidr {
+                    addr: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+                    prefix: 8,
+                },
+                Cidr {
+                    addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+                    prefix: 128,
+                },
+            ];
+        }
         Ok(Auth {
             tokens,
             user_header,
             tenant_header,
+            proxies,
         })
     }
 
@@ -178,6 +274,10 @@ impl Auth {
 
     /// Authenticates a request; `query_token` is `?access_token=` where it is accepted.
     fn authenticate(&self, parts: &Parts, query_token: Option<&str>) -> Result<Caller, Problem> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
         let bearer = match parts.headers.get(header::AUTHORIZATION) {
             Some(value) => {
                 let text = value.to_str().unwrap_or_default();
@@ -210,6 +310,13 @@ impl Auth {
                     .map(str::to_string)
             };
             if let Some(user) = read(user_header) {
+                if !peer.is_some_and(|ip| self.proxies.iter().any(|c| c.contains(ip))) {
+                    tracing::warn!(?peer, header = %user_header, "trusted header from a peer that is not a trusted proxy");
+                    return Err(Problem::unauthorized(format!(
+                        "the {user_header} header is only accepted from a trusted proxy \
+                         (--trusted-proxy): authenticate with `Authorization: Bearer <token>`"
+                    )));
+                }
                 let tenant = match &self.tenant_header {
                     Some(h) => Some(read(h).ok_or_else(|| {
                         Problem::unauthorized(format!("the proxy did not set the {h} header"))
@@ -344,11 +451,58 @@ mod tests {
         assert!(!format!("{:?}", f.tokens[0]).contains("token: \"a\""));
     }
 
+    fn local() -> SocketAddr {
+        "127.0.0.1:8080".parse().unwrap()
+    }
+
     #[test]
     fn nobody_configured_refuses_to_start() {
-        assert!(Auth::new(Vec::new(), None, None).is_err());
-        assert!(Auth::new(Vec::new(), None, Some("X-Tenant")).is_err());
-        assert!(Auth::new(Vec::new(), Some("X-User"), None).is_ok());
+        assert!(Auth::new(Vec::new(), None, None, &[], local()).is_err());
+        assert!(Auth::new(Vec::new(), None, Some("X-Tenant"), &[], local()).is_err());
+        assert!(Auth::new(Vec::new(), Some("X-User"), None, &[], local()).is_ok());
+    }
+
+    #[test]
+    fn trusted_headers_need_a_trusted_proxy_off_loopback() {
+        let public: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let err = Auth::new(Vec::new(), Some("X-User"), None, &[], public).unwrap_err();
+        assert!(err.contains("--trusted-proxy"), "{err}");
+        let ok = Auth::new(
+            Vec::new(),
+            Some("X-User"),
+            None,
+            &["10.1.0.0/16,fd00::/8".into()],
+            public,
+        )
+        .unwrap();
+        assert_eq!(ok.proxies.len(), 2);
+        for bad in ["10.0.0.0/33", "nope", "10.0.0.0/x", "::1/129"] {
+            assert!(
+                Auth::new(Vec::new(), Some("X-User"), None, &[bad.into()], public).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(Auth::new(Vec::new(), None, None, &["10.0.0.0/8".into()], public).is_err());
+    }
+
+    #[test]
+    fn cidr_ranges() {
+        let net = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.200.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()));
+        assert!(!net.contains("fd00::1".parse().unwrap()));
+        let one = Cidr::parse("192.168.1.5").unwrap();
+        assert!(one.contains("192.168.1.5".parse().unwrap()));
+        assert!(!one.contains("192.168.1.6".parse().unwrap()));
+        let all = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(all.contains("8.8.8.8".parse().unwrap()));
+        let v6 = Cidr::parse("fd00::/8").unwrap();
+        assert!(v6.contains("fd12::1".parse().unwrap()));
+        assert!(!v6.contains("fe80::1".parse().unwrap()));
+        assert!(Cidr::parse("::/0")
+            .unwrap()
+            .contains("::1".parse().unwrap()));
     }
 
     #[test]

@@ -1,7 +1,15 @@
 //! `GET /definitions`, `/definitions/{name}` and `/definitions/{name}/graph`: the registered
 //! workflows, one version or the latest, and their diagram. Definitions are registered with
-//! `weir definition register`; the API only reads them. Every authenticated caller may read
-//! every definition (definitions are not per tenant).
+//! `weir definition register`; the API only reads them.
+//!
+//! # Who sees what
+//!
+//! - A definition may name the tenants that may use it (`tenants: [acme, globex]` in its
+//!   file; none means every tenant). A caller bound to a tenant sees only the definitions
+//!   its tenant may use: the others are missing from the list and "not found" (404) one by
+//!   one, so their names cannot be probed. Admins and callers bound to no tenant see all.
+//! - Handler `config` may hold credentials (prefer `{env:NAME}` references, resolved on the
+//!   worker): callers who are not admins get it replaced by `"[redacted]"`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +18,9 @@ use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
+use weir::api::EngineError;
 use weir::definition::Workflow;
+use weir::registry::RegistryError;
 
 use super::auth::Caller;
 use super::problem::{ApiQuery, Problem};
@@ -34,11 +44,11 @@ pub struct VersionQuery {
     ))]
 pub async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Result<Json<Vec<DefinitionSummary>>, Problem> {
     let all = state.client.list_definitions().await?;
     let mut by_name: BTreeMap<String, Vec<Arc<Workflow>>> = BTreeMap::new();
-    for wf in all {
+    for wf in all.into_iter().filter(|wf| may_use(&caller, wf)) {
         by_name.entry(wf.name.to_string()).or_default().push(wf);
     }
     let out = by_name
@@ -70,12 +80,12 @@ pub async fn list(
     ))]
 pub async fn detail(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Json<DefinitionDetail>, Problem> {
-    let wf = workflow(&state, &name, q.version.as_deref()).await?;
-    Ok(Json(DefinitionDetail::new(&wf)))
+    let wf = visible_workflow(&state, &caller, &name, q.version.as_deref()).await?;
+    Ok(Json(DefinitionDetail::new(&wf, !caller.admin)))
 }
 
 /// A definition's diagram: Mermaid text, nodes and edges.
@@ -90,12 +100,40 @@ pub async fn detail(
     ))]
 pub async fn graph(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<VersionQuery>,
 ) -> Result<Json<Graph>, Problem> {
-    let wf = workflow(&state, &name, q.version.as_deref()).await?;
+    let wf = visible_workflow(&state, &caller, &name, q.version.as_deref()).await?;
     Ok(Json(Graph::new(&wf)))
+}
+
+/// Whether the caller may see (and use) a definition: see the module doc.
+pub fn may_use(caller: &Caller, wf: &Workflow) -> bool {
+    match &caller.tenant {
+        None => true,
+        Some(tenant) => wf.definition.allows_tenant(Some(tenant)),
+    }
+}
+
+/// [`workflow`], as "not found" when the caller's tenant may not use it.
+pub async fn visible_workflow(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    version: Option<&str>,
+) -> Result<Arc<Workflow>, Problem> {
+    let wf = workflow(state, name, version).await?;
+    if may_use(caller, &wf) {
+        Ok(wf)
+    } else {
+        // Exactly the answer for a workflow that does not exist.
+        Err(EngineError::Registry(RegistryError::Unknown {
+            name: name.to_string(),
+            version: version.map(str::to_string),
+        })
+        .into())
+    }
 }
 
 /// A workflow by name and optional version; a version that is not semver is a 400.

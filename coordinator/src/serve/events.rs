@@ -24,7 +24,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use tokio::sync::{broadcast, watch};
 use utoipa::IntoParams;
-use weir::model::Event;
+use weir::model::{Event, EventKind};
 use weir::redis::WeirClient;
 
 use super::auth::{Caller, StreamCaller};
@@ -127,6 +127,14 @@ async fn resolve_tenants(
 ) -> Result<(), redis::RedisError> {
     if cache.len() > TENANT_CACHE {
         cache.clear();
+    }
+    // An id is reused once its instance expired (or was deleted), maybe by another
+    // tenant: a start means "look the tenant up again", or the new instance's events
+    // would go to the old one's tenant.
+    for event in events {
+        if matches!(event.kind, EventKind::WorkflowStarted { .. }) {
+            cache.remove(&*event.instance_id);
+        }
     }
     let mut ids: Vec<&str> = events
         .iter()

@@ -23,7 +23,7 @@ use weir::redis::store;
 use weir::Timestamp;
 
 use super::auth::Caller;
-use super::definitions::check_version;
+use super::definitions::{check_version, visible_workflow};
 use super::listing::{self, Cursor};
 use super::problem::{ApiJson, ApiQuery, Problem};
 use super::tasks::open_tasks_of;
@@ -150,6 +150,9 @@ pub async fn start(
         (Some(own), _) => Some(own.clone()),
         (None, asked) => asked,
     };
+    // A definition the caller's tenant may not use is unknown to it (404); one it sees
+    // but starts for a tenant the definition does not admit is refused by the engine (403).
+    visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
     if let Some(id) = &body.id {
         check_instance_id(id).map_err(|m| Problem::invalid_field("id", m))?;
         match state.client.get_instance(id).await {

@@ -15,8 +15,8 @@
 //! | `GET /health` (no token) | `{status: "ok"}` when Redis answers, else 503 |
 //! | `GET /openapi.json` (no token) | the OpenAPI 3.1 document, generated from the code |
 //! | `GET /me` | `{user, tenant, admin}` |
-//! | `GET /definitions` | `[{name, latest_version, versions, description, steps}]` |
-//! | `GET /definitions/{name}?version=` | the definition as in its file, plus `initial_step` |
+//! | `GET /definitions` | `[{name, latest_version, versions, description, steps}]` (those the caller's tenant may use) |
+//! | `GET /definitions/{name}?version=` | the definition as in its file, plus `initial_step`; handler `config` redacted for non-admins |
 //! | `GET /definitions/{name}/graph?version=` | `{mermaid, nodes, edges}` |
 //! | `POST /instances` | start `{workflow, version?, data?, id?, tenant?}` -> 201 + detail |
 //! | `GET /instances?status=&workflow=&tenant=&created_by=&since=&until=&limit=&cursor=` | `{items, next_cursor}` |
@@ -24,10 +24,10 @@
 //! | `GET /instances/{id}/graph` | the graph + `states` (step -> state) |
 //! | `POST /instances/{id}/cancel` | `{reason?}` -> detail; 409 when finished |
 //! | `POST /instances/{id}/retry` | `{from_step?}` -> detail; 409 when not failed |
-//! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=` | open tasks, each with `allowed` |
+//! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=&limit=&cursor=` | open tasks, oldest first, each with `allowed`; `Weir-Next-Cursor` header when more |
 //! | `GET /tasks/{instance_id}/{step}` | one open task with its form; 404 when not open |
 //! | `POST /tasks/{instance_id}/{step}/complete` | `{data}` as the caller -> detail |
-//! | `POST /tasks/{instance_id}/{step}/reassign` | `{assignee?, candidates?}` -> task (admin, or a user the task allows) |
+//! | `POST /tasks/{instance_id}/{step}/reassign` | `{assignee?, candidates?}` -> task (admin, or a user the task allows when it applies: decided by the core) |
 //! | `GET /events?instance_id=` | Server-Sent Events (also `?access_token=`) |
 //! | `GET /dlq?limit=` (admin) | dead letters |
 //! | `GET /stats` (admin) | the `weir stats --json` object |
@@ -163,11 +163,15 @@ pub async fn run(
         .fallback(problem::no_route)
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Event streams never end by themselves: tell them to.
-            let _ = stop.send(true);
-        })
-        .await
+    // The peer's address is what `--trusted-proxy` is checked against.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        // Event streams never end by themselves: tell them to.
+        let _ = stop.send(true);
+    })
+    .await
 }

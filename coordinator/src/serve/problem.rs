@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | 400 | `invalid-input` | malformed JSON, an unknown query value, a bad version, id or cursor |
 //! | 400 | `form-invalid` | task data failing the task's form (`errors` lists each field) |
-//! | 413 | `too-large` | a body over 2 MiB (axum's default limit) |
+//! | 413 | `too-large` | a body over 2 MiB (axum's default limit), or data that would make an instance's context larger than 1 MiB |
 //! | 401 | `unauthorized` | no token, or an unknown one |
 //! | 403 | `forbidden` | a task the user may not complete, another tenant's start, admin-only |
 //! | 404 | `not-found` | unknown definition, instance, task, or one of another tenant |
@@ -185,6 +185,7 @@ impl From<EngineError> for Problem {
             EngineError::NotFound(_) => Problem::not_found(detail),
             EngineError::Refused(r) => from_refusal(r),
             EngineError::BadRequest(m) => Problem::invalid(m),
+            EngineError::TenantNotAllowed { .. } => Problem::forbidden(detail).with_field("tenant"),
             EngineError::IdTaken(_) => Problem::conflict(detail),
             EngineError::Rejected { kind, message } => from_kind(&kind, message),
             EngineError::WaitTimeout(..) | EngineError::NotApplied(_) | EngineError::Redis(_) => {
@@ -233,6 +234,12 @@ fn from_kind(kind: &str, detail: String) -> Problem {
             Problem::not_found(detail)
         }
         "forbidden" => Problem::forbidden(detail),
+        "too_large" => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Context too large",
+            detail,
+        ),
         "invalid_data" => Problem::new(
             StatusCode::BAD_REQUEST,
             "form-invalid",

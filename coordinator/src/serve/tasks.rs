@@ -11,17 +11,19 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use weir::api::{InstanceView, TaskFilter};
 use weir::definition::CompiledKind;
-use weir::model::{Assignment, Task};
+use weir::model::{Actor, Assignment, Task};
 use weir::redis::store;
 
 use super::auth::Caller;
 use super::instances::{detail_of, visible};
+use super::listing::Cursor;
 use super::problem::{ApiJson, ApiQuery, Problem};
 use super::views::{InstanceDetail, TaskView};
 use super::AppState;
@@ -40,7 +42,19 @@ pub struct TaskQuery {
     pub status: Option<String>,
     /// Only tasks the caller may complete.
     pub mine: Option<bool>,
+    /// At most this many tasks (1 to 1000, default 100); the position to go on from is
+    /// in the `Weir-Next-Cursor` response header when there are more.
+    pub limit: Option<usize>,
+    /// Where to go on: a `Weir-Next-Cursor` header value of the previous page.
+    pub cursor: Option<String>,
 }
+
+/// The default page size of `GET /tasks`.
+pub const DEFAULT_TASK_PAGE: usize = 100;
+/// The largest page size of `GET /tasks`.
+pub const MAX_TASK_PAGE: usize = 1000;
+/// The response header holding the cursor of the next page of `GET /tasks`.
+pub const NEXT_CURSOR_HEADER: &str = "weir-next-cursor";
 
 /// `POST /tasks/{instance_id}/{step}/complete`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -67,11 +81,13 @@ fn empty_object() -> Value {
     Value::Object(serde_json::Map::new())
 }
 
-/// Open tasks, oldest first.
+/// Open tasks, oldest first (by creation time, then instance id and step), one page at a
+/// time: when more match, the `Weir-Next-Cursor` header says where the next page begins.
 #[utoipa::path(operation_id = "list_tasks", get, path = "/api/v1/tasks", tag = "tasks",
     params(TaskQuery),
     responses(
-        (status = 200, description = "Open tasks", body = [TaskView]),
+        (status = 200, description = "Open tasks", body = [TaskView],
+            headers(("weir-next-cursor" = String, description = "The cursor of the next page, when there is one"))),
         (status = 400, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
@@ -80,13 +96,24 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<TaskQuery>,
-) -> Result<Json<Vec<TaskView>>, Problem> {
+) -> Result<(HeaderMap, Json<Vec<TaskView>>), Problem> {
     if let Some(s) = q.status.as_deref().filter(|s| *s != "open") {
         return Err(Problem::invalid_field(
             "status",
             format!("status {s:?}: only open tasks are listed (status=open)"),
         ));
     }
+    let limit = match q.limit {
+        None => DEFAULT_TASK_PAGE,
+        Some(n) if (1..=MAX_TASK_PAGE).contains(&n) => n,
+        Some(n) => {
+            return Err(Problem::invalid_field(
+                "limit",
+                format!("limit {n}: give 1 to {MAX_TASK_PAGE}"),
+            ))
+        }
+    };
+    let after = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     let filter = TaskFilter {
         user: q.mine.unwrap_or(false).then(|| caller.user.clone()),
         assignee: q.assignee,
@@ -97,12 +124,32 @@ pub async fn list(
     if let Some(c) = &q.candidate {
         tasks.retain(|t| t.candidates.iter().any(|x| x == c));
     }
+    let position = |t: &Task| Cursor {
+        created_ms: t.created_at.millis(),
+        id: format!("{}|{}", t.instance_id, t.step),
+    };
+    tasks.sort_by_cached_key(position);
+    if let Some(after) = &after {
+        tasks.retain(|t| position(t) > *after);
+    }
+    let mut headers = HeaderMap::new();
+    if tasks.len() > limit {
+        tasks.truncate(limit);
+        if let Some(last) = tasks.last() {
+            if let Ok(value) = HeaderValue::from_str(&position(last).encode()) {
+                headers.insert(NEXT_CURSOR_HEADER, value);
+            }
+        }
+    }
     let names = workflow_names(&state, &tasks).await?;
-    Ok(Json(
-        tasks
-            .iter()
-            .map(|t| TaskView::new(t, names.get(&*t.instance_id).cloned(), &caller.user))
-            .collect(),
+    Ok((
+        headers,
+        Json(
+            tasks
+                .iter()
+                .map(|t| TaskView::new(t, names.get(&*t.instance_id).cloned(), &caller.user))
+                .collect(),
+        ),
     ))
 }
 
@@ -203,19 +250,16 @@ pub async fn reassign(
         ));
     }
     visible(&state, &caller, &instance_id).await?;
-    // A task that is not open is left to the engine to refuse (409, or 404 for no such step).
-    if let Ok(task) = open_task(&state, &caller, &instance_id, &step).await {
-        if !caller.admin && !task.allows(&caller.user) {
-            return Err(Problem::forbidden(format!(
-                "{} may not reassign the task of step {step:?}: only an admin or a user the \
-                 task allows may",
-                caller.user
-            )));
-        }
-    }
+    // Who may reassign is the core's decision, made by the coordinator against the task as
+    // it is when the reassignment applies: checking here first would race the task's
+    // opening (and fail open on any error). Every refusal, whatever its kind, is an error.
+    let by = Actor {
+        user: caller.user.clone(),
+        admin: caller.admin,
+    };
     state
         .client
-        .reassign_task(&instance_id, &step, &caller.user, to)
+        .reassign_task(&instance_id, &step, &by, to)
         .await?;
     let task = open_task(&state, &caller, &instance_id, &step).await?;
     let names = workflow_names(&state, std::slice::from_ref(&task)).await?;

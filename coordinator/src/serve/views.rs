@@ -360,19 +360,36 @@ pub struct DefinitionDetail {
     /// Edges, as in the definition file.
     #[schema(value_type = Vec<Object>)]
     pub edges: Value,
+    /// The tenants that may start it; empty means every tenant.
+    pub tenants: Vec<String>,
 }
 
+/// What a non-admin sees in place of a handler's `config` (which may hold credentials).
+pub const REDACTED: &str = "[redacted]";
+
 impl DefinitionDetail {
-    /// The detail of a compiled workflow.
-    pub fn new(wf: &Workflow) -> DefinitionDetail {
+    /// The detail of a compiled workflow; with `redact`, each step's handler `config` is
+    /// replaced by [`REDACTED`] (for callers who are not admins).
+    pub fn new(wf: &Workflow, redact: bool) -> DefinitionDetail {
         let def = &wf.definition;
+        let mut steps = serde_json::to_value(&def.steps).unwrap_or(Value::Null);
+        if redact {
+            if let Value::Object(steps) = &mut steps {
+                for step in steps.values_mut() {
+                    if let Some(config) = step.get_mut("config") {
+                        *config = Value::String(REDACTED.to_string());
+                    }
+                }
+            }
+        }
         DefinitionDetail {
             name: wf.name.to_string(),
             version: wf.version.to_string(),
             description: def.description.clone(),
             initial_step: wf.steps[wf.initial].name.to_string(),
-            steps: serde_json::to_value(&def.steps).unwrap_or(Value::Null),
+            steps,
             edges: serde_json::to_value(&def.edges).unwrap_or(Value::Null),
+            tenants: def.tenants.clone(),
         }
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use redis::streams::StreamId;
 use weir::core::{self, Effect, Env, Input, StartSpec, TimerKind};
 use weir::definition::Workflow;
-use weir::model::{Instance, InstanceStatus, StepStatus};
+use weir::model::{Actor, Instance, InstanceStatus, StepStatus};
 use weir::redis::batch::Batch;
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::store::{self, encode_record};
@@ -507,11 +507,15 @@ async fn apply_command(
         Command::ReassignTask {
             step,
             by,
+            admin,
             assignee,
             candidates,
         } => Input::ReassignTask {
             step: Arc::from(step.as_str()),
-            by: by.clone(),
+            by: Actor {
+                user: by.clone(),
+                admin: *admin,
+            },
             assignee: assignee.clone(),
             candidates: candidates.clone(),
         },

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::Context;
+use crate::model::{Actor, Context};
 
 /// One input to an instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,14 +50,15 @@ pub enum Input {
         /// The completion data (a JSON object), checked against the form.
         data: Value,
     },
-    /// Give an open human task to other people. Who may do this is the driver's
-    /// decision (the HTTP API allows an admin or a user the task allows; operators with
-    /// Redis access can anyway); the core records who did it.
+    /// Give an open human task to other people. Allowed to an admin, or to a user the
+    /// task allows at the moment of the transition (its current assignee or a candidate,
+    /// or anyone when it names no one); anyone else is refused with
+    /// [`super::Refusal::ReassignForbidden`]. The core records who did it.
     ReassignTask {
         /// The human step.
         step: Arc<str>,
-        /// Who reassigns it.
-        by: String,
+        /// Who reassigns it, and whether they are an admin.
+        by: Actor,
         /// The new assignee.
         assignee: Option<String>,
         /// The new candidates.

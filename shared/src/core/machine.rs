@@ -6,7 +6,9 @@ use super::input::StepError;
 use super::transition::{unit, Transition};
 use super::{step_for_token, Effect, Env, Refusal, Timer, TimerKind};
 use crate::definition::{CompiledKind, StepId, Workflow};
-use crate::model::{AttemptRecord, AttemptStatus, Context, EventKind, Instance, StepStatus};
+use crate::model::{
+    check_merged_size, AttemptRecord, AttemptStatus, Context, EventKind, Instance, StepStatus,
+};
 
 /// `StepSucceeded`.
 #[allow(clippy::too_many_arguments)] // the input's fields, then the transition's setting
@@ -21,8 +23,16 @@ pub(super) fn succeeded(
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, &step, token, StepStatus::Running)?;
+    let too_large = check_merged_size(&inst.context, &output).err();
     let mut t = Transition::new(wf, inst, env, effects);
     unschedule_timeout(&mut t, s);
+    if let Some(e) = too_large {
+        // The output is dropped: retrying would produce it again.
+        let err = StepError::fatal("too_large", format!("the step's output is too large: {e}"));
+        fail_attempt(&mut t, s, err, worker, false);
+        t.finish();
+        return Ok(());
+    }
     // `step` names step `s` (step_for_token found it by that name): record it under this
     // Arc rather than cloning the workflow's.
     t.succeed_as(s, step, Some(output), worker);

@@ -18,7 +18,7 @@
 //! | `Timer(Wake)`              | timer step sleeping, token matches      | timer step completes, edges routed |
 //! | `Timer(TaskDue)`           | task open, token matches                | `HumanTaskOverdue`; if a timeout edge matches: task expires, edges taken |
 //! | `CompleteTask`             | task open, user allowed, data fits form | data merged, task closed, edges routed |
-//! | `ReassignTask`             | task open, someone named                | task given to the new assignee/candidates, recorded |
+//! | `ReassignTask`             | task open, someone named, by an admin or a user the task allows now | task given to the new assignee/candidates, recorded |
 //! | `Cancel`                   | instance not finished                   | active steps interrupted, CANCELED |
 //! | `Retry`                    | instance FAILED                         | from the failed (or named) step on, RUNNING again |
 //!

@@ -32,6 +32,18 @@ pub enum Refusal {
         /// The step.
         step: String,
     },
+    /// The user may not reassign the task: they are neither an admin nor a user the task
+    /// allows at the moment of the reassignment.
+    #[error(
+        "user {user:?} may not reassign the task of step {step:?}: only an admin or a user \
+         the task allows (its assignee or a candidate) may"
+    )]
+    ReassignForbidden {
+        /// The user.
+        user: String,
+        /// The step.
+        step: String,
+    },
     /// The completion data is not acceptable.
     #[error("invalid task data for step {step:?}: {message}")]
     InvalidData {
@@ -42,6 +54,9 @@ pub enum Refusal {
         /// The form's field errors, when a form schema refused it.
         form: Option<FormError>,
     },
+    /// The input would make the context larger than [`crate::model::MAX_CONTEXT_BYTES`].
+    #[error("{0}")]
+    TooLarge(#[from] crate::model::ContextTooLarge),
     /// The instance's status does not allow the input.
     #[error("the instance is {status}: {action} is not possible")]
     WrongStatus {
@@ -60,8 +75,9 @@ impl Refusal {
             Refusal::UnknownStep(_) => "unknown_step",
             Refusal::NotAHumanStep(_) => "not_a_human_step",
             Refusal::TaskNotOpen(_) => "task_not_open",
-            Refusal::Forbidden { .. } => "forbidden",
+            Refusal::Forbidden { .. } | Refusal::ReassignForbidden { .. } => "forbidden",
             Refusal::InvalidData { .. } => "invalid_data",
+            Refusal::TooLarge(_) => "too_large",
             Refusal::WrongStatus { .. } => "wrong_status",
         }
     }

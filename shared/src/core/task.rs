@@ -7,8 +7,8 @@ use super::{step_for_token, Effect, Env, Refusal, TimerKind};
 use crate::definition::{CompiledKind, Workflow};
 use crate::model::task::allows;
 use crate::model::{
-    Assignment, AttemptRecord, AttemptStatus, EventKind, Instance, InstanceStatus, StepStatus,
-    Task, TaskOutcome,
+    check_merged_size, Actor, Assignment, AttemptRecord, AttemptStatus, EventKind, Instance,
+    InstanceStatus, StepStatus, Task, TaskOutcome,
 };
 
 /// `CompleteTask`: every check comes before any change, so a refusal changes nothing.
@@ -32,11 +32,7 @@ pub(super) fn complete(
     else {
         return Err(Refusal::NotAHumanStep(step.to_string()));
     };
-    let allowed = match &inst.steps[s].assignment {
-        Some(reassigned) => reassigned.allows(&user),
-        None => allows(assignee.as_deref(), candidates, &user),
-    };
-    if !allowed {
+    if !task_allows(inst, s, assignee.as_deref(), candidates, &user) {
         return Err(Refusal::Forbidden {
             user,
             step: step.to_string(),
@@ -58,6 +54,7 @@ pub(super) fn complete(
             form: None,
         });
     };
+    check_merged_size(&inst.context, &output)?;
 
     let mut t = Transition::new(wf, inst, env, effects);
     let name = t.name(s);
@@ -80,14 +77,34 @@ pub(super) fn complete(
     Ok(())
 }
 
+/// Whether `user` may complete the open task of step `s`: by its reassignment when it was
+/// reassigned, else by what the step names.
+fn task_allows(
+    inst: &Instance,
+    s: usize,
+    assignee: Option<&str>,
+    candidates: &[String],
+    user: &str,
+) -> bool {
+    match &inst.steps[s].assignment {
+        Some(reassigned) => reassigned.allows(user),
+        None => allows(assignee, candidates, user),
+    }
+}
+
 /// `ReassignTask`: the open task is given to `to`; the step's state and token do not
 /// change, so the task keeps its deadline and a completion started before still counts
 /// only if the new assignment allows its user.
+///
+/// Who may reassign is decided here, against the task as it is at this transition (not as
+/// a caller read it earlier): an admin, or a user the task allows now (its current
+/// assignee or a candidate, or anyone when it names no one). Anyone else is refused before
+/// any change, so a reassignment racing the task's opening cannot hand it to a stranger.
 pub(super) fn reassign(
     wf: &Workflow,
     inst: &mut Instance,
     step: &str,
-    by: String,
+    by: Actor,
     to: Assignment,
     env: Env,
     effects: &mut Vec<Effect>,
@@ -97,11 +114,20 @@ pub(super) fn reassign(
         title,
         description,
         form,
+        assignee,
+        candidates,
         ..
     } = &wf.steps[s].kind
     else {
         return Err(Refusal::NotAHumanStep(step.to_string()));
     };
+    if !by.admin && !task_allows(inst, s, assignee.as_deref(), candidates, &by.user) {
+        return Err(Refusal::ReassignForbidden {
+            user: by.user,
+            step: step.to_string(),
+        });
+    }
+    let by = by.user;
     let to = Assignment {
         assignee: to.assignee.filter(|a| !a.trim().is_empty()),
         candidates: to

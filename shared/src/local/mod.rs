@@ -23,13 +23,13 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::{
-    check_instance_id, history_with_running, is_same_start, EngineError, InstanceFilter,
-    InstanceView, StartOptions, TaskFilter,
+    check_instance_id, check_start, history_with_running, is_same_start, EngineError,
+    InstanceFilter, InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Input, StartSpec};
 use crate::definition::Workflow;
 use crate::events::{EventBus, NullBus};
-use crate::model::{Assignment, AttemptRecord, Definition, InstanceStatus, Task};
+use crate::model::{Actor, Assignment, AttemptRecord, Definition, InstanceStatus, Task};
 use crate::registry::{Registry, RegistryError};
 use crate::step::{Handlers, Step};
 
@@ -179,6 +179,7 @@ impl LocalEngine {
             .registry
             .get_definition(name, options.version.as_deref())?;
         let wf = self.inner.lane().workflow(&wf);
+        check_start(&wf, &options)?;
         let id = match options.id {
             Some(id) => {
                 check_instance_id(&id).map_err(EngineError::BadRequest)?;
@@ -252,18 +253,18 @@ impl LocalEngine {
 
     /// Gives an open human task to `to` (an assignee and/or candidates), recorded in the
     /// history as done `by` someone and announced as `HumanTaskReassigned`. Refused, with
-    /// nothing changed, for a task not open or an assignment that names no one. Who may
-    /// reassign is the caller's decision.
+    /// nothing changed, for a task not open, an assignment that names no one, or an actor
+    /// who is neither an admin nor a user the task allows.
     pub async fn reassign_task(
         &self,
         instance_id: &str,
         step: &str,
-        by: &str,
+        by: &Actor,
         to: Assignment,
     ) -> Result<InstanceView, EngineError> {
         let input = Input::ReassignTask {
             step: Arc::from(step),
-            by: by.to_string(),
+            by: by.clone(),
             assignee: to.assignee,
             candidates: to.candidates,
         };

@@ -29,6 +29,18 @@ pub struct Definition {
     /// Edges between steps, in the order their conditions are evaluated.
     #[serde(default)]
     pub edges: Vec<EdgeDef>,
+    /// The tenants that may start it; empty (the default) means every tenant. A start for
+    /// another tenant, or for none, is refused, and the HTTP API shows the definition only
+    /// to callers of these tenants (and to admins and unbound callers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<String>,
+}
+
+impl Definition {
+    /// Whether an instance of `tenant` (or of no tenant) may be started from it.
+    pub fn allows_tenant(&self, tenant: Option<&str>) -> bool {
+        self.tenants.is_empty() || tenant.is_some_and(|t| self.tenants.iter().any(|x| x == t))
+    }
 }
 
 /// One step. The `type` field selects the kind.

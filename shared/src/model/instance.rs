@@ -10,6 +10,87 @@ use crate::time::Timestamp;
 /// The JSON object every step reads and writes.
 pub type Context = Map<String, Value>;
 
+/// The largest context an instance may hold: 1 MiB, measured as compact JSON.
+///
+/// Enforced where data enters: a start whose initial data is larger is refused, a step
+/// whose output would push the context past it fails with the non-retryable kind
+/// `too_large`, and a task completion that would is refused. It is one fixed figure, not a
+/// setting, so that both engines and every coordinator agree on what an instance may hold;
+/// it keeps every message that carries a context well under the wire's 4 MiB limit.
+pub const MAX_CONTEXT_BYTES: usize = 1 << 20;
+
+/// A context over [`MAX_CONTEXT_BYTES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the context would be {size} bytes of JSON, over the limit of {limit} bytes (1 MiB): keep \
+     large data elsewhere (object storage, a database) and put a reference in the context"
+)]
+pub struct ContextTooLarge {
+    /// The size it would have, in bytes of compact JSON.
+    pub size: usize,
+    /// The limit ([`MAX_CONTEXT_BYTES`]).
+    pub limit: usize,
+}
+
+/// The size of a JSON value written compactly, in bytes, without allocating it.
+pub fn json_size(value: &impl Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and JSON values always serialize.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+/// Checks a context against [`MAX_CONTEXT_BYTES`].
+pub fn check_context_size(context: &Context) -> Result<(), ContextTooLarge> {
+    let size = json_size(context);
+    if size > MAX_CONTEXT_BYTES {
+        Err(ContextTooLarge {
+            size,
+            limit: MAX_CONTEXT_BYTES,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the context `context` would become with `output`'s keys merged into it (each key
+/// of `output` replacing the same key), without building it.
+pub fn check_merged_size(
+    context: &Context,
+    output: &Map<String, Value>,
+) -> Result<(), ContextTooLarge> {
+    if output.is_empty() {
+        return Ok(());
+    }
+    // `{` `}`, and per entry: the key, `:`, the value and a `,` (one too many: harmless).
+    let entry = |k: &String, v: &Value| json_size(k) + 1 + json_size(v) + 1;
+    let kept: usize = context
+        .iter()
+        .filter(|(k, _)| !output.contains_key(*k))
+        .map(|(k, v)| entry(k, v))
+        .sum();
+    let added: usize = output.iter().map(|(k, v)| entry(k, v)).sum();
+    let size = 2 + kept + added;
+    if size > MAX_CONTEXT_BYTES + 1 {
+        Err(ContextTooLarge {
+            size: size - 1,
+            limit: MAX_CONTEXT_BYTES,
+        })
+    } else {
+        Ok(())
+    }
+}
+
 /// Where an instance is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

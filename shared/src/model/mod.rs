@@ -14,5 +14,8 @@ pub use definition::{
 };
 pub use event::{Event, EventKind};
 pub use history::{AttemptRecord, AttemptStatus};
-pub use instance::{Context, EdgeMark, Instance, InstanceStatus, StepState, StepStatus};
-pub use task::{Assignment, Task, TaskOutcome};
+pub use instance::{
+    check_context_size, check_merged_size, Context, ContextTooLarge, EdgeMark, Instance,
+    InstanceStatus, StepState, StepStatus, MAX_CONTEXT_BYTES,
+};
+pub use task::{Actor, Assignment, Task, TaskOutcome};

@@ -59,6 +59,36 @@ impl Assignment {
     }
 }
 
+/// Who acts on a task, as the driver authenticated them: the user, and whether they are an
+/// admin. The core decides with it who may reassign a task (see
+/// [`crate::core::Input::ReassignTask`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The user.
+    pub user: String,
+    /// Whether the user is an admin (an admin API token, or an operator with Redis access).
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl Actor {
+    /// A user who is not an admin.
+    pub fn user(user: impl Into<String>) -> Actor {
+        Actor {
+            user: user.into(),
+            admin: false,
+        }
+    }
+
+    /// An admin.
+    pub fn admin(user: impl Into<String>) -> Actor {
+        Actor {
+            user: user.into(),
+            admin: true,
+        }
+    }
+}
+
 /// The one rule for who may complete a task.
 pub(crate) fn allows(assignee: Option<&str>, candidates: &[String], user: &str) -> bool {
     (assignee.is_none() && candidates.is_empty())

@@ -18,12 +18,12 @@ use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use crate::api::{
-    check_instance_id, history_with_running, is_same_start, EngineError, InstanceFilter,
-    InstanceView, StartOptions, TaskFilter,
+    check_instance_id, check_start, history_with_running, is_same_start, EngineError,
+    InstanceFilter, InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Env, Input};
 use crate::definition::Workflow;
-use crate::model::{Assignment, AttemptRecord, Definition, Event, InstanceStatus, Task};
+use crate::model::{Actor, Assignment, AttemptRecord, Definition, Event, InstanceStatus, Task};
 use crate::registry::RegistryError;
 use crate::time::Timestamp;
 
@@ -117,6 +117,7 @@ impl WeirClient {
         let wf = self
             .get_definition(name, options.version.as_deref())
             .await?;
+        check_start(&wf, &options)?;
         let asked = (name, options.version.clone(), options.tenant_id.clone());
         let id = match options.id {
             Some(id) => {
@@ -167,25 +168,27 @@ impl WeirClient {
 
     /// Gives an open human task to `to` (an assignee and/or candidates), recorded in the
     /// history as done `by` someone and announced as `HumanTaskReassigned`. Refused, with
-    /// nothing changed, for a task not open or an assignment that names no one. Who may
-    /// reassign is the caller's decision (the HTTP API checks it).
+    /// nothing changed, for a task not open, an assignment that names no one, or an actor
+    /// who is neither an admin nor a user the task allows (decided by the core when the
+    /// coordinator applies it, against the task as it is then).
     pub async fn reassign_task(
         &self,
         instance_id: &str,
         step: &str,
-        by: &str,
+        by: &Actor,
         to: Assignment,
     ) -> Result<InstanceView, EngineError> {
         let input = Input::ReassignTask {
             step: Arc::from(step),
-            by: by.to_string(),
+            by: by.clone(),
             assignee: to.assignee.clone(),
             candidates: to.candidates.clone(),
         };
         self.dry_run(instance_id, input).await?;
         let command = Command::ReassignTask {
             step: step.to_string(),
-            by: by.to_string(),
+            by: by.user.clone(),
+            admin: by.admin,
             assignee: to.assignee,
             candidates: to.candidates,
         };
@@ -299,9 +302,15 @@ impl WeirClient {
 
     /// Open tasks matching a filter, oldest first.
     pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
-        let mut tasks = store::load_tasks(&self.c)
+        let (mut tasks, unreadable) = store::load_tasks(&self.c)
             .await
             .map_err(|e| EngineError::Redis(e.to_string()))?;
+        if unreadable > 0 {
+            tracing::warn!(
+                unreadable,
+                "open tasks listed without their unreadable records"
+            );
+        }
         tasks.retain(|t| filter.matches(t));
         tasks.sort_by(|a, b| {
             a.created_at

@@ -210,7 +210,10 @@ pub async fn load_history(c: &Connections, id: &str) -> Result<Vec<AttemptRecord
 }
 
 /// Every open task, over all partitions.
-pub async fn load_tasks(c: &Connections) -> Result<Vec<Task>, RedisError> {
+///
+/// A record that does not decode is skipped (logged, and counted in the second value), so
+/// one corrupt task does not hide every other one.
+pub async fn load_tasks(c: &Connections) -> Result<(Vec<Task>, usize), RedisError> {
     let mut pipe = redis::pipe();
     for part in c.keys.all_parts() {
         pipe.cmd("HVALS").arg(part.tasks());
@@ -220,8 +223,15 @@ pub async fn load_tasks(c: &Connections) -> Result<Vec<Task>, RedisError> {
         .await
         .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
     let mut out = Vec::new();
+    let mut unreadable = 0;
     for raw in parts.iter().flatten() {
-        out.push(decode_record::<Task>(raw)?);
+        match decode_record::<Task>(raw) {
+            Ok(task) => out.push(task),
+            Err(e) => {
+                unreadable += 1;
+                tracing::warn!(error = %e, "unreadable task record skipped");
+            }
+        }
     }
-    Ok(out)
+    Ok((out, unreadable))
 }

@@ -115,6 +115,10 @@ pub enum Command {
         step: String,
         /// Who reassigns it.
         by: String,
+        /// Whether `by` is an admin (the core decides with it who may reassign). Absent
+        /// in messages of older clients: then not an admin, the stricter reading.
+        #[serde(default)]
+        admin: bool,
         /// The new assignee.
         assignee: Option<String>,
         /// The new candidates.
