@@ -56,8 +56,8 @@ async fn a_batch_that_fails_validation_writes_and_acknowledges_nothing() -> anyh
     b.rpush(&part.history("i"), b"record");
     b.reply(&reply, 60_000, b"verdict");
     let err = b.commit(&mut conn.clone(), "me").await.unwrap_err();
-    assert!(matches!(err, CommitError::Redis(_)), "{err:?}");
-    assert!(err.to_string().contains("reply key"), "{err}");
+    assert!(matches!(err, CommitError::Rejected(_)), "{err:?}");
+    assert!(err.to_string().contains("holds a string"), "{err}");
     // Nothing happened: the entry is still there and pending, no history written.
     assert_eq!(xlen(&mut conn, &part.commands()).await?, 1);
     assert_eq!(

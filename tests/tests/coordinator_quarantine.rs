@@ -222,3 +222,85 @@ async fn an_instance_whose_definition_no_longer_loads_is_quarantined() -> anyhow
     assert!(in_failed.is_some());
     Ok(())
 }
+
+const JAMMED: &str = r#"
+name: jammed
+version: "1.0.0"
+steps:
+  only: { type: machine, handler: set, queue: jammed, config: { x: 1 } }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_whose_writes_redis_refuses_is_dead_lettered_and_the_rest_goes_on(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    client
+        .register_definition(parse_definition(JAMMED)?)
+        .await?;
+    let keys = keys(&client);
+    let mut conn = raw(&url).await?;
+    // Every partition's `jammed` queue key holds a string: a start of `jammed` dispatches
+    // there, and Redis refuses the batch that does it.
+    for part in keys.all_parts() {
+        let _: () = redis::cmd("SET")
+            .arg(part.queue("jammed"))
+            .arg("not a stream")
+            .query_async(&mut conn)
+            .await?;
+    }
+    let _coordinator = start_coordinator(&url, "t").await?;
+    let mut wc = worker_config(&url, "t", Duration::from_secs(2));
+    wc.concurrency = 16;
+    let _worker = start_worker_with(wc, weir_worker::builtin_handlers()).await?;
+    let jam = "jam-1";
+    let part = keys.part_of(jam);
+    let jamming = {
+        let client = client.clone().with_reply_timeout(Duration::from_secs(8));
+        tokio::spawn(async move { start(&client, "jammed", jam).await })
+    };
+    // Others, some in the same partition, start and complete meanwhile.
+    let mut ids: Vec<String> = (0..)
+        .map(|i| format!("near-{i}"))
+        .filter(|id| keys.partition_of(id) == part.partition)
+        .take(5)
+        .collect();
+    ids.extend((0..15).map(|i| format!("far-{i}")));
+    for id in &ids {
+        start(&client, "flow", id).await?;
+    }
+    wait_until_async(Duration::from_secs(30), "the others complete", async || {
+        completed(&client).await == ids.len()
+    })
+    .await?;
+    // The start is refused for good: dead-lettered with the reason, no instance.
+    let refused = jamming.await?;
+    assert!(refused.is_err(), "the jammed start cannot succeed");
+    wait_until_async(
+        Duration::from_secs(10),
+        "the start is dead-lettered",
+        async || {
+            stream_entries(&mut conn.clone(), &part.dlq())
+                .await
+                .is_ok_and(|entries| {
+                    entries.iter().any(|(_, f)| {
+                        f.get("source")
+                            .is_some_and(|s| s == part.commands().as_bytes())
+                            && f.get("error").is_some_and(|e| {
+                                let e = String::from_utf8_lossy(e);
+                                e.contains("refused 5 times") && e.contains("not a stream")
+                            })
+                    })
+                })
+        },
+    )
+    .await?;
+    assert_eq!(
+        client.get_instance(jam).await.unwrap_err().kind(),
+        "not_found"
+    );
+    Ok(())
+}

@@ -22,7 +22,17 @@
 //! And it reads nothing while its lease is not known valid by the local clock
 //! ([`LeaseValidity`]), so a frozen coordinator that resumes does not read before its lease
 //! loop has checked the lease.
+//!
+//! **Failures, by kind** ([`TurnError`]). A lost lease stops the loop. A conflict reloads the
+//! instances. A Redis failure (unreachable, timeout, a server busy or loading) backs off
+//! exponentially up to 2 s and reads the same input again. A batch that `commit.lua`
+//! refuses as it is (a key of the wrong type) is a broken record, not an outage: the loop
+//! halves the number of entries it reads after each refusal, so the entry that causes it
+//! ends up read alone; an entry refused alone `max_deliveries` times is dead-lettered with
+//! the reason, and the rest of the partition goes on (the read size doubles back after each
+//! committed turn). Timers wait while the loop isolates an entry.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +42,7 @@ use tokio::time::Instant;
 use weir::redis::batch::{CommitError, DueTimers};
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::scripts;
+use weir::redis::wire;
 
 use super::apply::{self, Inbound, InstanceCache};
 use super::lease::LeaseValidity;
@@ -50,6 +61,9 @@ pub const CLAIM_EVERY: Duration = Duration::from_secs(1);
 /// How long a loop waits before looking again when its lease is not known valid.
 const LEASE_WAIT: Duration = Duration::from_millis(20);
 
+/// The pause after a refused batch (a broken record, not an outage: no growing backoff).
+const REFUSED_PAUSE: Duration = Duration::from_millis(20);
+
 /// What a partition loop carries from one turn to the next; all of it can be lost at any
 /// moment (Redis holds the state).
 #[derive(Default)]
@@ -64,6 +78,13 @@ struct LoopState {
     cache: InstanceCache,
     /// The clock and due timers read by the last commit, and when it answered.
     clock: Option<(DueTimers, Instant)>,
+    /// Entries read per turn: the batch size, halved after each refused batch (to isolate
+    /// the entry that causes it), doubled back after each committed turn.
+    read_count: usize,
+    /// The stream entries (ids) of the current turn.
+    entries: Vec<String>,
+    /// Refusals of turns that held one entry alone: entry id -> (count, last reason).
+    refusals: HashMap<String, (u64, String)>,
 }
 
 /// Runs the partition until told to stop or the lease is lost. The caller instruments it
@@ -78,9 +99,11 @@ pub async fn run(
     if ensure_groups(&shared, &part).await.is_err() {
         tracing::warn!("could not create consumer groups yet; will retry on first read");
     }
+    let batch = shared.config.batch.max(1);
     let mut state = LoopState {
         read_pending: true,
         claim: true,
+        read_count: batch,
         ..LoopState::default()
     };
     let mut block = Duration::ZERO;
@@ -140,6 +163,32 @@ pub async fn run(
             Ok(next_block) => {
                 block = next_block;
                 backoff = Duration::from_millis(50);
+                state.read_count = (state.read_count * 2).min(batch);
+                if !state.refusals.is_empty() {
+                    for id in &state.entries {
+                        state.refusals.remove(id);
+                    }
+                }
+            }
+            Err(TurnError::Refused(why)) => {
+                tracing::error!(error = %why, entries = state.entries.len(), "batch refused; isolating the entry that causes it");
+                if let [id] = state.entries.as_slice() {
+                    state
+                        .refusals
+                        .entry(id.clone())
+                        .or_insert((0, String::new()))
+                        .0 += 1;
+                    if let Some(r) = state.refusals.get_mut(id) {
+                        r.1 = why;
+                    }
+                }
+                state.read_count = (state.read_count / 2).max(1);
+                state.read_pending = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(REFUSED_PAUSE) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             Err(TurnError::LeaseLost) => {
                 tracing::warn!("lease lost; stopping this partition");
@@ -193,6 +242,10 @@ enum TurnError {
     /// Redis failed or is unreachable: back off, growing up to 2 s.
     #[error("Redis failed: {0}")]
     Redis(String),
+    /// `commit.lua` refused the batch as it is (a broken record): isolate the entry that
+    /// causes it, and dead-letter it once refused alone `max_deliveries` times.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<redis::RedisError> for TurnError {
@@ -231,6 +284,7 @@ async fn turn(
 ) -> Result<Duration, TurnError> {
     let (commands, results) = (part.commands(), part.results());
     let batch = shared.config.batch;
+    let count = state.read_count.clamp(1, batch.max(1));
     // 1. Read input; block only when there is nothing pending and no timer is due.
     let blocks = !state.read_pending && !block.is_zero();
     let reply: Option<StreamReadReply> = {
@@ -252,7 +306,7 @@ async fn turn(
             .arg(COORDINATOR_GROUP)
             .arg(&shared.config.id)
             .arg("COUNT")
-            .arg(batch);
+            .arg(count);
         if blocks {
             cmd.arg("BLOCK").arg(block.as_millis() as u64);
         }
@@ -275,11 +329,25 @@ async fn turn(
     };
     let mut inbound = Vec::new();
     let mut read = 0;
+    state.entries.clear();
     for key in reply.map(|r| r.keys).unwrap_or_default() {
         let from_commands = key.key == commands;
         for entry in key.ids {
             read += 1;
-            inbound.push(apply::decode_entry(&key.key, from_commands, entry));
+            state.entries.push(entry.id.clone());
+            let refused = state
+                .refusals
+                .get(&entry.id)
+                .filter(|(n, _)| *n >= shared.config.max_deliveries);
+            match refused {
+                Some((n, why)) => inbound.push(Inbound::Poison {
+                    stream: key.key.clone(),
+                    raw: entry.get(wire::FIELD).unwrap_or_default(),
+                    id: entry.id,
+                    error: format!("refused {n} times when applied alone: {why}"),
+                }),
+                None => inbound.push(apply::decode_entry(&key.key, from_commands, entry)),
+            }
         }
     }
     if state.read_pending && read == 0 {
@@ -306,18 +374,21 @@ async fn turn(
         }
     };
     let now = due.now_ms;
-    let next_block = if state.read_pending || read >= batch {
+    let next_block = if state.read_pending || read >= count {
         Duration::ZERO
     } else if let Some(next_due) = due.next_due_ms {
         Duration::from_millis((next_due - now).clamp(1, MAX_BLOCK.as_millis() as i64) as u64)
     } else {
         MAX_BLOCK
     };
-    inbound.extend(
-        due.members
-            .into_iter()
-            .map(|(member, due)| Inbound::Timer(member, due)),
-    );
+    // While an entry is being isolated, timers wait (they could be the cause otherwise).
+    if !(count < batch && read > 0) {
+        inbound.extend(
+            due.members
+                .into_iter()
+                .map(|(member, due)| Inbound::Timer(member, due)),
+        );
+    }
     if inbound.is_empty() {
         return Ok(next_block);
     }
@@ -349,6 +420,7 @@ async fn turn(
         }
         Err(CommitError::LeaseLost) => Err(TurnError::LeaseLost),
         Err(CommitError::Conflict(key)) => Err(TurnError::Conflict(key)),
+        Err(CommitError::Rejected(why)) => Err(TurnError::Refused(why)),
         Err(CommitError::Redis(e)) => Err(e.into()),
     }
 }

@@ -79,6 +79,11 @@ pub enum CommitError {
     /// An instance changed since it was read: reload and apply again.
     #[error("instance state changed concurrently ({0})")]
     Conflict(String),
+    /// `commit.lua` refused the batch as it is: an op is malformed (`BADOP`) or a key holds
+    /// another type than its op needs (`BADKEY`). Retrying the same inputs fails the same
+    /// way: the caller must isolate the input that causes it.
+    #[error("the batch was refused: {0}")]
+    Rejected(String),
     /// Redis failed.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
@@ -304,8 +309,15 @@ impl Batch {
                 // match those exactly: a key name may contain "LEASE" or "REV ".
                 let code = e.code().unwrap_or_default();
                 let detail = e.detail().unwrap_or_default().trim();
+                let refused = ["BADOP", "BADKEY"]
+                    .iter()
+                    .any(|c| code == *c || detail.starts_with(&format!("{c} ")));
                 if code == "LEASE" || detail == "LEASE" {
                     Err(CommitError::LeaseLost)
+                } else if refused {
+                    Err(CommitError::Rejected(
+                        format!("{code} {detail}").trim().to_string(),
+                    ))
                 } else if code == "REV" {
                     Err(CommitError::Conflict(detail.to_string()))
                 } else if let Some(key) = detail.strip_prefix("REV ") {

@@ -19,10 +19,11 @@
 -- { applied, now_ms, next_due_ms or -1, member1, due1, ... }: the Redis clock after the writes and
 -- the timers due by it (as `due_timers.lua` answers), so the next turn of the coordinator needs
 -- no call of its own for them. Or an error "LEASE" (lease lost: stop) or "REV <key>" (state
--- changed under us: reload and retry), or "BADOP <detail>" (a malformed batch or a reply key
--- of the wrong type). Everything is checked before anything is written (lease, revisions,
--- the shape of every op, the type of reply keys), because a script does not roll back: an
--- error half-way would leave inputs acknowledged and their writes missing.
+-- changed under us: reload and retry), "BADOP <detail>" (a malformed batch) or
+-- "BADKEY <key> ..." (a key of another type than its op needs). Everything is checked before
+-- anything is written (lease, revisions, the shape of every op, the type of every key),
+-- because a script does not roll back: an error half-way would leave inputs acknowledged
+-- and their writes missing.
 
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LEASE')
@@ -44,8 +45,14 @@ end
 local n = #ARGV
 local first_op = i
 
--- Validate every op (its name, its argument count, its key) before the first write.
+-- Validate every op (its name, its argument count, the type of its key) before the first
+-- write. Types are read once per key.
 local fixed = { RPUSH = 3, ZADD = 4, ZREM = 3, ZREMIF = 4, SADD = 3, HDEL = 3, DEL = 2, REPLY = 4, HINCR = 4 }
+local want = {
+  HSET = 'hash', HDEL = 'hash', HINCR = 'hash', RPUSH = 'list', REPLY = 'list',
+  XADD = 'stream', ACK = 'stream', ZADD = 'zset', ZREM = 'zset', ZREMIF = 'zset', SADD = 'set',
+}
+local types = {}
 while i <= n do
   local op = ARGV[i]
   local k = KEYS[tonumber(ARGV[i + 1]) or 0]
@@ -57,14 +64,20 @@ while i <= n do
     len = 3 + 2 * (tonumber(ARGV[i + 2]) or -1)
   elseif op == 'ACK' then
     len = 4 + (tonumber(ARGV[i + 3]) or -1)
-  elseif op == 'REPLY' then
-    local t = redis.call('TYPE', k)['ok']
-    if t ~= 'none' and t ~= 'list' then
-      return redis.error_reply('BADOP reply key ' .. k .. ' holds a ' .. t)
-    end
   end
   if not len or len < 2 or i + len - 1 > n then
     return redis.error_reply('BADOP ' .. tostring(op))
+  end
+  local w = want[op]
+  if w then
+    local t = types[k]
+    if not t then
+      t = redis.call('TYPE', k)['ok']
+      types[k] = t
+    end
+    if t ~= 'none' and t ~= w then
+      return redis.error_reply('BADKEY ' .. k .. ' holds a ' .. t .. ', not a ' .. w)
+    end
   end
   i = i + len
 end
