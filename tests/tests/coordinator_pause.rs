@@ -9,7 +9,7 @@ mod procs;
 
 use std::time::Duration;
 
-use common::{all_events, completed_records, count_events, keys, leased_by, raw, worker_config};
+use common::{keys, leased_by, raw, worker_config};
 use procs::CoordinatorProcess;
 use weir::model::InstanceStatus;
 use weir::redis::keys::COORDINATOR_GROUP;
@@ -130,36 +130,8 @@ async fn a_coordinator_frozen_past_its_lease_strands_nothing() -> anyhow::Result
     let ids = producer.await??;
     assert_eq!(ids.len(), STARTS, "every start succeeded");
 
-    wait_until_async(
-        Duration::from_secs(60),
-        "every instance completes",
-        async || {
-            let mut done = 0;
-            for id in &ids {
-                if client
-                    .get_instance(id)
-                    .await
-                    .is_ok_and(|v| v.status == InstanceStatus::Completed)
-                {
-                    done += 1;
-                }
-            }
-            done == ids.len()
-        },
-    )
-    .await?;
-    let events = all_events(&client).await?;
-    for id in &ids {
-        for step in ["s1", "s2", "s3"] {
-            assert_eq!(
-                completed_records(&client, id, step).await?,
-                1,
-                "{id} {step}"
-            );
-        }
-        assert_eq!(count_events(&events, id, "WorkflowStarted"), 1, "{id}");
-        assert_eq!(count_events(&events, id, "WorkflowCompleted"), 1, "{id}");
-    }
+    common::wait_all_completed(&client, &ids, Duration::from_secs(60)).await?;
+    common::assert_each_step_once(&client, &ids, &["s1", "s2", "s3"]).await?;
     // Nothing left pending for any consumer.
     let mut conn = conn.clone();
     for part in keys.all_parts() {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{all_events, completed_records, count_events, keys, leased_by, raw, worker_config};
+use common::{keys, leased_by, raw, worker_config};
 use procs::CoordinatorProcess;
 use weir::model::InstanceStatus;
 use weir::redis::WeirClient;
@@ -65,29 +65,6 @@ fn producer(
         ids.sort();
         Ok(ids)
     })
-}
-
-/// Every instance completed, each step exactly once (history and events), started and
-/// completed once.
-async fn assert_each_applied_once(client: &WeirClient, ids: &[String]) -> anyhow::Result<()> {
-    let events = all_events(client).await?;
-    for id in ids {
-        for step in STEPS {
-            assert_eq!(
-                completed_records(client, id, step).await?,
-                1,
-                "{id}: step {step} must complete exactly once"
-            );
-            let executed = events
-                .iter()
-                .filter(|e| &*e.instance_id == id.as_str() && common::is_executed(e, step))
-                .count();
-            assert_eq!(executed, 1, "{id}: one StepExecuted for {step}");
-        }
-        assert_eq!(count_events(&events, id, "WorkflowStarted"), 1, "{id}");
-        assert_eq!(count_events(&events, id, "WorkflowCompleted"), 1, "{id}");
-    }
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -172,25 +149,8 @@ async fn a_killed_coordinators_partitions_are_held_again_within_the_lease() -> a
     stop.store(true, Ordering::SeqCst);
     let ids = load.await??;
     assert!(ids.len() >= 50, "a steady stream: {} starts", ids.len());
-    wait_until_async(
-        Duration::from_secs(60),
-        "every instance completes",
-        async || {
-            let mut done = 0;
-            for id in &ids {
-                if client
-                    .get_instance(id)
-                    .await
-                    .is_ok_and(|v| v.status == InstanceStatus::Completed)
-                {
-                    done += 1;
-                }
-            }
-            done == ids.len()
-        },
-    )
-    .await?;
-    assert_each_applied_once(&client, &ids).await?;
+    common::wait_all_completed(&client, &ids, Duration::from_secs(60)).await?;
+    common::assert_each_step_once(&client, &ids, &STEPS).await?;
     drop(b);
     Ok(())
 }
