@@ -7,6 +7,21 @@
 //! copy: every write is still guarded by the instance's revision in `commit.lua`, so a copy
 //! that went stale (an instance deleted by retention, or changed by anyone else) fails the
 //! commit with a conflict, and the loop drops the whole cache and reads Redis again.
+//!
+//! **Quarantine.** One bad record must not stop a partition. An instance whose stored state
+//! does not decode, or whose definition can no longer be loaded (missing, or no longer
+//! compiling), is set aside in the turn that meets it, and the rest of the turn goes on:
+//! - its hash gets `quarantined` (the reason) and status `failed`, and its index entries
+//!   move to `failed` and `finished` (so `weir list --status failed` shows it, and retention
+//!   deletes it like any failed instance);
+//! - a state that decodes keeps everything, with `error` saying `quarantined: <reason>`; an
+//!   undecodable state is never destroyed: its bytes move to the field `corrupt_state`, and
+//!   `state` gets a minimal failed record (id, definition, version, tenant, creator,
+//!   creation time from the hash; empty context) so `weir status` shows the reason;
+//! - from then on, results for it are dead-lettered with the reason (`weir dlq` lists them),
+//!   commands are refused with kind `quarantined`, and its timers are dropped.
+//!
+//! A Redis failure while loading is not a bad record: the turn fails and is retried.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,10 +29,10 @@ use std::sync::Arc;
 use redis::streams::StreamId;
 use weir::core::{self, Effect, Env, Input, StartSpec, TimerKind};
 use weir::definition::Workflow;
-use weir::model::{Actor, Instance, InstanceStatus, StepStatus};
+use weir::model::{Actor, Instance, InstanceStatus, StepState, StepStatus};
 use weir::redis::batch::Batch;
 use weir::redis::keys::COORDINATOR_GROUP;
-use weir::redis::store::{self, encode_record};
+use weir::redis::store::{decode_record, encode_record};
 use weir::redis::wire::{
     self, Command, CommandMessage, Outcome, Reply, ResultMessage, StepMessage,
 };
@@ -37,14 +52,16 @@ pub enum Inbound {
         id: String,
         msg: CommandMessage,
     },
-    /// A worker's result.
+    /// A worker's result, with its bytes (dead-lettered as they came when its instance is
+    /// quarantined).
     Result {
         stream: String,
         id: String,
         msg: ResultMessage,
+        raw: Vec<u8>,
     },
-    /// A due timer: the member `id|step|kind`.
-    Timer(String),
+    /// A due timer: the member `id|step|kind` and its due time (ms) as read.
+    Timer(String, i64),
     /// An entry that could not be decoded.
     Poison {
         stream: String,
@@ -59,7 +76,7 @@ impl Inbound {
         match self {
             Inbound::Command { msg, .. } => Some(&msg.instance_id),
             Inbound::Result { msg, .. } => Some(&msg.instance_id),
-            Inbound::Timer(member) => parse_timer(member).map(|(id, _, _)| id),
+            Inbound::Timer(member, _) => parse_timer(member).map(|(id, _, _)| id),
             Inbound::Poison { .. } => None,
         }
     }
@@ -90,7 +107,12 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
         }
     } else {
         match wire::decode::<ResultMessage>(&raw) {
-            Ok(msg) => Inbound::Result { stream, id, msg },
+            Ok(msg) => Inbound::Result {
+                stream,
+                id,
+                msg,
+                raw,
+            },
             Err(e) => Inbound::Poison {
                 stream,
                 id,
@@ -188,6 +210,189 @@ struct Working {
     rev: Option<u64>,
     before: Option<InstanceStatus>,
     changed: bool,
+    /// Why it is quarantined (see the module doc): its inputs are not applied.
+    quarantined: Option<String>,
+}
+
+impl Working {
+    fn new(inst: Option<Instance>, wf: Option<Arc<Workflow>>, rev: Option<u64>) -> Working {
+        Working {
+            before: inst.as_ref().map(|i| i.status),
+            inst,
+            wf,
+            rev,
+            changed: false,
+            quarantined: None,
+        }
+    }
+
+    fn quarantined(reason: String) -> Working {
+        Working {
+            quarantined: Some(reason),
+            ..Working::new(None, None, None)
+        }
+    }
+}
+
+/// An instance's hash as a turn reads it: `state`, `rev`, `quarantined`, `status`,
+/// `created`, `def`, `ver`, `tenant`, `creator`.
+type StoredRow = (
+    Option<Vec<u8>>,
+    Option<u64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Loads the instances a turn touches in one round trip. A record that cannot be used (see
+/// the module doc) is quarantined, its writes added to `batch`; only Redis failures fail.
+async fn load_working(
+    shared: &Shared,
+    part: &PartitionKeys,
+    ids: &[&str],
+    batch: &mut Batch,
+    now_ms: i64,
+) -> Result<Vec<Working>, String> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("HMGET").arg(part.instance(id)).arg(&[
+            "state",
+            "rev",
+            "quarantined",
+            "status",
+            "created",
+            "def",
+            "ver",
+            "tenant",
+            "creator",
+        ]);
+    }
+    let rows: Vec<StoredRow> = pipe
+        .query_async(&mut shared.conns.conn.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (id, row) in ids.iter().zip(rows) {
+        let (state, rev, quarantined, status, created, def, ver, tenant, creator) = row;
+        let Some(state) = state else {
+            out.push(Working::new(None, None, None));
+            continue;
+        };
+        if let Some(reason) = quarantined {
+            out.push(Working::quarantined(reason));
+            continue;
+        }
+        let mut inst = match decode_record::<Instance>(&state) {
+            Ok(inst) => inst,
+            Err(e) => {
+                let reason = format!("its stored state does not decode ({e})");
+                let wf = match (&def, &ver) {
+                    (Some(d), Some(v)) => definition(shared, d, v).await?.ok(),
+                    _ => None,
+                };
+                let mut inst = Instance {
+                    id: Arc::from(*id),
+                    definition: Arc::from(def.as_deref().unwrap_or_default()),
+                    version: Arc::from(ver.as_deref().unwrap_or_default()),
+                    status: InstanceStatus::Failed,
+                    context: Default::default(),
+                    steps: vec![StepState::default(); wf.as_ref().map_or(0, |w| w.steps.len())],
+                    error: None,
+                    failed_step: None,
+                    tenant_id: tenant,
+                    created_by: creator,
+                    created_at: Timestamp(created.unwrap_or(now_ms)),
+                    updated_at: Timestamp(now_ms),
+                    finished_at: None,
+                    revision: 0,
+                    next_token: 0,
+                };
+                let old = status
+                    .as_deref()
+                    .and_then(|s| InstanceStatus::ALL.into_iter().find(|x| x.as_str() == s));
+                // The bytes are kept aside, never destroyed.
+                batch.hset(&part.instance(id), &[("corrupt_state", &state)]);
+                quarantine(batch, part, &mut inst, rev, old, &reason, now_ms);
+                out.push(Working::quarantined(reason));
+                continue;
+            }
+        };
+        match definition(shared, &inst.definition, &inst.version).await? {
+            Ok(wf) => out.push(Working::new(Some(inst), Some(wf), Some(rev.unwrap_or(0)))),
+            Err(e) => {
+                let reason = format!(
+                    "its definition {}@{} cannot be loaded ({e})",
+                    inst.definition, inst.version
+                );
+                let old = Some(inst.status);
+                quarantine(batch, part, &mut inst, rev, old, &reason, now_ms);
+                out.push(Working::quarantined(reason));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A definition version: `Ok(Err(..))` when it cannot be loaded for good (missing, or no
+/// longer compiling), `Err` when Redis failed (the turn is retried).
+async fn definition(
+    shared: &Shared,
+    name: &str,
+    version: &str,
+) -> Result<Result<Arc<Workflow>, weir::EngineError>, String> {
+    match shared.defs.get(&shared.conns, name, Some(version)).await {
+        Ok(wf) => Ok(Ok(wf)),
+        Err(weir::EngineError::Redis(e)) => Err(e),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Marks an instance failed and quarantined with `reason` (see the module doc).
+fn quarantine(
+    batch: &mut Batch,
+    part: &PartitionKeys,
+    inst: &mut Instance,
+    rev: Option<u64>,
+    before: Option<InstanceStatus>,
+    reason: &str,
+    now_ms: i64,
+) {
+    tracing::error!(instance_id = %inst.id, %reason, "instance quarantined: its inputs are dead-lettered");
+    let was_terminal = before.is_some_and(InstanceStatus::is_terminal);
+    inst.status = InstanceStatus::Failed;
+    inst.error = Some(format!("quarantined: {reason}"));
+    inst.updated_at = Timestamp(now_ms);
+    if !was_terminal || inst.finished_at.is_none() {
+        inst.finished_at = Some(Timestamp(now_ms));
+    }
+    inst.revision = rev.unwrap_or(0) + 1;
+    // Whatever the old status was (unknown when the state is undecodable), it leaves every
+    // other status index.
+    for s in InstanceStatus::ALL {
+        if s != InstanceStatus::Failed {
+            batch.zrem(&part.index_status(s.as_str()), &inst.id);
+        }
+    }
+    write_instance(
+        batch,
+        part,
+        &inst.id,
+        inst,
+        rev,
+        Some(before.unwrap_or(InstanceStatus::Running)),
+    );
+    batch.hset(
+        &part.instance(&inst.id),
+        &[("quarantined", reason.as_bytes())],
+    );
+    batch.hincr(&part.stats(), "quarantined", 1);
 }
 
 /// Applies a turn's inputs and builds its commit. Instances come from `cache` (taken out
@@ -218,50 +423,17 @@ pub async fn build(
     for id in ids {
         match cache.map.remove(id) {
             Some(c) => {
-                let before = Some(c.inst.status);
                 working.insert(
                     id.to_string(),
-                    Working {
-                        inst: Some(c.inst),
-                        wf: Some(c.wf),
-                        rev: Some(c.rev),
-                        before,
-                        changed: false,
-                    },
+                    Working::new(Some(c.inst), Some(c.wf), Some(c.rev)),
                 );
             }
             None => missing.push(id),
         }
     }
-    let loaded = store::load_instances(&shared.conns, part, &missing)
-        .await
-        .map_err(|e| e.to_string())?;
-    for (id, stored) in missing.iter().zip(loaded) {
-        let (inst, rev) = match stored {
-            Some(s) => (Some(s.instance), Some(s.rev)),
-            None => (None, None),
-        };
-        let wf = match &inst {
-            Some(i) => Some(
-                shared
-                    .defs
-                    .get(&shared.conns, &i.definition, Some(&i.version))
-                    .await
-                    .map_err(|e| e.to_string())?,
-            ),
-            None => None,
-        };
-        let before = inst.as_ref().map(|i| i.status);
-        working.insert(
-            id.to_string(),
-            Working {
-                inst,
-                wf,
-                rev,
-                before,
-                changed: false,
-            },
-        );
+    let loaded = load_working(shared, part, &missing, &mut out.batch, now_ms).await?;
+    for (id, w) in missing.iter().zip(loaded) {
+        working.insert(id.to_string(), w);
     }
 
     let mut seed = now_ms as u64 ^ 0x5DEE_CE66_D1CE_4E5B;
@@ -293,8 +465,10 @@ pub async fn build(
                 );
                 out.dead += 1;
             }
-            Inbound::Timer(member) => {
-                out.batch.zrem(&part.timers(), &member);
+            Inbound::Timer(member, due) => {
+                // Only this due timer: an earlier input of the batch may have rescheduled
+                // the same member (a new attempt's timeout, a new retry), which must stay.
+                out.batch.zrem_if(&part.timers(), due, &member);
                 let Some((id, step, kind)) = parse_timer(&member) else {
                     continue;
                 };
@@ -331,11 +505,31 @@ pub async fn build(
                     Err(_) => out.stale += 1,
                 }
             }
-            Inbound::Result { stream, id, msg } => {
-                out.batch.ack(&stream, COORDINATOR_GROUP, &id);
+            Inbound::Result {
+                stream,
+                id,
+                msg,
+                raw,
+            } => {
                 let Some(w) = working.get_mut(&msg.instance_id) else {
+                    out.batch.ack(&stream, COORDINATOR_GROUP, &id);
                     continue;
                 };
+                if let Some(reason) = &w.quarantined {
+                    let error = format!("instance {} is quarantined: {reason}", msg.instance_id);
+                    dead_letter(
+                        &mut out.batch,
+                        part,
+                        &stream,
+                        &id,
+                        &raw,
+                        &error,
+                        cfg.dlq_cap,
+                    );
+                    out.dead += 1;
+                    continue;
+                }
+                out.batch.ack(&stream, COORDINATOR_GROUP, &id);
                 let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
                     out.stale += 1;
                     continue;
@@ -392,6 +586,16 @@ pub async fn build(
                     None => Reply::Refused {
                         kind: "not_found".into(),
                         message: format!("no instance {:?}", msg.instance_id),
+                    },
+                    Some(Working {
+                        quarantined: Some(reason),
+                        ..
+                    }) => Reply::Refused {
+                        kind: "quarantined".into(),
+                        message: format!(
+                            "instance {:?} is quarantined ({reason}); nothing changed",
+                            msg.instance_id
+                        ),
                     },
                     Some(w) => apply_command(shared, part, w, &msg, env, &mut out, now_ms).await,
                 };

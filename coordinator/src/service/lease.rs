@@ -1,10 +1,29 @@
-//! Partition leases: each coordinator holds a fair share of the partitions, renews them,
-//! takes over those whose holder died, and gives extras up when more coordinators join.
+//! Partition leases: each coordinator renews the leases it holds, takes every partition whose
+//! lease is gone, and hands extras over to a coordinator short of its fair share.
+//!
+//! Two separate notions decide who runs a partition:
+//!
+//! - **Lease expiry** (the lease key's TTL, in Redis) decides *whether a partition may be
+//!   taken*. A partition whose lease key is gone (expired because its holder died or froze,
+//!   or deleted by a graceful stop) is taken at once by the first live coordinator that sees
+//!   it, whatever its fair share: availability first. Each tick reads the remaining time of
+//!   the other holders' leases and wakes again just after the earliest one would expire, so
+//!   a dead coordinator's partitions are held again within a few milliseconds of its lease
+//!   running out (the failover time is the lease, not the tick).
+//! - **Liveness** (a heartbeat in `NS:coordinators` younger than one lease, [`is_live`])
+//!   decides only the *fair share*, `ceil(partitions / live coordinators)`, which is used to
+//!   rebalance afterwards: a coordinator holding more than its share hands one partition at a
+//!   time directly to the live coordinator holding the fewest (`release.lua` sets the lease
+//!   to that coordinator), never to the void, so rebalancing leaves no partition unowned. A
+//!   coordinator that heartbeats every `lease / 3` stops being live exactly when its leases
+//!   run out, so a dead one is never handed anything once its partitions expired.
+//!
+//! Heartbeats of processes silent for [`FORGET_AFTER`] are removed from `NS:coordinators`.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -20,9 +39,48 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 /// How often queue depths and pending counts are sampled for metrics.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
+/// A heartbeat entry older than this is removed from `NS:coordinators` (the process is
+/// gone; `weir stats` lists the others with their last heartbeat).
+pub const FORGET_AFTER: Duration = Duration::from_secs(3600);
+
+/// How long after the earliest expiry of another coordinator's lease a tick wakes to take it.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(5);
+
+/// Whether a coordinator whose last heartbeat (Redis clock, ms) is `beat` counts as live at
+/// `now` for the fair share: it heartbeated less than one lease ago. This is liveness only;
+/// whether its partitions may be taken is decided by their leases' expiry.
+pub fn is_live(beat: i64, now: i64, lease: Duration) -> bool {
+    now - beat < lease.as_millis() as i64
+}
+
+/// Until when a partition loop may trust that it holds its lease, by this process's
+/// monotonic clock: the lease loop sets it at each renewal (the time the renewal was sent
+/// plus the lease), and the partition loop reads no input past it. A process frozen past its
+/// lease (SIGSTOP, a VM pause) sees it passed when it resumes, before any read.
+#[derive(Debug, Default)]
+pub struct LeaseValidity {
+    until: Mutex<Option<Instant>>,
+}
+
+impl LeaseValidity {
+    /// Records a renewal sent at `sent` for a lease of `lease`.
+    pub fn renewed(&self, sent: Instant, lease: Duration) {
+        *self.until.lock().unwrap_or_else(|e| e.into_inner()) = Some(sent + lease);
+    }
+
+    /// Whether the lease is still held by the local clock.
+    pub fn valid(&self) -> bool {
+        self.until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| Instant::now() < until)
+    }
+}
+
 struct Held {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    validity: Arc<LeaseValidity>,
 }
 
 /// Keeps leases until shutdown; starts and stops partition loops as leases come and go.
@@ -32,8 +90,12 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = Duration::from_millis(100);
     let mut last_sample = tokio::time::Instant::now();
     loop {
+        let mut next = tick;
         match tick_once(&shared, &mut held).await {
-            Ok(()) => backoff = Duration::from_millis(100),
+            Ok(wake) => {
+                backoff = Duration::from_millis(100);
+                next = wake.min(tick);
+            }
             Err(e) => {
                 super::Counters::add(&shared.counters.redis_errors, 1);
                 weir_worker::ops::metrics::redis_error("coordinator");
@@ -57,7 +119,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         let pause = if backoff > Duration::from_millis(100) {
             backoff.min(tick)
         } else {
-            tick
+            next
         };
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
@@ -117,33 +179,67 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!(coordinator = %shared.config.id, "coordinator stopped");
 }
 
+/// One tick: heartbeat, renew, take every free partition, rebalance. Returns how soon the
+/// next tick should come: just after the earliest expiry of another coordinator's lease.
 async fn tick_once(
     shared: &Arc<Shared>,
     held: &mut HashMap<u16, Held>,
-) -> Result<(), redis::RedisError> {
+) -> Result<Duration, redis::RedisError> {
     let keys = &shared.conns.keys;
+    let me = shared.config.id.as_str();
     let mut conn = shared.conns.conn.clone();
-    let lease_ms = shared.config.lease.as_millis() as u64;
-    // Heartbeat, and count the live coordinators to compute a fair share.
+    let lease = shared.config.lease;
+    let lease_ms = lease.as_millis() as u64;
+    let partitions = keys.partitions();
+    // Heartbeat; forget long-silent processes; read who is live (for the fair share) and
+    // who holds each lease with its time left (for takeover).
     let now = shared
         .conns
         .server_time()
         .await
         .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "time", e.to_string())))?;
-    let (alive,): (u64,) = redis::pipe()
-        .cmd("ZADD")
+    let mut pipe = redis::pipe();
+    pipe.cmd("ZADD")
         .arg(keys.coordinators())
         .arg(now)
-        .arg(&shared.config.id)
+        .arg(me)
         .ignore()
-        .cmd("ZCOUNT")
+        .cmd("ZREMRANGEBYSCORE")
         .arg(keys.coordinators())
-        .arg(now - 3 * lease_ms as i64)
-        .arg("+inf")
-        .query_async(&mut conn)
-        .await?;
-    let partitions = keys.partitions() as u64;
-    let share = partitions.div_ceil(alive.max(1)) as usize;
+        .arg("-inf")
+        .arg(now - FORGET_AFTER.as_millis() as i64)
+        .ignore()
+        .cmd("ZRANGE")
+        .arg(keys.coordinators())
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES");
+    for p in 0..partitions {
+        let lease_key = keys.part(p).lease();
+        pipe.cmd("GET").arg(&lease_key).cmd("PTTL").arg(&lease_key);
+    }
+    let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
+    let beats: Vec<(String, f64)> =
+        redis::from_redis_value_ref(values.first().unwrap_or(&redis::Value::Nil))?;
+    let live: Vec<String> = beats
+        .into_iter()
+        .filter(|(id, beat)| id == me || is_live(*beat as i64, now, lease))
+        .map(|(id, _)| id)
+        .collect();
+    let mut holders: Vec<Option<String>> = Vec::with_capacity(partitions as usize);
+    let mut earliest_expiry: Option<u64> = None;
+    for pair in values[1.min(values.len())..].chunks(2) {
+        let holder: Option<String> = redis::from_redis_value_ref(&pair[0])?;
+        let ttl: i64 = pair
+            .get(1)
+            .map(redis::from_redis_value_ref)
+            .transpose()?
+            .unwrap_or(-2);
+        if holder.as_deref().is_some_and(|h| h != me) && ttl >= 0 {
+            earliest_expiry = Some(earliest_expiry.map_or(ttl as u64, |e| e.min(ttl as u64)));
+        }
+        holders.push(holder);
+    }
 
     // Loops that ended by themselves (lease lost) free their slot.
     held.retain(|p, h| {
@@ -155,15 +251,18 @@ async fn tick_once(
     });
     // Renew what we hold.
     let mut lost = Vec::new();
-    for p in held.keys() {
+    for (p, h) in held.iter() {
+        let sent = Instant::now();
         let ok: i64 = scripts::LEASE
             .key(keys.part(*p).lease())
-            .arg(&shared.config.id)
+            .arg(me)
             .arg(lease_ms)
             .invoke_async(&mut conn)
             .await?;
         if ok == 0 {
             lost.push(*p);
+        } else {
+            h.validity.renewed(sent, lease);
         }
     }
     for p in lost {
@@ -172,42 +271,85 @@ async fn tick_once(
             let _ = h.stop.send(true);
         }
     }
-    // Give extras up when others joined (highest partitions first).
+    // Take every partition whose lease is gone, whatever our share (availability first),
+    // and those handed to us.
+    for p in 0..partitions {
+        if held.contains_key(&p) {
+            continue;
+        }
+        match holders.get(p as usize).and_then(Option::as_deref) {
+            None => {}
+            Some(h) if h == me => {}
+            Some(_) => continue,
+        }
+        let sent = Instant::now();
+        let ok: i64 = scripts::LEASE
+            .key(keys.part(p).lease())
+            .arg(me)
+            .arg(lease_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        if ok == 1 {
+            tracing::info!(partition = p, coordinator = %me, "took partition lease");
+            let validity = Arc::new(LeaseValidity::default());
+            validity.renewed(sent, lease);
+            let (stop, stop_rx) = watch::channel(false);
+            let span = tracing::info_span!("partition", partition = p, coordinator = %me);
+            let task = tokio::spawn(
+                partition::run(shared.clone(), p, stop_rx, validity.clone()).instrument(span),
+            );
+            held.insert(
+                p,
+                Held {
+                    stop,
+                    task,
+                    validity,
+                },
+            );
+            if let Some(slot) = holders.get_mut(p as usize) {
+                *slot = Some(me.to_string());
+            }
+        }
+    }
+    // Rebalance: over our fair share, hand partitions (highest first) one at a time to the
+    // live coordinator holding the fewest, while it is short of its share.
+    let share = (partitions as usize).div_ceil(live.len().max(1));
+    let mut counts: HashMap<&str, usize> = live.iter().map(|id| (id.as_str(), 0)).collect();
+    for h in holders.iter().flatten() {
+        if let Some(n) = counts.get_mut(h.as_str()) {
+            *n += 1;
+        }
+    }
     while held.len() > share {
+        let Some((target, n)) = counts
+            .iter()
+            .filter(|(id, _)| **id != me)
+            .min_by_key(|(id, n)| (**n, **id))
+            .map(|(id, n)| (id.to_string(), *n))
+        else {
+            break;
+        };
+        if n >= share {
+            break;
+        }
         let Some(&p) = held.keys().max() else { break };
         if let Some(h) = held.remove(&p) {
             let _ = h.stop.send(true);
             let _ = h.task.await;
             let _: i64 = scripts::RELEASE
                 .key(keys.part(p).lease())
-                .arg(&shared.config.id)
+                .arg(me)
+                .arg(&target)
+                .arg(lease_ms)
                 .invoke_async(&mut conn)
                 .await?;
-            tracing::info!(partition = p, share, "released partition to rebalance");
+            tracing::info!(partition = p, share, to = %target, "handed partition over to rebalance");
+            if let Some(c) = counts.get_mut(target.as_str()) {
+                *c += 1;
+            }
         }
     }
-    // Take free ones up to our share.
-    for p in 0..keys.partitions() {
-        if held.len() >= share {
-            break;
-        }
-        if held.contains_key(&p) {
-            continue;
-        }
-        let ok: i64 = scripts::LEASE
-            .key(keys.part(p).lease())
-            .arg(&shared.config.id)
-            .arg(lease_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        if ok == 1 {
-            tracing::info!(partition = p, coordinator = %shared.config.id, "took partition lease");
-            let (stop, stop_rx) = watch::channel(false);
-            let span =
-                tracing::info_span!("partition", partition = p, coordinator = %shared.config.id);
-            let task = tokio::spawn(partition::run(shared.clone(), p, stop_rx).instrument(span));
-            held.insert(p, Held { stop, task });
-        }
-    }
-    Ok(())
+    Ok(earliest_expiry
+        .map(|ms| Duration::from_millis(ms) + EXPIRY_MARGIN)
+        .unwrap_or(Duration::MAX))
 }

@@ -1,6 +1,6 @@
 //! The loop of one leased partition: read, apply, commit, repeat.
 //!
-//! Each turn reads commands and results (first the entries a previous holder left pending,
+//! Each turn reads commands and results (first the entries pending for this coordinator,
 //! then new ones), then the timers due by the Redis clock, applies all of them with the pure
 //! core, and commits the outcome in one script call that also acknowledges the inputs. When
 //! idle it blocks on the streams until the next timer is due (at most 100 ms), so timers fire
@@ -13,7 +13,26 @@
 //! since on this process's monotonic clock, which never compares clocks of two machines.
 //! Otherwise (after an idle wait, an error, or at the start) the turn asks
 //! `due_timers.lua`. Instances come from the loop's [`InstanceCache`] (see [`apply`]).
+//!
+//! Each coordinator reads as its own consumer (its id) in the `coordinators` group. When it
+//! takes a partition, after any failed turn, and every [`CLAIM_EVERY`], it moves to itself
+//! the entries other consumers left pending and deletes those consumers (`claim.lua`, guarded
+//! by the lease), then reads its pending list (ID `0`) again: entries a dead holder read, or
+//! that a holder frozen past its lease read once more after resuming, are never stranded.
+//! And it reads nothing while its lease is not known valid by the local clock
+//! ([`LeaseValidity`]), so a frozen coordinator that resumes does not read before its lease
+//! loop has checked the lease.
+//!
+//! **Failures, by kind** ([`TurnError`]). A lost lease stops the loop. A conflict reloads the
+//! instances. A Redis failure (unreachable, timeout, a server busy or loading) backs off
+//! exponentially up to 2 s and reads the same input again. A batch that `commit.lua`
+//! refuses as it is (a key of the wrong type) is a broken record, not an outage: the loop
+//! halves the number of entries it reads after each refusal, so the entry that causes it
+//! ends up read alone; an entry refused alone `max_deliveries` times is dead-lettered with
+//! the reason, and the rest of the partition goes on (the read size doubles back after each
+//! committed turn). Timers wait while the loop isolates an entry.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +40,12 @@ use redis::streams::StreamReadReply;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use weir::redis::batch::{CommitError, DueTimers};
-use weir::redis::keys::{COORDINATOR_CONSUMER, COORDINATOR_GROUP};
+use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::scripts;
+use weir::redis::wire;
 
 use super::apply::{self, Inbound, InstanceCache};
+use super::lease::LeaseValidity;
 use super::{retention, Counters, Shared};
 
 /// The longest a loop blocks waiting for input.
@@ -32,6 +53,16 @@ const MAX_BLOCK: Duration = Duration::from_millis(100);
 
 /// How long the clock and due timers a commit read stay usable by the next turn.
 const CLOCK_REUSE: Duration = Duration::from_millis(20);
+
+/// How often the holder takes over entries other consumers left pending (besides when it
+/// takes the partition and after a failed turn).
+pub const CLAIM_EVERY: Duration = Duration::from_secs(1);
+
+/// How long a loop waits before looking again when its lease is not known valid.
+const LEASE_WAIT: Duration = Duration::from_millis(20);
+
+/// The pause after a refused batch (a broken record, not an outage: no growing backoff).
+const REFUSED_PAUSE: Duration = Duration::from_millis(20);
 
 /// What a partition loop carries from one turn to the next; all of it can be lost at any
 /// moment (Redis holds the state).
@@ -41,29 +72,86 @@ struct LoopState {
     reader: Option<redis::aio::MultiplexedConnection>,
     /// Read the entries pending for this consumer (ID `0`) before new ones.
     read_pending: bool,
+    /// Take over other consumers' pending entries before the next read.
+    claim: bool,
     /// Instances as last written.
     cache: InstanceCache,
     /// The clock and due timers read by the last commit, and when it answered.
     clock: Option<(DueTimers, Instant)>,
+    /// Entries read per turn: the batch size, halved after each refused batch (to isolate
+    /// the entry that causes it), doubled back after each committed turn.
+    read_count: usize,
+    /// The stream entries (ids) of the current turn.
+    entries: Vec<String>,
+    /// Refusals of turns that held one entry alone: entry id -> (count, last reason).
+    refusals: HashMap<String, (u64, String)>,
 }
 
 /// Runs the partition until told to stop or the lease is lost. The caller instruments it
 /// with a `partition` span.
-pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    shared: Arc<Shared>,
+    p: u16,
+    mut stop: watch::Receiver<bool>,
+    validity: Arc<LeaseValidity>,
+) {
     let part = shared.conns.keys.part(p);
     if ensure_groups(&shared, &part).await.is_err() {
         tracing::warn!("could not create consumer groups yet; will retry on first read");
     }
+    let batch = shared.config.batch.max(1);
     let mut state = LoopState {
         read_pending: true,
+        claim: true,
+        read_count: batch,
         ..LoopState::default()
     };
     let mut block = Duration::ZERO;
     let mut backoff = Duration::from_millis(50);
     let mut last_sweep = tokio::time::Instant::now();
+    let mut last_claim = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
+        }
+        if !validity.valid() {
+            // Frozen past the lease, or renewals failing: read nothing until the lease loop
+            // confirms the lease (or stops this loop).
+            state.claim = true;
+            tokio::select! {
+                _ = tokio::time::sleep(LEASE_WAIT) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        if last_claim.elapsed() >= CLAIM_EVERY {
+            state.claim = true;
+        }
+        if state.claim {
+            match claim(&shared, &part).await {
+                Ok(moved) => {
+                    state.claim = false;
+                    state.read_pending = true;
+                    last_claim = tokio::time::Instant::now();
+                    if moved > 0 {
+                        tracing::info!(moved, "took over entries other coordinators left pending");
+                    }
+                }
+                Err(TurnError::LeaseLost) => {
+                    tracing::warn!("lease lost; stopping this partition");
+                    break;
+                }
+                Err(e) => {
+                    Counters::add(&shared.counters.redis_errors, 1);
+                    tracing::warn!(error = %e, "could not take over pending entries; will retry");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            }
         }
         let outcome = turn(&shared, &part, &mut state, block).await;
         if outcome.is_err() {
@@ -75,6 +163,32 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
             Ok(next_block) => {
                 block = next_block;
                 backoff = Duration::from_millis(50);
+                state.read_count = (state.read_count * 2).min(batch);
+                if !state.refusals.is_empty() {
+                    for id in &state.entries {
+                        state.refusals.remove(id);
+                    }
+                }
+            }
+            Err(TurnError::Refused(why)) => {
+                tracing::error!(error = %why, entries = state.entries.len(), "batch refused; isolating the entry that causes it");
+                if let [id] = state.entries.as_slice() {
+                    state
+                        .refusals
+                        .entry(id.clone())
+                        .or_insert((0, String::new()))
+                        .0 += 1;
+                    if let Some(r) = state.refusals.get_mut(id) {
+                        r.1 = why;
+                    }
+                }
+                state.read_count = (state.read_count / 2).max(1);
+                state.read_pending = true;
+                tokio::select! {
+                    _ = tokio::time::sleep(REFUSED_PAUSE) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
             }
             Err(TurnError::LeaseLost) => {
                 tracing::warn!("lease lost; stopping this partition");
@@ -92,12 +206,13 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
-            Err(TurnError::Other(e)) => {
+            Err(TurnError::Redis(e)) => {
                 Counters::add(&shared.counters.redis_errors, 1);
                 weir_worker::ops::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "partition turn failed; will retry");
                 // What was read but not committed is still pending: read it again.
                 state.read_pending = true;
+                state.claim = true;
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => {}
@@ -115,16 +230,48 @@ pub async fn run(shared: Arc<Shared>, p: u16, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Why a turn wrote nothing; each calls for its own reaction.
+#[derive(Debug, thiserror::Error)]
 enum TurnError {
+    /// Another coordinator holds the lease: stop this loop.
+    #[error("the partition lease was lost")]
     LeaseLost,
-    /// An instance's revision was not the one expected: nothing was written.
+    /// An instance's revision was not the one expected: nothing was written; reload.
+    #[error("instance changed concurrently ({0})")]
     Conflict(String),
-    Other(String),
+    /// Redis failed or is unreachable: back off, growing up to 2 s.
+    #[error("Redis failed: {0}")]
+    Redis(String),
+    /// `commit.lua` refused the batch as it is (a broken record): isolate the entry that
+    /// causes it, and dead-letter it once refused alone `max_deliveries` times.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<redis::RedisError> for TurnError {
     fn from(e: redis::RedisError) -> Self {
-        TurnError::Other(e.to_string())
+        TurnError::Redis(e.to_string())
+    }
+}
+
+/// Runs `claim.lua`: moves the entries other consumers left pending on the partition's input
+/// streams to this coordinator, and deletes those consumers. Returns how many moved.
+async fn claim(shared: &Shared, part: &weir::redis::PartitionKeys) -> Result<u64, TurnError> {
+    let moved: Result<u64, redis::RedisError> = scripts::CLAIM
+        .key(part.lease())
+        .key(part.commands())
+        .key(part.results())
+        .arg(COORDINATOR_GROUP)
+        .arg(&shared.config.id)
+        .arg(shared.config.batch.max(1) * 4)
+        .invoke_async(&mut shared.conns.conn.clone())
+        .await;
+    match moved {
+        Ok(n) => Ok(n),
+        Err(e) if e.code() == Some("LEASE") || e.detail().map(str::trim) == Some("LEASE") => {
+            Err(TurnError::LeaseLost)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -137,6 +284,7 @@ async fn turn(
 ) -> Result<Duration, TurnError> {
     let (commands, results) = (part.commands(), part.results());
     let batch = shared.config.batch;
+    let count = state.read_count.clamp(1, batch.max(1));
     // 1. Read input; block only when there is nothing pending and no timer is due.
     let blocks = !state.read_pending && !block.is_zero();
     let reply: Option<StreamReadReply> = {
@@ -146,19 +294,19 @@ async fn turn(
                     .conns
                     .dedicated()
                     .await
-                    .map_err(|e| TurnError::Other(e.to_string()))?,
+                    .map_err(|e| TurnError::Redis(e.to_string()))?,
             );
         }
         let Some(conn) = state.reader.as_mut() else {
-            return Err(TurnError::Other("no reader connection".into()));
+            return Err(TurnError::Redis("no reader connection".into()));
         };
         let id = if state.read_pending { "0" } else { ">" };
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(COORDINATOR_GROUP)
-            .arg(COORDINATOR_CONSUMER)
+            .arg(&shared.config.id)
             .arg("COUNT")
-            .arg(batch);
+            .arg(count);
         if blocks {
             cmd.arg("BLOCK").arg(block.as_millis() as u64);
         }
@@ -181,11 +329,25 @@ async fn turn(
     };
     let mut inbound = Vec::new();
     let mut read = 0;
+    state.entries.clear();
     for key in reply.map(|r| r.keys).unwrap_or_default() {
         let from_commands = key.key == commands;
         for entry in key.ids {
             read += 1;
-            inbound.push(apply::decode_entry(&key.key, from_commands, entry));
+            state.entries.push(entry.id.clone());
+            let refused = state
+                .refusals
+                .get(&entry.id)
+                .filter(|(n, _)| *n >= shared.config.max_deliveries);
+            match refused {
+                Some((n, why)) => inbound.push(Inbound::Poison {
+                    stream: key.key.clone(),
+                    raw: entry.get(wire::FIELD).unwrap_or_default(),
+                    id: entry.id,
+                    error: format!("refused {n} times when applied alone: {why}"),
+                }),
+                None => inbound.push(apply::decode_entry(&key.key, from_commands, entry)),
+            }
         }
     }
     if state.read_pending && read == 0 {
@@ -212,21 +374,28 @@ async fn turn(
         }
     };
     let now = due.now_ms;
-    let next_block = if state.read_pending || read >= batch {
+    let next_block = if state.read_pending || read >= count {
         Duration::ZERO
     } else if let Some(next_due) = due.next_due_ms {
         Duration::from_millis((next_due - now).clamp(1, MAX_BLOCK.as_millis() as i64) as u64)
     } else {
         MAX_BLOCK
     };
-    inbound.extend(due.members.into_iter().map(Inbound::Timer));
+    // While an entry is being isolated, timers wait (they could be the cause otherwise).
+    if !(count < batch && read > 0) {
+        inbound.extend(
+            due.members
+                .into_iter()
+                .map(|(member, due)| Inbound::Timer(member, due)),
+        );
+    }
     if inbound.is_empty() {
         return Ok(next_block);
     }
     // 3. Apply and commit; the commit reads the clock and due timers for the next turn.
     let mut built = apply::build(shared, part, &mut state.cache, inbound, now)
         .await
-        .map_err(TurnError::Other)?;
+        .map_err(TurnError::Redis)?;
     built.batch.then_due_timers(&part.timers(), batch);
     let n = built.inputs;
     match built
@@ -251,6 +420,7 @@ async fn turn(
         }
         Err(CommitError::LeaseLost) => Err(TurnError::LeaseLost),
         Err(CommitError::Conflict(key)) => Err(TurnError::Conflict(key)),
+        Err(CommitError::Rejected(why)) => Err(TurnError::Refused(why)),
         Err(CommitError::Redis(e)) => Err(e.into()),
     }
 }

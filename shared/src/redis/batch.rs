@@ -37,12 +37,14 @@ pub struct DueTimers {
     pub now_ms: i64,
     /// The due time of the earliest timer not returned, if any.
     pub next_due_ms: Option<i64>,
-    /// Due timer members (`id|step|kind`), at most the limit asked for.
-    pub members: Vec<String>,
+    /// Due timers: the member (`id|step|kind`) and its due time (its score, ms), at most
+    /// the limit asked for. The score lets a commit remove exactly this timer
+    /// ([`Batch::zrem_if`]), not one rescheduled since under the same member.
+    pub members: Vec<(String, i64)>,
 }
 
 impl DueTimers {
-    /// Parses `{ now_ms, next_due_ms or -1, member1, ... }` (the answer of
+    /// Parses `{ now_ms, next_due_ms or -1, member1, due1, ... }` (the answer of
     /// `due_timers.lua`, and the tail of `commit.lua`'s).
     pub fn parse(values: &[redis::Value]) -> DueTimers {
         let int = |v: Option<&redis::Value>| match v {
@@ -54,10 +56,13 @@ impl DueTimers {
             now_ms: int(values.first()),
             next_due_ms: (next >= 0).then_some(next),
             members: values
-                .iter()
-                .skip(2)
-                .filter_map(|v| match v {
-                    redis::Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+                .get(2..)
+                .unwrap_or_default()
+                .chunks(2)
+                .filter_map(|pair| match pair {
+                    [redis::Value::BulkString(b), redis::Value::Int(due)] => {
+                        String::from_utf8(b.clone()).ok().map(|m| (m, *due))
+                    }
                     _ => None,
                 })
                 .collect(),
@@ -74,6 +79,11 @@ pub enum CommitError {
     /// An instance changed since it was read: reload and apply again.
     #[error("instance state changed concurrently ({0})")]
     Conflict(String),
+    /// `commit.lua` refused the batch as it is: an op is malformed (`BADOP`) or a key holds
+    /// another type than its op needs (`BADKEY`). Retrying the same inputs fails the same
+    /// way: the caller must isolate the input that causes it.
+    #[error("the batch was refused: {0}")]
+    Rejected(String),
     /// Redis failed.
     #[error(transparent)]
     Redis(#[from] redis::RedisError),
@@ -191,6 +201,13 @@ impl Batch {
         self.op("ZREM", key, &[member.as_bytes()]);
     }
 
+    /// ZREM key member, only if the member's score is still `score` (checked when the
+    /// write runs, after the batch's earlier writes).
+    pub fn zrem_if(&mut self, key: &str, score: i64, member: &str) {
+        let score = score.to_string();
+        self.op("ZREMIF", key, &[score.as_bytes(), member.as_bytes()]);
+    }
+
     /// SADD key member (once per batch for a given member).
     pub fn sadd(&mut self, key: &str, member: &str) {
         let idx = self.key_idx(key);
@@ -292,8 +309,15 @@ impl Batch {
                 // match those exactly: a key name may contain "LEASE" or "REV ".
                 let code = e.code().unwrap_or_default();
                 let detail = e.detail().unwrap_or_default().trim();
+                let refused = ["BADOP", "BADKEY"]
+                    .iter()
+                    .any(|c| code == *c || detail.starts_with(&format!("{c} ")));
                 if code == "LEASE" || detail == "LEASE" {
                     Err(CommitError::LeaseLost)
+                } else if refused {
+                    Err(CommitError::Rejected(
+                        format!("{code} {detail}").trim().to_string(),
+                    ))
                 } else if code == "REV" {
                     Err(CommitError::Conflict(detail.to_string()))
                 } else if let Some(key) = detail.strip_prefix("REV ") {

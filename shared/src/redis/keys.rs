@@ -7,11 +7,10 @@
 /// The number of partitions a namespace gets when it is first used.
 pub const DEFAULT_PARTITIONS: u16 = 8;
 
-/// The consumer group of coordinators on the command and result streams.
+/// The consumer group of coordinators on the command and result streams. Each coordinator
+/// reads as its own consumer, named by its id; the lease holder takes over the entries other
+/// consumers left pending (`claim.lua`).
 pub const COORDINATOR_GROUP: &str = "coordinators";
-/// The consumer name every coordinator uses on a partition it leases: the lease holder reads
-/// the pending entries a dead holder left (ID `0`) before new ones (`>`).
-pub const COORDINATOR_CONSUMER: &str = "owner";
 /// The consumer group of workers on step streams.
 pub const WORKER_GROUP: &str = "workers";
 

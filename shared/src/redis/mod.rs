@@ -17,18 +17,18 @@
 //! | `NS:defs`                    | hash   | `name@version` -> definition as canonical JSON (immutable) |
 //! | `NS:coordinators`            | zset   | coordinator id -> last heartbeat (ms) |
 //! | `NS:workers`                 | zset   | worker id -> last heartbeat (ms) |
-//! | `{NS:pN}:lease`              | string | the coordinator that owns partition N (PX lease) |
+//! | `{NS:pN}:lease`              | string | the coordinator that owns partition N (PX lease; a rebalance sets it to the coordinator it hands the partition to) |
 //! | `{NS:pN}:reply:REQ`          | list   | the outcome of a client command to an instance of partition N (expires after 60 s) |
-//! | `{NS:pN}:commands`           | stream | client commands, field `m` = MessagePack [`wire::CommandMessage`]; group `coordinators` |
-//! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators` |
+//! | `{NS:pN}:commands`           | stream | client commands, field `m` = MessagePack [`wire::CommandMessage`]; group `coordinators`, one consumer per coordinator (its id) |
+//! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators`, as above |
 //! | `{NS:pN}:q:QUEUE`            | stream | step attempts, `m` = [`wire::StepMessage`]; group `workers` |
 //! | `{NS:pN}:queues`             | set    | queue names used in the partition |
 //! | `{NS:pN}:timers`             | zset   | `id|step|kind` -> due time (ms, Redis clock) |
 //! | `{NS:pN}:events`             | stream | events, field `e` = JSON (capped, `MAXLEN ~`) |
 //! | `{NS:pN}:dlq`                | stream | dead letters: `source`, `group`, `id`, `m`, `error`, `deliveries` |
 //! | `{NS:pN}:tasks`              | hash   | `id|step` -> open task (MessagePack) |
-//! | `{NS:pN}:stats`              | hash   | counters: `stale_dropped`, `dead_lettered`, ... |
-//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished` |
+//! | `{NS:pN}:stats`              | hash   | counters: `stale_dropped`, `dead_lettered`, `quarantined`, ... |
+//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished`; a quarantined one also `quarantined` (the reason) and, if its state did not decode, `corrupt_state` (the bytes) |
 //! | `{NS:pN}:h:ID`               | list   | finished attempts (MessagePack) |
 //! | `{NS:pN}:x:all`, `x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time |
 //! | `{NS:pN}:x:finished`         | zset   | finished instance ids by finish time (retention) |

@@ -16,6 +16,9 @@ pub static LEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("
 /// Releases a partition lease (`lua/release.lua`).
 pub static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+/// Moves the coordinator input entries other coordinators left pending to the lease holder,
+/// and removes those consumers (`lua/claim.lua`).
+pub static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 /// Registers a definition version (`lua/register.lua`).
 pub static REGISTER: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/register.lua")));

@@ -128,8 +128,13 @@ impl DefinitionCache {
     }
 
     fn insert_json(&self, key: &str, json: &str) -> Result<Arc<Workflow>, EngineError> {
-        let def: Definition = serde_json::from_str(json)
-            .map_err(|e| EngineError::Redis(format!("stored definition {key}: {e}")))?;
+        // Unreadable JSON is a bad definition, not a Redis failure: the coordinator
+        // quarantines the instances of a definition that cannot be loaded for good.
+        let def: Definition = serde_json::from_str(json).map_err(|e| {
+            RegistryError::Invalid(crate::definition::DefinitionError::Parse(format!(
+                "stored definition {key}: {e}"
+            )))
+        })?;
         let wf = Arc::new(compile(def).map_err(RegistryError::from)?);
         self.map
             .write()

@@ -225,3 +225,51 @@ pub async fn leased_by(
     }
     Ok(out)
 }
+
+/// Waits until every one of `ids` is completed.
+pub async fn wait_all_completed(
+    client: &WeirClient,
+    ids: &[String],
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    weir_tests::wait_until_async(deadline, "every instance completes", async || {
+        for id in ids {
+            let done = client
+                .get_instance(id)
+                .await
+                .is_ok_and(|v| v.status == weir::model::InstanceStatus::Completed);
+            if !done {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+}
+
+/// Each of `ids` ran every one of `steps` exactly once (history and `StepExecuted` events),
+/// and was started and completed once.
+pub async fn assert_each_step_once(
+    client: &WeirClient,
+    ids: &[String],
+    steps: &[&str],
+) -> anyhow::Result<()> {
+    let events = all_events(client).await?;
+    for id in ids {
+        for step in steps {
+            assert_eq!(
+                completed_records(client, id, step).await?,
+                1,
+                "{id}: step {step} must complete exactly once in history"
+            );
+            let executed = events
+                .iter()
+                .filter(|e| &*e.instance_id == id.as_str() && is_executed(e, step))
+                .count();
+            assert_eq!(executed, 1, "{id}: one StepExecuted for {step}");
+        }
+        assert_eq!(count_events(&events, id, "WorkflowStarted"), 1, "{id}");
+        assert_eq!(count_events(&events, id, "WorkflowCompleted"), 1, "{id}");
+    }
+    Ok(())
+}

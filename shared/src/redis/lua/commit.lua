@@ -10,14 +10,20 @@
 --   HSET k n f1 v1 ... fn vn   | HDEL k f       | RPUSH k v       | DEL k
 --   XADD k maxlen n f1 v1 ... fn vn   (maxlen 0: uncapped; else MAXLEN ~ maxlen)
 --   ZADD k score m             | ZREM k m       | SADD k m
+--   ZREMIF k score m           (ZREM only if m's score is still `score`: a due timer that
+--                               an earlier transition of the batch rescheduled is kept)
 --   ACK k group n id1 ... idn  (XACK then XDEL of the n entries: handled input leaves the stream)
 --   REPLY k ttl_ms v           (LPUSH then PEXPIRE)
 --   HINCR k f n
 -- Returns: with T = 0, the number of writes applied; otherwise
--- { applied, now_ms, next_due_ms or -1, member1, ... }: the Redis clock after the writes and
+-- { applied, now_ms, next_due_ms or -1, member1, due1, ... }: the Redis clock after the writes and
 -- the timers due by it (as `due_timers.lua` answers), so the next turn of the coordinator needs
 -- no call of its own for them. Or an error "LEASE" (lease lost: stop) or "REV <key>" (state
--- changed under us: reload and retry). Checks come before any write.
+-- changed under us: reload and retry), "BADOP <detail>" (a malformed batch) or
+-- "BADKEY <key> ..." (a key of another type than its op needs). Everything is checked before
+-- anything is written (lease, revisions, the shape of every op, the type of every key),
+-- because a script does not roll back: an error half-way would leave inputs acknowledged
+-- and their writes missing.
 
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LEASE')
@@ -37,6 +43,46 @@ for _ = 1, checks do
 end
 
 local n = #ARGV
+local first_op = i
+
+-- Validate every op (its name, its argument count, the type of its key) before the first
+-- write. Types are read once per key.
+local fixed = { RPUSH = 3, ZADD = 4, ZREM = 3, ZREMIF = 4, SADD = 3, HDEL = 3, DEL = 2, REPLY = 4, HINCR = 4 }
+local want = {
+  HSET = 'hash', HDEL = 'hash', HINCR = 'hash', RPUSH = 'list', REPLY = 'list',
+  XADD = 'stream', ACK = 'stream', ZADD = 'zset', ZREM = 'zset', ZREMIF = 'zset', SADD = 'set',
+}
+local types = {}
+while i <= n do
+  local op = ARGV[i]
+  local k = KEYS[tonumber(ARGV[i + 1]) or 0]
+  if not k then return redis.error_reply('BADOP key of op ' .. tostring(op)) end
+  local len = fixed[op]
+  if op == 'XADD' then
+    len = 4 + 2 * (tonumber(ARGV[i + 3]) or -1)
+  elseif op == 'HSET' then
+    len = 3 + 2 * (tonumber(ARGV[i + 2]) or -1)
+  elseif op == 'ACK' then
+    len = 4 + (tonumber(ARGV[i + 3]) or -1)
+  end
+  if not len or len < 2 or i + len - 1 > n then
+    return redis.error_reply('BADOP ' .. tostring(op))
+  end
+  local w = want[op]
+  if w then
+    local t = types[k]
+    if not t then
+      t = redis.call('TYPE', k)['ok']
+      types[k] = t
+    end
+    if t ~= 'none' and t ~= w then
+      return redis.error_reply('BADKEY ' .. k .. ' holds a ' .. t .. ', not a ' .. w)
+    end
+  end
+  i = i + len
+end
+
+i = first_op
 local applied = 0
 while i <= n do
   local op = ARGV[i]
@@ -66,6 +112,12 @@ while i <= n do
     redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
   elseif op == 'ZREM' then
     redis.call('ZREM', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'ZREMIF' then
+    local score = redis.call('ZSCORE', k, ARGV[i + 3])
+    if score and tonumber(score) == tonumber(ARGV[i + 2]) then
+      redis.call('ZREM', k, ARGV[i + 3])
+    end
+    i = i + 4
   elseif op == 'SADD' then
     redis.call('SADD', k, ARGV[i + 2]); i = i + 3
   elseif op == 'HDEL' then
@@ -98,10 +150,13 @@ if first[2] then
   if first_due > now then
     out[3] = first_due
   else
-    local due = redis.call('ZRANGEBYSCORE', KEYS[timers], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
-    local after = redis.call('ZRANGE', KEYS[timers], #due, #due, 'WITHSCORES')
+    local due = redis.call('ZRANGEBYSCORE', KEYS[timers], '-inf', now, 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+    local after = redis.call('ZRANGE', KEYS[timers], #due / 2, #due / 2, 'WITHSCORES')
     if after[2] then out[3] = tonumber(after[2]) end
-    for _, m in ipairs(due) do out[#out + 1] = m end
+    for j = 1, #due, 2 do
+      out[#out + 1] = due[j]
+      out[#out + 1] = tonumber(due[j + 1])
+    end
   end
 end
 return out
