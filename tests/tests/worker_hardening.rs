@@ -80,7 +80,7 @@ async fn a_small_worker_beside_another_never_runs_a_step_twice() -> anyhow::Resu
     init_logs();
     let redis = RedisServer::start()?;
     let url = redis.url();
-    let (addr, counts) = counting_server(Duration::from_millis(150)).await?;
+    let (addr, counts) = counting_server(Duration::from_millis(200)).await?;
     let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
     let flow = format!(
         r#"
@@ -94,23 +94,46 @@ steps:
     config: {{ url: "http://{addr}/call/{{n}}" }}
 "#
     );
-    // Concurrency 2 and a 1 s visibility timeout: a worker that read more entries than it
-    // can start (one read over 16 partitions) leaves them idle long enough for its sibling
-    // to reclaim and run them too.
-    let mut small = worker_config(&url, "t", Duration::from_secs(1));
-    small.concurrency = 2;
-    let (_w1, c1) = start_worker_counted(small, weir_worker::builtin_handlers()).await?;
-    let mut other = worker_config(&url, "t", Duration::from_secs(1));
-    other.concurrency = 2;
-    let (_w2, c2) = start_worker_counted(other, weir_worker::builtin_handlers()).await?;
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(&flow)?).await?;
-    let n = 48;
+    let n = 64;
     for i in 0..n {
         client
             .start_workflow("calls", with_data(&format!("call-{i}"), json!({ "n": i })))
             .await?;
     }
+    // Every step waits in its partition's stream before any worker reads.
+    let keys = keys(&client);
+    let conn = raw(&url).await?;
+    wait_until_async(
+        Duration::from_secs(20),
+        "all steps dispatched",
+        async || {
+            let mut total = 0;
+            for part in keys.all_parts() {
+                total += common::xlen(&mut conn.clone(), &part.queue("default"))
+                    .await
+                    .unwrap_or(0);
+            }
+            total == n as u64
+        },
+    )
+    .await?;
+    // Concurrency 2 and a 1 s visibility timeout: a worker that read more entries than it
+    // can start (one read over 16 partitions) leaves them idle long enough for its sibling,
+    // which has room to spare, to reclaim and run them too.
+    let mut small = worker_config(&url, "t", Duration::from_secs(1));
+    small.concurrency = 2;
+    let (_w1, c1) = start_worker_counted(small, weir_worker::builtin_handlers()).await?;
+    wait_until_async(
+        Duration::from_secs(10),
+        "the small worker has started",
+        async || !counts.lock().unwrap().is_empty(),
+    )
+    .await?;
+    let mut other = worker_config(&url, "t", Duration::from_secs(1));
+    other.concurrency = 8;
+    let (_w2, c2) = start_worker_counted(other, weir_worker::builtin_handlers()).await?;
     for i in 0..n {
         let done = client
             .wait(&format!("call-{i}"), Duration::from_secs(60))
