@@ -106,7 +106,7 @@ async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
 /// Sends the results of one partition in one `report.lua` call; split into single results
 /// when Redis keeps refusing the batch.
 async fn send_partition(shared: &WorkerShared, results_key: String, reports: Vec<Report>) {
-    let encoded: Vec<Vec<u8>> = reports.iter().map(|r| encode_within_limit(r)).collect();
+    let encoded: Vec<Vec<u8>> = reports.iter().map(encode_within_limit).collect();
     if !send_until_refused(shared, &results_key, &reports, &encoded).await && reports.len() > 1 {
         tracing::warn!(
             results = reports.len(),
