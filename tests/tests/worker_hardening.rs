@@ -683,3 +683,107 @@ async fn a_result_redis_keeps_refusing_is_dropped_counted_and_blocks_no_other() 
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_message_over_the_wire_limit_is_dead_lettered_and_fails_its_step(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
+    let mut handlers = weir_worker::builtin_handlers();
+    handlers.register("hangs", Hangs);
+    let first = start_worker_with(
+        worker_config(&url, "t", Duration::from_secs(30)),
+        handlers.clone(),
+    )
+    .await?;
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(HANGS)?).await?;
+    let id = "big-msg";
+    client
+        .start_workflow("hangs", with_data(id, json!({})))
+        .await?;
+    // The attempt runs (and hangs) on the first worker; then that worker is gone.
+    let (token, attempt) = wait_for_async(Duration::from_secs(10), "the step runs", async || {
+        let s = weir::redis::store::load_instance(client.connections(), id)
+            .await
+            .ok()??;
+        // Only `stuck` runs: `recover` waits for its failure.
+        s.instance
+            .steps
+            .iter()
+            .find(|st| st.status == weir::model::StepStatus::Running)
+            .map(|st| (st.token, st.attempt))
+    })
+    .await?;
+    let queue = keys(&client).part_of(id).queue("default");
+    let mut conn = raw(&url).await?;
+    wait_until_async(
+        Duration::from_secs(10),
+        "the entry is delivered",
+        async || {
+            common::pending(&mut conn.clone(), &queue, WORKER_GROUP)
+                .await
+                .ok()
+                == Some(1)
+        },
+    )
+    .await?;
+    first.kill();
+    // Its entry is replaced by the same attempt carrying a context over the 4 MiB limit.
+    let old: Vec<(String, HashMap<String, Vec<u8>>)> =
+        common::stream_entries(&mut conn, &queue).await?;
+    for (entry, _) in &old {
+        let _: i64 = redis::cmd("XACK")
+            .arg(&queue)
+            .arg(WORKER_GROUP)
+            .arg(entry)
+            .query_async(&mut conn)
+            .await?;
+        let _: i64 = redis::cmd("XDEL")
+            .arg(&queue)
+            .arg(entry)
+            .query_async(&mut conn)
+            .await?;
+    }
+    let mut context = Context::new();
+    context.insert("blob".into(), json!("x".repeat(5 << 20)));
+    let big = weir::redis::wire::encode(&weir::redis::wire::StepMessage {
+        instance_id: id.into(),
+        step: "stuck".into(),
+        attempt,
+        token,
+        handler: "hangs".into(),
+        config: serde_json::Value::Null,
+        context,
+        timeout_ms: None,
+        dispatched_at: weir::Timestamp(0),
+    });
+    assert!(big.len() > weir::redis::wire::MAX_MESSAGE_BYTES);
+    let _: String = redis::cmd("XADD")
+        .arg(&queue)
+        .arg("*")
+        .arg("m")
+        .arg(big)
+        .query_async(&mut conn)
+        .await?;
+    let (_second, counters) =
+        start_worker_counted(worker_config(&url, "t", Duration::from_secs(30)), handlers).await?;
+    let done = client.wait(id, Duration::from_secs(15)).await?;
+    assert_eq!(done.status, InstanceStatus::Completed, "{:?}", done.status);
+    assert_eq!(done.context["recovered"], json!(true));
+    assert_eq!(
+        done.context["error"]["kind"],
+        json!("too_large"),
+        "{:?}",
+        done.context["error"]
+    );
+    assert_eq!(counters.dead_lettered.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        counters.executed.load(Ordering::SeqCst),
+        1,
+        "only `recover` ran here"
+    );
+    Ok(())
+}
