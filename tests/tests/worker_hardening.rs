@@ -19,10 +19,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use weir::model::{Context, InstanceStatus};
 use weir::redis::keys::WORKER_GROUP;
+use weir::redis::WeirClient;
 use weir::{parse_definition, StartOptions, Step, StepContext, StepError};
 use weir_tests::cluster::{
     client, init_logs, redis_config, start_coordinator_with, start_worker_counted,
-    start_worker_with,
+    start_worker_with, Service,
 };
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};
 
@@ -238,29 +239,28 @@ edges:
   - { from: stuck, to: recover, on: failure }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_entry_dead_lettered_after_max_deliveries_fails_its_step() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
+/// A deployment where the `stuck` step of a `hangs` instance `id` was delivered to a worker
+/// that was then killed. Returns the coordinator (keep it), a client, the handlers (with
+/// `hangs`), the step stream and the abandoned entry's id.
+async fn abandoned_step(
+    url: &str,
+    id: &str,
+) -> anyhow::Result<(Service, WeirClient, weir::Handlers, String, String)> {
+    let coordinator = start_coordinator_with(coordinator_config(url, "t")).await?;
     let mut handlers = weir_worker::builtin_handlers();
     handlers.register("hangs", Hangs);
     let first = start_worker_with(
-        worker_config(&url, "t", Duration::from_secs(1)),
+        worker_config(url, "t", Duration::from_secs(30)),
         handlers.clone(),
     )
     .await?;
-    let client = client(&url, "t").await?;
+    let client = client(url, "t").await?;
     client.register_definition(parse_definition(HANGS)?).await?;
-    let id = "dl-1";
     client
         .start_workflow("hangs", with_data(id, json!({})))
         .await?;
     let queue = keys(&client).part_of(id).queue("default");
-    let mut conn = raw(&url).await?;
-    // The entry is running on the first worker; kill it, and make the entry look like it
-    // has already killed many workers.
+    let conn = raw(url).await?;
     let entry = wait_for_async(
         Duration::from_secs(10),
         "the step entry is delivered",
@@ -279,6 +279,18 @@ async fn an_entry_dead_lettered_after_max_deliveries_fails_its_step() -> anyhow:
     )
     .await?;
     first.kill();
+    Ok((coordinator, client, handlers, queue, entry))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_dead_lettered_after_max_deliveries_fails_its_step() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let id = "dl-1";
+    let (_coordinator, client, handlers, queue, entry) = abandoned_step(&url, id).await?;
+    // Make the abandoned entry look like it has already killed many workers.
+    let mut conn = raw(&url).await?;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(&queue)
         .arg(WORKER_GROUP)
@@ -690,21 +702,9 @@ async fn a_step_message_over_the_wire_limit_is_dead_lettered_and_fails_its_step(
     init_logs();
     let redis = RedisServer::start()?;
     let url = redis.url();
-    let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
-    let mut handlers = weir_worker::builtin_handlers();
-    handlers.register("hangs", Hangs);
-    let first = start_worker_with(
-        worker_config(&url, "t", Duration::from_secs(30)),
-        handlers.clone(),
-    )
-    .await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(HANGS)?).await?;
     let id = "big-msg";
-    client
-        .start_workflow("hangs", with_data(id, json!({})))
-        .await?;
-    // The attempt runs (and hangs) on the first worker; then that worker is gone.
+    // The attempt was delivered to a worker, which is gone.
+    let (_coordinator, client, handlers, queue, _) = abandoned_step(&url, id).await?;
     let (token, attempt) = wait_for_async(Duration::from_secs(10), "the step runs", async || {
         let s = weir::redis::store::load_instance(client.connections(), id)
             .await
@@ -717,20 +717,7 @@ async fn a_step_message_over_the_wire_limit_is_dead_lettered_and_fails_its_step(
             .map(|st| (st.token, st.attempt))
     })
     .await?;
-    let queue = keys(&client).part_of(id).queue("default");
     let mut conn = raw(&url).await?;
-    wait_until_async(
-        Duration::from_secs(10),
-        "the entry is delivered",
-        async || {
-            common::pending(&mut conn.clone(), &queue, WORKER_GROUP)
-                .await
-                .ok()
-                == Some(1)
-        },
-    )
-    .await?;
-    first.kill();
     // Its entry is replaced by the same attempt carrying a context over the 4 MiB limit.
     let old: Vec<(String, HashMap<String, Vec<u8>>)> =
         common::stream_entries(&mut conn, &queue).await?;
