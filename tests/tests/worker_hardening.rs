@@ -774,3 +774,84 @@ async fn a_step_message_over_the_wire_limit_is_dead_lettered_and_fails_its_step(
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaiming_walks_a_long_pending_list_instead_of_rescanning_its_start() -> anyhow::Result<()>
+{
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let client = client(&url, "t").await?;
+    let part = keys(&client).part_of("ghost");
+    let queue = part.queue("default");
+    let mut conn = raw(&url).await?;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&queue)
+        .arg(WORKER_GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
+    // 30 entries a live worker holds (kept fresh below), then one a dead worker left.
+    let mut live = Vec::new();
+    for i in 0..30 {
+        let id: String = redis::cmd("XADD")
+            .arg(&queue)
+            .arg("*")
+            .arg("m")
+            .arg(format!("held {i}"))
+            .query_async(&mut conn)
+            .await?;
+        live.push(id);
+    }
+    let _: String = redis::cmd("XADD")
+        .arg(&queue)
+        .arg("*")
+        .arg("m")
+        .arg(noop_message("ghost"))
+        .query_async(&mut conn)
+        .await?;
+    for (consumer, count) in [("live-worker", 30), ("dead-worker", 1)] {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(WORKER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&queue)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+    }
+    // One slot: each XAUTOCLAIM asks for 1 entry and so scans at most 10. Restarting at
+    // the list's start every pass would never get past the live worker's entries.
+    let mut config = worker_config(&url, "t", Duration::from_millis(900));
+    config.concurrency = 1;
+    let (_worker, counters) = start_worker_counted(config, weir_worker::builtin_handlers()).await?;
+    let results = part.results();
+    wait_until_async(
+        Duration::from_secs(15),
+        "the dead worker's entry is reclaimed and run",
+        async || {
+            // The live worker heartbeats its entries.
+            let mut c = conn.clone();
+            let mut claim = redis::cmd("XCLAIM");
+            claim
+                .arg(&queue)
+                .arg(WORKER_GROUP)
+                .arg("live-worker")
+                .arg(0);
+            for id in &live {
+                claim.arg(id);
+            }
+            claim.arg("JUSTID");
+            let _: Result<redis::Value, _> = claim.query_async(&mut c).await;
+            common::xlen(&mut c, &results).await.ok() == Some(1)
+        },
+    )
+    .await?;
+    assert_eq!(counters.reclaimed.load(Ordering::SeqCst), 1);
+    Ok(())
+}
