@@ -19,10 +19,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use weir::model::{Context, InstanceStatus};
 use weir::redis::keys::WORKER_GROUP;
+use weir::redis::WeirClient;
 use weir::{parse_definition, StartOptions, Step, StepContext, StepError};
 use weir_tests::cluster::{
     client, init_logs, redis_config, start_coordinator_with, start_worker_counted,
-    start_worker_with,
+    start_worker_with, Service,
 };
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};
 
@@ -80,7 +81,7 @@ async fn a_small_worker_beside_another_never_runs_a_step_twice() -> anyhow::Resu
     init_logs();
     let redis = RedisServer::start()?;
     let url = redis.url();
-    let (addr, counts) = counting_server(Duration::from_millis(150)).await?;
+    let (addr, counts) = counting_server(Duration::from_millis(200)).await?;
     let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
     let flow = format!(
         r#"
@@ -94,23 +95,46 @@ steps:
     config: {{ url: "http://{addr}/call/{{n}}" }}
 "#
     );
-    // Concurrency 2 and a 1 s visibility timeout: a worker that read more entries than it
-    // can start (one read over 16 partitions) leaves them idle long enough for its sibling
-    // to reclaim and run them too.
-    let mut small = worker_config(&url, "t", Duration::from_secs(1));
-    small.concurrency = 2;
-    let (_w1, c1) = start_worker_counted(small, weir_worker::builtin_handlers()).await?;
-    let mut other = worker_config(&url, "t", Duration::from_secs(1));
-    other.concurrency = 2;
-    let (_w2, c2) = start_worker_counted(other, weir_worker::builtin_handlers()).await?;
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(&flow)?).await?;
-    let n = 48;
+    let n = 64;
     for i in 0..n {
         client
             .start_workflow("calls", with_data(&format!("call-{i}"), json!({ "n": i })))
             .await?;
     }
+    // Every step waits in its partition's stream before any worker reads.
+    let keys = keys(&client);
+    let conn = raw(&url).await?;
+    wait_until_async(
+        Duration::from_secs(20),
+        "all steps dispatched",
+        async || {
+            let mut total = 0;
+            for part in keys.all_parts() {
+                total += common::xlen(&mut conn.clone(), &part.queue("default"))
+                    .await
+                    .unwrap_or(0);
+            }
+            total == n as u64
+        },
+    )
+    .await?;
+    // Concurrency 2 and a 1 s visibility timeout: a worker that read more entries than it
+    // can start (one read over 16 partitions) leaves them idle long enough for its sibling,
+    // which has room to spare, to reclaim and run them too.
+    let mut small = worker_config(&url, "t", Duration::from_secs(1));
+    small.concurrency = 2;
+    let (_w1, c1) = start_worker_counted(small, weir_worker::builtin_handlers()).await?;
+    wait_until_async(
+        Duration::from_secs(10),
+        "the small worker has started",
+        async || !counts.lock().unwrap().is_empty(),
+    )
+    .await?;
+    let mut other = worker_config(&url, "t", Duration::from_secs(1));
+    other.concurrency = 8;
+    let (_w2, c2) = start_worker_counted(other, weir_worker::builtin_handlers()).await?;
     for i in 0..n {
         let done = client
             .wait(&format!("call-{i}"), Duration::from_secs(60))
@@ -215,29 +239,28 @@ edges:
   - { from: stuck, to: recover, on: failure }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_entry_dead_lettered_after_max_deliveries_fails_its_step() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
+/// A deployment where the `stuck` step of a `hangs` instance `id` was delivered to a worker
+/// that was then killed. Returns the coordinator (keep it), a client, the handlers (with
+/// `hangs`), the step stream and the abandoned entry's id.
+async fn abandoned_step(
+    url: &str,
+    id: &str,
+) -> anyhow::Result<(Service, WeirClient, weir::Handlers, String, String)> {
+    let coordinator = start_coordinator_with(coordinator_config(url, "t")).await?;
     let mut handlers = weir_worker::builtin_handlers();
     handlers.register("hangs", Hangs);
     let first = start_worker_with(
-        worker_config(&url, "t", Duration::from_secs(1)),
+        worker_config(url, "t", Duration::from_secs(30)),
         handlers.clone(),
     )
     .await?;
-    let client = client(&url, "t").await?;
+    let client = client(url, "t").await?;
     client.register_definition(parse_definition(HANGS)?).await?;
-    let id = "dl-1";
     client
         .start_workflow("hangs", with_data(id, json!({})))
         .await?;
     let queue = keys(&client).part_of(id).queue("default");
-    let mut conn = raw(&url).await?;
-    // The entry is running on the first worker; kill it, and make the entry look like it
-    // has already killed many workers.
+    let conn = raw(url).await?;
     let entry = wait_for_async(
         Duration::from_secs(10),
         "the step entry is delivered",
@@ -256,6 +279,18 @@ async fn an_entry_dead_lettered_after_max_deliveries_fails_its_step() -> anyhow:
     )
     .await?;
     first.kill();
+    Ok((coordinator, client, handlers, queue, entry))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_dead_lettered_after_max_deliveries_fails_its_step() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let id = "dl-1";
+    let (_coordinator, client, handlers, queue, entry) = abandoned_step(&url, id).await?;
+    // Make the abandoned entry look like it has already killed many workers.
+    let mut conn = raw(&url).await?;
     let _: redis::Value = redis::cmd("XCLAIM")
         .arg(&queue)
         .arg(WORKER_GROUP)
@@ -658,5 +693,165 @@ async fn a_result_redis_keeps_refusing_is_dropped_counted_and_blocks_no_other() 
         common::pending(&mut conn, &bad_queue, WORKER_GROUP).await?,
         1
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_message_over_the_wire_limit_is_dead_lettered_and_fails_its_step(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let id = "big-msg";
+    // The attempt was delivered to a worker, which is gone.
+    let (_coordinator, client, handlers, queue, _) = abandoned_step(&url, id).await?;
+    let (token, attempt) = wait_for_async(Duration::from_secs(10), "the step runs", async || {
+        let s = weir::redis::store::load_instance(client.connections(), id)
+            .await
+            .ok()??;
+        // Only `stuck` runs: `recover` waits for its failure.
+        s.instance
+            .steps
+            .iter()
+            .find(|st| st.status == weir::model::StepStatus::Running)
+            .map(|st| (st.token, st.attempt))
+    })
+    .await?;
+    let mut conn = raw(&url).await?;
+    // Its entry is replaced by the same attempt carrying a context over the 4 MiB limit.
+    let old: Vec<(String, HashMap<String, Vec<u8>>)> =
+        common::stream_entries(&mut conn, &queue).await?;
+    for (entry, _) in &old {
+        let _: i64 = redis::cmd("XACK")
+            .arg(&queue)
+            .arg(WORKER_GROUP)
+            .arg(entry)
+            .query_async(&mut conn)
+            .await?;
+        let _: i64 = redis::cmd("XDEL")
+            .arg(&queue)
+            .arg(entry)
+            .query_async(&mut conn)
+            .await?;
+    }
+    let mut context = Context::new();
+    context.insert("blob".into(), json!("x".repeat(5 << 20)));
+    let big = weir::redis::wire::encode(&weir::redis::wire::StepMessage {
+        instance_id: id.into(),
+        step: "stuck".into(),
+        attempt,
+        token,
+        handler: "hangs".into(),
+        config: serde_json::Value::Null,
+        context,
+        timeout_ms: None,
+        dispatched_at: weir::Timestamp(0),
+    });
+    assert!(big.len() > weir::redis::wire::MAX_MESSAGE_BYTES);
+    let _: String = redis::cmd("XADD")
+        .arg(&queue)
+        .arg("*")
+        .arg("m")
+        .arg(big)
+        .query_async(&mut conn)
+        .await?;
+    let (_second, counters) =
+        start_worker_counted(worker_config(&url, "t", Duration::from_secs(30)), handlers).await?;
+    let done = client.wait(id, Duration::from_secs(15)).await?;
+    assert_eq!(done.status, InstanceStatus::Completed, "{:?}", done.status);
+    assert_eq!(done.context["recovered"], json!(true));
+    assert_eq!(
+        done.context["error"]["kind"],
+        json!("too_large"),
+        "{:?}",
+        done.context["error"]
+    );
+    assert_eq!(counters.dead_lettered.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        counters.executed.load(Ordering::SeqCst),
+        1,
+        "only `recover` ran here"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaiming_walks_a_long_pending_list_instead_of_rescanning_its_start() -> anyhow::Result<()>
+{
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let client = client(&url, "t").await?;
+    let part = keys(&client).part_of("ghost");
+    let queue = part.queue("default");
+    let mut conn = raw(&url).await?;
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&queue)
+        .arg(WORKER_GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut conn)
+        .await?;
+    // 30 entries a live worker holds (kept fresh below), then one a dead worker left.
+    let mut live = Vec::new();
+    for i in 0..30 {
+        let id: String = redis::cmd("XADD")
+            .arg(&queue)
+            .arg("*")
+            .arg("m")
+            .arg(format!("held {i}"))
+            .query_async(&mut conn)
+            .await?;
+        live.push(id);
+    }
+    let _: String = redis::cmd("XADD")
+        .arg(&queue)
+        .arg("*")
+        .arg("m")
+        .arg(noop_message("ghost"))
+        .query_async(&mut conn)
+        .await?;
+    for (consumer, count) in [("live-worker", 30), ("dead-worker", 1)] {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(WORKER_GROUP)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("STREAMS")
+            .arg(&queue)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+    }
+    // One slot: each XAUTOCLAIM asks for 1 entry and so scans at most 10. Restarting at
+    // the list's start every pass would never get past the live worker's entries.
+    let mut config = worker_config(&url, "t", Duration::from_millis(900));
+    config.concurrency = 1;
+    let (_worker, counters) = start_worker_counted(config, weir_worker::builtin_handlers()).await?;
+    let results = part.results();
+    wait_until_async(
+        Duration::from_secs(15),
+        "the dead worker's entry is reclaimed and run",
+        async || {
+            // The live worker heartbeats its entries.
+            let mut c = conn.clone();
+            let mut claim = redis::cmd("XCLAIM");
+            claim
+                .arg(&queue)
+                .arg(WORKER_GROUP)
+                .arg("live-worker")
+                .arg(0);
+            for id in &live {
+                claim.arg(id);
+            }
+            claim.arg("JUSTID");
+            let _: Result<redis::Value, _> = claim.query_async(&mut c).await;
+            common::xlen(&mut c, &results).await.ok() == Some(1)
+        },
+    )
+    .await?;
+    assert_eq!(counters.reclaimed.load(Ordering::SeqCst), 1);
     Ok(())
 }

@@ -35,10 +35,14 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Probl
         Ok(_) => Ok(Json(Health {
             status: "ok".into(),
         })),
-        Err(e) => Err(Problem::unavailable(format!(
-            "Redis at {} does not answer: {e}",
-            c.display_url
-        ))),
+        // Unauthenticated: the answer never names the Redis host or user; the log does.
+        Err(e) => {
+            tracing::warn!(redis = %c.display_url, error = %e, "health check: Redis does not answer");
+            Err(Problem::unavailable(format!(
+                "Redis does not answer ({})",
+                e.category()
+            )))
+        }
     }
 }
 

@@ -13,7 +13,8 @@
 //!
 //! When a pass finds nothing, the worker blocks in a plain `XREAD` (which delivers nothing
 //! to the group) from each stream's last delivered id, so that it wakes as soon as any
-//! stream has an entry no worker has yet taken, and then reads again.
+//! stream has an entry no worker has yet taken, and then reads again. That wake-up read is
+//! the one command that spans every stream; on Redis Cluster it must become one per node.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -19,7 +19,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use weir::redis::keys::WORKER_GROUP;
 use weir::redis::scripts;
-use weir::redis::wire::{self, ResultMessage};
+use weir::redis::wire::{self, Outcome, ResultMessage};
+use weir::StepError;
+
+use super::consume::TOO_LARGE_KIND;
 
 use super::WorkerShared;
 
@@ -55,6 +58,35 @@ pub async fn run(shared: Arc<WorkerShared>, mut rx: mpsc::Receiver<Report>) {
     }
 }
 
+/// The encoded result; when it is over the wire limit (an output too large to carry), the
+/// encoded failure of the attempt instead, kind `too_large`, not retried: the coordinator
+/// could not decode it, and the step would wait for ever.
+fn encode_within_limit(r: &Report) -> Vec<u8> {
+    let bytes = wire::encode(&r.result);
+    if bytes.len() <= wire::MAX_MESSAGE_BYTES {
+        return bytes;
+    }
+    tracing::warn!(
+        instance_id = %r.result.instance_id,
+        step = %r.result.step,
+        bytes = bytes.len(),
+        "the step's result is over the wire limit; failing the step (too_large)"
+    );
+    let failure = ResultMessage {
+        outcome: Outcome::Err(StepError::fatal(
+            TOO_LARGE_KIND,
+            format!(
+                "the step's result is {} bytes encoded, over the limit of {} bytes: \
+                 keep large data outside the context (store it elsewhere and pass a reference)",
+                bytes.len(),
+                wire::MAX_MESSAGE_BYTES
+            ),
+        )),
+        ..r.result.clone()
+    };
+    wire::encode(&failure)
+}
+
 /// Sends a batch, one script call per partition (the calls of different partitions at
 /// once).
 async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
@@ -74,13 +106,20 @@ async fn send_all(shared: &WorkerShared, buf: &mut Vec<Report>) {
 /// Sends the results of one partition in one `report.lua` call; split into single results
 /// when Redis keeps refusing the batch.
 async fn send_partition(shared: &WorkerShared, results_key: String, reports: Vec<Report>) {
-    if !send_until_refused(shared, &results_key, &reports).await && reports.len() > 1 {
+    let encoded: Vec<Vec<u8>> = reports.iter().map(encode_within_limit).collect();
+    if !send_until_refused(shared, &results_key, &reports, &encoded).await && reports.len() > 1 {
         tracing::warn!(
             results = reports.len(),
             "Redis keeps refusing a batch of results; sending them one by one"
         );
-        for r in &reports {
-            send_until_refused(shared, &results_key, std::slice::from_ref(r)).await;
+        for (r, e) in reports.iter().zip(&encoded) {
+            send_until_refused(
+                shared,
+                &results_key,
+                std::slice::from_ref(r),
+                std::slice::from_ref(e),
+            )
+            .await;
         }
     }
     let mut in_flight = shared.in_flight.lock().unwrap_or_else(|e| e.into_inner());
@@ -92,7 +131,12 @@ async fn send_partition(shared: &WorkerShared, results_key: String, reports: Vec
 /// Sends results in one call, retrying with backoff while Redis is unreachable and up to
 /// [`REFUSED_TRIES`] times while it answers with an error. Returns whether it was taken;
 /// a single result refused for good is logged and counted here.
-async fn send_until_refused(shared: &WorkerShared, results_key: &str, reports: &[Report]) -> bool {
+async fn send_until_refused(
+    shared: &WorkerShared,
+    results_key: &str,
+    reports: &[Report],
+    encoded: &[Vec<u8>],
+) -> bool {
     let mut backoff = Duration::from_millis(50);
     let mut refused = 0;
     loop {
@@ -102,8 +146,8 @@ async fn send_until_refused(shared: &WorkerShared, results_key: &str, reports: &
             inv.key(&r.stream);
         }
         inv.arg(WORKER_GROUP).arg(&shared.config.id);
-        for r in reports {
-            inv.arg(&r.id).arg(wire::encode(&r.result));
+        for (r, e) in reports.iter().zip(encoded) {
+            inv.arg(&r.id).arg(e.as_slice());
         }
         match inv
             .invoke_async::<u64>(&mut shared.conns.conn.clone())
