@@ -1347,6 +1347,57 @@ async fn task_listing_pages_and_skips_corrupt_records() {
     }
 }
 
+/// Issue 15 (low): the history is paged (`GET /instances/{id}/history`), and the detail
+/// says how many records there are in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_paged() {
+    let s = Stack::start().await;
+    s.start_instance(ALICE, json!({ "workflow": "approval", "id": "h-1" }))
+        .await;
+    s.wait_status("h-1", ALICE, "waiting").await;
+    let (status, _) = s
+        .post(
+            "/tasks/h-1/approve/reassign",
+            ADMIN,
+            json!({ "candidates": ["manager@example.com"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let detail = s.ok("/instances/h-1", ALICE).await;
+    let whole = detail["history"].as_array().expect("history").clone();
+    // A reassignment, then the open task in flight.
+    assert_eq!(whole.len(), 2, "{detail}");
+    assert_eq!(detail["history_total"], 2);
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..whole.len() + 1 {
+        let url = match &cursor {
+            Some(c) => format!("/instances/h-1/history?limit=1&cursor={c}"),
+            None => "/instances/h-1/history?limit=1".to_string(),
+        };
+        let page = s.ok(&url, ALICE).await;
+        assert_eq!(page["total"], 2, "{page}");
+        walked.extend(page["items"].as_array().expect("items").iter().cloned());
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(walked, whole);
+    let all = s.ok("/instances/h-1/history", ALICE).await;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+    assert!(all["next_cursor"].is_null());
+    for bad in ["?limit=0", "?limit=1001", "?cursor=zz"] {
+        let (status, p) = s.get(&format!("/instances/h-1/history{bad}"), ALICE).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {p}");
+    }
+    assert_eq!(
+        s.get("/instances/h-1/history", BOB).await.0,
+        StatusCode::NOT_FOUND,
+        "another tenant's history is not found"
+    );
+}
+
 /// Issue 15, item 12: trusted headers are read only from a `--trusted-proxy` peer, and a
 /// non-loopback `--listen` with the header flags needs `--trusted-proxy` to start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
