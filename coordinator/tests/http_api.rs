@@ -1398,6 +1398,40 @@ async fn history_is_paged() {
     );
 }
 
+/// Issue 15, item 6: a start with a 5 MB context is refused by the Redis client before
+/// anything is sent (it would otherwise exceed the 4 MiB message limit and hang), and by
+/// the API (413, or 413 from the body limit before that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_a_context_over_the_limit_is_refused() {
+    let s = Stack::start().await;
+    let mut data = serde_json::Map::new();
+    data.insert("blob".into(), json!("x".repeat(5_000_000)));
+    let options = weir::StartOptions {
+        initial_data: data,
+        id: Some("huge-1".into()),
+        ..Default::default()
+    };
+    let err = s
+        ._client
+        .start_workflow("quick", options)
+        .await
+        .expect_err("a 5 MB context is refused");
+    assert_eq!(err.kind(), "too_large", "{err}");
+    assert!(err.to_string().contains("1 MiB"), "{err}");
+    let (status, _) = s.get("/instances/huge-1", ADMIN).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    // Over 1 MiB but under the 2 MiB body limit: the engine's limit answers.
+    let (status, p) = s
+        .post(
+            "/instances",
+            ADMIN,
+            json!({ "workflow": "quick", "data": { "blob": "x".repeat(1_500_000) } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{p}");
+    assert!(p["detail"].as_str().unwrap_or("").contains("1 MiB"), "{p}");
+}
+
 /// Issue 15, item 12: trusted headers are read only from a `--trusted-proxy` peer, and a
 /// non-loopback `--listen` with the header flags needs `--trusted-proxy` to start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
