@@ -279,13 +279,7 @@ pub async fn list(
     };
     let since = time("since", q.since.as_deref())?;
     let until = time("until", q.until.as_deref())?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::invalid_field(
-            "limit",
-            format!("limit must be 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let limit = listing::page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     let tenant = match (&caller.tenant, q.tenant) {
         // Another tenant's instances are invisible: the answer is an empty page.
@@ -347,16 +341,7 @@ pub async fn history(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> Result<Json<HistoryPageView>, Problem> {
-    let limit = match q.limit {
-        None => DEFAULT_HISTORY_PAGE,
-        Some(n) if (1..=MAX_HISTORY_PAGE).contains(&n) => n,
-        Some(n) => {
-            return Err(Problem::invalid_field(
-                "limit",
-                format!("limit {n}: give 1 to {MAX_HISTORY_PAGE}"),
-            ))
-        }
-    };
+    let limit = listing::page_limit(q.limit, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
     let offset = q
         .cursor
         .as_deref()
