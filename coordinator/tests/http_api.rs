@@ -1347,6 +1347,91 @@ async fn task_listing_pages_and_skips_corrupt_records() {
     }
 }
 
+/// Issue 15 (low): the history is paged (`GET /instances/{id}/history`), and the detail
+/// says how many records there are in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_paged() {
+    let s = Stack::start().await;
+    s.start_instance(ALICE, json!({ "workflow": "approval", "id": "h-1" }))
+        .await;
+    s.wait_status("h-1", ALICE, "waiting").await;
+    let (status, _) = s
+        .post(
+            "/tasks/h-1/approve/reassign",
+            ADMIN,
+            json!({ "candidates": ["manager@example.com"] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let detail = s.ok("/instances/h-1", ALICE).await;
+    let whole = detail["history"].as_array().expect("history").clone();
+    // A reassignment, then the open task in flight.
+    assert_eq!(whole.len(), 2, "{detail}");
+    assert_eq!(detail["history_total"], 2);
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..whole.len() + 1 {
+        let url = match &cursor {
+            Some(c) => format!("/instances/h-1/history?limit=1&cursor={c}"),
+            None => "/instances/h-1/history?limit=1".to_string(),
+        };
+        let page = s.ok(&url, ALICE).await;
+        assert_eq!(page["total"], 2, "{page}");
+        walked.extend(page["items"].as_array().expect("items").iter().cloned());
+        cursor = page["next_cursor"].as_str().map(str::to_string);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(walked, whole);
+    let all = s.ok("/instances/h-1/history", ALICE).await;
+    assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
+    assert!(all["next_cursor"].is_null());
+    for bad in ["?limit=0", "?limit=1001", "?cursor=zz"] {
+        let (status, p) = s.get(&format!("/instances/h-1/history{bad}"), ALICE).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {p}");
+    }
+    assert_eq!(
+        s.get("/instances/h-1/history", BOB).await.0,
+        StatusCode::NOT_FOUND,
+        "another tenant's history is not found"
+    );
+}
+
+/// Issue 15, item 6: a start with a 5 MB context is refused by the Redis client before
+/// anything is sent (it would otherwise exceed the 4 MiB message limit and hang), and by
+/// the API (413, or 413 from the body limit before that).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_a_context_over_the_limit_is_refused() {
+    let s = Stack::start().await;
+    let mut data = serde_json::Map::new();
+    data.insert("blob".into(), json!("x".repeat(5_000_000)));
+    let options = weir::StartOptions {
+        initial_data: data,
+        id: Some("huge-1".into()),
+        ..Default::default()
+    };
+    let err = s
+        ._client
+        .start_workflow("quick", options)
+        .await
+        .expect_err("a 5 MB context is refused");
+    assert_eq!(err.kind(), "too_large", "{err}");
+    assert!(err.to_string().contains("1 MiB"), "{err}");
+    let (status, _) = s.get("/instances/huge-1", ADMIN).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was stored");
+    // Over 1 MiB but under the 2 MiB body limit: the engine's limit answers.
+    let (status, p) = s
+        .post(
+            "/instances",
+            ADMIN,
+            json!({ "workflow": "quick", "data": { "blob": "x".repeat(1_500_000) } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{p}");
+    assert!(p["detail"].as_str().unwrap_or("").contains("1 MiB"), "{p}");
+}
+
 /// Issue 15, item 12: trusted headers are read only from a `--trusted-proxy` peer, and a
 /// non-loopback `--listen` with the header flags needs `--trusted-proxy` to start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -215,6 +215,47 @@ pub fn current_steps(inst: &Instance, wf: &Workflow) -> Vec<String> {
         .collect()
 }
 
+/// One page of an instance's execution history ([`crate::redis::WeirClient::history_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// The records of the page, oldest first.
+    pub records: Vec<AttemptRecord>,
+    /// The position of the next page, or `None` when this is the last.
+    pub next: Option<usize>,
+    /// Records in all: the finished ones and those in flight.
+    pub total: usize,
+}
+
+impl HistoryPage {
+    /// The page of `finished` records read from `offset` (at most `limit`) out of
+    /// `total_finished`; the attempts in flight follow the last finished record, so they
+    /// are on the page that reaches the end.
+    pub fn new(
+        finished: Vec<AttemptRecord>,
+        offset: usize,
+        limit: usize,
+        total_finished: usize,
+        inst: &Instance,
+        wf: &Workflow,
+    ) -> HistoryPage {
+        let running = history_with_running(&[], inst, wf);
+        let total = total_finished + running.len();
+        let mut records = finished;
+        // Positions past the finished records are those in flight.
+        let from = offset.max(total_finished) - total_finished;
+        let room = limit.saturating_sub(records.len());
+        if offset + records.len() >= total_finished {
+            records.extend(running.into_iter().skip(from).take(room));
+        }
+        let end = offset + records.len();
+        HistoryPage {
+            records,
+            next: (end < total && limit > 0).then_some(end),
+            total,
+        }
+    }
+}
+
 /// The full history: the finished attempts, then one `running` entry per attempt in flight.
 pub fn history_with_running(
     finished: &[AttemptRecord],

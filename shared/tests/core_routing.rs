@@ -586,6 +586,39 @@ edges:
     );
 }
 
+/// Issue 15, item 11: a condition over hostile user data goes over its evaluation budget
+/// quickly: the edge is not taken, `ConditionFailed` says why, and the instance goes on.
+#[test]
+fn a_condition_over_its_budget_counts_as_false_and_is_reported() {
+    let yaml = r#"
+name: hostile
+version: "1.0.0"
+steps:
+  route: { type: gateway }
+  yes: { type: machine, handler: h }
+  fallback: { type: machine, handler: h }
+edges:
+  - { from: route, to: yes, condition: "context.items.all(x, context.items.all(y, x == y || true))" }
+  - { from: route, to: fallback, default: true }
+"#;
+    let items: Vec<i64> = (0..4_000).collect();
+    let started = std::time::Instant::now();
+    let sim = Sim::start(yaml, json!({ "items": items }));
+    let took = started.elapsed();
+    assert_eq!(sim.running(), vec!["fallback"]);
+    let reported = sim.last.iter().any(|e| {
+        matches!(e, weir::core::Effect::Emit(ev)
+            if matches!(&ev.kind, weir::model::EventKind::ConditionFailed { error, .. } if error.contains("budget")))
+    });
+    assert!(reported, "{:?}", sim.types());
+    // 100 ms in a release build; a debug build is about ten times slower.
+    let limit = if cfg!(debug_assertions) { 1_000 } else { 100 };
+    assert!(
+        took < std::time::Duration::from_millis(limit),
+        "took {took:?}"
+    );
+}
+
 const LOOP_WITH_SIDE_EXIT: &str = r#"
 name: loop_side_exit
 version: "1.0.0"

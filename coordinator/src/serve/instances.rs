@@ -13,6 +13,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -90,6 +92,55 @@ pub struct InstancePage {
     pub items: Vec<InstanceSummary>,
     /// Pass it as `cursor` for the next page; null when there is none.
     pub next_cursor: Option<String>,
+}
+
+/// `GET /instances/{id}/history` paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// At most this many records (1 to 1000, default 100).
+    pub limit: Option<usize>,
+    /// Where to go on: `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of an instance's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryPageView {
+    /// Attempts, oldest first: finished ones, then those in flight.
+    pub items: Vec<Attempt>,
+    /// Pass it as `cursor` for the next page; null when there is none.
+    pub next_cursor: Option<String>,
+    /// Records in all.
+    pub total: usize,
+}
+
+/// The default page size of `GET /instances/{id}/history`.
+const DEFAULT_HISTORY_PAGE: usize = 100;
+/// The largest page size of `GET /instances/{id}/history`.
+const MAX_HISTORY_PAGE: usize = 1000;
+/// The history records an instance's detail carries at most (its first page); the rest
+/// are read with `GET /instances/{id}/history`.
+pub const DETAIL_HISTORY: usize = 1000;
+
+/// The opaque form of a history position.
+fn history_cursor(offset: usize) -> String {
+    URL_SAFE_NO_PAD.encode(format!("h1:{offset}"))
+}
+
+/// Parses a history cursor; a 400 naming `cursor` for anything else.
+fn parse_history_cursor(text: &str) -> Result<usize, Problem> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|t| t.strip_prefix("h1:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| {
+            Problem::invalid_field(
+                "cursor",
+                "the cursor is not one this API returned: pass `next_cursor` as it came",
+            )
+        })
 }
 
 /// `POST /instances/{id}/cancel`.
@@ -228,13 +279,7 @@ pub async fn list(
     };
     let since = time("since", q.since.as_deref())?;
     let until = time("until", q.until.as_deref())?;
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Problem::invalid_field(
-            "limit",
-            format!("limit must be 1 to {MAX_LIMIT}"),
-        ));
-    }
+    let limit = listing::page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     let tenant = match (&caller.tenant, q.tenant) {
         // Another tenant's instances are invisible: the answer is an empty page.
@@ -278,6 +323,38 @@ pub async fn detail(
     Path(id): Path<String>,
 ) -> Result<Json<InstanceDetail>, Problem> {
     Ok(Json(detail_of(&state, &caller, &id).await?))
+}
+
+/// An instance's execution history, one page at a time, oldest first.
+#[utoipa::path(operation_id = "get_instance_history", get, path = "/api/v1/instances/{id}/history", tag = "instances",
+    params(("id" = String, Path, description = "The instance id"), HistoryQuery),
+    responses(
+        (status = 200, description = "A page of the history", body = HistoryPageView),
+        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Json<HistoryPageView>, Problem> {
+    let limit = listing::page_limit(q.limit, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE)?;
+    let offset = q
+        .cursor
+        .as_deref()
+        .map(parse_history_cursor)
+        .transpose()?
+        .unwrap_or(0);
+    visible(&state, &caller, &id).await?;
+    let page = state.client.history_page(&id, offset, limit).await?;
+    Ok(Json(HistoryPageView {
+        items: page.records.iter().map(Attempt::from).collect(),
+        next_cursor: page.next.map(history_cursor),
+        total: page.total,
+    }))
 }
 
 /// An instance's diagram with each step's state.
@@ -425,13 +502,14 @@ pub async fn detail_of(
         Ok(_) | Err(EngineError::NotFound(_)) => return Err(not_found(id)),
         Err(e) => return Err(e.into()),
     };
-    let history = state.client.history(id).await?;
+    let history = state.client.history_page(id, 0, DETAIL_HISTORY).await?;
     let tasks = open_tasks_of(state, caller, &view).await?;
     Ok(InstanceDetail {
         summary: InstanceSummary::from(&view),
         context: view.context.clone(),
         failed_step: view.failed_step.clone(),
-        history: history.iter().map(Attempt::from).collect(),
+        history: history.records.iter().map(Attempt::from).collect(),
+        history_total: history.total,
         tasks,
     })
 }

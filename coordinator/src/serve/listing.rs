@@ -70,6 +70,19 @@ impl Cursor {
     }
 }
 
+/// A listing's `?limit=`: `default` when absent, else 1 to `max`; a 400 naming `limit`
+/// otherwise.
+pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::invalid_field(
+            "limit",
+            format!("limit must be 1 to {max}"),
+        )),
+    }
+}
+
 /// One page of instances, and where the next begins.
 #[derive(Debug)]
 pub struct Page {

@@ -20,8 +20,9 @@
 //! | `GET /definitions/{name}/graph?version=` | `{mermaid, nodes, edges}` |
 //! | `POST /instances` | start `{workflow, version?, data?, id?, tenant?}` -> 201 + detail |
 //! | `GET /instances?status=&workflow=&tenant=&created_by=&since=&until=&limit=&cursor=` | `{items, next_cursor}` |
-//! | `GET /instances/{id}` | summary + `context`, `failed_step`, `history`, open `tasks` |
+//! | `GET /instances/{id}` | summary + `context`, `failed_step`, `history` (the first 1,000 records), `history_total`, open `tasks` |
 //! | `GET /instances/{id}/graph` | the graph + `states` (step -> state) |
+//! | `GET /instances/{id}/history?limit=&cursor=` | `{items, next_cursor, total}`, oldest first |
 //! | `POST /instances/{id}/cancel` | `{reason?}` -> detail; 409 when finished |
 //! | `POST /instances/{id}/retry` | `{from_step?}` -> detail; 409 when not failed |
 //! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=&limit=&cursor=` | open tasks, oldest first, each with `allowed`; `Weir-Next-Cursor` header when more |
@@ -107,6 +108,7 @@ fn api() -> Router<AppState> {
         .route("/instances", get(instances::list).post(instances::start))
         .route("/instances/{id}", get(instances::detail))
         .route("/instances/{id}/graph", get(instances::graph))
+        .route("/instances/{id}/history", get(instances::history))
         .route("/instances/{id}/cancel", post(instances::cancel))
         .route("/instances/{id}/retry", post(instances::retry))
         .route("/tasks", get(tasks::list))

@@ -23,7 +23,7 @@ use weir::redis::store;
 
 use super::auth::Caller;
 use super::instances::{detail_of, visible};
-use super::listing::Cursor;
+use super::listing::{page_limit, Cursor};
 use super::problem::{ApiJson, ApiQuery, Problem};
 use super::views::{InstanceDetail, TaskView};
 use super::AppState;
@@ -103,16 +103,7 @@ pub async fn list(
             format!("status {s:?}: only open tasks are listed (status=open)"),
         ));
     }
-    let limit = match q.limit {
-        None => DEFAULT_TASK_PAGE,
-        Some(n) if (1..=MAX_TASK_PAGE).contains(&n) => n,
-        Some(n) => {
-            return Err(Problem::invalid_field(
-                "limit",
-                format!("limit {n}: give 1 to {MAX_TASK_PAGE}"),
-            ))
-        }
-    };
+    let limit = page_limit(q.limit, DEFAULT_TASK_PAGE, MAX_TASK_PAGE)?;
     let after = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     let filter = TaskFilter {
         user: q.mine.unwrap_or(false).then(|| caller.user.clone()),

@@ -110,8 +110,11 @@ pub struct InstanceDetail {
     pub context: Value,
     /// The step that failed it.
     pub failed_step: Option<String>,
-    /// Every attempt: finished ones, then those in flight.
+    /// The attempts, oldest first (finished ones, then those in flight): the first 1,000;
+    /// `GET /instances/{id}/history` pages through all of them.
     pub history: Vec<Attempt>,
+    /// How many attempt records the instance has in all.
+    pub history_total: usize,
     /// Its open human tasks.
     pub tasks: Vec<TaskView>,
 }

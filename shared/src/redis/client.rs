@@ -18,7 +18,7 @@ use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use crate::api::{
-    check_instance_id, check_start, history_with_running, is_same_start, EngineError,
+    check_instance_id, check_start, history_with_running, is_same_start, EngineError, HistoryPage,
     InstanceFilter, InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Env, Input};
@@ -327,6 +327,29 @@ impl WeirClient {
             .await
             .map_err(|e| EngineError::Redis(e.to_string()))?;
         Ok(history_with_running(&finished, &inst, &wf))
+    }
+
+    /// One page of the execution history: up to `limit` records from position `offset`
+    /// (oldest first), the attempts in flight after the last finished one.
+    pub async fn history_page(
+        &self,
+        instance_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<HistoryPage, EngineError> {
+        let (inst, wf) = self.load(instance_id).await?;
+        let (finished, total_finished) =
+            store::load_history_range(&self.c, instance_id, offset, limit)
+                .await
+                .map_err(|e| EngineError::Redis(e.to_string()))?;
+        Ok(HistoryPage::new(
+            finished,
+            offset,
+            limit,
+            total_finished,
+            &inst,
+            &wf,
+        ))
     }
 
     /// Waits until the instance is completed, failed, canceled or waiting on a human task.

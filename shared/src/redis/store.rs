@@ -214,6 +214,36 @@ pub async fn load_history(c: &Connections, id: &str) -> Result<Vec<AttemptRecord
     raw.iter().map(|b| decode_record(b)).collect()
 }
 
+/// Up to `count` finished attempts of an instance from position `start` (oldest first), and
+/// how many it has in all.
+pub async fn load_history_range(
+    c: &Connections,
+    id: &str,
+    start: usize,
+    count: usize,
+) -> Result<(Vec<AttemptRecord>, usize), RedisError> {
+    let key = c.keys.part_of(id).history(id);
+    let stop = (start + count).saturating_sub(1);
+    let (raw, total): (Vec<Vec<u8>>, usize) = redis::pipe()
+        .cmd("LRANGE")
+        .arg(&key)
+        .arg(start)
+        .arg(stop)
+        .cmd("LLEN")
+        .arg(&key)
+        .query_async(&mut c.conn.clone())
+        .await
+        .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
+    let records = if count == 0 {
+        Vec::new()
+    } else {
+        raw.iter()
+            .map(|b| decode_record(b))
+            .collect::<Result<_, _>>()?
+    };
+    Ok((records, total))
+}
+
 /// Every open task, over all partitions.
 ///
 /// A record that does not decode is skipped (logged, and counted in the second value), so
