@@ -24,7 +24,7 @@ pub fn encode_record<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// Decodes a stored record.
 pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RedisError> {
-    rmp_serde::from_slice(bytes).map_err(|e| RedisError::Corrupt(e.to_string()))
+    super::wire::from_slice_bounded(bytes).map_err(|e| RedisError::Corrupt(e.to_string()))
 }
 
 /// Compiled definitions loaded from Redis, cached forever: a (name, version) never changes.

@@ -177,7 +177,23 @@ pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeErr
     if bytes.len() > MAX_MESSAGE_BYTES {
         return Err(DecodeError::TooLarge(bytes.len()));
     }
-    rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Invalid(e.to_string()))
+    from_slice_bounded(bytes).map_err(|e| DecodeError::Invalid(e.to_string()))
+}
+
+/// The deepest nesting of arrays and maps that MessagePack decoding accepts. Values from
+/// users are JSON, at most 128 levels deep (serde_json's limit), and a message or record
+/// adds a few levels. rmp-serde's own limit (1,024) is not enough: a `serde_json::Value`
+/// nested that deep overflows a 2 MiB thread stack (a Tokio worker's) in a debug build, so
+/// one crafted stream entry would crash a worker or coordinator, again at each restart.
+pub const MAX_DEPTH: usize = 256;
+
+/// `rmp_serde::from_slice` with the depth limit of [`MAX_DEPTH`].
+pub fn from_slice_bounded<'a, T: Deserialize<'a>>(
+    bytes: &'a [u8],
+) -> Result<T, rmp_serde::decode::Error> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    de.set_max_depth(MAX_DEPTH);
+    T::deserialize(&mut de)
 }
 
 #[cfg(test)]
@@ -200,5 +216,37 @@ mod tests {
         assert_eq!(decode::<ResultMessage>(&bytes).unwrap(), m);
         assert!(decode::<ResultMessage>(b"\xc1garbage").is_err());
         assert!(decode::<StepMessage>(&bytes).is_err());
+    }
+
+    #[test]
+    fn nesting_past_the_depth_limit_is_an_error_not_a_stack_overflow() {
+        // 100,000 nested maps (an unknown key's value, skipped) and arrays (a `config`):
+        // with rmp-serde's own limit of 1,024 these overflowed the thread's stack.
+        let mut maps = [0x81, 0xa1, b'k'].repeat(100_000);
+        maps.push(0xc0);
+        assert!(decode::<StepMessage>(&maps).is_err());
+        assert!(decode::<CommandMessage>(&maps).is_err());
+        assert!(crate::redis::store::decode_record::<crate::model::Instance>(&maps).is_err());
+        let mut arrays = vec![0x91; 100_000];
+        arrays.push(0xc0);
+        assert!(crate::redis::store::decode_record::<Value>(&arrays).is_err());
+        // A value as deep as JSON from a user may be (128 levels) still decodes.
+        let mut deep = serde_json::json!(1);
+        for _ in 0..127 {
+            deep = serde_json::json!([deep]);
+        }
+        let mut context = Context::new();
+        context.insert("deep".into(), deep);
+        let m = ResultMessage {
+            instance_id: "i".into(),
+            step: "s".into(),
+            attempt: 1,
+            token: 7,
+            worker: "w".into(),
+            outcome: Outcome::Ok(context),
+            started_at: Timestamp(1),
+            finished_at: Timestamp(2),
+        };
+        assert_eq!(decode::<ResultMessage>(&encode(&m)).unwrap(), m);
     }
 }
