@@ -31,11 +31,12 @@ const REPLY_TTL_MS: u64 = 60_000;
 
 /// One input of a turn.
 pub enum Inbound {
-    /// A client command.
+    /// A client command, with its deadline (ms, Redis clock) when it has one.
     Command {
         stream: String,
         id: String,
         msg: CommandMessage,
+        deadline_ms: Option<i64>,
     },
     /// A worker's result.
     Result {
@@ -69,7 +70,7 @@ impl Inbound {
 pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbound {
     let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
     let stream = stream.to_string();
-    let id = entry.id;
+    let id = entry.id.clone();
     let Some(raw) = raw else {
         return Inbound::Poison {
             stream,
@@ -79,8 +80,16 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
         };
     };
     if from_commands {
+        let deadline_ms = entry
+            .get::<String>(wire::DEADLINE_FIELD)
+            .and_then(|d| d.parse::<i64>().ok());
         match wire::decode::<CommandMessage>(&raw) {
-            Ok(msg) => Inbound::Command { stream, id, msg },
+            Ok(msg) => Inbound::Command {
+                stream,
+                id,
+                msg,
+                deadline_ms,
+            },
             Err(e) => Inbound::Poison {
                 stream,
                 id,
@@ -175,6 +184,8 @@ pub struct Built {
     pub refused: u64,
     /// Entries dead-lettered.
     pub dead: u64,
+    /// Commands discarded unapplied because their deadline had passed.
+    pub expired: u64,
     /// Metrics of what the batch did, published once it is committed.
     pub tally: weir_worker::ops::Tally,
     /// The instances as the batch leaves them, for [`InstanceCache::keep`] once committed.
@@ -188,6 +199,16 @@ struct Working {
     rev: Option<u64>,
     before: Option<InstanceStatus>,
     changed: bool,
+    /// A start no coordinator created yet (`start.lua`): when it was stored, and whether
+    /// it was canceled first. `inst` is `None` until the turn creates it.
+    unstarted: Option<Unstarted>,
+}
+
+/// A stored start the coordinator has not created yet.
+#[derive(Clone, Copy)]
+struct Unstarted {
+    created_at: Timestamp,
+    canceled: bool,
 }
 
 /// Applies a turn's inputs and builds its commit. Instances come from `cache` (taken out
@@ -206,6 +227,7 @@ pub async fn build(
         stale: 0,
         refused: 0,
         dead: 0,
+        expired: 0,
         tally: Default::default(),
         kept: Vec::new(),
     };
@@ -227,6 +249,7 @@ pub async fn build(
                         rev: Some(c.rev),
                         before,
                         changed: false,
+                        unstarted: None,
                     },
                 );
             }
@@ -237,9 +260,19 @@ pub async fn build(
         .await
         .map_err(|e| e.to_string())?;
     for (id, stored) in missing.iter().zip(loaded) {
-        let (inst, rev) = match stored {
-            Some(s) => (Some(s.instance), Some(s.rev)),
-            None => (None, None),
+        let (inst, rev, unstarted) = match stored {
+            // A pending start: created by its Start command, against no revision (a cancel
+            // in between writes one, so that commit fails and the next turn sees it).
+            Some(s) if s.pending => (
+                None,
+                None,
+                Some(Unstarted {
+                    created_at: s.instance.created_at,
+                    canceled: s.instance.status == InstanceStatus::Canceled,
+                }),
+            ),
+            Some(s) => (Some(s.instance), Some(s.rev), None),
+            None => (None, None, None),
         };
         let wf = match &inst {
             Some(i) => Some(
@@ -251,7 +284,11 @@ pub async fn build(
             ),
             None => None,
         };
-        let before = inst.as_ref().map(|i| i.status);
+        let before = match (&inst, unstarted) {
+            (Some(i), _) => Some(i.status),
+            (None, Some(_)) => Some(InstanceStatus::Pending),
+            (None, None) => None,
+        };
         working.insert(
             id.to_string(),
             Working {
@@ -260,6 +297,7 @@ pub async fn build(
                 rev,
                 before,
                 changed: false,
+                unstarted,
             },
         );
     }
@@ -376,8 +414,25 @@ pub async fn build(
                     }
                 }
             }
-            Inbound::Command { stream, id, msg } => {
+            Inbound::Command {
+                stream,
+                id,
+                msg,
+                deadline_ms,
+            } => {
                 out.batch.ack(&stream, COORDINATOR_GROUP, &id);
+                // Applied before its deadline or never: its caller was (or will be) told
+                // that nothing changed. `commit.lua` checks the deadline again by the
+                // Redis clock when the batch is applied.
+                if let Some(deadline) = deadline_ms {
+                    if deadline <= now_ms {
+                        tracing::info!(instance_id = %msg.instance_id, "discarding a command past its deadline");
+                        out.expired += 1;
+                        out.tally.command_expired();
+                        continue;
+                    }
+                    out.batch.check_deadline(deadline);
+                }
                 let home = shared.conns.keys.partition_of(&msg.instance_id);
                 let reply = match working.get_mut(&msg.instance_id) {
                     // A client that hashed the id wrongly: applying it here would create or
@@ -418,6 +473,10 @@ pub async fn build(
         out.batch
             .hincr(&part.stats(), "stale_dropped", out.stale as i64);
     }
+    if out.expired > 0 {
+        out.batch
+            .hincr(&part.stats(), "commands_expired", out.expired as i64);
+    }
 
     // Write every changed instance once, with its index entries, guarded by its revision.
     for (id, w) in working {
@@ -453,6 +512,16 @@ async fn apply_command(
             tenant_id,
             created_by,
         } => {
+            if w.unstarted.is_some_and(|u| u.canceled) {
+                // Canceled while pending (`cancel_pending.lua`): never created.
+                return Reply::Refused {
+                    kind: "wrong_status".into(),
+                    message: format!(
+                        "instance {:?} was canceled before a coordinator created it",
+                        msg.instance_id
+                    ),
+                };
+            }
             if let Some(existing) = &w.inst {
                 // Idempotent start: the id exists. Only for the same workflow and tenant
                 // (the client checks the version it asked for, which it resolved here).
@@ -484,6 +553,10 @@ async fn apply_command(
                 created_by: created_by.clone(),
             };
             let (mut inst, effects) = core::start(&wf, spec, env);
+            if let Some(u) = w.unstarted.take() {
+                // It exists for its callers since it was stored: keep that time.
+                inst.created_at = u.created_at;
+            }
             effects_to_batch(
                 &mut out.batch,
                 (&mut out.tally, &wf),
@@ -677,6 +750,10 @@ fn write_instance(
         if let Some(c) = &inst.created_by {
             b.zadd(&part.index_creator(c), created, id);
         }
+    }
+    if before == Some(InstanceStatus::Pending) {
+        // Created from a pending start: the start's copy is no longer needed.
+        b.hdel(&key, "start");
     }
     if before != Some(inst.status) {
         if let Some(old) = before {
