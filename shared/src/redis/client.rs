@@ -7,7 +7,9 @@
 //! that call. It returns at once, coordinator or not; the coordinator that owns the
 //! partition creates the instance from the command later. A pending instance can be
 //! canceled (`cancel_pending.lua`, which makes the coordinator's create fail its revision
-//! check, so a canceled start is never created).
+//! check, so a canceled start is never created). A start due later (a delayed start) fits
+//! the same record: stored pending with its start time, its Start command kept in a sorted
+//! set by that time (Redis clock) instead of the stream, and moved to the stream when due.
 //!
 //! **Commands on existing instances** go through the partition's command stream to the
 //! coordinator that owns it (only it writes instance state). The client first checks the
