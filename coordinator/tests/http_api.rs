@@ -212,10 +212,20 @@ impl Stack {
         body
     }
 
-    /// Starts an instance through the API, expecting 201.
+    /// Starts an instance through the API, expecting 202 (stored, pending), and waits until
+    /// the coordinator created it; returns the start's answer.
     async fn start_instance(&self, token: &str, body: Value) -> Value {
         let (status, v) = self.post("/instances", token, body.clone()).await;
-        assert_eq!(status, StatusCode::CREATED, "start {body}: {v}");
+        assert_eq!(status, StatusCode::ACCEPTED, "start {body}: {v}");
+        let id = v["id"].as_str().unwrap_or_default().to_string();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while self.ok(&format!("/instances/{id}"), token).await["status"] == "pending" {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "instance {id} was never created"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         v
     }
 
@@ -450,7 +460,7 @@ async fn every_endpoint_and_error_code() {
         StatusCode::NOT_FOUND
     );
 
-    // Start: 201, as the caller, in the caller's tenant.
+    // Start: 202 (stored, pending), as the caller, in the caller's tenant.
     let a = s
         .start_instance(
             ALICE,
@@ -476,7 +486,7 @@ async fn every_endpoint_and_error_code() {
         .await;
     assert_eq!(
         (status, again["id"].as_str()),
-        (StatusCode::OK, Some("globex-1"))
+        (StatusCode::OK, Some("globex:globex-1"))
     );
     // ... another workflow under that id is refused.
     let (status, p) = s
@@ -490,7 +500,8 @@ async fn every_endpoint_and_error_code() {
         (status, p["field"].as_str()),
         (StatusCode::CONFLICT, Some("id"))
     );
-    // ... and an id of another tenant is not handed out.
+    // ... and caller ids are per tenant: another tenant's id is its own, and says nothing
+    // of globex's.
     let (status, p) = s
         .post(
             "/instances",
@@ -499,8 +510,17 @@ async fn every_endpoint_and_error_code() {
         )
         .await;
     assert_eq!(
-        (status, p["field"].as_str()),
-        (StatusCode::CONFLICT, Some("id"))
+        (status, p["id"].as_str()),
+        (StatusCode::ACCEPTED, Some("acme:globex-1"))
+    );
+    // A pending start can be canceled (here, or once the coordinator created it).
+    let (status, canceled) = s
+        .post("/instances/acme:globex-1/cancel", ALICE, json!({}))
+        .await;
+    assert_eq!(
+        (status, canceled["status"].as_str()),
+        (StatusCode::OK, Some("canceled")),
+        "{canceled}"
     );
     // 400s, each naming what to fix.
     let (status, p) = s
@@ -595,7 +615,7 @@ async fn every_endpoint_and_error_code() {
         .await;
 
     // Lists: a tenant sees only its own, whatever it asks.
-    s.wait_status("globex-1", BOB, "waiting").await;
+    s.wait_status("globex:globex-1", BOB, "waiting").await;
     let waiting = s.wait_status(&a_id, ALICE, "waiting").await;
     assert_eq!(waiting["current_steps"], json!(["approve"]));
     assert_eq!(waiting["tasks"][0]["step"], "approve");
@@ -609,10 +629,13 @@ async fn every_endpoint_and_error_code() {
             .collect()
     };
     let alice_list = s.ok("/instances", ALICE).await;
-    assert_eq!(ids(&alice_list), HashSet::from([a_id.clone()]));
+    assert_eq!(
+        ids(&alice_list),
+        HashSet::from([a_id.clone(), "acme:globex-1".to_string()])
+    );
     assert_eq!(alice_list["next_cursor"], Value::Null);
     assert!(ids(&s.ok("/instances?tenant=globex", ALICE).await).is_empty());
-    assert_eq!(ids(&s.ok("/instances", ADMIN).await).len(), 4);
+    assert_eq!(ids(&s.ok("/instances", ADMIN).await).len(), 5);
     assert_eq!(ids(&s.ok("/instances?tenant=globex", ADMIN).await).len(), 2);
     assert_eq!(
         ids(&s
@@ -628,7 +651,7 @@ async fn every_endpoint_and_error_code() {
     assert!(ids(&s.ok("/instances?since=2999-01-01T00:00:00Z", ADMIN).await).is_empty());
     assert_eq!(
         ids(&s.ok("/instances?until=2999-01-01T00:00:00Z", ADMIN).await).len(),
-        4
+        5
     );
     for (query, field) in [
         ("status=bogus", "status"),
@@ -651,11 +674,11 @@ async fn every_endpoint_and_error_code() {
 
     // Detail and graph: another tenant's instance does not exist.
     assert_eq!(
-        s.get("/instances/globex-1", ALICE).await.0,
+        s.get("/instances/globex:globex-1", ALICE).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.get("/instances/globex-1/graph", ALICE).await.0,
+        s.get("/instances/globex:globex-1/graph", ALICE).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
@@ -712,7 +735,7 @@ async fn every_endpoint_and_error_code() {
         (status, p["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("status"))
     );
-    assert!(s.ok("/tasks", BOB).await[0]["instance_id"] == "globex-1");
+    assert!(s.ok("/tasks", BOB).await[0]["instance_id"] == "globex:globex-1");
     let task = s.ok(&format!("/tasks/{a_id}/approve"), MANAGER).await;
     assert_eq!(
         (task["title"].as_str(), task["allowed"].as_bool()),
@@ -857,14 +880,14 @@ async fn every_endpoint_and_error_code() {
 
     // Cancel: 404 for another tenant, 200, then 409; retry of a non-failed one is 409.
     assert_eq!(
-        s.post("/instances/globex-1/cancel", ALICE, json!({}))
+        s.post("/instances/globex:globex-1/cancel", ALICE, json!({}))
             .await
             .0,
         StatusCode::NOT_FOUND
     );
     let (status, canceled) = s
         .post(
-            "/instances/globex-1/cancel",
+            "/instances/globex:globex-1/cancel",
             BOB,
             json!({ "reason": "not needed" }),
         )
@@ -875,7 +898,9 @@ async fn every_endpoint_and_error_code() {
     );
     assert_eq!(canceled["error"], "not needed");
     assert_eq!(
-        s.post("/instances/globex-1/cancel", BOB, json!({})).await.0,
+        s.post("/instances/globex:globex-1/cancel", BOB, json!({}))
+            .await
+            .0,
         StatusCode::CONFLICT
     );
     assert_eq!(
@@ -891,7 +916,7 @@ async fn every_endpoint_and_error_code() {
     let (status, p) = s
         .call(
             Method::POST,
-            "/instances/globex-1/cancel",
+            "/instances/globex:globex-1/cancel",
             Some(BOB),
             Some(json!([1])),
         )
@@ -978,13 +1003,16 @@ async fn events_stream_live_and_per_tenant() {
     let s = Stack::start().await;
     // EventSource cannot set headers: the token may come as ?access_token=.
     let mut one = s
-        .events(&format!("?instance_id=ev-1&access_token={ADMIN}"), None)
+        .events(
+            &format!("?instance_id=acme:ev-1&access_token={ADMIN}"),
+            None,
+        )
         .await;
     let mut bob = s.events("", Some(BOB)).await;
     let (status, _) = s
         .call(
             Method::GET,
-            "/events?instance_id=ev-1&access_token=wrong",
+            "/events?instance_id=acme:ev-1&access_token=wrong",
             None,
             None,
         )
@@ -1006,38 +1034,41 @@ async fn events_stream_live_and_per_tenant() {
     // An acme instance runs to its end first; then a globex one.
     s.start_instance(ALICE, json!({ "workflow": "quick", "id": "ev-1" }))
         .await;
-    let seen = one.until("ev-1", "WorkflowCompleted").await;
+    let seen = one.until("acme:ev-1", "WorkflowCompleted").await;
     let types: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(types.first(), Some(&"WorkflowStarted"), "{types:?}");
     assert!(types.contains(&"StepExecuted"), "{types:?}");
     for (kind, data) in &seen {
         assert_eq!(data["type"], kind.as_str());
-        assert_eq!(data["instance_id"], "ev-1", "only the instance asked for");
+        assert_eq!(
+            data["instance_id"], "acme:ev-1",
+            "only the instance asked for"
+        );
         assert!(data["timestamp"].is_string());
     }
-    s.wait_status("ev-1", ALICE, "completed").await;
+    s.wait_status("acme:ev-1", ALICE, "completed").await;
     // A reassignment is announced.
-    let mut three = s.events("?instance_id=ev-3", Some(ALICE)).await;
+    let mut three = s.events("?instance_id=acme:ev-3", Some(ALICE)).await;
     s.start_instance(ALICE, json!({ "workflow": "approval", "id": "ev-3" }))
         .await;
-    s.wait_status("ev-3", ALICE, "waiting").await;
+    s.wait_status("acme:ev-3", ALICE, "waiting").await;
     let (status, _) = s
         .post(
-            "/tasks/ev-3/approve/reassign",
+            "/tasks/acme:ev-3/approve/reassign",
             ADMIN,
             json!({ "assignee": "alice@example.com" }),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let seen = three.until("ev-3", "HumanTaskReassigned").await;
+    let seen = three.until("acme:ev-3", "HumanTaskReassigned").await;
     let (_, event) = seen.last().unwrap();
     assert_eq!(event["assignee"], "alice@example.com");
     assert_eq!(event["by"], "ops@example.com");
     s.start_instance(BOB, json!({ "workflow": "quick", "id": "ev-2" }))
         .await;
-    let bobs = bob.until("ev-2", "WorkflowCompleted").await;
+    let bobs = bob.until("globex:ev-2", "WorkflowCompleted").await;
     assert!(
-        bobs.iter().all(|(_, d)| d["instance_id"] == "ev-2"),
+        bobs.iter().all(|(_, d)| d["instance_id"] == "globex:ev-2"),
         "bob (globex) saw another tenant's events: {bobs:?}"
     );
 }
@@ -1652,4 +1683,85 @@ async fn reassignment_racing_the_task_opening_is_never_granted() {
             "{id}: {history}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_starts_is_checked_whole_then_answered_per_item() {
+    let s = Stack::start().await;
+    async fn count(s: &Stack) -> Option<usize> {
+        s.ok("/instances?limit=500", ADMIN).await["items"]
+            .as_array()
+            .map(Vec::len)
+    }
+    let before = count(&s).await;
+    // A bad item refuses the batch: nothing stored, the item named.
+    let (status, p) = s
+        .post(
+            "/instances/batch",
+            ALICE,
+            json!({ "workflow": "quick", "items": [{ "data": {} }, { "data": [1] }] }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("items[1].data")),
+        "{p}"
+    );
+    let (status, p) = s
+        .post(
+            "/instances/batch",
+            ALICE,
+            json!({ "workflow": "quick", "items": [] }),
+        )
+        .await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("items"))
+    );
+    let too_many: Vec<Value> = (0..1001).map(|_| json!({})).collect();
+    let (status, _) = s
+        .post(
+            "/instances/batch",
+            ALICE,
+            json!({ "workflow": "quick", "items": too_many }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s
+        .post(
+            "/instances/batch",
+            ALICE,
+            json!({ "workflow": "nope", "items": [{}] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(count(&s).await, before, "a refused batch stored something");
+
+    // One result per item, in order: stored, made already, or refused on its own.
+    s.start_instance(ALICE, json!({ "workflow": "approval", "id": "b-taken" }))
+        .await;
+    let (status, v) = s
+        .post(
+            "/instances/batch",
+            ALICE,
+            json!({ "workflow": "quick", "items": [
+                { "data": { "n": 0 } },
+                { "id": "b-1" },
+                { "id": "b-1" },
+                { "id": "b-taken" },
+            ] }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    let statuses: Vec<u64> = items.iter().filter_map(|i| i["status"].as_u64()).collect();
+    assert_eq!(statuses, [202, 202, 200, 409], "{v}");
+    assert_eq!(items[1]["id"], "acme:b-1");
+    assert_eq!(items[2]["id"], "acme:b-1");
+    assert_eq!(items[3]["problem"]["field"], "id");
+    let first = items[0]["id"].as_str().unwrap_or_default().to_string();
+    let done = s.wait_status(&first, ALICE, "completed").await;
+    assert_eq!(done["context"]["n"], 0);
+    assert_eq!(done["tenant"], "acme");
+    s.wait_status("acme:b-1", ALICE, "completed").await;
 }

@@ -297,7 +297,8 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let line = env.fails(&["definition", "show", "nope"]);
     assert!(line.contains("\"nope\""), "{line}");
 
-    // Start: the id alone; the same --id twice starts one instance.
+    // Start: the id alone; the same --id twice starts one instance. Caller ids are per
+    // tenant: with --tenant acme, the instance is `acme:e1`.
     let data = r#"{"employee": "ann", "amount": 120}"#;
     let start = [
         "start",
@@ -311,18 +312,18 @@ fn instances_tasks_and_refusals_through_the_cli() {
         "--created-by",
         "ann",
     ];
-    assert_eq!(env.ok(&start), "e1\n");
-    assert_eq!(env.ok(&start), "e1\n");
+    assert_eq!(env.ok(&start), "acme:e1\n");
+    assert_eq!(env.ok(&start), "acme:e1\n");
     let line = env.fails(&["start", "nope"]);
     assert!(line.contains("unknown workflow nope"), "{line}");
     let line = env.fails(&["start", "expense_approval", "--data", "[1]"]);
     assert!(line.contains("JSON object"), "{line}");
 
     // Wait: until the task is open; the status JSON shape.
-    let v = env.json(&["wait", "e1", "--timeout", "20s"]);
+    let v = env.json(&["wait", "acme:e1", "--timeout", "20s"]);
     assert_eq!(v["status"], "waiting");
     assert_eq!(v["current_steps"], serde_json::json!(["approve"]));
-    let v = env.json(&["status", "e1", "--json"]);
+    let v = env.json(&["status", "acme:e1", "--json"]);
     for key in [
         "id",
         "definition",
@@ -341,7 +342,9 @@ fn instances_tasks_and_refusals_through_the_cli() {
     assert_eq!(v["tenant"], "acme");
     assert_eq!(v["created_by"], "ann");
     assert_eq!(v["error"], Value::Null);
-    assert!(env.ok(&["status", "e1"]).contains("status:        waiting"));
+    assert!(env
+        .ok(&["status", "acme:e1"])
+        .contains("status:        waiting"));
     let line = env.fails(&["status", "no-such-id"]);
     assert!(line.contains("no-such-id"), "{line}");
 
@@ -358,7 +361,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let line = env.fails(&[
         "task",
         "complete",
-        "e1",
+        "acme:e1",
         "approve",
         "--user",
         "bob",
@@ -369,7 +372,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let line = env.fails(&[
         "task",
         "complete",
-        "e1",
+        "acme:e1",
         "approve",
         "--user",
         "manager",
@@ -377,14 +380,17 @@ fn instances_tasks_and_refusals_through_the_cli() {
         r#"{"approved": "yes"}"#,
     ]);
     assert!(line.contains("invalid_data"), "{line}");
-    assert_eq!(env.json(&["status", "e1", "--json"])["status"], "waiting");
+    assert_eq!(
+        env.json(&["status", "acme:e1", "--json"])["status"],
+        "waiting"
+    );
     // Reassigning: to no one is refused; to carol, with manager as a candidate, is listed.
-    let line = env.fails(&["task", "reassign", "e1", "approve", "--by", "ops"]);
+    let line = env.fails(&["task", "reassign", "acme:e1", "approve", "--by", "ops"]);
     assert!(line.contains("invalid_data"), "{line}");
     env.ok(&[
         "task",
         "reassign",
-        "e1",
+        "acme:e1",
         "approve",
         "--to",
         "carol",
@@ -402,7 +408,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
     env.ok(&[
         "task",
         "complete",
-        "e1",
+        "acme:e1",
         "approve",
         "--user",
         "manager",
@@ -412,7 +418,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let line = env.fails(&[
         "task",
         "complete",
-        "e1",
+        "acme:e1",
         "approve",
         "--user",
         "manager",
@@ -420,12 +426,12 @@ fn instances_tasks_and_refusals_through_the_cli() {
         r#"{"approved": true}"#,
     ]);
     assert!(line.contains("refused"), "{line}");
-    let v = env.json(&["wait", "e1", "--timeout", "20s"]);
+    let v = env.json(&["wait", "acme:e1", "--timeout", "20s"]);
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(v["context"]["paid"], true);
 
     // History: one entry per attempt.
-    let h = env.json(&["history", "e1", "--json"]);
+    let h = env.json(&["history", "acme:e1", "--json"]);
     let steps: Vec<&str> = h
         .as_array()
         .expect("an array")
@@ -455,10 +461,10 @@ fn instances_tasks_and_refusals_through_the_cli() {
     }
     assert_eq!(h[1]["worker"], "ops");
     assert_eq!(h[2]["worker"], "manager");
-    assert!(env.ok(&["history", "e1"]).contains("approve"));
+    assert!(env.ok(&["history", "acme:e1"]).contains("approve"));
 
     // Cancel: refused for a finished instance; a waiting one is canceled.
-    let line = env.fails(&["cancel", "e1"]);
+    let line = env.fails(&["cancel", "acme:e1"]);
     assert!(line.contains("wrong_status"), "{line}");
     env.ok(&["start", "expense_approval", "--id", "e2", "--data", data]);
     env.json(&["wait", "e2", "--timeout", "20s"]);
@@ -494,7 +500,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let v = env.json(&["wait", id, "--timeout", "20s"]);
     assert_eq!(v["status"], "failed");
     assert_eq!(v["context"]["order"], 7);
-    let line = env.fails(&["retry", "e1"]);
+    let line = env.fails(&["retry", "acme:e1"]);
     assert!(line.contains("wrong_status"), "{line}");
 
     // Wait: a timeout is exit code 4 with one line.
@@ -508,7 +514,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let all = env.json(&["list", "--json"]);
     assert_eq!(all.as_array().map(Vec::len), Some(4), "{all}");
     let done = env.json(&["list", "--status", "completed", "--json"]);
-    assert_eq!(done[0]["id"], "e1");
+    assert_eq!(done[0]["id"], "acme:e1");
     let by = env.json(&["list", "--created-by", "ann", "--tenant", "acme", "--json"]);
     assert_eq!(by.as_array().map(Vec::len), Some(1), "{by}");
     let one = env.json(&[
@@ -525,14 +531,14 @@ fn instances_tasks_and_refusals_through_the_cli() {
     assert_eq!(code, 2);
 
     // Events: JSON lines with type, instance_id, timestamp.
-    let out = env.ok(&["events", "--instance", "e1", "--json"]);
+    let out = env.ok(&["events", "--instance", "acme:e1", "--json"]);
     let events: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    assert!(events
-        .iter()
-        .all(|e| e["instance_id"] == "e1" && e["type"].is_string() && e["timestamp"].is_string()));
+    assert!(events.iter().all(|e| e["instance_id"] == "acme:e1"
+        && e["type"].is_string()
+        && e["timestamp"].is_string()));
     assert!(events
         .iter()
         .any(|e| e["type"] == "HumanTaskCompleted" && e["user"] == "manager"));
@@ -676,4 +682,98 @@ fn demo_runs_distributed_and_bench_runs() {
         .timeout(Duration::from_secs(120)));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("linear 10 x noop"), "{out}");
+}
+
+#[test]
+fn starts_need_no_coordinator_and_a_jsonl_file_starts_one_per_line() {
+    let mut env = Env::start(1);
+    env.ok(&["definition", "register", &example("order_fanout.yaml")]);
+    // No coordinator from here on: starts are stored, pending.
+    if let Some(c) = env.coordinator.take() {
+        assert_eq!(c.terminate(), Some(0));
+    }
+    let id = env.ok(&["start", "order_fanout", "--id", "o1"]);
+    assert_eq!(id, "o1\n");
+    let v = env.json(&["status", "o1", "--json"]);
+    assert_eq!(v["status"], "pending", "{v}");
+    let listed = env.json(&["list", "--status", "pending", "--json"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+
+    // One start per line, ids in line order; a bad line starts nothing of the file.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"order\": \"A-1\"}\n\n[3]\n").expect("written");
+    let line = env.fails(&[
+        "start",
+        "order_fanout",
+        "--data-file",
+        &bad.display().to_string(),
+    ]);
+    assert!(line.contains("line 3"), "{line}");
+    assert!(line.contains("nothing was started"), "{line}");
+    assert_eq!(
+        env.json(&["list", "--status", "pending", "--json"])
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    let good = dir.path().join("orders.jsonl");
+    std::fs::write(
+        &good,
+        "{\"order\": \"A-1\"}\n\n{\"order\": \"A-2\"}\n{\"order\": \"A-3\"}\n",
+    )
+    .expect("written");
+    let out = env.ok(&[
+        "start",
+        "order_fanout",
+        "--data-file",
+        &good.display().to_string(),
+    ]);
+    let ids: Vec<&str> = out.lines().collect();
+    assert_eq!(ids.len(), 3, "{out}");
+    for (id, order) in ids.iter().zip(["A-1", "A-2", "A-3"]) {
+        let v = env.json(&["status", id, "--json"]);
+        assert_eq!(v["status"], "pending", "{v}");
+        assert_eq!(v["context"]["order"], order, "ids are in line order");
+    }
+    // A pending start is canceled at once; --wait gives up with exit 4, still stored.
+    let out = env.ok(&["cancel", ids[2]]);
+    assert!(out.contains("canceled"), "{out}");
+    let (code, _, err) = env.run(&[
+        "start",
+        "order_fanout",
+        "--id",
+        "o2",
+        "--wait",
+        "--wait-timeout",
+        "300ms",
+    ]);
+    assert_eq!(code, 4, "{err}");
+    assert!(one_error_line(&err).contains("pending"), "{err}");
+
+    // A coordinator comes: it creates and runs them, and not the canceled one.
+    let coordinator = StdCommand::new(weir_path())
+        .args(["coordinator", "--id", "c2", "--lease", "2s"])
+        .envs(env.vars())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weir coordinator starts");
+    env.coordinator = Some(Proc(coordinator));
+    for id in ["o1", "o2", ids[0], ids[1]] {
+        let v = env.json(&["wait", id, "--timeout", "30s"]);
+        assert_eq!(v["status"], "completed", "{v}");
+    }
+    assert_eq!(
+        env.ok(&["start", "order_fanout", "--id", "o3", "--wait"]),
+        "o3\n"
+    );
+    assert_ne!(env.json(&["status", "o3", "--json"])["status"], "pending");
+    assert_eq!(
+        env.json(&["status", ids[2], "--json"])["status"],
+        "canceled"
+    );
+    if let Some(c) = env.coordinator.take() {
+        assert_eq!(c.terminate(), Some(0));
+    }
 }

@@ -76,6 +76,53 @@ pub fn check_instance_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The separator between a tenant and a caller id in a tenant's instance ids (see
+/// [`scoped_instance_id`]); a tenant name may not contain it.
+pub const TENANT_ID_SEPARATOR: char = ':';
+
+/// Checks a tenant name: 1 to 200 bytes, printable, no spaces and no
+/// [`TENANT_ID_SEPARATOR`] (so `TENANT:ID` names one tenant's id and no other's).
+pub fn check_tenant(tenant: &str) -> Result<(), String> {
+    if tenant.is_empty() || tenant.len() > MAX_ID_LEN {
+        return Err(format!("tenant must be 1 to {MAX_ID_LEN} bytes"));
+    }
+    if tenant
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == TENANT_ID_SEPARATOR)
+    {
+        return Err(format!(
+            "tenant {tenant:?} must not contain spaces, control characters or \
+             {TENANT_ID_SEPARATOR:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The instance id a start with the caller id `id` gets. Caller ids are scoped per tenant:
+/// with a tenant the instance id is `TENANT:ID`, so two tenants may use the same caller id
+/// without meeting (neither can take, nor probe for, the other's ids); without a tenant it
+/// is `id` itself. Starting the same caller id again (same tenant) finds the same instance.
+pub fn scoped_instance_id(id: &str, tenant: Option<&str>) -> String {
+    match tenant {
+        Some(t) => format!("{t}{TENANT_ID_SEPARATOR}{id}"),
+        None => id.to_string(),
+    }
+}
+
+/// Checks what a start can check without any state (the caller id and the tenant) and
+/// returns the instance id its caller id gets ([`scoped_instance_id`]); `None` when the
+/// caller chose none (the engine then makes one). Both engines call it, so they agree.
+pub fn start_instance_id(options: &StartOptions) -> Result<Option<String>, EngineError> {
+    if let Some(t) = &options.tenant_id {
+        check_tenant(t).map_err(EngineError::BadRequest)?;
+    }
+    let Some(id) = &options.id else {
+        return Ok(None);
+    };
+    check_instance_id(id).map_err(EngineError::BadRequest)?;
+    Ok(Some(scoped_instance_id(id, options.tenant_id.as_deref())))
+}
+
 /// Which instances to list. Every field set must match.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceFilter {

@@ -76,7 +76,8 @@ async fn start_workflow_with_every_option() {
         )
         .await
         .unwrap();
-    assert_eq!(inst.id, "order-1");
+    // Caller ids are per tenant: the instance of a tenant's id `X` is `TENANT:X`.
+    assert_eq!(inst.id, "acme-corp:order-1");
     assert_eq!(inst.definition, "chain");
     assert_eq!(inst.version, "1.0.0");
     assert_eq!(inst.status, InstanceStatus::Completed);
@@ -144,11 +145,10 @@ async fn a_caller_id_is_idempotent_only_for_the_same_start() {
         start("chain", Some("1.0.0"), Some("acme")).await.unwrap(),
         first
     );
+    assert_eq!(first.id, "acme:order-7");
     for (name, version, tenant) in [
         ("other", None, Some("acme")),
         ("chain", Some("2.0.0"), Some("acme")),
-        ("chain", None, Some("globex")),
-        ("chain", None, None),
     ] {
         let err = start(name, version, tenant).await.unwrap_err();
         assert!(
@@ -157,16 +157,22 @@ async fn a_caller_id_is_idempotent_only_for_the_same_start() {
         );
         assert_eq!(err.kind(), "id_taken");
         assert!(
-            !err.to_string().contains("acme"),
-            "says nothing of the other: {err}"
+            err.to_string().contains("acme:order-7"),
+            "names the caller's own id: {err}"
         );
     }
+    // Caller ids are per tenant: another tenant, or none, never meets acme's id.
+    assert_eq!(
+        start("chain", None, Some("globex")).await.unwrap().id,
+        "globex:order-7"
+    );
+    assert_eq!(start("chain", None, None).await.unwrap().id, "order-7");
     assert_eq!(
         engine
             .list_instances(&InstanceFilter::default())
             .await
             .len(),
-        1
+        3
     );
 }
 

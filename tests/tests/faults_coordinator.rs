@@ -258,21 +258,21 @@ async fn a_coordinator_without_the_lease_writes_nothing_and_loses_nothing() -> a
         .query_async(&mut conn)
         .await?;
 
-    // Commands for partition 3 are not applied (the coordinator gives it up)...
+    // Commands for partition 3 are not applied (the coordinator gives it up)... A start
+    // needs no coordinator: it is stored, pending.
     let fresh_id = id_in_partition(&keys, 3, "fresh");
-    let err = client
+    let fresh = client
         .start_workflow("approval", with_id(&fresh_id))
-        .await
-        .unwrap_err();
-    assert_eq!(err.kind(), "not_applied", "{err}");
+        .await?;
+    assert_eq!(fresh.status, InstanceStatus::Pending);
     let err = client
         .complete_human_task(&waiting_id, "approve", "ann", json!({}))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "not_applied", "{err}");
     assert_eq!(
-        client.get_instance(&fresh_id).await.unwrap_err().kind(),
-        "not_found"
+        client.get_instance(&fresh_id).await?.status,
+        InstanceStatus::Pending
     );
     let still = client.get_instance(&waiting_id).await?;
     assert_eq!(still.status, InstanceStatus::Waiting);
@@ -287,25 +287,29 @@ async fn a_coordinator_without_the_lease_writes_nothing_and_loses_nothing() -> a
     // The commands are kept, not lost.
     assert_eq!(xlen(&mut conn, &keys.part(3).commands()).await?, 2);
 
-    // The intruder goes away: the coordinator takes partition 3 back and applies both.
+    // The intruder goes away: the coordinator takes partition 3 back. It creates the
+    // pending start, and discards the completion: past its deadline (its caller was told
+    // that nothing changed), it is never applied.
     let _: () = redis::cmd("DEL").arg(&lease).query_async(&mut conn).await?;
-    let done = wait_for_async(
-        Duration::from_secs(8),
-        "the task completion applied",
-        async || {
-            let v = client.get_instance(&waiting_id).await.ok()?;
-            (v.status == InstanceStatus::Completed).then_some(v)
-        },
-    )
-    .await?;
-    assert_eq!(done.context["done"], json!(true));
-    let fresh = wait_for_async(Duration::from_secs(5), "the start applied", async || {
+    let fresh = wait_for_async(Duration::from_secs(8), "the start applied", async || {
         let v = client.get_instance(&fresh_id).await.ok()?;
         (v.status == InstanceStatus::Waiting).then_some(v)
     })
     .await?;
     assert_eq!(fresh.context["prepared"], json!(true));
-    assert_eq!(completed_records(&client, &waiting_id, "done").await?, 1);
+    wait_until_async(
+        Duration::from_secs(8),
+        "both commands handled",
+        async || {
+            xlen(&mut conn.clone(), &keys.part(3).commands())
+                .await
+                .is_ok_and(|n| n == 0)
+        },
+    )
+    .await?;
+    let still = client.get_instance(&waiting_id).await?;
+    assert_eq!(still.status, InstanceStatus::Waiting, "{still:?}");
+    assert_eq!(completed_records(&client, &waiting_id, "done").await?, 0);
     Ok(())
 }
 

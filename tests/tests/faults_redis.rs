@@ -83,7 +83,9 @@ async fn a_redis_crash_with_aof_loses_nothing_and_services_reconnect() -> anyhow
     for def in [TIMER, APPROVAL, LINE] {
         client.register_definition(parse_definition(def)?).await?;
     }
-    let timer = client.start_workflow("timer", with_id("timer-1")).await?;
+    let timer = client
+        .start_workflow_created("timer", with_id("timer-1"), Duration::from_secs(10))
+        .await?;
     let task = client.start_workflow("approval", with_id("task-1")).await?;
     let mut lines = Vec::new();
     for i in 0..10 {

@@ -91,7 +91,7 @@ async fn every_key_is_under_its_namespace_and_partition_and_namespaces_do_not_mi
         }
         for i in 0..4 {
             let v = client
-                .wait(&format!("order-{i}"), Duration::from_secs(5))
+                .wait(&format!("acme:order-{i}"), Duration::from_secs(5))
                 .await?;
             assert_eq!(v.status, InstanceStatus::Waiting, "{v:?}");
         }
@@ -100,11 +100,11 @@ async fn every_key_is_under_its_namespace_and_partition_and_namespaces_do_not_mi
     // The same ids in two namespaces are two instances: finish them in `t` only.
     let (t, u) = (&clients[0], &clients[1]);
     for i in 0..2 {
-        t.complete_human_task(&format!("order-{i}"), "approve", "ann", json!({}))
+        t.complete_human_task(&format!("acme:order-{i}"), "approve", "ann", json!({}))
             .await?;
     }
     for i in 0..2 {
-        let id = format!("order-{i}");
+        let id = format!("acme:order-{i}");
         assert_eq!(
             t.wait(&id, Duration::from_secs(5)).await?.status,
             InstanceStatus::Completed
@@ -131,7 +131,7 @@ async fn every_key_is_under_its_namespace_and_partition_and_namespaces_do_not_mi
     // Each namespace has instance hashes, histories, indexes, tasks, timers or events.
     assert!(all
         .iter()
-        .any(|k| k.starts_with("{u:p") && k.contains("}:i:order-")));
+        .any(|k| k.starts_with("{u:p") && k.contains("}:i:acme:order-")));
     assert!(all
         .iter()
         .any(|k| k.starts_with("{t:p") && k.contains("}:x:tenant:acme")));

@@ -300,7 +300,9 @@ async fn stale_duplicate_and_late_results_are_dropped_counted_and_change_nothing
     let part = keys(&client).part_of(id);
     let results = part.results();
     let mut conn = raw(&url).await?;
-    client.start_workflow("retried", with_id(id)).await?;
+    client
+        .start_workflow_created("retried", with_id(id), Duration::from_secs(10))
+        .await?;
 
     // Attempt 2 runs; attempt 1's token is older.
     let token2 = wait_for_async(Duration::from_secs(5), "attempt 2 runs", async || {

@@ -375,6 +375,8 @@ async fn two_clients_starting_the_same_caller_id_at_once_start_one_instance() ->
         assert_eq!(a.id, b.id);
         assert_eq!(a.created_at, b.created_at, "both got the same instance");
         assert_eq!(a.context["who"], b.context["who"], "one start won");
+        // Starts are stored pending; the coordinator creates them.
+        c1.wait(&a.id, Duration::from_secs(10)).await?;
     }
     let all = c1
         .list_instances(&InstanceFilter {
@@ -398,24 +400,28 @@ async fn two_clients_starting_the_same_caller_id_at_once_start_one_instance() ->
         1
     );
 
-    // The same id started at once for two tenants: one gets the instance, the other is
-    // refused and never sees it.
+    // Caller ids are per tenant: the same id started at once for two tenants gives each
+    // its own instance (`TENANT:ID`), and neither meets the other's.
     let for_tenant = |c: &WeirClient, tenant: &str| {
         let (c, mut o) = (c.clone(), with_id("shared-id"));
         o.tenant_id = Some(tenant.into());
         async move { c.start_workflow("task", o).await }
     };
     let (a, b) = tokio::join!(for_tenant(&c1, "acme"), for_tenant(&c2, "globex"));
-    let (won, lost) = match (a, b) {
-        (Ok(v), Err(e)) | (Err(e), Ok(v)) => (v, e),
-        (a, b) => anyhow::bail!("one start must win and one be refused: {a:?} {b:?}"),
-    };
-    assert_eq!(won.id, "shared-id");
-    assert_eq!(lost.kind(), "id_taken", "{lost}");
-    assert_eq!(
-        count_events(&all_events(&c1).await?, "shared-id", "WorkflowStarted"),
-        1
-    );
+    let (a, b) = (a?, b?);
+    assert_eq!(a.id, "acme:shared-id");
+    assert_eq!(b.id, "globex:shared-id");
+    // Within one tenant, two at once start one instance.
+    let (a2, b2) = tokio::join!(for_tenant(&c1, "acme"), for_tenant(&c2, "acme"));
+    assert_eq!(a2?.id, "acme:shared-id");
+    assert_eq!(b2?.id, "acme:shared-id");
+    for id in ["acme:shared-id", "globex:shared-id"] {
+        c1.wait(id, Duration::from_secs(10)).await?;
+        assert_eq!(
+            count_events(&all_events(&c1).await?, id, "WorkflowStarted"),
+            1
+        );
+    }
     Ok(())
 }
 
@@ -449,15 +455,18 @@ async fn retention_deletes_finished_instances_with_their_index_entries() -> anyh
     };
     let mut finished = Vec::new();
     for i in 0..3 {
-        let id = format!("done-{i}");
-        client.start_workflow("quick", owned(&id)).await?;
+        // A caller id with a tenant names the instance `TENANT:ID`.
+        let id = format!("acme:done-{i}");
+        client
+            .start_workflow("quick", owned(&format!("done-{i}")))
+            .await?;
         let v = client.wait(&id, Duration::from_secs(5)).await?;
         assert_eq!(v.status, InstanceStatus::Completed);
         finished.push((id, "completed", "quick"));
     }
     client.start_workflow("task", owned("canceled")).await?;
-    client.cancel_workflow("canceled", None).await?;
-    finished.push(("canceled".into(), "canceled", "task"));
+    client.cancel_workflow("acme:canceled", None).await?;
+    finished.push(("acme:canceled".into(), "canceled", "task"));
     client.start_workflow("task", owned("waiting")).await?;
 
     wait_until_async(
@@ -467,7 +476,7 @@ async fn retention_deletes_finished_instances_with_their_index_entries() -> anyh
             client
                 .list_instances(&InstanceFilter::default())
                 .await
-                .is_ok_and(|l| l.len() == 1 && l[0].id == "waiting")
+                .is_ok_and(|l| l.len() == 1 && l[0].id == "acme:waiting")
         },
     )
     .await?;
@@ -504,7 +513,7 @@ async fn retention_deletes_finished_instances_with_their_index_entries() -> anyh
     }
     // The unfinished one is kept, whatever its age, with its task.
     assert_eq!(
-        client.get_instance("waiting").await?.status,
+        client.get_instance("acme:waiting").await?.status,
         InstanceStatus::Waiting
     );
     assert_eq!(
@@ -543,7 +552,9 @@ async fn streams_are_capped_or_emptied_but_unhandled_work_is_never_trimmed() -> 
     for i in 0..40 {
         let id = format!("bounded-{i}");
         per_part[keys.partition_of(&id) as usize] += 1;
-        client.start_workflow("quick", with_id(&id)).await?;
+        client
+            .start_workflow_created("quick", with_id(&id), Duration::from_secs(10))
+            .await?;
         ids.push(id);
     }
     let mut queued = 0;
@@ -606,7 +617,7 @@ async fn an_overdue_task_follows_its_timeout_edge_by_the_redis_clock() -> anyhow
         .register_definition(parse_definition(OVERDUE)?)
         .await?;
     let inst = client
-        .start_workflow("overdue", StartOptions::default())
+        .start_workflow_created("overdue", StartOptions::default(), Duration::from_secs(10))
         .await?;
     // The deadline is a timer scored by the Redis clock.
     let mut conn = raw(&url).await?;
@@ -672,7 +683,9 @@ async fn a_reassigned_task_moves_to_the_new_assignee_and_only_they_complete_it(
     client
         .register_definition(parse_definition(APPROVAL)?)
         .await?;
-    let inst = client.start_workflow("approval", with_id("r1")).await?;
+    let inst = client
+        .start_workflow_created("approval", with_id("r1"), Duration::from_secs(10))
+        .await?;
     let to = weir::model::Assignment {
         assignee: Some("bob".into()),
         candidates: vec![],

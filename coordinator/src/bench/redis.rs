@@ -4,10 +4,18 @@
 //!   and for a 1 -> 8 -> 1 fan-out/join;
 //! - p50/p99 latency from a step's end to the next step's start, at half that load;
 //! - Redis memory per running and per finished instance;
+//! - start throughput from one client process, with no coordinator (a start is one script
+//!   call that stores it, pending): single starts by 64 concurrent callers, and batched
+//!   starts (batches of 100, one script call per partition each);
 //! - beside them, the raw `redis-benchmark` figure of pipelined XADD on the same server.
 //!
+//! The linear figure is end to end: 32 producers start the 10-step chains while the
+//! coordinator and workers drain them, and the clock stops when the last one completed.
+//!
 //! By default it starts its own `redis-server` on a free loopback port (no persistence), so
-//! it measures the engine, not a shared server's load.
+//! it measures the engine, not a shared server's load. With `--redis URL` it uses the
+//! namespaces `weir-bench` and `weir-bench-starts` there, and removes their keys before and
+//! after with `SCAN` + `UNLINK` (never `KEYS`, which would block a shared server).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
@@ -38,7 +46,18 @@ pub struct RedisBenchOptions {
     pub latency_seconds: f64,
     /// Workers' concurrency each.
     pub concurrency: usize,
+    /// Single starts in the start-throughput phase.
+    pub single_starts: usize,
+    /// Starts in the batched phase (in batches of [`START_BATCH`]).
+    pub batched_starts: usize,
 }
+
+/// Concurrent callers of the single-start phase.
+pub const START_CALLERS: usize = 64;
+/// Starts per batch in the batched phase.
+pub const START_BATCH: usize = 100;
+/// Concurrent batch callers in the batched phase.
+pub const BATCH_CALLERS: usize = 8;
 
 impl RedisBenchOptions {
     /// The full run the README reports.
@@ -48,6 +67,8 @@ impl RedisBenchOptions {
             instances: 1000,
             latency_seconds: 5.0,
             concurrency: 64,
+            single_starts: 60_000,
+            batched_starts: 200_000,
         }
     }
 
@@ -58,6 +79,8 @@ impl RedisBenchOptions {
             instances: 40,
             latency_seconds: 0.5,
             concurrency: 16,
+            single_starts: 640,
+            batched_starts: 1_000,
         }
     }
 }
@@ -69,8 +92,18 @@ pub struct RedisBenchReport {
     pub machine: String,
     /// Redis version.
     pub redis_version: String,
-    /// Linear workload: steps per second.
+    /// Linear workload, end to end (producers start the chains while workers drain them):
+    /// steps per second, starts included.
     pub linear_steps_per_second: f64,
+    /// Single starts per second (64 concurrent callers, one client process, no
+    /// coordinator: each start is one script call).
+    pub single_starts_per_second: f64,
+    /// Batched starts per second (batches of 100 by 8 concurrent callers).
+    pub batched_starts_per_second: f64,
+    /// Redis server CPU time per single start, microseconds.
+    pub redis_cpu_us_per_single_start: f64,
+    /// Redis server CPU time per batched start, microseconds.
+    pub redis_cpu_us_per_batched_start: f64,
     /// Fan-out workload: steps per second.
     pub fanout_steps_per_second: f64,
     /// Latency phase: instances started per second.
@@ -107,8 +140,18 @@ impl std::fmt::Display for RedisBenchReport {
         )?;
         writeln!(
             f,
-            "linear 10 x noop:                 {:>10.0} steps/s",
+            "linear 10 x noop, starts included: {:>9.0} steps/s",
             self.linear_steps_per_second
+        )?;
+        writeln!(
+            f,
+            "single starts (64 callers):       {:>10.0} starts/s (redis {:.1} us each)",
+            self.single_starts_per_second, self.redis_cpu_us_per_single_start
+        )?;
+        writeln!(
+            f,
+            "batched starts (100 a batch):     {:>10.0} starts/s (redis {:.1} us each)",
+            self.batched_starts_per_second, self.redis_cpu_us_per_batched_start
         )?;
         writeln!(
             f,
@@ -323,6 +366,122 @@ async fn start_many(
     Ok(ids)
 }
 
+/// Starts `n` instances in batches of `batch` with `callers` concurrent batch callers.
+async fn start_batches(
+    client: &WeirClient,
+    name: &str,
+    n: usize,
+    batch: usize,
+    callers: usize,
+) -> anyhow::Result<()> {
+    let batches = n.div_ceil(batch.max(1));
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..callers.max(1) {
+        let (client, name, next) = (client.clone(), name.to_string(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if b >= batches {
+                    return anyhow::Ok(());
+                }
+                let size = batch.min(n - b * batch);
+                let starts = vec![StartOptions::default(); size];
+                for r in client.start_workflows(&name, starts).await? {
+                    r?;
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(())
+}
+
+/// Removes every key of the namespace `ns` (`NS:…` and `{NS:p…}…`), with `SCAN` and
+/// `UNLINK` in small steps: on a shared Redis, `KEYS` would block every other client while
+/// it walks the whole keyspace. Returns how many keys were removed.
+async fn wipe_namespace(
+    conn: &mut redis::aio::MultiplexedConnection,
+    ns: &str,
+) -> anyhow::Result<u64> {
+    let mut removed = 0;
+    for pattern in [format!("{ns}:*"), format!("{{{ns}:p*")] {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await?;
+            if !keys.is_empty() {
+                removed += keys.len() as u64;
+                let _: () = redis::cmd("UNLINK").arg(keys).query_async(conn).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(removed)
+}
+
+/// Start throughput with no coordinator, in its own namespace (wiped after): single starts
+/// by [`START_CALLERS`] callers, then batched ones. Returns (single/s, batched/s, Redis CPU
+/// µs per single start, per batched start).
+async fn start_throughput(
+    url: &str,
+    opts: &RedisBenchOptions,
+) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let ns = "weir-bench-starts";
+    let client = WeirClient::connect(&RedisConfig::new(url, ns)).await?;
+    let def = workloads::linear(10);
+    client.register_definition(def.clone()).await?;
+    let mut conn = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+
+    let cpu = redis_cpu(&client).await?;
+    let t = Instant::now();
+    start_many(&client, &def.name, opts.single_starts, START_CALLERS).await?;
+    let single = opts.single_starts as f64 / t.elapsed().as_secs_f64();
+    let single_cpu = (redis_cpu(&client).await? - cpu) * 1e6 / opts.single_starts as f64;
+    let pending = count_status(&client, InstanceStatus::Pending).await?;
+    anyhow::ensure!(
+        pending == opts.single_starts as u64,
+        "{pending} pending instances after {} single starts",
+        opts.single_starts
+    );
+    wipe_namespace(&mut conn, ns).await?;
+
+    client.register_definition(def.clone()).await?;
+    let cpu = redis_cpu(&client).await?;
+    let t = Instant::now();
+    start_batches(
+        &client,
+        &def.name,
+        opts.batched_starts,
+        START_BATCH,
+        BATCH_CALLERS,
+    )
+    .await?;
+    let batched = opts.batched_starts as f64 / t.elapsed().as_secs_f64();
+    let batched_cpu = (redis_cpu(&client).await? - cpu) * 1e6 / opts.batched_starts as f64;
+    let pending = count_status(&client, InstanceStatus::Pending).await?;
+    anyhow::ensure!(
+        pending == opts.batched_starts as u64,
+        "{pending} pending instances after {} batched starts",
+        opts.batched_starts
+    );
+    wipe_namespace(&mut conn, ns).await?;
+    Ok((single, batched, single_cpu, batched_cpu))
+}
+
 async fn wait_completed(client: &WeirClient, target: u64, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
@@ -351,18 +510,15 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     };
     let ns = "weir-bench";
     let config = RedisConfig::new(&url, ns);
-    // A fresh namespace each run.
-    {
-        let c = redis::Client::open(url.as_str())?;
-        let mut conn = c.get_multiplexed_async_connection().await?;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("*{ns}*"))
-            .query_async(&mut conn)
-            .await?;
-        if !keys.is_empty() {
-            let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
-        }
-    }
+    // Fresh namespaces each run.
+    let mut wipe_conn = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    wipe_namespace(&mut wipe_conn, ns).await?;
+    wipe_namespace(&mut wipe_conn, "weir-bench-starts").await?;
+
+    // Start throughput first, with no coordinator running (and none of its CPU use).
+    let (single_sps, batched_sps, single_cpu, batched_cpu) = start_throughput(&url, &opts).await?;
 
     let (stop, stop_rx) = watch::channel(false);
     let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
@@ -526,10 +682,17 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
         let _ = w.await;
     }
     let xadd = own.as_ref().and_then(|s| redis_benchmark_xadd(s.port));
+    if own.is_none() {
+        wipe_namespace(&mut wipe_conn, ns).await?;
+    }
     Ok(RedisBenchReport {
         machine: super::report::machine(),
         redis_version,
         linear_steps_per_second: linear_sps,
+        single_starts_per_second: single_sps,
+        batched_starts_per_second: batched_sps,
+        redis_cpu_us_per_single_start: single_cpu,
+        redis_cpu_us_per_batched_start: batched_cpu,
         fanout_steps_per_second: fanout_sps,
         latency_load_steps_per_second: per_second * 10.0,
         latency_p50_ms: percentile(&samples, 50.0).as_secs_f64() * 1000.0,

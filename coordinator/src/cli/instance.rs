@@ -28,10 +28,14 @@ pub struct StartArgs {
     /// The initial context: a JSON object, e.g. '{"amount": 120}'.
     #[arg(long, value_name = "JSON", conflicts_with = "data_file")]
     pub data: Option<String>,
-    /// A file holding the initial context (a JSON object).
+    /// A file holding the initial context (a JSON object). A file named `*.jsonl` (or
+    /// `*.ndjson`) starts one instance per line instead, each line a JSON object, and
+    /// prints one id per line, in order; a bad line is reported by number and then nothing
+    /// of the file is started.
     #[arg(long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
     /// The instance id; starting the same id again starts nothing and prints it again.
+    /// With a tenant, the instance's id is `TENANT:ID` (caller ids are per tenant).
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
     /// Tenant.
@@ -40,6 +44,13 @@ pub struct StartArgs {
     /// Who starts it.
     #[arg(long, value_name = "U")]
     pub created_by: Option<String>,
+    /// Wait until a coordinator created the instance (it is `pending` until then). Without
+    /// it, `weir start` returns as soon as the start is stored in Redis, coordinator or not.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long `--wait` waits (exit code 4 after it; the start stays stored, pending).
+    #[arg(long, value_name = "DUR", default_value = "30s", value_parser = parse_duration, requires = "wait")]
+    pub wait_timeout: Duration,
 }
 
 /// `weir status ID`.
@@ -67,7 +78,7 @@ pub struct WaitArgs {
 /// `weir list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Only this status: running, waiting, completed, failed or canceled.
+    /// Only this status: pending, running, waiting, completed, failed or canceled.
     #[arg(long, value_name = "S")]
     pub status: Option<InstanceStatus>,
     /// Only instances of this workflow.
@@ -122,6 +133,9 @@ pub struct RetryArgs {
 
 /// Runs `weir start`.
 pub async fn start(global: &Global, args: StartArgs) -> anyhow::Result<ExitCode> {
+    if let Some(path) = args.data_file.as_ref().filter(|p| is_json_lines(p)) {
+        return start_lines(global, &args, path).await;
+    }
     let data = match &args.data_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -132,18 +146,134 @@ pub async fn start(global: &Global, args: StartArgs) -> anyhow::Result<ExitCode>
     };
     let client = client(global).await?;
     let options = StartOptions {
-        version: args.version,
+        version: args.version.clone(),
         initial_data: data,
-        id: args.id,
-        tenant_id: args.tenant,
-        created_by: args.created_by,
+        id: args.id.clone(),
+        tenant_id: args.tenant.clone(),
+        created_by: args.created_by.clone(),
     };
     let view = client
         .start_workflow(&args.name, options)
         .await
         .map_err(|e| engine_error(global, e))?;
+    if args.wait {
+        wait_created(global, &client, &view.id, args.wait_timeout).await?;
+    }
     out(&view.id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `--data-file` names a JSON Lines file (one start per line).
+fn is_json_lines(path: &std::path::Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jsonl") || e.eq_ignore_ascii_case("ndjson"))
+}
+
+/// `weir start NAME --data-file F.jsonl`: one start per non-blank line, as one batch. Every
+/// line is checked before anything is stored; then the ids are printed in line order. A
+/// start that Redis refused (a caller id taken) or could not store is reported on stderr
+/// with its line number, and the exit code is 1; the other lines are started.
+async fn start_lines(
+    global: &Global,
+    args: &StartArgs,
+    path: &std::path::Path,
+) -> anyhow::Result<ExitCode> {
+    if args.id.is_some() {
+        anyhow::bail!(
+            "--id names one instance, but --data-file {} starts one per line: leave --id out",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow!("--data-file {}: cannot read it: {e}", path.display()))?;
+    let mut lines = Vec::new();
+    let mut starts = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let data = parse_data(Some(line)).map_err(|e| {
+            anyhow!(
+                "--data-file {} line {}: {e}; nothing was started",
+                path.display(),
+                n + 1
+            )
+        })?;
+        lines.push(n + 1);
+        starts.push(StartOptions {
+            version: args.version.clone(),
+            initial_data: data,
+            id: None,
+            tenant_id: args.tenant.clone(),
+            created_by: args.created_by.clone(),
+        });
+    }
+    let client = client(global).await?;
+    let results = client
+        .start_workflows(&args.name, starts)
+        .await
+        .map_err(|e| {
+            let line = lines.get(e.index).copied().unwrap_or(0);
+            anyhow!(
+                "--data-file {} line {line}: {}; nothing was started",
+                path.display(),
+                engine_error(global, e.error)
+            )
+        })?;
+    let mut failed = 0;
+    for (result, line) in results.into_iter().zip(&lines) {
+        match result {
+            Ok(started) => {
+                if args.wait {
+                    wait_created(global, &client, &started.view.id, args.wait_timeout).await?;
+                }
+                out(&started.view.id)
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "error: --data-file {} line {line}: {}",
+                    path.display(),
+                    engine_error(global, e)
+                );
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Exit::new(
+            exit::ERROR,
+            format!(
+                "{failed} of {} lines were not started (see above); the others were",
+                lines.len()
+            ),
+        )
+        .into());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--wait`: waits until a coordinator created the instance.
+async fn wait_created(
+    global: &Global,
+    client: &weir::redis::WeirClient,
+    id: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    match client.wait_created(id, timeout).await {
+        Ok(_) => Ok(()),
+        Err(EngineError::WaitTimeout(..)) => Err(Exit::new(
+            exit::TIMEOUT,
+            format!(
+                "instance {id} is stored but still pending after {}: no coordinator created it \
+                 (is `weir coordinator` running?); it will be created once one runs, or cancel \
+                 it with `weir cancel {id}`",
+                weir::model::definition::duration::format(&timeout)
+            ),
+        )
+        .into()),
+        Err(e) => Err(engine_error(global, e)),
+    }
 }
 
 /// Runs `weir status`.

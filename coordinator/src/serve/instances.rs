@@ -1,5 +1,10 @@
-//! `/instances`: start, list (filters and cursor pagination), detail, graph with step
-//! states, cancel, retry.
+//! `/instances`: start (one, or a batch), list (filters and cursor pagination), detail,
+//! graph with step states, cancel, retry.
+//!
+//! A start is stored in Redis and answered at once (202, the instance `pending`), whether
+//! or not a coordinator runs; a coordinator creates it from there. Caller ids are scoped
+//! per tenant: a tenant's start with id `X` gets the instance id `TENANT:X`, so tenants
+//! never meet on an id (nor learn of another's).
 //!
 //! Every handler checks the caller's tenant against the instance's: an instance a
 //! tenant-bound caller may not see answers exactly as an unknown id does (404). Any caller
@@ -19,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use weir::api::{check_instance_id, is_same_start, EngineError, InstanceFilter, StartOptions};
+use weir::api::{check_instance_id, check_tenant, EngineError, InstanceFilter, StartOptions};
 use weir::model::InstanceStatus;
 use weir::redis::store;
 use weir::Timestamp;
@@ -161,18 +166,19 @@ pub struct RetryBody {
     pub from_step: Option<String>,
 }
 
-/// Starts an instance as the caller.
+/// Starts an instance as the caller: the start is stored in Redis and answered at once,
+/// coordinator or not; the instance is `pending` until a coordinator creates it.
 #[utoipa::path(operation_id = "start_instance", post, path = "/api/v1/instances", tag = "instances",
     request_body = StartBody,
     responses(
-        (status = 201, description = "Started", body = InstanceDetail),
-        (status = 200, description = "This start was made already (same id, workflow, version asked and tenant): the instance is returned, nothing is started", body = InstanceDetail),
+        (status = 202, description = "Stored: the instance is pending until a coordinator creates it", body = InstanceDetail),
+        (status = 200, description = "This start was made already (same id, workflow, version asked and tenant): the instance is returned, nothing is stored", body = InstanceDetail),
         (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another tenant", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The id is taken by another start", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn start(
     State(state): State<AppState>,
@@ -180,17 +186,171 @@ pub async fn start(
     ApiJson(body): ApiJson<StartBody>,
 ) -> Result<(StatusCode, Json<InstanceDetail>), Problem> {
     check_version(body.version.as_deref())?;
-    let data = match body.data {
-        None | Some(Value::Null) => serde_json::Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => {
-            return Err(Problem::invalid_field(
-                "data",
-                "data must be a JSON object, e.g. {\"amount\": 120}",
-            ))
-        }
+    // A definition the caller's tenant may not use is unknown to it (404); one it sees
+    // but starts for a tenant the definition does not admit is refused by the engine (403).
+    visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
+    let tenant = start_tenant(&caller, body.tenant)?;
+    let options = start_options(&caller, body.data, body.id, tenant, body.version, "")?;
+    let started = match state
+        .client
+        .start_workflows(&body.workflow, vec![options])
+        .await
+    {
+        Ok(mut results) => results
+            .pop()
+            .unwrap_or_else(|| Err(EngineError::Redis("no answer".into()))),
+        Err(e) => return Err(e.error.into()),
     };
-    let tenant = match (&caller.tenant, body.tenant) {
+    let started = match started {
+        Ok(s) => s,
+        Err(EngineError::IdTaken(id)) => return Err(id_taken(&id)),
+        Err(e) => return Err(e.into()),
+    };
+    let code = if started.stored {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(detail_of(&state, &caller, &started.view.id).await?),
+    ))
+}
+
+/// The most starts in one `POST /instances/batch`.
+pub const MAX_BATCH: usize = 1_000;
+
+/// `POST /instances/batch`: many starts of one workflow.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBatchBody {
+    /// The workflow (definition) name.
+    pub workflow: String,
+    /// A version; the latest when absent.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The tenant of every start; a tenant-bound caller may only name its own.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// The starts, 1 to 1,000.
+    pub items: Vec<StartBatchItem>,
+}
+
+/// One start of a batch.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartBatchItem {
+    /// The initial context: a JSON object.
+    #[serde(default)]
+    pub data: Option<Value>,
+    /// A caller-chosen id (idempotent, as for one start).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// The outcome of one start of a batch: `status` 202 (stored, pending), 200 (this start
+/// was made already) or the problem's status, with `id` or `problem`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartBatchResult {
+    /// 202, 200, or the status of `problem`.
+    pub status: u16,
+    /// The instance id (absent when refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Why this start stored nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
+}
+
+/// The outcomes of a batch, in the order of its items.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StartBatchAnswer {
+    /// One per item, in order.
+    pub items: Vec<StartBatchResult>,
+}
+
+/// Starts many instances of one workflow in one request (one Redis call per partition).
+/// Every item is checked first: if one is refused (bad data, bad id, unknown workflow or
+/// version, too large), nothing of the batch is stored and the 400/404 names the item
+/// (`items[3].data`). Then each item is stored on its own: its result says 202 (stored,
+/// pending), 200 (made already) or why not (409 for an id taken), in order.
+#[utoipa::path(operation_id = "start_instances", post, path = "/api/v1/instances/batch", tag = "instances",
+    request_body = StartBatchBody,
+    responses(
+        (status = 200, description = "One result per item, in order", body = StartBatchAnswer),
+        (status = 400, description = "Bad input (an item or the batch): nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another tenant", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown workflow or version: nothing stored", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn start_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<StartBatchBody>,
+) -> Result<Json<StartBatchAnswer>, Problem> {
+    check_version(body.version.as_deref())?;
+    if body.items.is_empty() || body.items.len() > MAX_BATCH {
+        return Err(Problem::invalid_field(
+            "items",
+            format!(
+                "items must hold 1 to {MAX_BATCH} starts (it holds {}): split the batch",
+                body.items.len()
+            ),
+        ));
+    }
+    visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
+    let tenant = start_tenant(&caller, body.tenant)?;
+    let mut starts = Vec::with_capacity(body.items.len());
+    for (i, item) in body.items.into_iter().enumerate() {
+        starts.push(start_options(
+            &caller,
+            item.data,
+            item.id,
+            tenant.clone(),
+            body.version.clone(),
+            &format!("items[{i}]."),
+        )?);
+    }
+    let results = state
+        .client
+        .start_workflows(&body.workflow, starts)
+        .await
+        .map_err(|e| {
+            let field = match e.error {
+                EngineError::BadRequest(_) => format!("items[{}]", e.index),
+                _ => "workflow".to_string(),
+            };
+            Problem::from(e.error).with_field(&field)
+        })?;
+    let items = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(started) => StartBatchResult {
+                status: if started.stored { 202 } else { 200 },
+                id: Some(started.view.id),
+                problem: None,
+            },
+            Err(e) => {
+                let problem = match e {
+                    EngineError::IdTaken(id) => id_taken(&id),
+                    other => Problem::from(other),
+                };
+                StartBatchResult {
+                    status: problem.status,
+                    id: None,
+                    problem: Some(problem),
+                }
+            }
+        })
+        .collect();
+    Ok(Json(StartBatchAnswer { items }))
+}
+
+/// The tenant a start is made in: the caller's own when it is tenant-bound (naming another
+/// is 403), else the one asked for.
+fn start_tenant(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Problem> {
+    let tenant = match (&caller.tenant, asked) {
         (Some(own), Some(asked)) if *own != asked => {
             return Err(Problem::forbidden(format!(
                 "{} may only start instances of tenant {own:?}, not {asked:?}",
@@ -201,49 +361,42 @@ pub async fn start(
         (Some(own), _) => Some(own.clone()),
         (None, asked) => asked,
     };
-    // A definition the caller's tenant may not use is unknown to it (404); one it sees
-    // but starts for a tenant the definition does not admit is refused by the engine (403).
-    visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
-    if let Some(id) = &body.id {
-        check_instance_id(id).map_err(|m| Problem::invalid_field("id", m))?;
-        match state.client.get_instance(id).await {
-            // The start it would have made: idempotent, nothing is started.
-            Ok(existing)
-                if caller.sees(existing.tenant.as_deref())
-                    && is_same_start(
-                        (
-                            &existing.definition,
-                            &existing.version,
-                            existing.tenant.as_deref(),
-                        ),
-                        &body.workflow,
-                        body.version.as_deref(),
-                        tenant.as_deref(),
-                    ) =>
-            {
-                return Ok((StatusCode::OK, Json(detail_of(&state, &caller, id).await?)));
-            }
-            Ok(_) => return Err(id_taken(id)),
-            Err(EngineError::NotFound(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+    if let Some(t) = &tenant {
+        check_tenant(t).map_err(|m| Problem::invalid_field("tenant", m))?;
     }
-    let options = StartOptions {
-        version: body.version,
+    Ok(tenant)
+}
+
+/// The options of one start by the caller, its input checked (`field` prefixes the names
+/// of the fields at fault, for batch items).
+fn start_options(
+    caller: &Caller,
+    data: Option<Value>,
+    id: Option<String>,
+    tenant: Option<String>,
+    version: Option<String>,
+    field: &str,
+) -> Result<StartOptions, Problem> {
+    let data = match data {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                &format!("{field}data"),
+                "data must be a JSON object, e.g. {\"amount\": 120}",
+            ))
+        }
+    };
+    if let Some(id) = &id {
+        check_instance_id(id).map_err(|m| Problem::invalid_field(&format!("{field}id"), m))?;
+    }
+    Ok(StartOptions {
+        version,
         initial_data: data,
-        id: body.id,
+        id,
         tenant_id: tenant,
         created_by: Some(caller.user.clone()),
-    };
-    let view = match state.client.start_workflow(&body.workflow, options).await {
-        Ok(v) => v,
-        Err(EngineError::IdTaken(id)) => return Err(id_taken(&id)),
-        Err(e) => return Err(e.into()),
-    };
-    Ok((
-        StatusCode::CREATED,
-        Json(detail_of(&state, &caller, &view.id).await?),
-    ))
+    })
 }
 
 /// Lists instances, newest first, one page at a time.

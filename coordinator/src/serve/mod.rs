@@ -18,7 +18,8 @@
 //! | `GET /definitions` | `[{name, latest_version, versions, description, steps}]` (those the caller's tenant may use) |
 //! | `GET /definitions/{name}?version=` | the definition as in its file, plus `initial_step`; handler `config` redacted for non-admins |
 //! | `GET /definitions/{name}/graph?version=` | `{mermaid, nodes, edges}` |
-//! | `POST /instances` | start `{workflow, version?, data?, id?, tenant?}` -> 201 + detail |
+//! | `POST /instances` | start `{workflow, version?, data?, id?, tenant?}` -> 202 + detail (pending), 200 when made already |
+//! | `POST /instances/batch` | `{workflow, version?, tenant?, items: [{data?, id?}]}` (1 to 1,000) -> `{items: [{status, id?, problem?}]}` |
 //! | `GET /instances?status=&workflow=&tenant=&created_by=&since=&until=&limit=&cursor=` | `{items, next_cursor}` |
 //! | `GET /instances/{id}` | summary + `context`, `failed_step`, `history` (the first 1,000 records), `history_total`, open `tasks` |
 //! | `GET /instances/{id}/graph` | the graph + `states` (step -> state) |
@@ -44,14 +45,18 @@
 //! - **The creator and the completing user** are the authenticated caller, never a field
 //!   of the body (the body has no such field; unknown body fields are refused).
 //! - **Idempotent start**: `POST /instances` with an `id` returns the instance with 200 when
-//!   the same start (workflow, version asked, tenant) was made already, 201 when it started
+//!   the same start (workflow, version asked, tenant) was made already, 202 when it stored
 //!   one; an id taken by another start is a 409 that says nothing about that instance.
+//!   Caller ids are per tenant (a tenant's id `X` is the instance `TENANT:X`).
+//! - **Starts are enqueued**: a start is stored in Redis in one call and answered at once
+//!   (202, status `pending`), coordinator or not; a pending instance can be canceled.
 //! - **Pagination** uses an opaque cursor of (creation time, id) ([`listing`]): stable while
 //!   new instances arrive; a page may be short with a `next_cursor` when filters are sparse.
 //! - **Events** ([`events`]): one Redis reader per server, broadcast to the SSE clients,
 //!   filtered by tenant and instance; live only, no replay.
-//! - **Commands** (start, cancel, retry, complete) return once the coordinator applied them;
-//!   with no coordinator running they fail after 10 s with 503.
+//! - **Commands** on instances (cancel, retry, complete, reassign) return once the
+//!   coordinator applied them; with no coordinator answering they fail after 10 s with 503,
+//!   and then nothing changed: a command past its deadline is never applied.
 //!
 //! # Contract changes
 //!
@@ -106,6 +111,7 @@ fn api() -> Router<AppState> {
         .route("/definitions/{name}", get(definitions::detail))
         .route("/definitions/{name}/graph", get(definitions::graph))
         .route("/instances", get(instances::list).post(instances::start))
+        .route("/instances/batch", post(instances::start_batch))
         .route("/instances/{id}", get(instances::detail))
         .route("/instances/{id}/graph", get(instances::graph))
         .route("/instances/{id}/history", get(instances::history))

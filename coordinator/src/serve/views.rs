@@ -16,6 +16,8 @@ use weir::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Stored by a start; no coordinator created it yet (it can be canceled).
+    Pending,
     /// Steps are running or scheduled.
     Running,
     /// Only open human tasks are left.
@@ -31,6 +33,7 @@ pub enum Status {
 impl From<InstanceStatus> for Status {
     fn from(s: InstanceStatus) -> Status {
         match s {
+            InstanceStatus::Pending => Status::Pending,
             InstanceStatus::Running => Status::Running,
             InstanceStatus::Waiting => Status::Waiting,
             InstanceStatus::Completed => Status::Completed,
@@ -43,6 +46,7 @@ impl From<InstanceStatus> for Status {
 impl From<Status> for InstanceStatus {
     fn from(s: Status) -> InstanceStatus {
         match s {
+            Status::Pending => InstanceStatus::Pending,
             Status::Running => InstanceStatus::Running,
             Status::Waiting => InstanceStatus::Waiting,
             Status::Completed => InstanceStatus::Completed,

@@ -46,11 +46,12 @@ const REPLY_TTL_MS: u64 = 60_000;
 
 /// One input of a turn.
 pub enum Inbound {
-    /// A client command.
+    /// A client command, with its deadline (ms, Redis clock) when it has one.
     Command {
         stream: String,
         id: String,
         msg: CommandMessage,
+        deadline_ms: Option<i64>,
     },
     /// A worker's result, with its bytes (dead-lettered as they came when its instance is
     /// quarantined).
@@ -86,7 +87,7 @@ impl Inbound {
 pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbound {
     let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
     let stream = stream.to_string();
-    let id = entry.id;
+    let id = entry.id.clone();
     let Some(raw) = raw else {
         return Inbound::Poison {
             stream,
@@ -96,8 +97,16 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
         };
     };
     if from_commands {
+        let deadline_ms = entry
+            .get::<String>(wire::DEADLINE_FIELD)
+            .and_then(|d| d.parse::<i64>().ok());
         match wire::decode::<CommandMessage>(&raw) {
-            Ok(msg) => Inbound::Command { stream, id, msg },
+            Ok(msg) => Inbound::Command {
+                stream,
+                id,
+                msg,
+                deadline_ms,
+            },
             Err(e) => Inbound::Poison {
                 stream,
                 id,
@@ -197,6 +206,8 @@ pub struct Built {
     pub refused: u64,
     /// Entries dead-lettered.
     pub dead: u64,
+    /// Commands discarded unapplied because their deadline had passed.
+    pub expired: u64,
     /// Metrics of what the batch did, published once it is committed.
     pub tally: weir_worker::ops::Tally,
     /// The instances as the batch leaves them, for [`InstanceCache::keep`] once committed.
@@ -212,6 +223,16 @@ struct Working {
     changed: bool,
     /// Why it is quarantined (see the module doc): its inputs are not applied.
     quarantined: Option<String>,
+    /// A start no coordinator created yet (`start.lua`): when it was stored, and whether
+    /// it was canceled first. `inst` is `None` until the turn creates it.
+    unstarted: Option<Unstarted>,
+}
+
+/// A stored start the coordinator has not created yet.
+#[derive(Clone, Copy)]
+struct Unstarted {
+    created_at: Timestamp,
+    canceled: bool,
 }
 
 impl Working {
@@ -223,6 +244,17 @@ impl Working {
             rev,
             changed: false,
             quarantined: None,
+            unstarted: None,
+        }
+    }
+
+    /// A pending start: created by its Start command, against no revision (a cancel in
+    /// between writes one, so that commit fails and the next turn sees it).
+    fn unstarted(u: Unstarted) -> Working {
+        Working {
+            before: Some(InstanceStatus::Pending),
+            unstarted: Some(u),
+            ..Working::new(None, None, None)
         }
     }
 
@@ -235,7 +267,7 @@ impl Working {
 }
 
 /// An instance's hash as a turn reads it: `state`, `rev`, `quarantined`, `status`,
-/// `created`, `def`, `ver`, `tenant`, `creator`.
+/// `created`, `def`, `ver`, `tenant`, `creator`, `start` (a pending start's command).
 type StoredRow = (
     Option<Vec<u8>>,
     Option<u64>,
@@ -246,6 +278,7 @@ type StoredRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<Vec<u8>>,
 );
 
 /// Loads the instances a turn touches in one round trip. A record that cannot be used (see
@@ -272,6 +305,7 @@ async fn load_working(
             "ver",
             "tenant",
             "creator",
+            "start",
         ]);
     }
     let rows: Vec<StoredRow> = pipe
@@ -280,9 +314,15 @@ async fn load_working(
         .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(ids.len());
     for (id, row) in ids.iter().zip(rows) {
-        let (state, rev, quarantined, status, created, def, ver, tenant, creator) = row;
+        let (state, rev, quarantined, status, created, def, ver, tenant, creator, start) = row;
         let Some(state) = state else {
-            out.push(Working::new(None, None, None));
+            out.push(match start {
+                Some(_) => Working::unstarted(Unstarted {
+                    created_at: Timestamp(created.unwrap_or(now_ms)),
+                    canceled: status.as_deref() == Some(InstanceStatus::Canceled.as_str()),
+                }),
+                None => Working::new(None, None, None),
+            });
             continue;
         };
         if let Some(reason) = quarantined {
@@ -411,6 +451,7 @@ pub async fn build(
         stale: 0,
         refused: 0,
         dead: 0,
+        expired: 0,
         tally: Default::default(),
         kept: Vec::new(),
     };
@@ -570,8 +611,25 @@ pub async fn build(
                     }
                 }
             }
-            Inbound::Command { stream, id, msg } => {
+            Inbound::Command {
+                stream,
+                id,
+                msg,
+                deadline_ms,
+            } => {
                 out.batch.ack(&stream, COORDINATOR_GROUP, &id);
+                // Applied before its deadline or never: its caller was (or will be) told
+                // that nothing changed. `commit.lua` checks the deadline again by the
+                // Redis clock when the batch is applied.
+                if let Some(deadline) = deadline_ms {
+                    if deadline <= now_ms {
+                        tracing::info!(instance_id = %msg.instance_id, "discarding a command past its deadline");
+                        out.expired += 1;
+                        out.tally.command_expired();
+                        continue;
+                    }
+                    out.batch.check_deadline(deadline);
+                }
                 let home = shared.conns.keys.partition_of(&msg.instance_id);
                 let reply = match working.get_mut(&msg.instance_id) {
                     // A client that hashed the id wrongly: applying it here would create or
@@ -622,6 +680,10 @@ pub async fn build(
         out.batch
             .hincr(&part.stats(), "stale_dropped", out.stale as i64);
     }
+    if out.expired > 0 {
+        out.batch
+            .hincr(&part.stats(), "commands_expired", out.expired as i64);
+    }
 
     // Write every changed instance once, with its index entries, guarded by its revision.
     for (id, w) in working {
@@ -657,6 +719,16 @@ async fn apply_command(
             tenant_id,
             created_by,
         } => {
+            if w.unstarted.is_some_and(|u| u.canceled) {
+                // Canceled while pending (`cancel_pending.lua`): never created.
+                return Reply::Refused {
+                    kind: "wrong_status".into(),
+                    message: format!(
+                        "instance {:?} was canceled before a coordinator created it",
+                        msg.instance_id
+                    ),
+                };
+            }
             if let Some(existing) = &w.inst {
                 // Idempotent start: the id exists. Only for the same workflow and tenant
                 // (the client checks the version it asked for, which it resolved here).
@@ -688,6 +760,10 @@ async fn apply_command(
                 created_by: created_by.clone(),
             };
             let (mut inst, effects) = core::start(&wf, spec, env);
+            if let Some(u) = w.unstarted.take() {
+                // It exists for its callers since it was stored: keep that time.
+                inst.created_at = u.created_at;
+            }
             effects_to_batch(
                 &mut out.batch,
                 (&mut out.tally, &wf),
@@ -885,6 +961,10 @@ fn write_instance(
         if let Some(c) = &inst.created_by {
             b.zadd(&part.index_creator(c), created, id);
         }
+    }
+    if before == Some(InstanceStatus::Pending) {
+        // Created from a pending start: the start's copy is no longer needed.
+        b.hdel(&key, "start");
     }
     if before != Some(inst.status) {
         if let Some(old) = before {

@@ -23,7 +23,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::{
-    check_instance_id, check_start, history_with_running, is_same_start, EngineError,
+    check_start, history_with_running, is_same_start, start_instance_id, EngineError,
     InstanceFilter, InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Input, StartSpec};
@@ -180,13 +180,7 @@ impl LocalEngine {
             .get_definition(name, options.version.as_deref())?;
         let wf = self.inner.lane().workflow(&wf);
         check_start(&wf, &options)?;
-        let id = match options.id {
-            Some(id) => {
-                check_instance_id(&id).map_err(EngineError::BadRequest)?;
-                id
-            }
-            None => new_instance_id(),
-        };
+        let id = start_instance_id(&options)?.unwrap_or_else(new_instance_id);
         let env = self.inner.clock.env();
         let (version, tenant) = (options.version, options.tenant_id.clone());
         let spec = StartSpec {

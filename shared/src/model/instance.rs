@@ -95,6 +95,10 @@ pub fn check_merged_size(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceStatus {
+    /// Stored by a start and not yet created by a coordinator (the Redis engine only: a
+    /// start is enqueued in Redis and returns at once; the LocalEngine creates at once and
+    /// never shows it). It can be canceled; it runs nothing.
+    Pending,
     /// Steps are running, scheduled, or timers are pending.
     Running,
     /// Only open human tasks are left: nothing happens until a person acts.
@@ -116,6 +120,7 @@ impl InstanceStatus {
     /// The lowercase name used in JSON, the CLI and Redis indexes.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Pending => "pending",
             Self::Running => "running",
             Self::Waiting => "waiting",
             Self::Completed => "completed",
@@ -125,7 +130,8 @@ impl InstanceStatus {
     }
 
     /// Every status, in lifecycle order.
-    pub const ALL: [InstanceStatus; 5] = [
+    pub const ALL: [InstanceStatus; 6] = [
+        Self::Pending,
         Self::Running,
         Self::Waiting,
         Self::Completed,
@@ -147,7 +153,7 @@ impl std::str::FromStr for InstanceStatus {
             .into_iter()
             .find(|st| st.as_str().eq_ignore_ascii_case(s))
             .ok_or_else(|| {
-                format!("unknown status {s:?}: use running, waiting, completed, failed or canceled")
+                format!("unknown status {s:?}: use pending, running, waiting, completed, failed or canceled")
             })
     }
 }

@@ -27,6 +27,8 @@ pub struct Batch {
     sadded: HashSet<(usize, String)>,
     /// The timers sorted set to read the due timers of after the writes, and how many.
     due_timers: Option<(usize, usize)>,
+    /// The earliest deadline (ms, Redis clock) of the commands the batch applies.
+    deadline_ms: Option<i64>,
 }
 
 /// The Redis clock and the timers due by it, as read at the end of a commit (or by
@@ -70,13 +72,19 @@ impl DueTimers {
     }
 }
 
+/// The [`CommitError::Conflict`] text of a batch refused because a command in it passed its
+/// deadline.
+pub const DEADLINE_PASSED: &str = "a command's deadline passed";
+
 /// Why a batch was not applied. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
     /// The caller no longer holds the partition lease: it must stop writing there.
     #[error("the partition lease was lost")]
     LeaseLost,
-    /// An instance changed since it was read: reload and apply again.
+    /// An instance changed since it was read, or a command the batch applies passed its
+    /// deadline (then the text is [`DEADLINE_PASSED`]): read again and apply again (which
+    /// discards the expired command).
     #[error("instance state changed concurrently ({0})")]
     Conflict(String),
     /// `commit.lua` refused the batch as it is: an op is malformed (`BADOP`) or a key holds
@@ -137,6 +145,13 @@ impl Batch {
         let idx = self.key_idx(key);
         self.checks
             .push((idx, rev.map(|r| r.to_string()).unwrap_or_default()));
+    }
+
+    /// Requires the Redis clock not to be past `deadline_ms` when the batch is applied (the
+    /// earliest of all such calls counts): a command is applied before its deadline or
+    /// never (see `send_command.lua`).
+    pub fn check_deadline(&mut self, deadline_ms: i64) {
+        self.deadline_ms = Some(self.deadline_ms.map_or(deadline_ms, |d| d.min(deadline_ms)));
     }
 
     /// After the writes, read the Redis clock and up to `limit` timers of the sorted set
@@ -270,7 +285,10 @@ impl Batch {
         inv.arg(owner)
             .arg(timers_idx)
             .arg(limit)
-            .arg(self.checks.len());
+            .arg(self.checks.len() + usize::from(self.deadline_ms.is_some()));
+        if let Some(deadline) = self.deadline_ms {
+            inv.arg(0).arg(deadline);
+        }
         for (idx, rev) in &self.checks {
             inv.arg(*idx).arg(rev);
         }
@@ -318,6 +336,8 @@ impl Batch {
                     Err(CommitError::Rejected(
                         format!("{code} {detail}").trim().to_string(),
                     ))
+                } else if code == "DEADLINE" || detail == "DEADLINE" {
+                    Err(CommitError::Conflict(DEADLINE_PASSED.to_string()))
                 } else if code == "REV" {
                     Err(CommitError::Conflict(detail.to_string()))
                 } else if let Some(key) = detail.strip_prefix("REV ") {

@@ -1,12 +1,24 @@
 //! The client library services use: register definitions, start instances, complete tasks,
 //! cancel, retry, query, wait. The same shapes as the LocalEngine ([`crate::api`]).
 //!
-//! Commands that change an instance go through the partition's command stream to the
+//! **Starts are enqueued.** A start is stored in Redis by one script call (`start.lua`):
+//! the instance hash with status `pending` and the start itself, its index entries, and a
+//! Start command on the partition's command stream; the caller-id rule is decided inside
+//! that call. It returns at once, coordinator or not; the coordinator that owns the
+//! partition creates the instance from the command later. A pending instance can be
+//! canceled (`cancel_pending.lua`, which makes the coordinator's create fail its revision
+//! check, so a canceled start is never created). A start due later (a delayed start) fits
+//! the same record: stored pending with its start time, its Start command kept in a sorted
+//! set by that time (Redis clock) instead of the stream, and moved to the stream when due.
+//!
+//! **Commands on existing instances** go through the partition's command stream to the
 //! coordinator that owns it (only it writes instance state). The client first checks the
 //! command against the current state with the pure core (a dry run), so a user's mistake is
-//! refused at once with nothing sent; then it sends the command and waits for the
-//! coordinator's verdict on a reply list. A call returns only once the change is applied, or
-//! refused with the reason.
+//! refused at once with nothing sent; then it sends the command with a deadline by the Redis
+//! clock (`send_command.lua`) and waits for the coordinator's verdict on a reply list. A
+//! call returns once the change is applied, or refused with the reason; with no verdict by
+//! the deadline it fails with [`EngineError::NotApplied`], and the coordinator never applies
+//! that command afterwards (it discards it, and `commit.lua` checks the deadline again).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +30,7 @@ use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use crate::api::{
-    check_instance_id, check_start, history_with_running, is_same_start, EngineError, HistoryPage,
+    check_start, history_with_running, start_instance_id, EngineError, HistoryPage,
     InstanceFilter, InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Env, Input};
@@ -107,40 +119,204 @@ impl WeirClient {
         self.defs.all(&self.c).await
     }
 
-    /// Starts an instance and returns it once the coordinator created it. With a caller id
-    /// that exists already, returns that instance and starts nothing.
+    /// Starts an instance: stores the start in Redis (one script call) and returns at once
+    /// with the instance `pending`, whether or not a coordinator runs; a coordinator
+    /// creates it from there (see [`WeirClient::wait_created`]). Everything that can be
+    /// checked without the coordinator is checked first, and a refused start stores
+    /// nothing: the workflow and version exist, the caller id and tenant are well formed,
+    /// the start is under the size limit. With a caller id already used by the same start
+    /// (same workflow, version asked and tenant) it returns that instance and stores
+    /// nothing; with one used by another start, [`EngineError::IdTaken`]. Caller ids are
+    /// scoped per tenant ([`crate::api::scoped_instance_id`]).
     pub async fn start_workflow(
         &self,
         name: &str,
         options: StartOptions,
     ) -> Result<InstanceView, EngineError> {
-        let wf = self
-            .get_definition(name, options.version.as_deref())
-            .await?;
-        check_start(&wf, &options)?;
-        let asked = (name, options.version.clone(), options.tenant_id.clone());
-        let id = match options.id {
-            Some(id) => {
-                check_instance_id(&id).map_err(EngineError::BadRequest)?;
-                if let Ok(existing) = self.get_instance(&id).await {
-                    return same_start(existing, asked);
+        let mut results = self
+            .start_workflows(name, vec![options])
+            .await
+            .map_err(|e| e.error)?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(EngineError::Redis("start.lua answered nothing".into())))
+            .map(|started| started.view)
+    }
+
+    /// Starts an instance and waits (up to `timeout`) until a coordinator created it: it is
+    /// then running, waiting, or already finished. [`EngineError::WaitTimeout`] when no
+    /// coordinator created it in time (it stays stored, pending).
+    pub async fn start_workflow_created(
+        &self,
+        name: &str,
+        options: StartOptions,
+        timeout: Duration,
+    ) -> Result<InstanceView, EngineError> {
+        let view = self.start_workflow(name, options).await?;
+        self.wait_created(&view.id, timeout).await
+    }
+
+    /// Starts many instances of one workflow in one go: one script call per partition,
+    /// all sent at once (one round trip). Every start is checked first (as
+    /// [`WeirClient::start_workflow`] does); if any is refused, nothing of the batch is
+    /// stored and the error names its index. Then each start gets its own result, in
+    /// order: the pending instance, the instance its caller id already has (same start),
+    /// or [`EngineError::IdTaken`] (that start stored nothing; the others are stored).
+    pub async fn start_workflows(
+        &self,
+        name: &str,
+        starts: Vec<StartOptions>,
+    ) -> Result<Vec<Result<Started, EngineError>>, StartBatchError> {
+        struct Prepared {
+            id: String,
+            wf: Arc<Workflow>,
+            version_asked: bool,
+            tenant: Option<String>,
+            creator: Option<String>,
+            data: crate::model::Context,
+            bytes: Vec<u8>,
+        }
+        let mut prepared = Vec::with_capacity(starts.len());
+        let mut workflows: Vec<(Option<String>, Arc<Workflow>)> = Vec::new();
+        for (index, options) in starts.into_iter().enumerate() {
+            let refused = |error| StartBatchError { index, error };
+            let wf = match workflows.iter().find(|(v, _)| *v == options.version) {
+                Some((_, wf)) => wf.clone(),
+                None => {
+                    let wf = self
+                        .get_definition(name, options.version.as_deref())
+                        .await
+                        .map_err(refused)?;
+                    workflows.push((options.version.clone(), wf.clone()));
+                    wf
                 }
-                id
+            };
+            check_start(&wf, &options).map_err(refused)?;
+            let id = start_instance_id(&options)
+                .map_err(refused)?
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            let msg = CommandMessage {
+                instance_id: id.clone(),
+                reply_to: None,
+                command: Command::Start {
+                    definition: wf.name.to_string(),
+                    version: wf.semver.to_string(),
+                    initial_data: options.initial_data.clone(),
+                    tenant_id: options.tenant_id.clone(),
+                    created_by: options.created_by.clone(),
+                },
+            };
+            let bytes = wire::encode(&msg);
+            if bytes.len() > wire::MAX_MESSAGE_BYTES {
+                return Err(refused(EngineError::BadRequest(format!(
+                    "the start is {} bytes; the limit is {} (make the initial data smaller)",
+                    bytes.len(),
+                    wire::MAX_MESSAGE_BYTES
+                ))));
             }
-            None => uuid::Uuid::now_v7().to_string(),
-        };
-        let command = Command::Start {
-            definition: wf.name.to_string(),
-            version: wf.semver.to_string(),
-            initial_data: options.initial_data,
-            tenant_id: options.tenant_id,
-            created_by: options.created_by,
-        };
-        self.send(&id, command).await?;
-        let view = self.get_instance(&id).await?;
-        // Two starts of one id at once: the coordinator applied the first and answered
-        // the second as done; whether it is this start's instance is checked here.
-        same_start(view, asked)
+            prepared.push(Prepared {
+                id,
+                wf,
+                version_asked: options.version.is_some(),
+                tenant: options.tenant_id,
+                creator: options.created_by,
+                data: options.initial_data,
+                bytes,
+            });
+        }
+        // One script call per partition (and per chunk of a very large batch), all at once.
+        let mut by_part: Vec<(u16, Vec<usize>)> = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            let part = self.c.keys.partition_of(&p.id);
+            match by_part
+                .iter_mut()
+                .find(|(q, idx)| *q == part && idx.len() < START_CHUNK)
+            {
+                Some((_, idx)) => idx.push(i),
+                None => by_part.push((part, vec![i])),
+            }
+        }
+        let calls = by_part.iter().map(|(p, idx)| {
+            let part = self.c.keys.part(*p);
+            let mut inv = scripts::START.prepare_invoke();
+            inv.key(part.commands())
+                .key(part.index_all())
+                .key(part.index_status(InstanceStatus::Pending.as_str()));
+            inv.arg(idx.len());
+            for &i in idx {
+                let s = &prepared[i];
+                let key = part.instance(&s.id);
+                inv.key(&key).key(part.index_definition(&s.wf.name));
+                match &s.tenant {
+                    Some(t) => inv.key(part.index_tenant(t)),
+                    None => inv.key(&key),
+                };
+                match &s.creator {
+                    Some(u) => inv.key(part.index_creator(u)),
+                    None => inv.key(&key),
+                };
+                inv.arg(&s.id)
+                    .arg(&*s.wf.name)
+                    .arg(s.wf.semver.to_string())
+                    .arg(if s.version_asked { "1" } else { "0" })
+                    .arg(s.tenant.as_deref().unwrap_or(""))
+                    .arg(s.creator.as_deref().unwrap_or(""))
+                    .arg(&s.bytes);
+            }
+            let mut conn = self.c.conn.clone();
+            async move { inv.invoke_async::<Vec<i64>>(&mut conn).await }
+        });
+        let answers = futures_util::future::join_all(calls).await;
+        let mut results: Vec<Option<Result<Started, EngineError>>> =
+            (0..prepared.len()).map(|_| None).collect();
+        for ((_, idx), answer) in by_part.iter().zip(answers) {
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    for &i in idx {
+                        results[i] = Some(Err(redis_err_ref(&e)));
+                    }
+                    continue;
+                }
+            };
+            let now = Timestamp(answer.first().copied().unwrap_or(0));
+            for (k, &i) in idx.iter().enumerate() {
+                let s = &prepared[i];
+                results[i] = Some(match answer.get(k + 1).copied() {
+                    Some(START_STORED) => {
+                        let inst = store::unstarted_instance(
+                            &s.id,
+                            store::StartFields {
+                                definition: s.wf.name.to_string(),
+                                version: s.wf.semver.to_string(),
+                                initial_data: s.data.clone(),
+                                tenant_id: s.tenant.clone(),
+                                created_by: s.creator.clone(),
+                            },
+                            now,
+                            None,
+                        );
+                        Ok(Started {
+                            view: InstanceView::new(&inst, &s.wf),
+                            stored: true,
+                        })
+                    }
+                    Some(START_SAME) => self.get_instance(&s.id).await.map(|view| Started {
+                        view,
+                        stored: false,
+                    }),
+                    Some(START_ID_TAKEN) => Err(EngineError::IdTaken(s.id.clone())),
+                    other => Err(EngineError::Redis(format!(
+                        "start.lua answered {other:?} for {:?}",
+                        s.id
+                    ))),
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(EngineError::Redis("no answer".into()))))
+            .collect())
     }
 
     /// Completes a human task as `user`.
@@ -196,12 +372,37 @@ impl WeirClient {
         self.get_instance(instance_id).await
     }
 
-    /// Cancels a running or waiting instance.
+    /// Cancels a pending, running or waiting instance. A pending one (no coordinator
+    /// created it yet) is canceled at once in Redis, atomically: no coordinator creates it
+    /// afterwards.
     pub async fn cancel_workflow(
         &self,
         instance_id: &str,
         reason: Option<&str>,
     ) -> Result<InstanceView, EngineError> {
+        let stored = store::load_instance(&self.c, instance_id)
+            .await
+            .map_err(|e| EngineError::Redis(e.to_string()))?
+            .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
+        if stored.pending && stored.instance.status == InstanceStatus::Pending {
+            let part = self.c.keys.part_of(instance_id);
+            let answer: String = scripts::CANCEL_PENDING
+                .key(part.instance(instance_id))
+                .key(part.index_status(InstanceStatus::Pending.as_str()))
+                .key(part.index_status(InstanceStatus::Canceled.as_str()))
+                .key(part.index_finished())
+                .arg(instance_id)
+                .arg(reason.unwrap_or(""))
+                .invoke_async(&mut self.c.conn.clone())
+                .await
+                .map_err(redis_err)?;
+            match answer.as_str() {
+                "canceled" => return self.get_instance(instance_id).await,
+                "not_found" => return Err(EngineError::NotFound(instance_id.to_string())),
+                // A coordinator created it meanwhile: cancel it as any other.
+                _ => {}
+            }
+        }
         let reason = reason.map(str::to_string);
         self.dry_run(
             instance_id,
@@ -352,11 +553,38 @@ impl WeirClient {
         ))
     }
 
-    /// Waits until the instance is completed, failed, canceled or waiting on a human task.
+    /// Waits until the instance is completed, failed, canceled or waiting on a human task
+    /// (a pending one is waited for too).
     pub async fn wait(
         &self,
         instance_id: &str,
         timeout: Duration,
+    ) -> Result<InstanceView, EngineError> {
+        self.wait_for_status(instance_id, timeout, |s| {
+            s != InstanceStatus::Running.as_str() && s != InstanceStatus::Pending.as_str()
+        })
+        .await
+    }
+
+    /// Waits until a coordinator created the instance (it is no longer `pending`): it is
+    /// then running, waiting, or already finished (or it was canceled while pending).
+    pub async fn wait_created(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<InstanceView, EngineError> {
+        self.wait_for_status(instance_id, timeout, |s| {
+            s != InstanceStatus::Pending.as_str()
+        })
+        .await
+    }
+
+    /// Polls the instance's status until `done` says so, or `timeout` passes.
+    async fn wait_for_status(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+        done: impl Fn(&str) -> bool,
     ) -> Result<InstanceView, EngineError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let key = self.c.keys.part_of(instance_id).instance(instance_id);
@@ -370,9 +598,7 @@ impl WeirClient {
                 .map_err(redis_err)?;
             match status {
                 None => return Err(EngineError::NotFound(instance_id.to_string())),
-                Some(s) if s != InstanceStatus::Running.as_str() => {
-                    return self.get_instance(instance_id).await
-                }
+                Some(s) if done(&s) => return self.get_instance(instance_id).await,
                 Some(_) => {}
             }
             if tokio::time::Instant::now() + pause > deadline {
@@ -481,7 +707,22 @@ impl WeirClient {
 
     /// Checks a command against the current state with the pure core, changing nothing.
     async fn dry_run(&self, instance_id: &str, input: Input) -> Result<(), EngineError> {
-        let (mut inst, wf) = self.load(instance_id).await?;
+        let stored = store::load_instance(&self.c, instance_id)
+            .await
+            .map_err(|e| EngineError::Redis(e.to_string()))?
+            .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
+        if stored.pending {
+            // Not created yet (or canceled before): only a cancel applies, and it is not
+            // sent as a command.
+            return Err(EngineError::Refused(core::Refusal::WrongStatus {
+                status: stored.instance.status,
+                action: action_of(&input),
+            }));
+        }
+        let mut inst = stored.instance;
+        let wf = self
+            .get_definition(&inst.definition, Some(&inst.version))
+            .await?;
         let env = Env {
             now: Timestamp::now_system(),
             seed: 0,
@@ -492,7 +733,10 @@ impl WeirClient {
         }
     }
 
-    /// Sends a command to the instance's coordinator and waits for its verdict.
+    /// Sends a command to the instance's coordinator and waits for its verdict. The
+    /// command carries a deadline by the Redis clock (now + the reply timeout,
+    /// `send_command.lua`); a coordinator never applies it after that, so when no verdict
+    /// came by then, nothing changed and nothing will.
     async fn send(&self, instance_id: &str, command: Command) -> Result<(), EngineError> {
         let request = uuid::Uuid::now_v7().to_string();
         let part = self.c.keys.part_of(instance_id);
@@ -512,12 +756,12 @@ impl WeirClient {
                 wire::MAX_MESSAGE_BYTES
             )));
         }
-        let _: String = redis::cmd("XADD")
-            .arg(part.commands())
-            .arg("*")
-            .arg(wire::FIELD)
+        let wait_ms = self.reply_timeout.as_millis().max(1) as u64;
+        let _deadline: i64 = scripts::SEND_COMMAND
+            .key(part.commands())
             .arg(bytes)
-            .query_async(&mut self.c.conn.clone())
+            .arg(wait_ms)
+            .invoke_async(&mut self.c.conn.clone())
             .await
             .map_err(redis_err)?;
         let mut conn = self
@@ -525,18 +769,32 @@ impl WeirClient {
             .blocking()
             .await
             .map_err(|e| EngineError::Redis(e.to_string()))?;
+        // The wait starts after the deadline was set, and lasts a little longer: a verdict
+        // committed by the deadline is on the list by the time it ends.
         let popped: Option<(String, Vec<u8>)> = redis::cmd("BLPOP")
             .arg(&reply_key)
-            .arg(self.reply_timeout.as_secs_f64().max(0.01))
+            .arg((self.reply_timeout + REPLY_GRACE).as_secs_f64())
             .query_async(&mut *conn)
             .await
             .map_err(redis_err)?;
-        let Some((_, bytes)) = popped else {
-            return Err(EngineError::NotApplied(format!(
-                "the command for instance {instance_id} is queued, but no coordinator applied it \
-                 within {:?}: is `weir coordinator` running against {}?",
-                self.reply_timeout, self.c.display_url
-            )));
+        let bytes = match popped {
+            Some((_, bytes)) => bytes,
+            None => {
+                let last: Option<Vec<u8>> = redis::cmd("LPOP")
+                    .arg(&reply_key)
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(redis_err)?;
+                last.ok_or_else(|| {
+                    EngineError::NotApplied(format!(
+                        "nothing changed: no coordinator applied the command for instance \
+                         {instance_id} within {:?}, and it expired unapplied (a coordinator \
+                         discards a command past its deadline, so it will never be applied; \
+                         send it again). Is `weir coordinator` running against {}?",
+                        self.reply_timeout, self.c.display_url
+                    ))
+                })?
+            }
         };
         match wire::decode::<Reply>(&bytes).map_err(|e| EngineError::Redis(e.to_string()))? {
             Reply::Applied => Ok(()),
@@ -559,28 +817,55 @@ pub struct EventCursor {
 }
 
 fn redis_err(e: redis::RedisError) -> EngineError {
+    redis_err_ref(&e)
+}
+
+fn redis_err_ref(e: &redis::RedisError) -> EngineError {
     EngineError::Redis(e.to_string())
 }
 
-/// The instance a start by caller id found, or [`EngineError::IdTaken`] when it is not the
-/// one this start (workflow name, version asked for, tenant) would have started.
-fn same_start(
-    existing: InstanceView,
-    (name, version, tenant): (&str, Option<String>, Option<String>),
-) -> Result<InstanceView, EngineError> {
-    let same = is_same_start(
-        (
-            &existing.definition,
-            &existing.version,
-            existing.tenant.as_deref(),
-        ),
-        name,
-        version.as_deref(),
-        tenant.as_deref(),
-    );
-    if same {
-        Ok(existing)
-    } else {
-        Err(EngineError::IdTaken(existing.id))
+/// How long past a command's deadline the client still waits for its verdict (a verdict
+/// committed right at the deadline is then read, not mistaken for none).
+const REPLY_GRACE: Duration = Duration::from_millis(250);
+
+/// The most starts in one `start.lua` call (a larger batch of one partition is split).
+const START_CHUNK: usize = 500;
+
+/// `start.lua`'s answer for a start it stored.
+const START_STORED: i64 = 0;
+/// `start.lua`'s answer for a caller id the same start used already.
+const START_SAME: i64 = 1;
+/// `start.lua`'s answer for a caller id another start took.
+const START_ID_TAKEN: i64 = 2;
+
+/// One start of [`WeirClient::start_workflows`].
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The instance: `pending` when this call stored it.
+    pub view: InstanceView,
+    /// True when this call stored the start; false when its caller id was used by the
+    /// same start before (then nothing was stored and `view` is that instance).
+    pub stored: bool,
+}
+
+/// A batch of starts refused before anything was stored: the start at `index` (from 0)
+/// failed its checks.
+#[derive(Debug, thiserror::Error)]
+#[error("start {index} of the batch: {error}")]
+pub struct StartBatchError {
+    /// Which start, from 0.
+    pub index: usize,
+    /// Why it was refused.
+    pub error: EngineError,
+}
+
+/// What a refused command was, for the refusal of one on a pending instance.
+fn action_of(input: &Input) -> &'static str {
+    match input {
+        Input::CompleteTask { .. } => "completing a task",
+        Input::ReassignTask { .. } => "reassigning a task",
+        Input::Cancel { .. } => "cancel",
+        Input::Retry { .. } => "retry",
+        _ => "this command",
     }
 }

@@ -19,7 +19,7 @@
 //! | `NS:workers`                 | zset   | worker id -> last heartbeat (ms) |
 //! | `{NS:pN}:lease`              | string | the coordinator that owns partition N (PX lease; a rebalance sets it to the coordinator it hands the partition to) |
 //! | `{NS:pN}:reply:REQ`          | list   | the outcome of a client command to an instance of partition N (expires after 60 s) |
-//! | `{NS:pN}:commands`           | stream | client commands, field `m` = MessagePack [`wire::CommandMessage`]; group `coordinators`, one consumer per coordinator (its id) |
+//! | `{NS:pN}:commands`           | stream | client commands, field `m` = MessagePack [`wire::CommandMessage`], `d` = its deadline (ms, Redis clock; none for starts); group `coordinators`, one consumer per coordinator (its id) |
 //! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators`, as above |
 //! | `{NS:pN}:q:QUEUE`            | stream | step attempts, `m` = [`wire::StepMessage`]; group `workers` |
 //! | `{NS:pN}:queues`             | set    | queue names used in the partition |
@@ -28,9 +28,9 @@
 //! | `{NS:pN}:dlq`                | stream | dead letters: `source`, `group`, `id`, `m`, `error`, `deliveries` |
 //! | `{NS:pN}:tasks`              | hash   | `id|step` -> open task (MessagePack) |
 //! | `{NS:pN}:stats`              | hash   | counters: `stale_dropped`, `dead_lettered`, `quarantined`, ... |
-//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished`; a quarantined one also `quarantined` (the reason) and, if its state did not decode, `corrupt_state` (the bytes) |
+//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished`; a quarantined one also `quarantined` (the reason) and, if its state did not decode, `corrupt_state` (the bytes); before a coordinator created it: `status` `pending` and `start` (the Start command), no `state` (canceled then: `status` `canceled`, `rev` 0, `finished`, `reason`) |
 //! | `{NS:pN}:h:ID`               | list   | finished attempts (MessagePack) |
-//! | `{NS:pN}:x:all`, `x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time |
+//! | `{NS:pN}:x:all`, `x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time (the time the start was stored) |
 //! | `{NS:pN}:x:finished`         | zset   | finished instance ids by finish time (retention) |
 //! | `{NS:pN}:x:tasks`            | zset   | open tasks `id|step` by creation time |
 //!

@@ -30,3 +30,12 @@ pub static DEAD_LETTER: LazyLock<Script> =
 /// Puts a dead letter back on its source stream (`lua/dlq_replay.lua`).
 pub static DLQ_REPLAY: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/dlq_replay.lua")));
+/// Stores starts of one partition as pending instances with their Start commands, and
+/// decides the caller-id rule, in one call (`lua/start.lua`).
+pub static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/start.lua")));
+/// Cancels an instance no coordinator created yet (`lua/cancel_pending.lua`).
+pub static CANCEL_PENDING: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/cancel_pending.lua")));
+/// Sends a command with a deadline by the Redis clock (`lua/send_command.lua`).
+pub static SEND_COMMAND: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/send_command.lua")));

@@ -9,11 +9,13 @@ use serde::Serialize;
 
 use super::connect::Connections;
 use super::keys::PartitionKeys;
+use super::wire::{self, Command, CommandMessage};
 use super::RedisError;
 use crate::api::EngineError;
 use crate::definition::{compile, Workflow};
-use crate::model::{AttemptRecord, Definition, Instance, Task};
+use crate::model::{AttemptRecord, Definition, Instance, InstanceStatus, Task};
 use crate::registry::{latest, RegistryError};
+use crate::time::Timestamp;
 
 /// Encodes a stored record (instance state, history entry, task): MessagePack arrays, the
 /// smallest form (Redis memory per instance is a budget).
@@ -28,10 +30,17 @@ pub fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, RedisError>
 }
 
 /// Compiled definitions loaded from Redis, cached forever: a (name, version) never changes.
+/// Which version is a name's latest is cached for [`LATEST_FRESH`]: a start without a
+/// version then costs no read of the registry, and a version another process registers
+/// is the latest for this one within that time (at once for versions registered here).
 #[derive(Debug, Default)]
 pub struct DefinitionCache {
     map: RwLock<HashMap<String, Arc<Workflow>>>,
+    latest: RwLock<HashMap<String, (std::time::Instant, Arc<Workflow>)>>,
 }
+
+/// How long a name's latest version is taken from the cache.
+pub const LATEST_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl DefinitionCache {
     /// An empty cache.
@@ -57,8 +66,22 @@ impl DefinitionCache {
                 .map_err(|_| unknown())?
                 .to_string(),
             None => {
+                let fresh = self
+                    .latest
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(name)
+                    .filter(|(at, _)| at.elapsed() < LATEST_FRESH)
+                    .map(|(_, wf)| wf.clone());
+                if let Some(wf) = fresh {
+                    return Ok(wf);
+                }
                 let versions = self.versions(c, name).await?;
                 let wf = latest(&versions).ok_or_else(unknown)?;
+                self.latest
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(name.to_string(), (std::time::Instant::now(), wf.clone()));
                 return Ok(wf);
             }
         };
@@ -145,6 +168,10 @@ impl DefinitionCache {
 
     /// Puts a workflow just registered into the cache.
     pub fn remember(&self, wf: Arc<Workflow>) {
+        self.latest
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&*wf.name);
         let key = format!("{}@{}", wf.name, wf.semver);
         self.map
             .write()
@@ -156,10 +183,15 @@ impl DefinitionCache {
 /// An instance as stored, with its revision.
 #[derive(Debug, Clone)]
 pub struct StoredInstance {
-    /// The state.
+    /// The state. For a start no coordinator created yet ([`StoredInstance::pending`]) it
+    /// is built from the stored start: status `pending` (or `canceled` when it was canceled
+    /// before), the initial data as context, and no step states.
     pub instance: Instance,
     /// Its revision (the `rev` field).
     pub rev: u64,
+    /// No coordinator created it yet: the record holds a start (`lua/start.lua`), pending
+    /// or canceled while pending. Nothing but that start and its cancel applies to it.
+    pub pending: bool,
 }
 
 /// Loads instances of one partition in one round trip; `None` for ids not found.
@@ -173,24 +205,148 @@ pub async fn load_instances(
     }
     let mut pipe = redis::pipe();
     for id in ids {
-        pipe.cmd("HMGET")
-            .arg(part.instance(id))
-            .arg("state")
-            .arg("rev");
+        pipe.cmd("HMGET").arg(part.instance(id)).arg(&[
+            "state", "rev", "status", "start", "created", "finished", "reason",
+        ]);
     }
-    let rows: Vec<(Option<Vec<u8>>, Option<u64>)> = pipe
+    type Row = (
+        Option<Vec<u8>>,
+        Option<u64>,
+        Option<String>,
+        Option<Vec<u8>>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = pipe
         .query_async(&mut c.conn.clone())
         .await
         .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
-    rows.into_iter()
-        .map(|(state, rev)| match state {
-            Some(bytes) => Ok(Some(StoredInstance {
-                instance: decode_record(&bytes)?,
-                rev: rev.unwrap_or(0),
-            })),
-            None => Ok(None),
-        })
+    ids.iter()
+        .zip(rows)
+        .map(
+            |(id, (state, rev, status, start, created, finished, reason))| {
+                if let Some(bytes) = state {
+                    return Ok(Some(StoredInstance {
+                        instance: decode_record(&bytes)?,
+                        rev: rev.unwrap_or(0),
+                        pending: false,
+                    }));
+                }
+                let Some(start) = start else {
+                    return Ok(None);
+                };
+                let canceled = status.as_deref() == Some(InstanceStatus::Canceled.as_str());
+                // Times are integers, or "" for none (`finished` of a live instance).
+                let millis = |v: Option<String>| v.and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
+                let record = PendingRecord {
+                    id,
+                    created: Timestamp(millis(created)),
+                    canceled: canceled.then(|| (Timestamp(millis(finished)), reason)),
+                };
+                Ok(Some(StoredInstance {
+                    instance: pending_instance(&record, &start)?,
+                    rev: rev.unwrap_or(0),
+                    pending: true,
+                }))
+            },
+        )
         .collect()
+}
+
+/// The fields of a start no coordinator created yet.
+struct PendingRecord<'a> {
+    id: &'a str,
+    created: Timestamp,
+    /// When it was canceled, and why.
+    canceled: Option<(Timestamp, Option<String>)>,
+}
+
+/// The instance a pending start stands for, built from its stored Start command.
+fn pending_instance(record: &PendingRecord<'_>, start: &[u8]) -> Result<Instance, RedisError> {
+    let msg: CommandMessage =
+        wire::decode(start).map_err(|e| RedisError::Corrupt(format!("pending start: {e}")))?;
+    let Command::Start {
+        definition,
+        version,
+        initial_data,
+        tenant_id,
+        created_by,
+    } = msg.command
+    else {
+        return Err(RedisError::Corrupt(format!(
+            "pending start of {:?} holds another command",
+            record.id
+        )));
+    };
+    let fields = StartFields {
+        definition,
+        version,
+        initial_data,
+        tenant_id,
+        created_by,
+    };
+    Ok(unstarted_instance(
+        record.id,
+        fields,
+        record.created,
+        record.canceled.clone(),
+    ))
+}
+
+/// What a start names: the fields of [`Command::Start`].
+#[derive(Debug, Clone)]
+pub struct StartFields {
+    /// Definition name.
+    pub definition: String,
+    /// Definition version (resolved).
+    pub version: String,
+    /// Initial context.
+    pub initial_data: crate::model::Context,
+    /// Tenant.
+    pub tenant_id: Option<String>,
+    /// Creator.
+    pub created_by: Option<String>,
+}
+
+/// The instance a start no coordinator created yet stands for: status `pending` (or
+/// `canceled`, with when and why, when it was canceled first), the initial data as its
+/// context, no step states, stored at `created`.
+pub fn unstarted_instance(
+    id: &str,
+    start: StartFields,
+    created: Timestamp,
+    canceled: Option<(Timestamp, Option<String>)>,
+) -> Instance {
+    let (status, finished_at, error) = match canceled {
+        Some((at, reason)) => (
+            InstanceStatus::Canceled,
+            Some(at),
+            Some(
+                reason
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or_else(|| "canceled before a coordinator created it".to_string()),
+            ),
+        ),
+        None => (InstanceStatus::Pending, None, None),
+    };
+    Instance {
+        id: Arc::from(id),
+        definition: Arc::from(start.definition),
+        version: Arc::from(start.version),
+        status,
+        context: Arc::new(start.initial_data),
+        steps: Vec::new(),
+        error,
+        failed_step: None,
+        tenant_id: start.tenant_id,
+        created_by: start.created_by,
+        created_at: created,
+        updated_at: finished_at.unwrap_or(created),
+        finished_at,
+        revision: 0,
+        next_token: 0,
+    }
 }
 
 /// Loads one instance.

@@ -13,6 +13,11 @@ use crate::time::Timestamp;
 /// The stream entry field that holds an encoded message.
 pub const FIELD: &str = "m";
 
+/// The stream entry field of a command's deadline (ms since the epoch, Redis clock; see
+/// `lua/send_command.lua`): a coordinator never applies the command after it. Starts
+/// carry none (a start is stored and waits for a coordinator as long as it takes).
+pub const DEADLINE_FIELD: &str = "d";
+
 /// The largest message accepted on any stream, so one oversized payload cannot exhaust
 /// memory; a larger one is refused at the source or dead-lettered.
 pub const MAX_MESSAGE_BYTES: usize = 4 << 20;

@@ -23,6 +23,9 @@ pub const STEPS_TIMED_OUT: &str = "weir_steps_timed_out_total";
 pub const TRANSITIONS: &str = "weir_transitions_total";
 /// Histogram: inputs per committed batch (coordinator).
 pub const BATCH_SIZE: &str = "weir_batch_size";
+/// Counter: client commands discarded unapplied because their deadline had passed (no
+/// coordinator applied them in time; their callers were told nothing changed).
+pub const COMMANDS_EXPIRED: &str = "weir_commands_expired_total";
 /// Counter: stale results and timers dropped (coordinator).
 pub const STALE_RESULTS: &str = "weir_stale_results_total";
 /// Gauge: partition leases this coordinator holds.

@@ -114,6 +114,10 @@ fn describe_all() {
         RESULTS_DROPPED,
         "Results a worker did not deliver, by reason (disowned, refused)."
     );
+    describe_counter!(
+        COMMANDS_EXPIRED,
+        "Client commands discarded unapplied past their deadline."
+    );
     describe_counter!(REDIS_ERRORS, "Redis commands that failed.");
 }
 
@@ -134,6 +138,7 @@ pub enum InstanceOutcome {
 enum Entry {
     Instance(InstanceOutcome, Arc<str>),
     Step(&'static str, Arc<str>, Arc<str>),
+    Count(&'static str),
 }
 
 /// What one coordinator batch did, kept until the batch is committed: a batch that fails to
@@ -144,6 +149,13 @@ pub struct Tally {
 }
 
 impl Tally {
+    /// A client command was discarded unapplied: its deadline had passed.
+    pub fn command_expired(&mut self) {
+        if enabled() {
+            self.entries.push(Entry::Count(COMMANDS_EXPIRED));
+        }
+    }
+
     /// A step attempt was dispatched.
     pub fn dispatched(&mut self, handler: &Arc<str>, queue: &Arc<str>) {
         if enabled() {
@@ -211,6 +223,7 @@ impl Tally {
                     counter!(name, "handler" => handler.to_string(), "queue" => queue.to_string())
                         .increment(1);
                 }
+                Entry::Count(name) => counter!(name).increment(1),
             }
         }
     }

@@ -6,7 +6,7 @@ import { h, replace } from '../dom.js';
 import { errorText, instanceLink, notice, pageHead, time } from '../format.js';
 import { onEvents } from '../live.js';
 
-const STATUSES = ['running', 'waiting', 'completed', 'failed', 'canceled'];
+const STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled'];
 const CAP = 100;
 
 const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -8,7 +8,7 @@ import { badge, errorText, instanceLink, notice, pageHead, time } from '../forma
 import { onEvents } from '../live.js';
 import { go } from '../router.js';
 
-const STATUSES = ['running', 'waiting', 'completed', 'failed', 'canceled'];
+const STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'canceled'];
 const PAGE = 50;
 
 /** `datetime-local` text (local time) to RFC 3339, or ''. */

@@ -5,7 +5,8 @@
 -- ARGV[2]: T, the key index of the partition's timers sorted set to read the due timers of
 --          after the writes (0: do not read them); ARGV[3]: at most this many due timers.
 -- ARGV[4]: C, the number of revision checks; then C pairs (key index, expected revision),
---          expected "" meaning the key must not exist (a new instance).
+--          expected "" meaning the key must not exist (a new instance); key index 0
+--          instead checks a deadline: the Redis clock must not be past it (ms).
 -- Then the writes, each an opcode and its arguments (key arguments are indexes into KEYS):
 --   HSET k n f1 v1 ... fn vn   | HDEL k f       | RPUSH k v       | DEL k
 --   XADD k maxlen n f1 v1 ... fn vn   (maxlen 0: uncapped; else MAXLEN ~ maxlen)
@@ -18,12 +19,13 @@
 -- Returns: with T = 0, the number of writes applied; otherwise
 -- { applied, now_ms, next_due_ms or -1, member1, due1, ... }: the Redis clock after the writes and
 -- the timers due by it (as `due_timers.lua` answers), so the next turn of the coordinator needs
--- no call of its own for them. Or an error "LEASE" (lease lost: stop) or "REV <key>" (state
--- changed under us: reload and retry), "BADOP <detail>" (a malformed batch) or
--- "BADKEY <key> ..." (a key of another type than its op needs). Everything is checked before
--- anything is written (lease, revisions, the shape of every op, the type of every key),
--- because a script does not roll back: an error half-way would leave inputs acknowledged
--- and their writes missing.
+-- no call of its own for them. Or an error "LEASE" (lease lost: stop), "REV <key>" (state
+-- changed under us: reload and retry), "DEADLINE" (a command is past its deadline: read
+-- again, which discards it), "BADOP <detail>" (a malformed batch) or "BADKEY <key> ..." (a
+-- key of another type than its op needs). Everything is checked before anything is written
+-- (lease, revisions, deadlines, the shape of every op, the type of every key), because a
+-- script does not roll back: an error half-way would leave inputs acknowledged and their
+-- writes missing.
 
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LEASE')
@@ -31,13 +33,22 @@ end
 local checks = tonumber(ARGV[4])
 local i = 5
 for _ = 1, checks do
-  local key = KEYS[tonumber(ARGV[i])]
-  local expected = ARGV[i + 1]
-  local rev = redis.call('HGET', key, 'rev')
-  if expected == '' then
-    if rev then return redis.error_reply('REV ' .. key) end
-  elseif rev ~= expected then
-    return redis.error_reply('REV ' .. key)
+  if ARGV[i] == '0' then
+    -- Key index 0: the earliest deadline of the batch's commands (ms, Redis clock). Past
+    -- it nothing is written: the coordinator reads again and discards those commands.
+    local t = redis.call('TIME')
+    if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) > tonumber(ARGV[i + 1]) then
+      return redis.error_reply('DEADLINE')
+    end
+  else
+    local key = KEYS[tonumber(ARGV[i])]
+    local expected = ARGV[i + 1]
+    local rev = redis.call('HGET', key, 'rev')
+    if expected == '' then
+      if rev then return redis.error_reply('REV ' .. key) end
+    elseif rev ~= expected then
+      return redis.error_reply('REV ' .. key)
+    end
   end
   i = i + 2
 end
