@@ -145,15 +145,19 @@ fn command() -> impl Strategy<Value = Command> {
         (
             any_string(),
             any_string(),
+            any::<bool>(),
             opt(),
             proptest::collection::vec(any_string(), 0..3)
         )
-            .prop_map(|(step, by, assignee, candidates)| Command::ReassignTask {
-                step,
-                by,
-                assignee,
-                candidates,
-            }),
+            .prop_map(
+                |(step, by, admin, assignee, candidates)| Command::ReassignTask {
+                    step,
+                    by,
+                    admin,
+                    assignee,
+                    candidates,
+                }
+            ),
         opt().prop_map(|reason| Command::Cancel { reason }),
         opt().prop_map(|from_step| Command::Retry { from_step }),
     ]

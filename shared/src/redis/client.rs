@@ -30,8 +30,8 @@ use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use crate::api::{
-    check_start, history_with_running, start_instance_id, EngineError, HistoryPage,
-    InstanceFilter, InstanceView, StartOptions, TaskFilter,
+    check_start, history_with_running, start_instance_id, EngineError, HistoryPage, InstanceFilter,
+    InstanceView, StartOptions, TaskFilter,
 };
 use crate::core::{self, Env, Input};
 use crate::definition::Workflow;
