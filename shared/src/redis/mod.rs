@@ -40,11 +40,14 @@
 //! # Writing a worker in another language
 //!
 //! Create group `workers` on `{NS:pN}:q:QUEUE` for every partition N (`XGROUP CREATE … 0
-//! MKSTREAM`, ignore `BUSYGROUP`), read with `XREADGROUP`, decode `m` (a MessagePack map with
-//! the fields of [`wire::StepMessage`]), run the handler, then run `lua/report.lua` with the
-//! [`wire::ResultMessage`] (carrying back `token`). Claim entries idle longer than the
-//! visibility timeout with `XAUTOCLAIM`; keep long steps alive by re-claiming your own
-//! entries (`XCLAIM … JUSTID`) more often than that.
+//! MKSTREAM`, ignore `BUSYGROUP`, and again on `NOGROUP`), read with `XREADGROUP` no more
+//! entries than you can start at once (`COUNT` is per stream: read stream by stream), decode
+//! `m` (a MessagePack map with the fields of [`wire::StepMessage`]), run the handler, then
+//! run `lua/report.lua` with your consumer name and the [`wire::ResultMessage`] (carrying
+//! back `token`); it appends only results whose entry is still pending to you. Claim entries
+//! idle longer than the visibility timeout with `XAUTOCLAIM` (keeping its cursor); keep long
+//! steps alive by re-claiming your own entries (`XCLAIM … JUSTID`, only while `XPENDING`
+//! still shows them as yours) more often than that.
 
 pub mod admin;
 pub mod batch;
