@@ -61,7 +61,7 @@ const DEFINITIONS: &[&str] = &[
 
 /// Ids of instances the setup leaves: waiting on the `approve` task (in no tenant and in
 /// tenant `acme`), and failed at `charge`.
-const WAITING: &[&str] = &["wait-0", "wait-1", "wait-2", "wait-acme"];
+const WAITING: &[&str] = &["wait-0", "wait-1", "wait-2", "acme:wait-acme"];
 const FAILED: &str = "failed-0";
 
 /// A child process killed when dropped.
@@ -387,12 +387,16 @@ fn random_bodies_on_every_endpoint_get_no_server_error() {
     // the run meets them in whatever state that left them, a state worth fuzzing too.
     rt.block_on(async {
         for id in WAITING {
-            let tenant = id.ends_with("acme").then(|| "acme".to_owned());
+            // A tenant's caller id names the instance `TENANT:ID`.
+            let (tenant, caller_id) = match id.split_once(':') {
+                Some((t, rest)) => (Some(t.to_owned()), rest),
+                None => (None, *id),
+            };
             client
                 .start_workflow(
                     "approval",
                     StartOptions {
-                        id: Some((*id).into()),
+                        id: Some(caller_id.into()),
                         tenant_id: tenant,
                         ..StartOptions::default()
                     },

@@ -1273,7 +1273,7 @@ async fn definitions_are_redacted_and_kept_to_their_tenants() {
         .start_instance(BOB, json!({ "workflow": "globex_only", "id": "g-1" }))
         .await;
     assert_eq!(started["tenant"], "globex");
-    let done = s.wait_status("g-1", BOB, "completed").await;
+    let done = s.wait_status("globex:g-1", BOB, "completed").await;
     assert_eq!(done["context"]["called"], true);
 }
 
@@ -1286,27 +1286,27 @@ async fn events_follow_a_reused_id_to_its_new_tenant() {
     let mut alice = s.events("", Some(ALICE)).await;
     s.start_instance(ALICE, json!({ "workflow": "quick", "id": "reused" }))
         .await;
-    alice.until("reused", "WorkflowCompleted").await;
+    alice.until("acme:reused", "WorkflowCompleted").await;
     // The instance goes away, as retention would do it.
     let c = s._client.connections();
-    let keys = c.keys.part_of("reused");
+    let keys = c.keys.part_of("acme:reused");
     let _: i64 = redis::cmd("DEL")
-        .arg(keys.instance("reused"))
-        .arg(keys.history("reused"))
+        .arg(keys.instance("acme:reused"))
+        .arg(keys.history("acme:reused"))
         .query_async(&mut c.conn.clone())
         .await
         .expect("instance deleted");
     let mut bob = s.events("", Some(BOB)).await;
     s.start_instance(BOB, json!({ "workflow": "quick", "id": "reused" }))
         .await;
-    bob.until("reused", "WorkflowCompleted").await;
+    bob.until("globex:reused", "WorkflowCompleted").await;
     // A marker of Alice's own, after Bob's instance: everything before it was seen.
     s.start_instance(ALICE, json!({ "workflow": "quick", "id": "marker" }))
         .await;
-    let seen = alice.until("marker", "WorkflowCompleted").await;
+    let seen = alice.until("acme:marker", "WorkflowCompleted").await;
     let leaked: Vec<_> = seen
         .iter()
-        .filter(|(_, d)| d["instance_id"] == "reused")
+        .filter(|(_, d)| d["instance_id"] == "globex:reused")
         .collect();
     assert!(leaked.is_empty(), "globex events reached acme: {leaked:?}");
 }
@@ -1321,12 +1321,12 @@ async fn task_listing_pages_and_skips_corrupt_records() {
         let id = format!("page-{i}");
         s.start_instance(ALICE, json!({ "workflow": "approval", "id": id }))
             .await;
-        s.wait_status(&id, ALICE, "waiting").await;
+        s.wait_status(&format!("acme:{id}"), ALICE, "waiting").await;
     }
     // A record that is not a task, where tasks live.
     let c = s._client.connections();
     let _: i64 = redis::cmd("HSET")
-        .arg(c.keys.part_of("page-0").tasks())
+        .arg(c.keys.part_of("acme:page-0").tasks())
         .arg("garbage|approve")
         .arg(b"\xff\x00 not a task".as_slice())
         .query_async(&mut c.conn.clone())
@@ -1385,16 +1385,16 @@ async fn history_is_paged() {
     let s = Stack::start().await;
     s.start_instance(ALICE, json!({ "workflow": "approval", "id": "h-1" }))
         .await;
-    s.wait_status("h-1", ALICE, "waiting").await;
+    s.wait_status("acme:h-1", ALICE, "waiting").await;
     let (status, _) = s
         .post(
-            "/tasks/h-1/approve/reassign",
+            "/tasks/acme:h-1/approve/reassign",
             ADMIN,
             json!({ "candidates": ["manager@example.com"] }),
         )
         .await;
     assert_eq!(status, StatusCode::OK);
-    let detail = s.ok("/instances/h-1", ALICE).await;
+    let detail = s.ok("/instances/acme:h-1", ALICE).await;
     let whole = detail["history"].as_array().expect("history").clone();
     // A reassignment, then the open task in flight.
     assert_eq!(whole.len(), 2, "{detail}");
@@ -1403,8 +1403,8 @@ async fn history_is_paged() {
     let mut cursor: Option<String> = None;
     for _ in 0..whole.len() + 1 {
         let url = match &cursor {
-            Some(c) => format!("/instances/h-1/history?limit=1&cursor={c}"),
-            None => "/instances/h-1/history?limit=1".to_string(),
+            Some(c) => format!("/instances/acme:h-1/history?limit=1&cursor={c}"),
+            None => "/instances/acme:h-1/history?limit=1".to_string(),
         };
         let page = s.ok(&url, ALICE).await;
         assert_eq!(page["total"], 2, "{page}");
@@ -1415,15 +1415,17 @@ async fn history_is_paged() {
         }
     }
     assert_eq!(walked, whole);
-    let all = s.ok("/instances/h-1/history", ALICE).await;
+    let all = s.ok("/instances/acme:h-1/history", ALICE).await;
     assert_eq!(all["items"].as_array().map(Vec::len), Some(2));
     assert!(all["next_cursor"].is_null());
     for bad in ["?limit=0", "?limit=1001", "?cursor=zz"] {
-        let (status, p) = s.get(&format!("/instances/h-1/history{bad}"), ALICE).await;
+        let (status, p) = s
+            .get(&format!("/instances/acme:h-1/history{bad}"), ALICE)
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {p}");
     }
     assert_eq!(
-        s.get("/instances/h-1/history", BOB).await.0,
+        s.get("/instances/acme:h-1/history", BOB).await.0,
         StatusCode::NOT_FOUND,
         "another tenant's history is not found"
     );
@@ -1623,7 +1625,8 @@ async fn reassignment_racing_the_task_opening_is_never_granted() {
         let id = format!("race-{i}");
         s.start_instance(ALICE, json!({ "workflow": "gated_approval", "id": id }))
             .await;
-        ids.push(id);
+        // Alice's tenant scopes her caller id.
+        ids.push(format!("acme:{id}"));
     }
     let mut attackers = tokio::task::JoinSet::new();
     for id in &ids {

@@ -126,7 +126,7 @@ pub const MAX_DEPTH: usize = 100;
 /// The most one evaluation may cost, in the units of the module doc's "Evaluation budget"
 /// (about one expression node evaluated or one JSON value converted each). Past it the
 /// evaluation is an error.
-pub const MAX_EVALUATION_COST: u64 = 500_000;
+pub const MAX_EVALUATION_COST: u64 = 250_000;
 
 /// The function the budget rewrite wraps costly operands in. A source that calls it
 /// itself gains nothing: it only charges the budget and returns its argument.

@@ -207,7 +207,7 @@ async fn a_refused_start_stores_nothing() -> anyhow::Result<()> {
         (
             "order",
             with_id("big", json!({ "blob": "x".repeat(5 << 20) })),
-            "bad_request",
+            "too_large",
         ),
     ];
     for (name, options, kind) in cases {
