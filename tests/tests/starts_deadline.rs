@@ -10,6 +10,9 @@ use weir::{parse_definition, EngineError, StartOptions, TaskFilter};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
 use weir_tests::{wait_until_async, RedisServer};
 
+mod common;
+use common::queued_commands;
+
 const FLOW: &str = r#"
 name: approval
 version: "1.0.0"
@@ -29,18 +32,6 @@ async fn redis_now_ms(client: &weir::redis::WeirClient) -> anyhow::Result<i64> {
         .query_async(&mut client.connections().conn.clone())
         .await?;
     Ok(s * 1000 + us / 1000)
-}
-
-/// Entries on the command streams of every partition.
-async fn queued_commands(client: &weir::redis::WeirClient) -> anyhow::Result<u64> {
-    let mut pipe = redis::pipe();
-    for part in client.connections().keys.all_parts() {
-        pipe.cmd("XLEN").arg(part.commands());
-    }
-    let lens: Vec<u64> = pipe
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
-    Ok(lens.iter().sum())
 }
 
 async fn stat(client: &weir::redis::WeirClient, field: &str) -> anyhow::Result<i64> {

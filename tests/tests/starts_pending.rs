@@ -10,6 +10,9 @@ use weir::{parse_definition, EngineError, InstanceFilter, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
 use weir_tests::{wait_until_async, RedisServer};
 
+mod common;
+use common::queued_commands;
+
 const FLOW: &str = r#"
 name: order
 version: "1.0.0"
@@ -28,18 +31,6 @@ steps:
 "#;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// Entries on the command streams of every partition (what a coordinator has to apply).
-async fn queued_commands(client: &weir::redis::WeirClient) -> anyhow::Result<u64> {
-    let mut pipe = redis::pipe();
-    for part in client.connections().keys.all_parts() {
-        pipe.cmd("XLEN").arg(part.commands());
-    }
-    let lens: Vec<u64> = pipe
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
-    Ok(lens.iter().sum())
-}
 
 fn with_id(id: &str, data: serde_json::Value) -> StartOptions {
     StartOptions {

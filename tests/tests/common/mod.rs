@@ -273,3 +273,15 @@ pub async fn assert_each_step_once(
     }
     Ok(())
 }
+
+/// Entries on the command streams of every partition (what a coordinator has yet to handle).
+pub async fn queued_commands(client: &WeirClient) -> anyhow::Result<u64> {
+    let mut pipe = redis::pipe();
+    for part in client.connections().keys.all_parts() {
+        pipe.cmd("XLEN").arg(part.commands());
+    }
+    let lens: Vec<u64> = pipe
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    Ok(lens.iter().sum())
+}
