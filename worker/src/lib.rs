@@ -8,6 +8,7 @@
 pub mod handlers;
 pub mod ops;
 pub mod runtime;
+pub mod shutdown;
 pub mod tls_args;
 
 pub use handlers::{builtin_handlers, builtin_handlers_with, HttpPolicy};

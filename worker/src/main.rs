@@ -181,37 +181,14 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
         tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
     }
+    let shutdown = weir_worker::shutdown::signal();
     let running = tokio::spawn(worker.run(stop_rx));
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("draining: no new reads, attempts in flight get the grace period");
     let _ = stop.send(true);
     running
         .await
         .map_err(|e| format!("the worker stopped abnormally: {e}"))
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }
 
 fn init_logging(format: LogFormat) {

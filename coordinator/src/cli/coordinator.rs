@@ -70,36 +70,13 @@ pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitC
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
         tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
     }
+    let shutdown = weir_worker::shutdown::signal();
     let service = tokio::spawn(coordinator.run(stop_rx));
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("stopping: finishing the current batches, releasing leases");
     let _ = stop.send(true);
     service
         .await
         .map_err(|e| anyhow::anyhow!("the coordinator stopped abnormally: {e}"))?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

@@ -60,7 +60,7 @@ pub async fn run(global: &Global, args: EventsArgs) -> anyhow::Result<ExitCode> 
     };
     tokio::select! {
         r = follow => r,
-        () = super::coordinator::shutdown_signal() => Ok(ExitCode::SUCCESS),
+        () = weir_worker::shutdown::signal() => Ok(ExitCode::SUCCESS),
     }
 }
 

@@ -65,16 +65,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let addr = listener
         .local_addr()
         .map_err(|e| anyhow!("cannot read the listening address: {e}"))?;
+    // Listen for the stop signal before saying we are up: a SIGTERM right after that line
+    // must stop the server gracefully, not kill it.
+    let shutdown = weir_worker::shutdown::signal();
     out(&format!("weir serve: listening on http://{addr}"));
     tracing::info!(%addr, namespace = %global.namespace, "serving the HTTP API; Ctrl-C or SIGTERM stops it");
-    serve::run(
-        listener,
-        client,
-        auth,
-        super::coordinator::shutdown_signal(),
-    )
-    .await
-    .map_err(|e| anyhow!("the HTTP server failed: {e}"))?;
+    serve::run(listener, client, auth, shutdown)
+        .await
+        .map_err(|e| anyhow!("the HTTP server failed: {e}"))?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
