@@ -1,6 +1,6 @@
 //! Time as the engine sees it: milliseconds since the Unix epoch, always passed in.
 //!
-//! The core never reads a clock (DESIGN invariant 1). The LocalEngine passes the tokio clock;
+//! The core never reads a clock (ARCHITECTURE.md invariant 1). The LocalEngine passes the tokio clock;
 //! the coordinator passes the Redis server clock (`TIME`), so due times are never compared
 //! across client clocks (invariant 6).
 

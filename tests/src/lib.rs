@@ -1,6 +1,6 @@
 //! Test support: a private redis-server per test, waiting with deadlines.
 //!
-//! The project rule (see `DESIGN.md`, "Quality bar"): every test that concerns Redis
+//! The project rule (README, "Testing"): every test that concerns Redis
 //! starts its **own** `redis-server` on a free loopback port — never the machine's 6379 —
 //! so it can kill and restart it. No mocks of Redis, and no sleep-and-hope: tests wait on
 //! a condition with a deadline ([`wait_until`], [`wait_until_async`]).

@@ -1,4 +1,4 @@
-//! One pure core (DESIGN invariant 1): the in-process LocalEngine and the Redis coordinator
+//! One pure core (ARCHITECTURE.md invariant 1): the in-process LocalEngine and the Redis coordinator
 //! with its workers drive the same transition function, so the same workflows with the same
 //! inputs end the same way in both: status, context, failed step and error, and the history
 //! of attempts (step, attempt, outcome, error).

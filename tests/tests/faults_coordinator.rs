@@ -1,4 +1,4 @@
-//! Coordinators dying, losing leases and handing over (DESIGN invariants 2, 3 and 8): a
+//! Coordinators dying, losing leases and handing over (ARCHITECTURE.md invariants 2, 3 and 8): a
 //! survivor takes a dead coordinator's partitions within seconds and nothing is lost or
 //! applied twice; a coordinator without the lease writes nothing; a batch is all or
 //! nothing; a graceful stop hands partitions over at once; repeated kills of every

@@ -1,4 +1,4 @@
-//! Workers dying, pausing and crashing on a message (DESIGN invariants 2, 4 and 5): a step a
+//! Workers dying, pausing and crashing on a message (ARCHITECTURE.md invariants 2, 4 and 5): a step a
 //! dead worker held is reclaimed after the visibility timeout and its transition applied
 //! once; heartbeats keep a long step from being reclaimed; a step run twice applies once;
 //! a message that keeps killing workers is dead-lettered after N deliveries.

@@ -1,4 +1,4 @@
-//! The key layout (DESIGN invariant 8, issue item 6): every key is under its namespace,
+//! The key layout (ARCHITECTURE.md invariant 8): every key is under its namespace,
 //! every key of an instance under its partition's hash tag, two namespaces share one Redis
 //! without touching each other, and the coordinator's scripts run on a Redis Cluster node,
 //! which refuses any script that touches keys of more than one slot.

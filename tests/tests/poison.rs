@@ -1,4 +1,4 @@
-//! Poison and stale input (DESIGN invariants 4 and 5): garbage bytes, undecodable, field-less
+//! Poison and stale input (ARCHITECTURE.md invariants 4 and 5): garbage bytes, undecodable, field-less
 //! and oversized entries on step, result and command streams go to the partition's
 //! dead-letter stream with their error and block nothing; results from an old attempt, a
 //! duplicate delivery, an unknown instance or a canceled one are dropped, counted, and

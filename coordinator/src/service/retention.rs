@@ -1,5 +1,5 @@
 //! Retention: finished instances are deleted, with their history and index entries, once
-//! they are older than the configured retention (DESIGN invariant 7).
+//! they are older than the configured retention (ARCHITECTURE.md invariant 7).
 //!
 //! Each partition loop sweeps about once a second. A sweep deletes batches of
 //! [`SWEEP_BATCH`] instances while some are past their retention, for at most

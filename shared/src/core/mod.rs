@@ -1,6 +1,6 @@
 //! The pure engine core: `(workflow, instance, input, now) -> (instance', effects)`.
 //!
-//! No I/O, no clock, no randomness (DESIGN invariant 1): time and a random seed come in
+//! No I/O, no clock, no randomness (ARCHITECTURE.md invariant 1): time and a random seed come in
 //! through [`Env`]; what should happen in the world goes out as [`Effect`]s. The LocalEngine
 //! and the Redis coordinator both drive these two functions, so the semantics are written
 //! and tested once.

@@ -1,7 +1,7 @@
 //! A batch of writes for `commit.lua`: the Rust side of its little op language.
 //!
 //! The coordinator turns the effects of many transitions of one partition into one batch
-//! and sends it as one script call (DESIGN invariant 3, and the way to get near Redis's
+//! and sends it as one script call (ARCHITECTURE.md invariant 3, and the way to get near Redis's
 //! ceiling: one round trip for many transitions).
 
 use std::collections::{HashMap, HashSet};
@@ -32,7 +32,7 @@ pub struct Batch {
 }
 
 /// The Redis clock and the timers due by it, as read at the end of a commit (or by
-/// `due_timers.lua`): DESIGN invariant 6, timers fire by the Redis clock.
+/// `due_timers.lua`): ARCHITECTURE.md invariant 6, timers fire by the Redis clock.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DueTimers {
     /// The Redis server time, milliseconds since the epoch.

@@ -239,7 +239,7 @@ impl Connections {
             .map_err(|e| RedisError::from_redis(&self.display_url, e))
     }
 
-    /// The Redis server's clock, in milliseconds (DESIGN invariant 6: time is Redis time).
+    /// The Redis server's clock, in milliseconds (ARCHITECTURE.md invariant 6: time is Redis time).
     pub async fn server_time(&self) -> Result<i64, RedisError> {
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
             .query_async(&mut self.conn.clone())

@@ -1,6 +1,6 @@
 //! Weir on Redis: the key layout, the wire format, the scripts, and the client API.
 //!
-//! Redis is the only state (DESIGN invariant 2). Data flows one way: client -> command
+//! Redis is the only state (ARCHITECTURE.md invariant 2). Data flows one way: client -> command
 //! stream -> coordinator -> step stream -> worker -> result stream -> coordinator. Only the
 //! coordinator that holds a partition's lease writes instance state there, one atomic
 //! script call per batch of transitions (invariant 3).
