@@ -383,6 +383,11 @@ fn random_bodies_on_every_endpoint_get_no_server_error() {
     let (mut serve, base) = spawn_serve(&url, ns, auth.path());
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
+        // A new connection per request: on a kept-alive connection, a request now and then
+        // failed with "connection closed before message completed" after another input
+        // (none in 5,000 inputs without reuse); this target is about bodies, and that
+        // finding is reported on its own.
+        .pool_max_idle_per_host(0)
         .build()
         .expect("http client");
 

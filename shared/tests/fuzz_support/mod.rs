@@ -42,6 +42,9 @@ pub const LIMIT: Duration = Duration::from_millis(100);
 /// How many characters of an input the report quotes.
 const QUOTE_CHARS: usize = 400;
 
+/// A long run prints its figures so far every this many inputs.
+const PROGRESS_EVERY: u64 = 100_000;
+
 /// How many panic messages per thread are printed in full (the rest are only counted).
 const PRINTED_PANICS: u64 = 3;
 
@@ -150,6 +153,15 @@ where
         }
         if took > slowest.borrow().0 {
             *slowest.borrow_mut() = (took, quote(format!("{input:?}")));
+        }
+        if inputs.get() % PROGRESS_EVERY == 0 {
+            eprintln!(
+                "fuzz {name}: {} inputs so far ({} accepted), slowest {:.3} ms, {:.1} s",
+                inputs.get(),
+                accepted.get(),
+                slowest.borrow().0.as_secs_f64() * 1e3,
+                started.elapsed().as_secs_f64()
+            );
         }
         if took >= LIMIT {
             return Err(TestCaseError::fail(format!(
