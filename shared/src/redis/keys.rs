@@ -1,7 +1,9 @@
 //! Every Redis key Weir uses, named in one place.
 //!
 //! Keys of one partition share the hash tag `{NS:pN}`, so every script touches one slot
-//! (Redis Cluster ready); global keys start with `NS:`. See the module doc of
+//! (the layout Redis Cluster needs; Weir does not run on a cluster yet: a worker's idle
+//! wake-up and the client's event reads still span partitions); global keys start with
+//! `NS:`. See the module doc of
 //! [`crate::redis`] for what each key holds.
 
 /// The number of partitions a namespace gets when it is first used.
@@ -134,7 +136,7 @@ impl PartitionKeys {
         format!("{}:queues", self.tag)
     }
 
-    /// `…:timers`: sorted set of due timers, member `id|step|kind|token`, score = due ms.
+    /// `…:timers`: sorted set of due timers, member `id|step|kind`, score = due ms (Redis clock).
     pub fn timers(&self) -> String {
         format!("{}:timers", self.tag)
     }
