@@ -101,6 +101,12 @@ fn list(errors: &[FieldError]) -> String {
         .join("; ")
 }
 
+/// The largest compiled size of a `pattern` in a form (256 KiB, approximate). Forms come
+/// from definitions a user registers: without a cap, a pattern like `a{100000}` takes a
+/// quarter of a second and megabytes to compile. Real patterns (an IBAN, an order number,
+/// `[a-z]{2,40}`) compile to a few KiB.
+pub const MAX_PATTERN_BYTES: usize = 256 * 1024;
+
 impl FormSchema {
     /// Compiles `schema`; done once, when a definition is registered.
     ///
@@ -111,6 +117,9 @@ impl FormSchema {
         let built = catch_unwind(AssertUnwindSafe(|| {
             jsonschema::options()
                 .should_validate_formats(true)
+                .with_pattern_options(
+                    jsonschema::PatternOptions::fancy_regex().size_limit(MAX_PATTERN_BYTES),
+                )
                 .build(schema)
                 .map_err(|e| shorten(e.to_string()))
         }));
@@ -394,6 +403,28 @@ mod tests {
             errs[0].message.len()
         );
         assert!(errs[0].message.ends_with("..."));
+    }
+
+    #[test]
+    fn a_pattern_too_large_to_compile_quickly_is_refused_at_once() {
+        let started = std::time::Instant::now();
+        match FormSchema::compile(&json!({"type": "string", "pattern": "a{100000}"})) {
+            Err(FormError::InvalidSchema { message }) => {
+                assert!(message.contains("a{100000}"), "{message}")
+            }
+            other => panic!("expected InvalidSchema, got {other:?}"),
+        }
+        let limit = if cfg!(debug_assertions) { 1_000 } else { 100 };
+        assert!(
+            started.elapsed().as_millis() < limit,
+            "{:?}",
+            started.elapsed()
+        );
+        // A pattern of a real form still compiles.
+        FormSchema::compile(
+            &json!({"type": "string", "pattern": "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"}),
+        )
+        .expect("an IBAN pattern compiles");
     }
 
     #[test]
