@@ -34,6 +34,8 @@ pub struct CoordinatorArgs {
 
 /// Runs `weir coordinator`.
 pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+    // First of all: a SIGTERM while connecting must stop it gracefully, not kill it.
+    let shutdown = weir_worker::shutdown::signal();
     let mut cfg = CoordinatorConfig::new(config(global));
     if let Some(id) = args.id {
         cfg.id = id;
@@ -70,7 +72,6 @@ pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitC
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
         tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
     }
-    let shutdown = weir_worker::shutdown::signal();
     let service = tokio::spawn(coordinator.run(stop_rx));
     shutdown.await;
     tracing::info!("stopping: finishing the current batches, releasing leases");
