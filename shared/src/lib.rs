@@ -7,15 +7,21 @@
 //! # Layout
 //!
 //! - [`model`]: the data: definitions (the file format), instances, tasks, history, events.
-//! - [`definition`]: loading YAML/JSON, validating, compiling into a [`Workflow`].
-//! - [`condition`]: edge conditions in CEL, a sandboxed expression language.
+//! - [`definition`]: loading YAML/JSON, validating, compiling into a [`Workflow`], and
+//!   drawing it as a Mermaid diagram.
+//! - [`condition`]: edge conditions and timer deadlines in CEL, a sandboxed expression
+//!   language, evaluated under a budget.
 //! - [`form`]: JSON Schema forms of human tasks.
 //! - [`core`]: the pure engine core, `apply(workflow, instance, input, env) -> effects`.
-//!   It does no I/O and reads no clock; everything below drives it.
+//!   It does no I/O and reads no clock; the two drivers below carry out what it decides.
 //! - [`registry`]: definitions by (name, version), "latest" by semantic version.
 //! - [`step`]: the `Step` trait for machine steps written in Rust, and handlers by name.
 //! - [`events`]: the `EventBus` trait and in-process buses.
+//! - [`api`]: what both engines take and return: start options, filters, instance views.
 //! - [`local`]: the in-process `LocalEngine`, a driver loop over the core.
+//! - [`redis`]: Weir on Redis: the key layout, the wire format, the scripts, and the client
+//!   that services use; the coordinator (crate `weir-coordinator`) is the other driver of the
+//!   core, and workers (crate `weir-worker`) run the machine steps.
 //! - [`time`]: timestamps; time is always passed in.
 
 pub mod api;
