@@ -6,7 +6,6 @@
 //! result is applied (so a retried or duplicated attempt never half-writes the context).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -134,32 +133,7 @@ impl StepContext {
 /// Steps by handler name.
 #[derive(Clone, Default)]
 pub struct Handlers {
-    map: HashMap<String, Arc<dyn Step>, BuildHasherDefault<NameHasher>>,
-}
-
-/// Hashes handler names, once per attempt: FNV-1a, a fraction of the cost of the default
-/// SipHash on short names. The names come from the application that registers handlers,
-/// never from a remote party, so a keyed hash buys nothing here.
-#[derive(Clone, Copy)]
-struct NameHasher(u64);
-
-impl Default for NameHasher {
-    fn default() -> Self {
-        NameHasher(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for NameHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        // Mix the low bits up too: the map takes its control bits from the top.
-        (self.0 ^ (self.0 >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-    }
+    map: HashMap<String, Arc<dyn Step>>,
 }
 
 impl std::fmt::Debug for Handlers {
@@ -260,14 +234,6 @@ async fn run_step_within(
 ) -> Result<(), StepError> {
     match tokio::time::timeout(limit, run_step(step, ctx)).await {
         Ok(r) => r,
-        Err(_) => Err(StepError {
-            kind: "timeout".into(),
-            message: format!(
-                "attempt {} exceeded its timeout of {}",
-                ctx.attempt(),
-                crate::model::definition::duration::format(&limit)
-            ),
-            retryable: true,
-        }),
+        Err(_) => Err(StepError::timeout(ctx.attempt(), limit)),
     }
 }

@@ -146,4 +146,27 @@ impl StepError {
         self.kind = kind.into();
         self
     }
+
+    /// The kind of an attempt that ran past its step's `timeout`.
+    pub const TIMEOUT: &'static str = "timeout";
+
+    /// Attempt `attempt` ran past its step's `timeout` of `limit`: retryable, as the next
+    /// attempt may be quicker. The worker reports it when it cuts a handler short, and the
+    /// core makes it when its own `Timer(Timeout)` fires first; either way it is the same
+    /// error, so the core treats both alike (see [`StepError::is_timeout`]).
+    pub fn timeout(attempt: u32, limit: std::time::Duration) -> StepError {
+        StepError {
+            kind: Self::TIMEOUT.into(),
+            message: format!(
+                "attempt {attempt} exceeded its timeout of {}",
+                crate::model::definition::duration::format(&limit)
+            ),
+            retryable: true,
+        }
+    }
+
+    /// Whether this error says that the attempt ran past its timeout.
+    pub fn is_timeout(&self) -> bool {
+        self.kind == Self::TIMEOUT
+    }
 }
