@@ -317,10 +317,17 @@ impl SseReader {
                         data.push_str(v.trim_start());
                     }
                 }
-                if let Some(kind) = kind {
-                    let value = serde_json::from_str(&data).expect("event data is JSON");
-                    return Some((kind, value));
+                if data.is_empty() {
+                    continue; // a comment (`: connected`, keep-alives)
                 }
+                // Events are unnamed messages: the kind is the data's `type`.
+                assert_eq!(kind, None, "events carry no `event:` name: {block:?}");
+                let value: Value = serde_json::from_str(&data).expect("event data is JSON");
+                let kind = value["type"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("event data has a type: {value}"))
+                    .to_string();
+                return Some((kind, value));
             }
             let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
                 .await

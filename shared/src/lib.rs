@@ -17,6 +17,8 @@
 //! - [`events`]: the `EventBus` trait and in-process buses.
 //! - [`local`]: the in-process `LocalEngine`, a driver loop over the core.
 //! - [`time`]: timestamps; time is always passed in.
+//! - `process` (feature `process`): the plumbing of the Weir binaries: logging, the
+//!   shutdown signal, the metrics and health server, the Redis TLS flags.
 
 pub mod api;
 pub mod condition;
@@ -26,6 +28,8 @@ pub mod events;
 pub mod form;
 pub mod local;
 pub mod model;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod redis;
 pub mod registry;
 pub mod step;

@@ -612,7 +612,7 @@ async fn readyz_names_neither_the_redis_host_nor_its_user() -> anyhow::Result<()
         .trim_end_matches('/')
         .to_string();
     let url = format!("redis://zorro:wrong-pass@127.0.0.1:{port}/");
-    let ready = weir_worker::ops::redis_readiness(&redis_config(&url, "r"))?;
+    let ready = weir::process::redis_readiness(&redis_config(&url, "r"))?;
     let reason = ready().await.expect_err("a wrong user cannot be ready");
     assert!(reason.contains("Redis"), "{reason}");
     for secret in ["zorro", "wrong-pass", "127.0.0.1", port.as_str()] {

@@ -6,11 +6,7 @@
 //!   only in YAML run without Rust code; [`builtin_handlers`] registers them all.
 
 pub mod handlers;
-pub mod ops;
 pub mod runtime;
-pub mod shutdown;
-pub mod tls_args;
 
 pub use handlers::{builtin_handlers, builtin_handlers_with, HttpPolicy};
 pub use runtime::{Worker, WorkerConfig};
-pub use tls_args::RedisTlsArgs;
