@@ -458,9 +458,6 @@ fn random_bodies_on_every_endpoint_get_no_server_error() {
     };
     let figures = fuzz("http", 400, request(), send);
     assert!(figures.inputs > 0);
-    assert!(
-        serve.is_running(),
-        "weir serve is no longer running"
-    );
+    assert!(serve.is_running(), "weir serve is no longer running");
     drop(services);
 }

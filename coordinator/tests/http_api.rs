@@ -819,7 +819,9 @@ async fn another_tenants_instance_does_not_exist() {
     let s = Stack::start().await;
     s.approvals().await;
     assert_eq!(
-        s.get(&format!("/instances/{GLOBEX_APPROVAL}"), ALICE).await.0,
+        s.get(&format!("/instances/{GLOBEX_APPROVAL}"), ALICE)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(

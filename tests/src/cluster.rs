@@ -128,7 +128,7 @@ pub async fn start_worker(url: &str, namespace: &str) -> anyhow::Result<Service>
     let mut config = WorkerConfig::new(redis_config(url, namespace));
     config.visibility_timeout = Duration::from_secs(2);
     config.grace = Duration::from_secs(2);
-    start_worker_with(config, weir_worker::builtin_handlers()).await
+    Ok(start_builtin_worker(config).await?.0)
 }
 
 /// Starts a worker with the given settings and handlers.
@@ -159,6 +159,14 @@ pub async fn start_worker_counted(
     });
     let counters = ready.await??;
     Ok((service, counters))
+}
+
+/// Starts a worker with the given settings and the built-in handlers (the setup of most
+/// worker and fault tests); also returns its live counters.
+pub async fn start_builtin_worker(
+    config: WorkerConfig,
+) -> anyhow::Result<(Service, Arc<WorkerCounters>)> {
+    start_worker_counted(config, weir_worker::builtin_handlers()).await
 }
 
 /// A client.

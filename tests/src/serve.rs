@@ -61,9 +61,9 @@ impl ServeProcess {
             let _ = tx.send(line);
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
-        let line = rx
-            .recv_timeout(SERVE_DEADLINE)
-            .map_err(|_| anyhow!("weir serve did not print its address within {SERVE_DEADLINE:?}"))?;
+        let line = rx.recv_timeout(SERVE_DEADLINE).map_err(|_| {
+            anyhow!("weir serve did not print its address within {SERVE_DEADLINE:?}")
+        })?;
         serve.base = line
             .trim()
             .strip_prefix("weir serve: listening on ")

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use weir::process::{self, Shutdown};
 use weir::{parse_definition, StartOptions};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::{client, init_logs, redis_config, start_coordinator_with, start_worker};
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};
-use weir::process::{self, Shutdown};
 
 const TWO_STEPS: &str = r#"
 name: two

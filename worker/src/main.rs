@@ -146,9 +146,7 @@ async fn run(args: Args) -> Result<(), String> {
     let url = weir::redis::connect::mask_password(&args.redis);
     let queues = config.queues.join(", ");
     let readiness = match args.metrics_addr {
-        Some(_) => {
-            Some(process::redis_readiness(&config.redis).map_err(|e| e.to_string())?)
-        }
+        Some(_) => Some(process::redis_readiness(&config.redis).map_err(|e| e.to_string())?),
         None => None,
     };
     let worker = Worker::connect(config, handlers)

@@ -135,6 +135,9 @@ mod tests {
         let mut listener = shutdown.listener();
         drop(shutdown);
         let waited = tokio::time::timeout(Duration::from_secs(60), requested(&mut listener)).await;
-        assert!(waited.is_err(), "a listener without a switch must not resolve");
+        assert!(
+            waited.is_err(),
+            "a listener without a switch must not resolve"
+        );
     }
 }
