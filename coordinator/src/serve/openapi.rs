@@ -100,6 +100,10 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
 )]
 pub struct ApiDoc;
 
+// The problem responses. These types are never built: each only describes, for the
+// document, the `Problem` a handler returns with its status (hence the `dead_code` allow
+// on the one field).
+
 /// 400: bad input (`invalid-input`): malformed JSON, an unknown body field or query value,
 /// a bad version, id, limit or cursor; or task data failing the task's form
 /// (`form-invalid`, each violation in `errors`). `field` names the input at fault. Nothing
