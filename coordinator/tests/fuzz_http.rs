@@ -15,9 +15,7 @@
 #[path = "../../shared/tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::Duration;
 
 use fuzz_support::{any_bytes, any_string, fuzz, json_object, json_value};
@@ -25,6 +23,7 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 use weir::model::InstanceStatus;
 use weir::StartOptions;
+use weir_tests::serve::ServeProcess;
 use weir_tests::{cluster, wait_for, RedisServer};
 
 /// How long setting up may take (servers starting, instances reaching their state).
@@ -63,50 +62,6 @@ const DEFINITIONS: &[&str] = &[
 /// tenant `acme`), and failed at `charge`.
 const WAITING: &[&str] = &["wait-0", "wait-1", "wait-2", "acme:wait-acme"];
 const FAILED: &str = "failed-0";
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Spawns `weir serve --listen 127.0.0.1:0` and reads the address it prints.
-fn spawn_serve(url: &str, ns: &str, auth: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--auth-file"])
-        .arg(auth)
-        .env("WEIR_REDIS_URL", url)
-        .env("WEIR_NAMESPACE", ns)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("weir serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    // Keep reading stdout after the first line: with the pipe closed, the server's next
-    // line to stdout would fail (EPIPE) and could end it in the middle of the run.
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let _ = reader.read_line(&mut line);
-        let _ = tx.send(line);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = rx
-        .recv_timeout(DEADLINE)
-        .expect("weir serve prints its address");
-    let base = line
-        .trim()
-        .strip_prefix("weir serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (Proc(child), base)
-}
 
 /// Percent-encodes one path segment (everything but ASCII letters and digits).
 fn segment(s: &str) -> String {
@@ -380,7 +335,15 @@ fn random_bodies_on_every_endpoint_get_no_server_error() {
         .tempfile()
         .expect("temp file");
     std::fs::write(auth.path(), AUTH).expect("auth file written");
-    let (mut serve, base) = spawn_serve(&url, ns, auth.path());
+    let auth_file = auth.path().display().to_string();
+    let mut serve = ServeProcess::spawn(
+        Path::new(env!("CARGO_BIN_EXE_weir")),
+        &url,
+        ns,
+        &["--auth-file", &auth_file],
+    )
+    .expect("weir serve starts");
+    let base = serve.base().to_string();
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         // A new connection per request: on a kept-alive connection, a request now and then
@@ -495,9 +458,6 @@ fn random_bodies_on_every_endpoint_get_no_server_error() {
     };
     let figures = fuzz("http", 400, request(), send);
     assert!(figures.inputs > 0);
-    assert!(
-        serve.0.try_wait().expect("try_wait").is_none(),
-        "weir serve is no longer running"
-    );
+    assert!(serve.is_running(), "weir serve is no longer running");
     drop(services);
 }

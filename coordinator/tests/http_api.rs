@@ -2,12 +2,12 @@
 //! redis-server, with a coordinator and a worker running (in-process, from `weir-tests`).
 //! Every endpoint, every error code of the contract, tenant isolation (list, detail, tasks,
 //! events), that nobody completes a task in another's name, the SSE stream, pagination,
-//! the auth configuration, graceful shutdown, and schemathesis against the OpenAPI document.
+//! the auth configuration, graceful shutdown, and schemathesis against the OpenAPI document;
+//! one behaviour per test.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -15,7 +15,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use weir::redis::WeirClient;
 use weir_tests::cluster::{self, Service};
-use weir_tests::{wait_for, RedisServer};
+use weir_tests::serve::ServeProcess;
+use weir_tests::RedisServer;
 
 /// Longest a condition may take to hold.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -68,29 +69,22 @@ fn weir_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_weir"))
 }
 
-/// A child process killed when dropped.
-struct Proc(Child);
+/// Bob's approval (tenant globex, caller id `globex-1`) of [`Stack::approvals`].
+const GLOBEX_APPROVAL: &str = "globex:globex-1";
 
-impl Proc {
-    /// SIGTERM, then its exit code (within the deadline).
-    fn terminate(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        wait_for(DEADLINE, "weir serve to stop after SIGTERM", || {
-            self.0.try_wait().ok().flatten()
-        })
-        .ok()?
-        .code()
-    }
+/// The instances of [`Stack::approvals`].
+struct Approvals {
+    /// Alice's approval, in tenant acme.
+    acme: String,
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The instances of [`Stack::population`].
+struct Population {
+    approvals: Approvals,
+    /// Alice's approval that was canceled while pending.
+    canceled: String,
+    /// Carol's completed `quick`, in no tenant.
+    carols: String,
 }
 
 /// Redis, a coordinator, a worker and `weir serve`, private to one test.
@@ -98,7 +92,7 @@ struct Stack {
     base: String,
     http: reqwest::Client,
     _client: WeirClient,
-    serve: Option<Proc>,
+    serve: Option<ServeProcess>,
     _services: Vec<Service>,
     _auth: tempfile::NamedTempFile,
     _server: RedisServer,
@@ -129,13 +123,13 @@ impl Stack {
             .tempfile()
             .expect("temp file");
         std::fs::write(auth.path(), AUTH).expect("auth file written");
-        let (serve, base) = spawn_serve(
+        let serve = spawn_serve(
             &server.url(),
             ns,
             &["--auth-file", &auth.path().display().to_string()],
         );
         Stack {
-            base,
+            base: serve.base().to_string(),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -245,6 +239,58 @@ impl Stack {
         }
     }
 
+    /// Two approvals waiting on their `approve` task, which the manager may complete:
+    /// Alice's in tenant acme (with `amount: 5`), and Bob's [`GLOBEX_APPROVAL`].
+    async fn approvals(&self) -> Approvals {
+        let a = self
+            .start_instance(
+                ALICE,
+                json!({ "workflow": "approval", "data": { "amount": 5 } }),
+            )
+            .await;
+        let acme = a["id"].as_str().expect("an id").to_string();
+        self.start_instance(BOB, json!({ "workflow": "approval", "id": "globex-1" }))
+            .await;
+        self.wait_status(GLOBEX_APPROVAL, BOB, "waiting").await;
+        self.wait_status(&acme, ALICE, "waiting").await;
+        Approvals { acme }
+    }
+
+    /// Five instances over every kind of caller: the [`approvals`](Stack::approvals);
+    /// Alice's `acme:globex-1`, canceled while pending; the admin's `quick` 1.0.0 in tenant
+    /// globex; and Carol's `quick` in no tenant, completed.
+    async fn population(&self) -> Population {
+        let approvals = self.approvals().await;
+        let (status, v) = self
+            .post(
+                "/instances",
+                ALICE,
+                json!({ "workflow": "approval", "id": "globex-1" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        let canceled = v["id"].as_str().expect("an id").to_string();
+        let (status, v) = self
+            .post(&format!("/instances/{canceled}/cancel"), ALICE, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        self.start_instance(
+            ADMIN,
+            json!({ "workflow": "quick", "version": "1.0.0", "tenant": "globex" }),
+        )
+        .await;
+        let c = self
+            .start_instance(CAROL, json!({ "workflow": "quick" }))
+            .await;
+        let carols = c["id"].as_str().expect("an id").to_string();
+        self.wait_status(&carols, CAROL, "completed").await;
+        Population {
+            approvals,
+            canceled,
+            carols,
+        }
+    }
+
     /// Opens the event stream.
     async fn events(&self, query: &str, token: Option<&str>) -> SseReader {
         let mut req = self.http.get(self.url(&format!("/events{query}")));
@@ -265,34 +311,10 @@ impl Stack {
     }
 }
 
-/// Spawns `weir serve --listen 127.0.0.1:0 ARGS` and reads the address it prints.
-fn spawn_serve(url: &str, ns: &str, args: &[&str]) -> (Proc, String) {
-    let mut child = Command::new(weir_path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(args)
-        .env("WEIR_REDIS_URL", url)
-        .env("WEIR_NAMESPACE", ns)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("weir serve starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(DEADLINE)
-        .expect("weir serve prints its address");
-    let base = line
-        .trim()
-        .strip_prefix("weir serve: listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-        .to_string();
-    (Proc(child), base)
+/// Spawns `weir serve --listen 127.0.0.1:0 ARGS` on namespace `ns` and reads the address
+/// it prints.
+fn spawn_serve(url: &str, ns: &str, args: &[&str]) -> ServeProcess {
+    ServeProcess::spawn(&weir_path(), url, ns, args).expect("weir serve starts")
 }
 
 /// Reads Server-Sent Events from a response.
@@ -317,10 +339,17 @@ impl SseReader {
                         data.push_str(v.trim_start());
                     }
                 }
-                if let Some(kind) = kind {
-                    let value = serde_json::from_str(&data).expect("event data is JSON");
-                    return Some((kind, value));
+                if data.is_empty() {
+                    continue; // a comment (`: connected`, keep-alives)
                 }
+                // Events are unnamed messages: the kind is the data's `type`.
+                assert_eq!(kind, None, "events carry no `event:` name: {block:?}");
+                let value: Value = serde_json::from_str(&data).expect("event data is JSON");
+                let kind = value["type"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("event data has a type: {value}"))
+                    .to_string();
+                return Some((kind, value));
             }
             let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
                 .await
@@ -348,11 +377,13 @@ impl SseReader {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_endpoint_and_error_code() {
-    let s = Stack::start().await;
+// The API, one behaviour per test. Each test has its own Redis, coordinator, worker and
+// `weir serve` ([`Stack`]); [`Stack::approvals`] and [`Stack::population`] make the
+// instances most of them need.
 
-    // No token needed: health and the OpenAPI document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_the_openapi_document_need_no_token() {
+    let s = Stack::start().await;
     let (status, health) = s.call(Method::GET, "/health", None, None).await;
     assert_eq!(
         (status, health["status"].as_str()),
@@ -372,7 +403,12 @@ async fn every_endpoint_and_error_code() {
     ] {
         assert!(doc["paths"][path].is_object(), "{path} is documented");
     }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_but_health_and_the_document_needs_the_bearer_token() {
+    let s = Stack::start().await;
+    let (_, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
     // Operation ids are unique, and every operation but health and the document itself
     // needs the bearer token.
     let mut op_ids = HashSet::new();
@@ -396,7 +432,71 @@ async fn every_endpoint_and_error_code() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_error_is_a_problem_response_declared_once() {
+    let s = Stack::start().await;
+    let (_, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
+    let declared = doc["components"]["responses"]
+        .as_object()
+        .expect("problem responses are components");
+    for (name, response) in declared {
+        assert_eq!(
+            response["content"]["application/problem+json"]["schema"]["$ref"],
+            "#/components/schemas/Problem",
+            "{name}: {response}"
+        );
+        assert!(
+            response["description"]
+                .as_str()
+                .is_some_and(|d| d.len() > 20),
+            "{name} says when it happens: {response}"
+        );
+    }
+    let mut used = HashSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for (status, response) in responses {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let name = response["$ref"]
+                    .as_str()
+                    .and_then(|r| r.strip_prefix("#/components/responses/"))
+                    .unwrap_or_else(|| {
+                        panic!("{method} {path} {status}: not a declared problem: {response}")
+                    });
+                assert!(
+                    declared.contains_key(name),
+                    "{method} {path} {status}: {name} is not declared"
+                );
+                used.insert(name.to_string());
+            }
+            // Whatever needs a token documents that it can be refused.
+            if op["security"] != json!([{}]) {
+                assert!(
+                    responses.contains_key("401"),
+                    "{method} {path}: no 401 documented"
+                );
+            }
+            // Whatever reads a body documents that it can be too large.
+            if op.get("requestBody").is_some() {
+                assert!(
+                    responses.contains_key("413"),
+                    "{method} {path}: no 413 documented"
+                );
+            }
+        }
+    }
+    let unused: Vec<&String> = declared.keys().filter(|n| !used.contains(*n)).collect();
+    assert!(unused.is_empty(), "declared but never used: {unused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_known_bearer_token_is_401() {
+    let s = Stack::start().await;
     // 401: no token, an unknown one, another scheme.
     let (status, p) = s.call(Method::GET, "/me", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{p}");
@@ -409,13 +509,21 @@ async fn every_endpoint_and_error_code() {
         .await
         .unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn me_names_the_caller_its_tenant_and_whether_it_is_an_admin() {
+    let s = Stack::start().await;
     assert_eq!(
         s.ok("/me", ALICE).await,
         json!({ "user": "alice@example.com", "tenant": "acme", "admin": false })
     );
     assert_eq!(s.ok("/me", ADMIN).await["admin"], true);
+}
 
-    // Definitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definitions_are_listed_shown_and_drawn() {
+    let s = Stack::start().await;
     let defs = s.ok("/definitions", ALICE).await;
     let quick = defs
         .as_array()
@@ -444,6 +552,11 @@ async fn every_endpoint_and_error_code() {
         g["edges"][0],
         json!({ "from": "approve", "to": "record", "default": false, "on": "success" })
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_definition_version_is_400_and_an_unknown_definition_404() {
+    let s = Stack::start().await;
     let (status, p) = s.get("/definitions/quick?version=one", ALICE).await;
     assert_eq!(
         (status, p["field"].as_str()),
@@ -459,7 +572,11 @@ async fn every_endpoint_and_error_code() {
             .0,
         StatusCode::NOT_FOUND
     );
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_is_stored_as_the_caller_in_the_callers_tenant() {
+    let s = Stack::start().await;
     // Start: 202 (stored, pending), as the caller, in the caller's tenant.
     let a = s
         .start_instance(
@@ -467,7 +584,6 @@ async fn every_endpoint_and_error_code() {
             json!({ "workflow": "approval", "data": { "amount": 5 } }),
         )
         .await;
-    let a_id = a["id"].as_str().unwrap().to_string();
     assert_eq!(a["created_by"], "alice@example.com");
     assert_eq!(a["tenant"], "acme");
     assert_eq!(a["workflow"], "approval");
@@ -476,6 +592,13 @@ async fn every_endpoint_and_error_code() {
         .start_instance(BOB, json!({ "workflow": "approval", "id": "globex-1" }))
         .await;
     assert_eq!(b["tenant"], "globex");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_start_again_returns_the_instance_and_another_under_its_id_is_409() {
+    let s = Stack::start().await;
+    s.start_instance(BOB, json!({ "workflow": "approval", "id": "globex-1" }))
+        .await;
     // The same id again returns the instance (200) and starts nothing.
     let (status, again) = s
         .post(
@@ -500,8 +623,14 @@ async fn every_endpoint_and_error_code() {
         (status, p["field"].as_str()),
         (StatusCode::CONFLICT, Some("id"))
     );
-    // ... and caller ids are per tenant: another tenant's id is its own, and says nothing
-    // of globex's.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_ids_are_per_tenant_and_a_pending_start_can_be_canceled() {
+    let s = Stack::start().await;
+    s.start_instance(BOB, json!({ "workflow": "approval", "id": "globex-1" }))
+        .await;
+    // Another tenant's id is its own, and says nothing of globex's.
     let (status, p) = s
         .post(
             "/instances",
@@ -522,40 +651,24 @@ async fn every_endpoint_and_error_code() {
         (StatusCode::OK, Some("canceled")),
         "{canceled}"
     );
-    // 400s, each naming what to fix.
-    let (status, p) = s
-        .post(
-            "/instances",
-            ALICE,
-            json!({ "workflow": "quick", "data": [1] }),
-        )
-        .await;
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("data"))
-    );
-    let (status, p) = s
-        .post(
-            "/instances",
-            ALICE,
-            json!({ "workflow": "quick", "id": "has space" }),
-        )
-        .await;
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("id"))
-    );
-    let (status, p) = s
-        .post(
-            "/instances",
-            ALICE,
-            json!({ "workflow": "quick", "version": "x" }),
-        )
-        .await;
-    assert_eq!(
-        (status, p["field"].as_str()),
-        (StatusCode::BAD_REQUEST, Some("version"))
-    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_start_is_400_naming_what_to_fix() {
+    let s = Stack::start().await;
+    for (body, field) in [
+        (json!({ "workflow": "quick", "data": [1] }), "data"),
+        (json!({ "workflow": "quick", "id": "has space" }), "id"),
+        (json!({ "workflow": "quick", "version": "x" }), "version"),
+    ] {
+        let (status, p) = s.post("/instances", ALICE, body.clone()).await;
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(field)),
+            "{body}: {p}"
+        );
+    }
+    // The creator is the caller: the body has no such field.
     let (status, p) = s
         .post(
             "/instances",
@@ -578,7 +691,11 @@ async fn every_endpoint_and_error_code() {
         malformed.headers()["content-type"],
         "application/problem+json"
     );
-    // 404 unknown workflow; 403 another tenant's start.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_of_an_unknown_workflow_is_404_and_in_another_tenant_403() {
+    let s = Stack::start().await;
     assert_eq!(
         s.post("/instances", ALICE, json!({ "workflow": "nope" }))
             .await
@@ -596,7 +713,11 @@ async fn every_endpoint_and_error_code() {
         (status, p["field"].as_str()),
         (StatusCode::FORBIDDEN, Some("tenant"))
     );
-    // The admin starts in any tenant; an unbound user in none.
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_starts_in_any_tenant_and_an_unbound_user_in_none() {
+    let s = Stack::start().await;
     let q = s
         .start_instance(
             ADMIN,
@@ -613,13 +734,12 @@ async fn every_endpoint_and_error_code() {
     assert_eq!(c["tenant"], Value::Null);
     s.wait_status(c["id"].as_str().unwrap(), CAROL, "completed")
         .await;
+}
 
-    // Lists: a tenant sees only its own, whatever it asks.
-    s.wait_status("globex:globex-1", BOB, "waiting").await;
-    let waiting = s.wait_status(&a_id, ALICE, "waiting").await;
-    assert_eq!(waiting["current_steps"], json!(["approve"]));
-    assert_eq!(waiting["tasks"][0]["step"], "approve");
-    assert_eq!(waiting["tasks"][0]["allowed"], false);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_lists_only_its_own_instances_whatever_it_asks() {
+    let s = Stack::start().await;
+    let p = s.population().await;
     let ids = |v: &Value| -> HashSet<String> {
         v["items"]
             .as_array()
@@ -631,7 +751,7 @@ async fn every_endpoint_and_error_code() {
     let alice_list = s.ok("/instances", ALICE).await;
     assert_eq!(
         ids(&alice_list),
-        HashSet::from([a_id.clone(), "acme:globex-1".to_string()])
+        HashSet::from([p.approvals.acme.clone(), p.canceled.clone()])
     );
     assert_eq!(alice_list["next_cursor"], Value::Null);
     assert!(ids(&s.ok("/instances?tenant=globex", ALICE).await).is_empty());
@@ -646,13 +766,18 @@ async fn every_endpoint_and_error_code() {
     );
     assert_eq!(
         ids(&s.ok("/instances?created_by=carol@example.com", CAROL).await),
-        HashSet::from([c["id"].as_str().unwrap().to_string()])
+        HashSet::from([p.carols.clone()])
     );
     assert!(ids(&s.ok("/instances?since=2999-01-01T00:00:00Z", ADMIN).await).is_empty());
     assert_eq!(
         ids(&s.ok("/instances?until=2999-01-01T00:00:00Z", ADMIN).await).len(),
         5
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_list_filter_is_400_naming_the_parameter() {
+    let s = Stack::start().await;
     for (query, field) in [
         ("status=bogus", "status"),
         ("limit=0", "limit"),
@@ -671,31 +796,53 @@ async fn every_endpoint_and_error_code() {
         s.get("/instances?limit=ten", ADMIN).await.0,
         StatusCode::BAD_REQUEST
     );
+}
 
-    // Detail and graph: another tenant's instance does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_shows_its_open_task_and_its_graph_the_state_of_each_step() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
+    let waiting = s.ok(&format!("/instances/{}", a.acme), ALICE).await;
+    assert_eq!(waiting["current_steps"], json!(["approve"]));
+    assert_eq!(waiting["tasks"][0]["step"], "approve");
+    assert_eq!(waiting["tasks"][0]["allowed"], false);
+    let graph = s.ok(&format!("/instances/{}/graph", a.acme), ALICE).await;
     assert_eq!(
-        s.get("/instances/globex:globex-1", ALICE).await.0,
+        graph["states"],
+        json!({ "approve": "waiting", "record": "pending" })
+    );
+    assert!(graph["mermaid"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_tenants_instance_does_not_exist() {
+    let s = Stack::start().await;
+    s.approvals().await;
+    assert_eq!(
+        s.get(&format!("/instances/{GLOBEX_APPROVAL}"), ALICE)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.get("/instances/globex:globex-1/graph", ALICE).await.0,
+        s.get(&format!("/instances/{GLOBEX_APPROVAL}/graph"), ALICE)
+            .await
+            .0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
         s.get("/instances/nope", ADMIN).await.0,
         StatusCode::NOT_FOUND
     );
-    let graph = s.ok(&format!("/instances/{a_id}/graph"), ALICE).await;
-    assert_eq!(
-        graph["states"],
-        json!({ "approve": "waiting", "record": "pending" })
-    );
-    assert!(graph["mermaid"].is_string());
+}
 
-    // Tasks: a tenant sees only its own; `allowed` and `mine` follow the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_lists_only_its_own_tasks_and_allowed_and_mine_follow_the_caller() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
     let tasks = s.ok("/tasks", ALICE).await;
     assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
-    assert_eq!(tasks[0]["instance_id"], a_id.as_str());
+    assert_eq!(tasks[0]["instance_id"], a.acme.as_str());
     assert_eq!(tasks[0]["workflow"], "approval");
     assert_eq!(tasks[0]["form"]["required"], json!(["approved"]));
     assert_eq!(s.ok("/tasks", ADMIN).await.as_array().unwrap().len(), 2);
@@ -723,7 +870,7 @@ async fn every_endpoint_and_error_code() {
         .unwrap()
         .is_empty());
     assert_eq!(
-        s.ok(&format!("/tasks?instance_id={a_id}"), ADMIN)
+        s.ok(&format!("/tasks?instance_id={}", a.acme), ADMIN)
             .await
             .as_array()
             .unwrap()
@@ -735,24 +882,35 @@ async fn every_endpoint_and_error_code() {
         (status, p["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("status"))
     );
-    assert!(s.ok("/tasks", BOB).await[0]["instance_id"] == "globex:globex-1");
-    let task = s.ok(&format!("/tasks/{a_id}/approve"), MANAGER).await;
+    assert!(s.ok("/tasks", BOB).await[0]["instance_id"] == GLOBEX_APPROVAL);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_task_is_shown_in_its_tenant_and_a_step_without_one_is_404() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
+    let task = s.ok(&format!("/tasks/{}/approve", a.acme), MANAGER).await;
     assert_eq!(
         (task["title"].as_str(), task["allowed"].as_bool()),
         (Some("Approve it"), Some(true))
     );
     assert_eq!(
-        s.get(&format!("/tasks/{a_id}/approve"), BOB).await.0,
+        s.get(&format!("/tasks/{}/approve", a.acme), BOB).await.0,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        s.get(&format!("/tasks/{a_id}/record"), ADMIN).await.0,
+        s.get(&format!("/tasks/{}/record", a.acme), ADMIN).await.0,
         StatusCode::NOT_FOUND
     );
+}
 
-    // Complete: only as oneself; 403 for a user the task does not allow (even an admin),
-    // 404 for another tenant, 400 with each field for bad data, then 200, then 409.
-    let complete = format!("/tasks/{a_id}/approve/complete");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_completed_only_as_a_user_it_allows_with_data_that_fits_its_form() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
+    // Only as oneself; 403 for a user the task does not allow (even an admin), 404 for
+    // another tenant, 400 with each field for bad data.
+    let complete = format!("/tasks/{}/approve/complete", a.acme);
     let (status, p) = s
         .post(&complete, ALICE, json!({ "data": { "approved": true } }))
         .await;
@@ -796,7 +954,7 @@ async fn every_endpoint_and_error_code() {
     assert_eq!(fields, HashSet::from(["/approved", "/amount"]), "{p}");
     assert_eq!(
         s.post(
-            &format!("/tasks/{a_id}/nope/complete"),
+            &format!("/tasks/{}/nope/complete", a.acme),
             MANAGER,
             json!({ "data": {} })
         )
@@ -804,8 +962,14 @@ async fn every_endpoint_and_error_code() {
         .0,
         StatusCode::NOT_FOUND
     );
-    // Reassign: an admin or a user the task allows; recorded in the history.
-    let reassign = format!("/tasks/{a_id}/approve/reassign");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_reassigned_by_a_user_it_allows_and_the_history_records_it() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
+    // An admin or a user the task allows; recorded in the history.
+    let reassign = format!("/tasks/{}/approve/reassign", a.acme);
     let to_both = json!({ "candidates": ["manager@example.com", "alice@example.com"] });
     assert_eq!(
         s.post(&reassign, ALICE, to_both.clone()).await.0,
@@ -824,7 +988,7 @@ async fn every_endpoint_and_error_code() {
     );
     assert_eq!(
         s.post(
-            &format!("/tasks/{a_id}/nope/reassign"),
+            &format!("/tasks/{}/nope/reassign", a.acme),
             ADMIN,
             to_both.clone()
         )
@@ -836,10 +1000,10 @@ async fn every_endpoint_and_error_code() {
     assert_eq!(status, StatusCode::OK, "{t}");
     assert_eq!(t["candidates"], to_both["candidates"]);
     assert_eq!(
-        s.ok(&format!("/tasks/{a_id}/approve"), ALICE).await["allowed"],
+        s.ok(&format!("/tasks/{}/approve", a.acme), ALICE).await["allowed"],
         true
     );
-    let history = s.ok(&format!("/instances/{a_id}"), ALICE).await["history"].clone();
+    let history = s.ok(&format!("/instances/{}", a.acme), ALICE).await["history"].clone();
     let record = history
         .as_array()
         .unwrap()
@@ -851,11 +1015,20 @@ async fn every_endpoint_and_error_code() {
         .as_str()
         .unwrap()
         .contains("alice@example.com"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_done_task_completes_its_instance_and_cannot_be_reassigned_or_completed_again() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
+    let complete = format!("/tasks/{}/approve/complete", a.acme);
+    let reassign = format!("/tasks/{}/approve/reassign", a.acme);
+    let to_both = json!({ "candidates": ["manager@example.com", "alice@example.com"] });
     let (status, done) = s
         .post(&complete, MANAGER, json!({ "data": { "approved": true } }))
         .await;
     assert_eq!(status, StatusCode::OK, "{done}");
-    let done = s.wait_status(&a_id, ALICE, "completed").await;
+    let done = s.wait_status(&a.acme, ALICE, "completed").await;
     assert_eq!(done["context"]["approved"], true);
     assert!(done["history"]
         .as_array()
@@ -877,20 +1050,19 @@ async fn every_endpoint_and_error_code() {
             Some("https://weir.dev/problems/conflict")
         )
     );
+}
 
-    // Cancel: 404 for another tenant, 200, then 409; retry of a non-failed one is 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_is_404_in_another_tenant_then_200_then_409() {
+    let s = Stack::start().await;
+    s.approvals().await;
+    let cancel = format!("/instances/{GLOBEX_APPROVAL}/cancel");
     assert_eq!(
-        s.post("/instances/globex:globex-1/cancel", ALICE, json!({}))
-            .await
-            .0,
+        s.post(&cancel, ALICE, json!({})).await.0,
         StatusCode::NOT_FOUND
     );
     let (status, canceled) = s
-        .post(
-            "/instances/globex:globex-1/cancel",
-            BOB,
-            json!({ "reason": "not needed" }),
-        )
+        .post(&cancel, BOB, json!({ "reason": "not needed" }))
         .await;
     assert_eq!(
         (status, canceled["status"].as_str()),
@@ -898,15 +1070,7 @@ async fn every_endpoint_and_error_code() {
     );
     assert_eq!(canceled["error"], "not needed");
     assert_eq!(
-        s.post("/instances/globex:globex-1/cancel", BOB, json!({}))
-            .await
-            .0,
-        StatusCode::CONFLICT
-    );
-    assert_eq!(
-        s.post(&format!("/instances/{a_id}/retry"), ALICE, json!({}))
-            .await
-            .0,
+        s.post(&cancel, BOB, json!({})).await.0,
         StatusCode::CONFLICT
     );
     assert_eq!(
@@ -914,18 +1078,30 @@ async fn every_endpoint_and_error_code() {
         StatusCode::NOT_FOUND
     );
     let (status, p) = s
-        .call(
-            Method::POST,
-            "/instances/globex:globex-1/cancel",
-            Some(BOB),
-            Some(json!([1])),
-        )
+        .call(Method::POST, &cancel, Some(BOB), Some(json!([1])))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_of_an_instance_not_failed_and_a_cancel_of_a_finished_one_are_409() {
+    let s = Stack::start().await;
+    let a = s.approvals().await;
+    assert_eq!(
+        s.post(&format!("/instances/{}/retry", a.acme), ALICE, json!({}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let c = s
+        .start_instance(CAROL, json!({ "workflow": "quick" }))
+        .await;
+    let c_id = c["id"].as_str().unwrap();
+    s.wait_status(c_id, CAROL, "completed").await;
     // A cancel with no body at all.
     let empty = s
         .http
-        .post(s.url(&format!("/instances/{}/cancel", c["id"].as_str().unwrap())))
+        .post(s.url(&format!("/instances/{c_id}/cancel")))
         .bearer_auth(CAROL)
         .send()
         .await
@@ -935,8 +1111,12 @@ async fn every_endpoint_and_error_code() {
         StatusCode::CONFLICT,
         "completed: cannot cancel"
     );
+}
 
-    // Retry a failed instance: an unknown step is a 400, then it resumes and completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_instance_is_retried_from_a_known_step_and_completes() {
+    let s = Stack::start().await;
+    // An unknown step is a 400, another tenant's instance a 404; then it resumes.
     let f = s
         .start_instance(ALICE, json!({ "workflow": "fails_once" }))
         .await;
@@ -969,8 +1149,18 @@ async fn every_endpoint_and_error_code() {
         .await;
     assert_eq!(status, StatusCode::OK);
     s.wait_status(f_id, ALICE, "completed").await;
+}
 
-    // Admin-only endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_dead_letters_are_for_admins_only() {
+    let s = Stack::start().await;
+    for _ in 0..3 {
+        let c = s
+            .start_instance(CAROL, json!({ "workflow": "quick" }))
+            .await;
+        s.wait_status(c["id"].as_str().unwrap(), CAROL, "completed")
+            .await;
+    }
     let stats = s.ok("/stats", ADMIN).await;
     assert!(
         stats["instances"]["completed"].as_u64().unwrap() >= 3,
@@ -986,10 +1176,18 @@ async fn every_endpoint_and_error_code() {
         (status, p["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("limit"))
     );
+}
 
-    // Unknown paths are problems too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_path_is_a_404_problem() {
+    let s = Stack::start().await;
+    // `call` checks that every error is a problem document.
     assert_eq!(s.get("/nope", ADMIN).await.0, StatusCode::NOT_FOUND);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_open_event_streams_and_exits_0() {
+    let s = Stack::start().await;
     // Graceful stop, with an event stream open: the stream ends and the exit code is 0.
     let mut open = s.events("", Some(ADMIN)).await;
     let mut s = s;
@@ -1152,7 +1350,7 @@ async fn trusted_headers_and_secure_defaults() {
 
     // Behind a proxy: the user and tenant come from headers.
     let server = RedisServer::start().expect("redis-server starts");
-    let (_serve, base) = spawn_serve(
+    let serve = spawn_serve(
         &server.url(),
         "hdr",
         &[
@@ -1162,6 +1360,7 @@ async fn trusted_headers_and_secure_defaults() {
             "X-Tenant",
         ],
     );
+    let base = serve.base().to_string();
     let http = reqwest::Client::new();
     let me = http
         .get(format!("{base}/api/v1/me"))
@@ -1497,7 +1696,7 @@ async fn trusted_headers_only_from_a_trusted_proxy() {
             .expect("request")
     };
     // This test's peer (127.0.0.1) is not the trusted proxy: the header is refused.
-    let (_elsewhere, base) = spawn_serve(
+    let elsewhere = spawn_serve(
         &server.url(),
         "proxy",
         &[
@@ -1507,6 +1706,7 @@ async fn trusted_headers_only_from_a_trusted_proxy() {
             "10.0.0.0/8",
         ],
     );
+    let base = elsewhere.base().to_string();
     let resp = me(&base).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     let p: Value = resp.json().await.expect("problem");
@@ -1515,7 +1715,7 @@ async fn trusted_headers_only_from_a_trusted_proxy() {
         "{p}"
     );
     // The same request from a trusted proxy's address is accepted.
-    let (_here, base) = spawn_serve(
+    let here = spawn_serve(
         &server.url(),
         "proxy",
         &[
@@ -1525,6 +1725,7 @@ async fn trusted_headers_only_from_a_trusted_proxy() {
             "10.0.0.0/8,127.0.0.1/32",
         ],
     );
+    let base = here.base().to_string();
     let resp = me(&base).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(

@@ -1,6 +1,6 @@
 //! The `weir` and `weir-worker` binaries against a real redis-server on a free port: every
-//! Redis command, its JSON shape, its exit code, and each refusal. The coordinator and the
-//! worker run as child processes, stopped with SIGTERM at the end (a graceful stop exits 0).
+//! Redis command, its JSON shape, its exit code, and each refusal, one behaviour per test.
+//! The coordinator and the workers run as child processes (a graceful stop exits 0).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -200,6 +200,124 @@ edges:
   - { from: prepare, to: charge }
 "#;
 
+/// The example files `Env::registered` registers, in order.
+const EXAMPLES: [&str; 3] = [
+    "expense_approval.yaml",
+    "ticket_routing.yaml",
+    "reminder_timer.yaml",
+];
+/// Ann's expense.
+const E1_DATA: &str = r#"{"employee": "ann", "amount": 120}"#;
+/// Starts Ann's expense as `acme:e1` (caller id `e1` in tenant acme).
+const START_E1: [&str; 10] = [
+    "start",
+    "expense_approval",
+    "--data",
+    E1_DATA,
+    "--id",
+    "e1",
+    "--tenant",
+    "acme",
+    "--created-by",
+    "ann",
+];
+/// Gives `acme:e1`'s approval to carol, with manager as a candidate, as ops.
+const REASSIGN_E1: [&str; 10] = [
+    "task",
+    "reassign",
+    "acme:e1",
+    "approve",
+    "--to",
+    "carol",
+    "--candidate",
+    "manager",
+    "--by",
+    "ops",
+];
+/// The manager approves `acme:e1`.
+const COMPLETE_E1: [&str; 8] = [
+    "task",
+    "complete",
+    "acme:e1",
+    "approve",
+    "--user",
+    "manager",
+    "--data",
+    r#"{"approved": true}"#,
+];
+/// Starts a ticket as `f1`; it runs to its end on its own.
+const START_F1: [&str; 6] = [
+    "start",
+    "ticket_routing",
+    "--id",
+    "f1",
+    "--data",
+    r#"{"severity": 1}"#,
+];
+
+/// Scenarios on an [`Env`]: the definitions and instances the tests start from.
+impl Env {
+    /// A deployment with `workers` workers, the [`EXAMPLES`] and [`ALWAYS_FAILS`]
+    /// registered.
+    fn registered(workers: usize) -> Env {
+        let env = Env::start(workers);
+        let fails = write_temp(".yaml", ALWAYS_FAILS);
+        let mut args = vec!["definition".to_string(), "register".to_string()];
+        args.extend(EXAMPLES.iter().map(|f| example(f)));
+        args.push(fails.path().display().to_string());
+        env.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        env
+    }
+
+    /// Ann's expense `acme:e1`, waiting on its approval.
+    fn expense_waiting(&self) {
+        self.ok(&START_E1);
+        let v = self.json(&["wait", "acme:e1", "--timeout", "20s"]);
+        assert_eq!(v["status"], "waiting", "{v}");
+    }
+
+    /// Ann's expense `acme:e1`, completed: reassigned by ops to carol (manager a
+    /// candidate), then approved by the manager.
+    fn expense_completed(&self) {
+        self.expense_waiting();
+        self.ok(&REASSIGN_E1);
+        self.ok(&COMPLETE_E1);
+        let v = self.json(&["wait", "acme:e1", "--timeout", "20s"]);
+        assert_eq!(v["status"], "completed", "{v}");
+    }
+
+    /// An `always_fails` instance started from a data file (`{"order": 7}`), failed at
+    /// `charge`; returns its id.
+    fn failed_order(&self) -> String {
+        let data_file = write_temp(".json", r#"{"order": 7}"#);
+        let id = self.ok(&[
+            "start",
+            "always_fails",
+            "--data-file",
+            &data_file.path().display().to_string(),
+        ]);
+        let id = id.trim().to_string();
+        let v = self.json(&["wait", &id, "--timeout", "20s"]);
+        assert_eq!(v["status"], "failed", "{v}");
+        assert!(v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("card declined")));
+        id
+    }
+
+    /// Four instances: `acme:e1` completed ([`Env::expense_completed`]), `e2` canceled
+    /// (reason `duplicate`), a failed order ([`Env::failed_order`]), and a reminder
+    /// waiting on its timer.
+    fn population(&self) {
+        self.expense_completed();
+        self.ok(&["start", "expense_approval", "--id", "e2", "--data", E1_DATA]);
+        self.json(&["wait", "e2", "--timeout", "20s"]);
+        self.ok(&["cancel", "e2", "--reason", "duplicate"]);
+        self.failed_order();
+        self.ok(&["start", "reminder_timer"]);
+    }
+}
+
 #[test]
 fn unreachable_redis_is_one_line_naming_the_url() {
     let port = free_port().expect("a free port");
@@ -227,20 +345,16 @@ fn unreachable_redis_is_one_line_naming_the_url() {
     assert!(one_error_line(&err).contains(&url), "{err}");
 }
 
-#[test]
-fn instances_tasks_and_refusals_through_the_cli() {
-    let mut env = Env::start(2);
+// The commands on a running deployment, one behaviour per test. Each test has its own
+// Redis, coordinator and workers ([`Env`]); [`Env::registered`] and [`Env::population`]
+// make the definitions and instances most of them need.
 
+#[test]
+fn definition_register_stores_every_file_or_none_and_names_a_broken_edge() {
+    let env = Env::start(1);
     // Register: every example; an invalid file registers nothing and names the edge.
     let mut args = vec!["definition", "register"];
-    let files: Vec<String> = [
-        "expense_approval.yaml",
-        "ticket_routing.yaml",
-        "reminder_timer.yaml",
-    ]
-    .iter()
-    .map(|f| example(f))
-    .collect();
+    let files: Vec<String> = EXAMPLES.iter().map(|f| example(f)).collect();
     args.extend(files.iter().map(String::as_str));
     let out = env.ok(&args);
     assert_eq!(
@@ -283,6 +397,11 @@ fn instances_tasks_and_refusals_through_the_cli() {
         "register",
         &fails.path().display().to_string(),
     ]);
+}
+
+#[test]
+fn definition_show_prints_json_or_mermaid_and_names_an_unknown_one() {
+    let env = Env::registered(1);
     let shown = env.json(&["definition", "show", "expense_approval", "--format", "json"]);
     assert_eq!(shown["name"], "expense_approval");
     assert!(env
@@ -296,29 +415,25 @@ fn instances_tasks_and_refusals_through_the_cli() {
         .starts_with("flowchart"));
     let line = env.fails(&["definition", "show", "nope"]);
     assert!(line.contains("\"nope\""), "{line}");
+}
 
+#[test]
+fn a_start_prints_its_id_and_the_same_caller_id_again_starts_nothing() {
+    let env = Env::registered(1);
     // Start: the id alone; the same --id twice starts one instance. Caller ids are per
     // tenant: with --tenant acme, the instance is `acme:e1`.
-    let data = r#"{"employee": "ann", "amount": 120}"#;
-    let start = [
-        "start",
-        "expense_approval",
-        "--data",
-        data,
-        "--id",
-        "e1",
-        "--tenant",
-        "acme",
-        "--created-by",
-        "ann",
-    ];
-    assert_eq!(env.ok(&start), "acme:e1\n");
-    assert_eq!(env.ok(&start), "acme:e1\n");
+    assert_eq!(env.ok(&START_E1), "acme:e1\n");
+    assert_eq!(env.ok(&START_E1), "acme:e1\n");
     let line = env.fails(&["start", "nope"]);
     assert!(line.contains("unknown workflow nope"), "{line}");
     let line = env.fails(&["start", "expense_approval", "--data", "[1]"]);
     assert!(line.contains("JSON object"), "{line}");
+}
 
+#[test]
+fn wait_returns_at_an_open_task_and_status_shows_every_field() {
+    let env = Env::registered(1);
+    env.ok(&START_E1);
     // Wait: until the task is open; the status JSON shape.
     let v = env.json(&["wait", "acme:e1", "--timeout", "20s"]);
     assert_eq!(v["status"], "waiting");
@@ -347,8 +462,12 @@ fn instances_tasks_and_refusals_through_the_cli() {
         .contains("status:        waiting"));
     let line = env.fails(&["status", "no-such-id"]);
     assert!(line.contains("no-such-id"), "{line}");
+}
 
-    // Tasks: listed with their form; refusals change nothing.
+#[test]
+fn tasks_are_listed_with_their_form_and_a_refused_completion_changes_nothing() {
+    let env = Env::registered(1);
+    env.expense_waiting();
     let tasks = env.json(&["task", "list", "--assignee", "manager", "--json"]);
     assert_eq!(tasks.as_array().map(Vec::len), Some(1), "{tasks}");
     assert_eq!(tasks[0]["step"], "approve");
@@ -384,53 +503,34 @@ fn instances_tasks_and_refusals_through_the_cli() {
         env.json(&["status", "acme:e1", "--json"])["status"],
         "waiting"
     );
+}
+
+#[test]
+fn a_reassigned_task_is_listed_for_its_new_assignee_and_completes_once() {
+    let env = Env::registered(1);
+    env.expense_waiting();
     // Reassigning: to no one is refused; to carol, with manager as a candidate, is listed.
     let line = env.fails(&["task", "reassign", "acme:e1", "approve", "--by", "ops"]);
     assert!(line.contains("invalid_data"), "{line}");
-    env.ok(&[
-        "task",
-        "reassign",
-        "acme:e1",
-        "approve",
-        "--to",
-        "carol",
-        "--candidate",
-        "manager",
-        "--by",
-        "ops",
-    ]);
+    env.ok(&REASSIGN_E1);
     let tasks = env.json(&["task", "list", "--assignee", "carol", "--json"]);
     assert_eq!(
         tasks[0]["candidates"],
         serde_json::json!(["manager"]),
         "{tasks}"
     );
-    env.ok(&[
-        "task",
-        "complete",
-        "acme:e1",
-        "approve",
-        "--user",
-        "manager",
-        "--data",
-        r#"{"approved": true}"#,
-    ]);
-    let line = env.fails(&[
-        "task",
-        "complete",
-        "acme:e1",
-        "approve",
-        "--user",
-        "manager",
-        "--data",
-        r#"{"approved": true}"#,
-    ]);
+    env.ok(&COMPLETE_E1);
+    let line = env.fails(&COMPLETE_E1);
     assert!(line.contains("refused"), "{line}");
     let v = env.json(&["wait", "acme:e1", "--timeout", "20s"]);
     assert_eq!(v["status"], "completed", "{v}");
     assert_eq!(v["context"]["paid"], true);
+}
 
-    // History: one entry per attempt.
+#[test]
+fn history_lists_one_entry_per_attempt_with_who_did_it() {
+    let env = Env::registered(1);
+    env.expense_completed();
     let h = env.json(&["history", "acme:e1", "--json"]);
     let steps: Vec<&str> = h
         .as_array()
@@ -462,11 +562,15 @@ fn instances_tasks_and_refusals_through_the_cli() {
     assert_eq!(h[1]["worker"], "ops");
     assert_eq!(h[2]["worker"], "manager");
     assert!(env.ok(&["history", "acme:e1"]).contains("approve"));
+}
 
-    // Cancel: refused for a finished instance; a waiting one is canceled.
+#[test]
+fn cancel_refuses_a_finished_instance_and_cancels_a_waiting_one_with_its_reason() {
+    let env = Env::registered(1);
+    env.expense_completed();
     let line = env.fails(&["cancel", "acme:e1"]);
     assert!(line.contains("wrong_status"), "{line}");
-    env.ok(&["start", "expense_approval", "--id", "e2", "--data", data]);
+    env.ok(&["start", "expense_approval", "--id", "e2", "--data", E1_DATA]);
     env.json(&["wait", "e2", "--timeout", "20s"]);
     assert_eq!(
         env.ok(&["cancel", "e2", "--reason", "duplicate"]),
@@ -475,42 +579,41 @@ fn instances_tasks_and_refusals_through_the_cli() {
     let v = env.json(&["status", "e2", "--json"]);
     assert_eq!(v["status"], "canceled");
     assert_eq!(v["error"], "duplicate");
+}
 
-    // Retry: a failed instance resumes, keeping its context.
-    let data_file = write_temp(".json", r#"{"order": 7}"#);
-    let id = env.ok(&[
-        "start",
-        "always_fails",
-        "--data-file",
-        &data_file.path().display().to_string(),
-    ]);
-    let id = id.trim();
-    let v = env.json(&["wait", id, "--timeout", "20s"]);
-    assert_eq!(v["status"], "failed", "{v}");
-    assert!(v["error"]
-        .as_str()
-        .is_some_and(|e| e.contains("card declined")));
+#[test]
+fn retry_resumes_a_failed_instance_with_its_context_and_refuses_another() {
+    let env = Env::registered(1);
+    env.expense_completed();
+    let id = env.failed_order();
     // The status printed is read right after the retry applied: a fast worker may already
     // have failed the step again.
-    let printed = env.ok(&["retry", id, "--from-step", "charge"]);
+    let printed = env.ok(&["retry", &id, "--from-step", "charge"]);
     assert!(
         [format!("{id} running"), format!("{id} failed")].contains(&printed.trim().to_string()),
         "{printed}"
     );
-    let v = env.json(&["wait", id, "--timeout", "20s"]);
+    let v = env.json(&["wait", &id, "--timeout", "20s"]);
     assert_eq!(v["status"], "failed");
     assert_eq!(v["context"]["order"], 7);
     let line = env.fails(&["retry", "acme:e1"]);
     assert!(line.contains("wrong_status"), "{line}");
+}
 
-    // Wait: a timeout is exit code 4 with one line.
+#[test]
+fn a_wait_that_times_out_is_exit_code_4_with_one_line() {
+    let env = Env::registered(1);
     let id = env.ok(&["start", "reminder_timer"]);
     let id = id.trim();
     let (code, _, err) = env.run(&["wait", id, "--timeout", "50ms"]);
     assert_eq!(code, 4, "{err}");
     assert!(one_error_line(&err).contains(id));
+}
 
-    // List and its filters.
+#[test]
+fn list_filters_by_status_creator_tenant_and_definition() {
+    let env = Env::registered(1);
+    env.population();
     let all = env.json(&["list", "--json"]);
     assert_eq!(all.as_array().map(Vec::len), Some(4), "{all}");
     let done = env.json(&["list", "--status", "completed", "--json"]);
@@ -529,8 +632,12 @@ fn instances_tasks_and_refusals_through_the_cli() {
     assert!(env.ok(&["list"]).contains("expense_approval@1.0.0"));
     let (code, _, _) = env.run(&["list", "--status", "sleeping"]);
     assert_eq!(code, 2);
+}
 
-    // Events: JSON lines with type, instance_id, timestamp.
+#[test]
+fn events_are_json_lines_of_the_instance_asked_for() {
+    let env = Env::registered(1);
+    env.expense_completed();
     let out = env.ok(&["events", "--instance", "acme:e1", "--json"]);
     let events: Vec<Value> = out
         .lines()
@@ -543,8 +650,11 @@ fn instances_tasks_and_refusals_through_the_cli() {
         .iter()
         .any(|e| e["type"] == "HumanTaskCompleted" && e["user"] == "manager"));
     assert!(env.ok(&["events"]).contains("workflow completed"));
+}
 
-    // Events --follow: new events arrive until the process is stopped.
+#[test]
+fn events_follow_prints_new_events_until_sigterm() {
+    let env = Env::registered(1);
     let mut follow = StdCommand::new(weir_path())
         .args(["events", "--follow", "--json", "--instance", "f1"])
         .envs(env.vars())
@@ -562,14 +672,7 @@ fn instances_tasks_and_refusals_through_the_cli() {
             }
         }
     });
-    env.ok(&[
-        "start",
-        "ticket_routing",
-        "--id",
-        "f1",
-        "--data",
-        r#"{"severity": 1}"#,
-    ]);
+    env.ok(&START_F1);
     let completed = wait_for(DEADLINE, "the followed instance to complete", || {
         while let Ok(line) = rx.try_recv() {
             let e: Value = serde_json::from_str(&line).ok()?;
@@ -582,8 +685,15 @@ fn instances_tasks_and_refusals_through_the_cli() {
     .expect("followed events");
     assert_eq!(completed["instance_id"], "f1");
     assert_eq!(follow.terminate(), Some(0));
+}
 
-    // Stats.
+#[test]
+fn stats_count_instances_queues_dead_letters_leases_and_processes() {
+    let env = Env::registered(2);
+    env.population();
+    env.ok(&START_F1);
+    let v = env.json(&["wait", "f1", "--timeout", "20s"]);
+    assert_eq!(v["status"], "completed", "{v}");
     let s = env.json(&["stats", "--json"]);
     assert_eq!(s["instances"]["completed"], 2, "{s}");
     assert_eq!(s["instances"]["canceled"], 1, "{s}");
@@ -598,9 +708,13 @@ fn instances_tasks_and_refusals_through_the_cli() {
         .iter()
         .all(|l| l["holder"] == "c1"));
     assert!(env.ok(&["stats"]).contains("dead letters: 0"));
+}
 
-    // Dead letters: a message no worker can read is dead-lettered; replay puts it back
-    // (and it is dead-lettered again); purge drops it.
+#[test]
+fn a_message_no_worker_can_read_is_dead_lettered_replayed_and_purged() {
+    let env = Env::start(1);
+    // A message no worker can read is dead-lettered; replay puts it back (and it is
+    // dead-lettered again); purge drops it.
     let mut con = env.redis();
     let _: String = redis::cmd("XADD")
         .arg("{t:p0}:q:default")
@@ -640,8 +754,12 @@ fn instances_tasks_and_refusals_through_the_cli() {
     assert_eq!(env.json(&["dlq", "list", "--json"]), serde_json::json!([]));
     let (code, _, _) = env.run(&["dlq", "purge"]);
     assert_eq!(code, 2, "an id or --all is required");
+}
 
-    // A graceful stop: SIGTERM, exit 0.
+#[test]
+fn the_coordinator_and_workers_stop_gracefully_on_sigterm_with_exit_code_0() {
+    let mut env = Env::registered(2);
+    env.expense_completed();
     for w in env.workers.drain(..) {
         assert_eq!(w.terminate(), Some(0));
     }

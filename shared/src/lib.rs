@@ -23,6 +23,8 @@
 //!   that services use; the coordinator (crate `weir-coordinator`) is the other driver of the
 //!   core, and workers (crate `weir-worker`) run the machine steps.
 //! - [`time`]: timestamps; time is always passed in.
+//! - `process` (feature `process`): the plumbing of the Weir binaries: logging, the
+//!   shutdown signal, the metrics and health server, the Redis TLS flags.
 
 pub mod api;
 pub mod condition;
@@ -32,6 +34,8 @@ pub mod events;
 pub mod form;
 pub mod local;
 pub mod model;
+#[cfg(feature = "process")]
+pub mod process;
 pub mod redis;
 pub mod registry;
 pub mod step;

@@ -7,7 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
+use weir::process::{Shutdown, ShutdownListener};
 use weir::redis::{RedisConfig, WeirClient};
 use weir_coordinator::service::{Coordinator, CoordinatorConfig, Counters};
 use weir_worker::runtime::WorkerCounters;
@@ -15,7 +16,7 @@ use weir_worker::{Worker, WorkerConfig};
 
 /// A running service (coordinator or worker) on its own runtime.
 pub struct Service {
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     done: Option<oneshot::Receiver<()>>,
     kill: Option<oneshot::Sender<()>>,
     /// Its id.
@@ -25,7 +26,7 @@ pub struct Service {
 impl Service {
     /// Asks it to stop gracefully and waits until it has.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         if let Some(done) = self.done.take() {
             let _ = done.await;
         }
@@ -50,10 +51,11 @@ impl Drop for Service {
 /// Runs `make(stop)`'s future on a fresh two-thread runtime in its own thread.
 fn spawn_service<F, Fut>(id: String, make: F) -> Service
 where
-    F: FnOnce(watch::Receiver<bool>) -> Fut + Send + 'static,
+    F: FnOnce(ShutdownListener) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let (stop, stop_rx) = watch::channel(false);
+    let stop = Shutdown::new();
+    let stop_rx = stop.listener();
     let (done_tx, done) = oneshot::channel();
     let (kill, kill_rx) = oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -126,7 +128,7 @@ pub async fn start_worker(url: &str, namespace: &str) -> anyhow::Result<Service>
     let mut config = WorkerConfig::new(redis_config(url, namespace));
     config.visibility_timeout = Duration::from_secs(2);
     config.grace = Duration::from_secs(2);
-    start_worker_with(config, weir_worker::builtin_handlers()).await
+    Ok(start_builtin_worker(config).await?.0)
 }
 
 /// Starts a worker with the given settings and handlers.
@@ -157,6 +159,14 @@ pub async fn start_worker_counted(
     });
     let counters = ready.await??;
     Ok((service, counters))
+}
+
+/// Starts a worker with the given settings and the built-in handlers (the setup of most
+/// worker and fault tests); also returns its live counters.
+pub async fn start_builtin_worker(
+    config: WorkerConfig,
+) -> anyhow::Result<(Service, Arc<WorkerCounters>)> {
+    start_worker_counted(config, weir_worker::builtin_handlers()).await
 }
 
 /// A client.

@@ -28,10 +28,11 @@
 //!
 //! [`RedisServer`] and the sync waits use only std (std::process, threads), so they work
 //! from plain `#[test]`s and from `#[tokio::test]`s alike; [`wait_until_async`] and
-//! [`cluster`] need a Tokio runtime.
+//! [`cluster`] need a Tokio runtime. [`serve`] runs `weir serve` as a child process.
 
 pub mod cluster;
 mod redis_server;
+pub mod serve;
 mod wait;
 
 pub use redis_server::{

@@ -9,13 +9,13 @@ mod procs;
 
 use std::time::Duration;
 
-use common::{keys, leased_by, raw, worker_config};
-use procs::CoordinatorProcess;
+use common::{keys, raw, worker_config};
+use procs::two_coordinators_sharing;
 use weir::model::InstanceStatus;
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::WeirClient;
 use weir::{parse_definition, StartOptions};
-use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker_with};
+use weir_tests::cluster::{client, init_logs, start_builtin_worker, start_coordinator};
 use weir_tests::{wait_until_async, RedisServer};
 
 const STARTS: usize = 900;
@@ -77,29 +77,11 @@ async fn a_coordinator_frozen_past_its_lease_strands_nothing() -> anyhow::Result
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(FLOW)?).await?;
     let keys = keys(&client);
-    let n = keys.partitions() as usize;
     let conn = raw(&url).await?;
-    let a = CoordinatorProcess::start(&url, "t", "coord-a", lease)?;
-    wait_until_async(
-        Duration::from_secs(10),
-        "A leases every partition",
-        async || {
-            leased_by(&mut conn.clone(), &keys, &a.id)
-                .await
-                .is_ok_and(|p| p.len() == n)
-        },
-    )
-    .await?;
-    let b = CoordinatorProcess::start(&url, "t", "coord-b", lease)?;
-    wait_until_async(Duration::from_secs(10), "A and B share", async || {
-        leased_by(&mut conn.clone(), &keys, &b.id)
-            .await
-            .is_ok_and(|p| p.len() == n / 2)
-    })
-    .await?;
+    let (a, b) = two_coordinators_sharing(&url, "t", &keys, lease).await?;
     let mut wc = worker_config(&url, "t", Duration::from_secs(2));
     wc.concurrency = 16;
-    let _worker = start_worker_with(wc, weir_worker::builtin_handlers()).await?;
+    let (_worker, _) = start_builtin_worker(wc).await?;
 
     // Load: a start every 15 ms for about 14 s, each on its own task (a start on a frozen
     // coordinator's partition waits for the takeover, within the reply timeout). A is
@@ -195,11 +177,8 @@ async fn the_next_holder_applies_what_a_gone_consumer_left_pending_and_removes_i
     );
 
     let _coordinator = start_coordinator(&url, "t").await?;
-    let _worker = start_worker_with(
-        worker_config(&url, "t", Duration::from_secs(2)),
-        weir_worker::builtin_handlers(),
-    )
-    .await?;
+    let (_worker, _) =
+        start_builtin_worker(worker_config(&url, "t", Duration::from_secs(2))).await?;
     let id = starting.await??;
     let done = client.wait(&id, Duration::from_secs(10)).await?;
     assert_eq!(done.status, InstanceStatus::Completed);

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{keys, leased_by, raw, worker_config};
-use procs::CoordinatorProcess;
+use procs::two_coordinators_sharing;
 use weir::model::InstanceStatus;
 use weir::redis::WeirClient;
 use weir::{parse_definition, StartOptions};
-use weir_tests::cluster::{client, init_logs, start_worker_with};
+use weir_tests::cluster::{client, init_logs, start_builtin_worker};
 use weir_tests::{wait_until_async, RedisServer};
 
 const FLOW: &str = r#"
@@ -73,38 +73,15 @@ async fn a_killed_coordinators_partitions_are_held_again_within_the_lease() -> a
     let lease = Duration::from_secs(2);
     let redis = RedisServer::start()?;
     let url = redis.url();
-    let mut a = CoordinatorProcess::start(&url, "t", "coord-a", lease)?;
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(FLOW)?).await?;
     let keys = keys(&client);
     let n = keys.partitions() as usize;
     let conn = raw(&url).await?;
-    wait_until_async(
-        Duration::from_secs(10),
-        "A leases every partition",
-        async || {
-            leased_by(&mut conn.clone(), &keys, &a.id)
-                .await
-                .is_ok_and(|p| p.len() == n)
-        },
-    )
-    .await?;
-    let b = CoordinatorProcess::start(&url, "t", "coord-b", lease)?;
-    wait_until_async(
-        Duration::from_secs(10),
-        "A and B share the partitions",
-        async || {
-            let (pa, pb) = (
-                leased_by(&mut conn.clone(), &keys, &a.id).await,
-                leased_by(&mut conn.clone(), &keys, &b.id).await,
-            );
-            matches!((pa, pb), (Ok(pa), Ok(pb)) if pa.len() == n / 2 && pb.len() == n / 2)
-        },
-    )
-    .await?;
+    let (mut a, b) = two_coordinators_sharing(&url, "t", &keys, lease).await?;
     let mut wc = worker_config(&url, "t", Duration::from_secs(2));
     wc.concurrency = 16;
-    let _worker = start_worker_with(wc, weir_worker::builtin_handlers()).await?;
+    let (_worker, _) = start_builtin_worker(wc).await?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = producer(client.clone(), stop.clone());

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use weir::process::{self, Shutdown};
 use weir::{parse_definition, StartOptions};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::{client, init_logs, redis_config, start_coordinator_with, start_worker};
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};
-use weir_worker::ops;
 
 const TWO_STEPS: &str = r#"
 name: two
@@ -62,9 +61,9 @@ async fn metrics_count_what_a_workflow_did() -> anyhow::Result<()> {
     let url = redis.url();
     let mut config = CoordinatorConfig::new(redis_config(&url, "m"));
     config.lease = Duration::from_secs(1);
-    let ready = ops::coordinator_readiness(&config.redis, &config.id, config.lease)?;
-    let (_stop, stop_rx) = watch::channel(false);
-    let server = ops::serve("127.0.0.1:0".parse()?, ready, stop_rx).await?;
+    let ready = process::coordinator_readiness(&config.redis, &config.id, config.lease)?;
+    let shutdown = Shutdown::new();
+    let server = process::serve("127.0.0.1:0".parse()?, ready, shutdown.listener()).await?;
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0);
 
@@ -152,9 +151,9 @@ async fn readyz_follows_redis() -> anyhow::Result<()> {
     init_logs();
     let mut redis = RedisServer::builder().aof(true).start()?;
     let url = redis.url();
-    let ready = ops::redis_readiness(&redis_config(&url, "r"))?;
-    let (stop, stop_rx) = watch::channel(false);
-    let server = ops::serve("127.0.0.1:0".parse()?, ready, stop_rx).await?;
+    let ready = process::redis_readiness(&redis_config(&url, "r"))?;
+    let shutdown = Shutdown::new();
+    let server = process::serve("127.0.0.1:0".parse()?, ready, shutdown.listener()).await?;
     let addr = server.local_addr();
 
     let (status, body) = get(addr, "/readyz").await?;
@@ -180,7 +179,7 @@ async fn readyz_follows_redis() -> anyhow::Result<()> {
     })
     .await?;
 
-    let _ = stop.send(true);
+    shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(5), server.wait()).await?;
     Ok(())
 }

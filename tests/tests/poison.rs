@@ -23,7 +23,7 @@ use weir::redis::wire::{self, Command, CommandMessage, Outcome, ResultMessage};
 use weir::redis::WeirClient;
 use weir::{parse_definition, StartOptions, Step, StepContext, Timestamp};
 use weir_tests::cluster::{
-    client, init_logs, start_coordinator, start_coordinator_counted, start_worker_counted,
+    client, init_logs, start_builtin_worker, start_coordinator, start_coordinator_counted,
     start_worker_with,
 };
 use weir_tests::{wait_for_async, RedisServer};
@@ -116,11 +116,8 @@ async fn poison_in_a_step_stream_is_dead_lettered_and_blocks_nothing() -> anyhow
     let redis = RedisServer::start()?;
     let url = redis.url();
     let _coordinator = start_coordinator(&url, "t").await?;
-    let (_worker, counters) = start_worker_counted(
-        worker_config(&url, "t", Duration::from_secs(2)),
-        weir_worker::builtin_handlers(),
-    )
-    .await?;
+    let (_worker, counters) =
+        start_builtin_worker(worker_config(&url, "t", Duration::from_secs(2))).await?;
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(QUICK)?).await?;
     let part = keys(&client).part(2);
@@ -186,11 +183,8 @@ async fn poison_in_result_and_command_streams_is_dead_lettered_by_the_coordinato
     let redis = RedisServer::start()?;
     let url = redis.url();
     let (_coordinator, counters) = start_coordinator_counted(coordinator_config(&url, "t")).await?;
-    let _worker = start_worker_with(
-        worker_config(&url, "t", Duration::from_secs(2)),
-        weir_worker::builtin_handlers(),
-    )
-    .await?;
+    let (_worker, _) =
+        start_builtin_worker(worker_config(&url, "t", Duration::from_secs(2))).await?;
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(QUICK)?).await?;
     let part = keys(&client).part(5);

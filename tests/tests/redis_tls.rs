@@ -148,7 +148,7 @@ async fn a_workflow_runs_over_tls_and_plain_text_or_an_unknown_ca_is_refused() -
     // Readiness connects as the worker does, with its CA (and, for mutual TLS, its client
     // certificate): ready, not stuck not-ready while the worker works.
     for tls in [&ca_only, &mutual] {
-        let ready = weir_worker::ops::redis_readiness(&config(tls))?;
+        let ready = weir::process::redis_readiness(&config(tls))?;
         let answer = ready().await;
         assert_eq!(answer, Ok(()), "ready over TLS with {tls:?}");
     }
@@ -166,9 +166,9 @@ async fn a_workflow_runs_over_tls_and_plain_text_or_an_unknown_ca_is_refused() -
     let strict = |tls: &TlsFiles| RedisConfig::new(&strict_url, "t").with_tls(tls.clone());
     let with_cert = WeirClient::connect(&strict(&mutual)).await?;
     assert!(with_cert.list_definitions().await?.is_empty());
-    let ready = weir_worker::ops::redis_readiness(&strict(&mutual))?;
+    let ready = weir::process::redis_readiness(&strict(&mutual))?;
     assert_eq!(ready().await, Ok(()), "mutual TLS readiness");
-    let not_ready = weir_worker::ops::redis_readiness(&strict(&ca_only))?;
+    let not_ready = weir::process::redis_readiness(&strict(&ca_only))?;
     assert!(
         not_ready().await.is_err(),
         "no client certificate, not ready"

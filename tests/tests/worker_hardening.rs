@@ -22,8 +22,8 @@ use weir::redis::keys::WORKER_GROUP;
 use weir::redis::WeirClient;
 use weir::{parse_definition, StartOptions, Step, StepContext, StepError};
 use weir_tests::cluster::{
-    client, init_logs, redis_config, start_coordinator_with, start_worker_counted,
-    start_worker_with, Service,
+    client, init_logs, redis_config, start_builtin_worker, start_coordinator_with,
+    start_worker_counted, start_worker_with, Service,
 };
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};
 
@@ -125,7 +125,7 @@ steps:
     // which has room to spare, to reclaim and run them too.
     let mut small = worker_config(&url, "t", Duration::from_secs(1));
     small.concurrency = 2;
-    let (_w1, c1) = start_worker_counted(small, weir_worker::builtin_handlers()).await?;
+    let (_w1, c1) = start_builtin_worker(small).await?;
     wait_until_async(
         Duration::from_secs(10),
         "the small worker has started",
@@ -134,7 +134,7 @@ steps:
     .await?;
     let mut other = worker_config(&url, "t", Duration::from_secs(1));
     other.concurrency = 8;
-    let (_w2, c2) = start_worker_counted(other, weir_worker::builtin_handlers()).await?;
+    let (_w2, c2) = start_builtin_worker(other).await?;
     for i in 0..n {
         let done = client
             .wait(&format!("call-{i}"), Duration::from_secs(60))
@@ -332,7 +332,7 @@ async fn a_full_dead_letter_stream_counts_what_its_cap_drops() -> anyhow::Result
     let url = redis.url();
     let mut config = worker_config(&url, "t", Duration::from_secs(30));
     config.dlq_cap = 10;
-    let (_worker, counters) = start_worker_counted(config, weir_worker::builtin_handlers()).await?;
+    let (_worker, counters) = start_builtin_worker(config).await?;
     let client = client(&url, "t").await?;
     let part = keys(&client).part_of("x");
     let queue = part.queue("default");
@@ -442,11 +442,8 @@ async fn after_flushall_under_load_workers_recreate_their_groups_and_new_work_co
     let redis = RedisServer::start()?;
     let url = redis.url();
     let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
-    let _worker = start_worker_with(
-        worker_config(&url, "t", Duration::from_secs(2)),
-        weir_worker::builtin_handlers(),
-    )
-    .await?;
+    let (_worker, _) =
+        start_builtin_worker(worker_config(&url, "t", Duration::from_secs(2))).await?;
     let client = client(&url, "t").await?;
     client.register_definition(parse_definition(QUICK)?).await?;
     for i in 0..50 {
@@ -496,7 +493,7 @@ async fn secret_references_resolve_on_the_worker_and_a_missing_one_fails_the_ste
     std::fs::write(&file, "# payments\nPAY_TOKEN=s3cr3t-from-file\n")?;
     let mut config = worker_config(&url, "t", Duration::from_secs(5));
     config.secrets = weir_worker::runtime::secrets::Secrets::from_file(&file)?;
-    let _worker = start_worker_with(config, weir_worker::builtin_handlers()).await?;
+    let (_worker, _) = start_builtin_worker(config).await?;
     let client = client(&url, "t").await?;
     let flow = r#"
 name: secrets
@@ -551,7 +548,7 @@ async fn consumers_and_heartbeats_of_workers_gone_for_good_are_removed() -> anyh
     // Cleanup runs in the heartbeat loop (every third of the visibility timeout).
     let mut config = worker_config(&url, "t", Duration::from_secs(3));
     config.stale_consumer_idle = Duration::from_secs(1);
-    let (worker, counters) = start_worker_counted(config, weir_worker::builtin_handlers()).await?;
+    let (worker, counters) = start_builtin_worker(config).await?;
     let mut conn = raw(&url).await?;
     // A consumer of a worker long gone, with nothing pending, and its old heartbeat.
     let _: i64 = redis::cmd("XGROUP")
@@ -612,7 +609,7 @@ async fn readyz_names_neither_the_redis_host_nor_its_user() -> anyhow::Result<()
         .trim_end_matches('/')
         .to_string();
     let url = format!("redis://zorro:wrong-pass@127.0.0.1:{port}/");
-    let ready = weir_worker::ops::redis_readiness(&redis_config(&url, "r"))?;
+    let ready = weir::process::redis_readiness(&redis_config(&url, "r"))?;
     let reason = ready().await.expect_err("a wrong user cannot be ready");
     assert!(reason.contains("Redis"), "{reason}");
     for secret in ["zorro", "wrong-pass", "127.0.0.1", port.as_str()] {
@@ -653,11 +650,8 @@ async fn a_result_redis_keeps_refusing_is_dropped_counted_and_blocks_no_other() 
         .arg("not a stream")
         .query_async(&mut conn)
         .await?;
-    let (_worker, counters) = start_worker_counted(
-        worker_config(&url, "t", Duration::from_secs(30)),
-        weir_worker::builtin_handlers(),
-    )
-    .await?;
+    let (_worker, counters) =
+        start_builtin_worker(worker_config(&url, "t", Duration::from_secs(30))).await?;
     let bad_queue = keys.part_of(&bad).queue("default");
     let _: String = redis::cmd("XADD")
         .arg(&bad_queue)
@@ -829,7 +823,7 @@ async fn reclaiming_walks_a_long_pending_list_instead_of_rescanning_its_start() 
     // the list's start every pass would never get past the live worker's entries.
     let mut config = worker_config(&url, "t", Duration::from_millis(900));
     config.concurrency = 1;
-    let (_worker, counters) = start_worker_counted(config, weir_worker::builtin_handlers()).await?;
+    let (_worker, counters) = start_builtin_worker(config).await?;
     let results = part.results();
     wait_until_async(
         Duration::from_secs(15),

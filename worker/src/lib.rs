@@ -13,11 +13,7 @@
 //! - [`tls_args`]: the Redis TLS flags, shared with the `weir` command.
 
 pub mod handlers;
-pub mod ops;
 pub mod runtime;
-pub mod shutdown;
-pub mod tls_args;
 
 pub use handlers::{builtin_handlers, builtin_handlers_with, HttpPolicy};
 pub use runtime::{Worker, WorkerConfig};
-pub use tls_args::RedisTlsArgs;

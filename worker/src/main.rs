@@ -7,8 +7,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use tokio::sync::watch;
+use clap::Parser;
+use weir::process::{self, LogFormat, Shutdown};
 use weir::redis::{RedisConfig, RedisError};
 use weir_worker::runtime::secrets::Secrets;
 use weir_worker::{builtin_handlers_with, HttpPolicy, Worker, WorkerConfig};
@@ -41,7 +41,7 @@ struct Args {
     namespace: String,
     /// Certificates for rediss://.
     #[command(flatten)]
-    tls: weir_worker::RedisTlsArgs,
+    tls: process::RedisTlsArgs,
     /// Attempts run at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     concurrency: usize,
@@ -89,15 +89,6 @@ struct Args {
     log_format: LogFormat,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
 fn parse_duration(text: &str) -> Result<Duration, String> {
     weir::model::definition::duration::parse(text)
         .map_err(|e| format!("{e} (write it like 30s, 5m or 500ms)"))
@@ -105,7 +96,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    init_logging(args.log_format);
+    process::init_logging(args.log_format, "info");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -129,6 +120,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // First of all: a SIGTERM while connecting must stop it gracefully, not kill it.
+    let signal = process::shutdown::signal();
     if args.queues.iter().any(String::is_empty) {
         return Err("--queue must not be empty".into());
     }
@@ -153,9 +146,7 @@ async fn run(args: Args) -> Result<(), String> {
     let url = weir::redis::connect::mask_password(&args.redis);
     let queues = config.queues.join(", ");
     let readiness = match args.metrics_addr {
-        Some(_) => {
-            Some(weir_worker::ops::redis_readiness(&config.redis).map_err(|e| e.to_string())?)
-        }
+        Some(_) => Some(process::redis_readiness(&config.redis).map_err(|e| e.to_string())?),
         None => None,
     };
     let worker = Worker::connect(config, handlers)
@@ -174,32 +165,18 @@ async fn run(args: Args) -> Result<(), String> {
         queues = %queues,
         "worker running; Ctrl-C or SIGTERM drains and stops it"
     );
-    let (stop, stop_rx) = watch::channel(false);
+    let shutdown = Shutdown::new();
     if let (Some(addr), Some(readiness)) = (args.metrics_addr, readiness) {
-        let server = weir_worker::ops::serve(addr, readiness, stop_rx.clone())
+        let server = process::serve(addr, readiness, shutdown.listener())
             .await
             .map_err(|e| format!("cannot serve metrics on {addr}: {e}"))?;
         tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
     }
-    let shutdown = weir_worker::shutdown::signal();
-    let running = tokio::spawn(worker.run(stop_rx));
-    shutdown.await;
+    let running = tokio::spawn(worker.run(shutdown.listener()));
+    signal.await;
     tracing::info!("draining: no new reads, attempts in flight get the grace period");
-    let _ = stop.send(true);
+    shutdown.trigger();
     running
         .await
         .map_err(|e| format!("the worker stopped abnormally: {e}"))
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

@@ -6,15 +6,8 @@
 
 import { token } from './api.js';
 
-// Named events (`event: StepExecuted`) only reach listeners registered for that name, so every
-// type the engine emits is listed (the older names of the contract's examples too).
-const TYPES = [
-  'WorkflowStarted', 'WorkflowCompleted', 'WorkflowFailed', 'WorkflowCanceled', 'WorkflowRetried',
-  'StepStarted', 'StepExecuted', 'StepCompleted', 'StepFailed', 'StepRetrying', 'StepTimedOut', 'StepSkipped',
-  'HumanTaskCreated', 'HumanTaskCompleted', 'HumanTaskReassigned', 'HumanTaskOverdue',
-  'TaskCreated', 'TaskCompleted', 'TaskReassigned',
-  'TimerScheduled', 'TimerFired', 'ConditionFailed',
-];
+// The server sends every event as an unnamed message with its kind in the data's `type`, so
+// `onmessage` gets them all, whatever kinds the engine adds: no list of names to keep here.
 
 const listeners = new Set();
 let source = null;
@@ -46,7 +39,6 @@ export function connect(stateChanged) {
     } catch {
       return;
     }
-    if (!event.type && message.type !== 'message') event.type = message.type;
     for (const fn of listeners) {
       try {
         fn(event);
@@ -56,7 +48,6 @@ export function connect(stateChanged) {
     }
   };
   source.onmessage = dispatch;
-  for (const type of TYPES) source.addEventListener(type, dispatch);
 }
 
 /** Closes the stream (at sign-out). */

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use tokio::sync::watch;
+use weir::process::{self, Shutdown};
 
 use super::remote::{config, parse_duration, redis_error};
 use super::Global;
@@ -35,7 +35,7 @@ pub struct CoordinatorArgs {
 /// Runs `weir coordinator`.
 pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     // First of all: a SIGTERM while connecting must stop it gracefully, not kill it.
-    let shutdown = weir_worker::shutdown::signal();
+    let signal = process::shutdown::signal();
     let mut cfg = CoordinatorConfig::new(config(global));
     if let Some(id) = args.id {
         cfg.id = id;
@@ -51,7 +51,7 @@ pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitC
     }
     let readiness = match args.metrics_addr {
         Some(_) => Some(
-            weir_worker::ops::coordinator_readiness(&cfg.redis, &cfg.id, cfg.lease)
+            process::coordinator_readiness(&cfg.redis, &cfg.id, cfg.lease)
                 .map_err(|e| redis_error(global, e))?,
         ),
         None => None,
@@ -65,17 +65,17 @@ pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitC
         namespace = %global.namespace,
         "coordinator running; Ctrl-C or SIGTERM stops it"
     );
-    let (stop, stop_rx) = watch::channel(false);
+    let shutdown = Shutdown::new();
     if let (Some(addr), Some(readiness)) = (args.metrics_addr, readiness) {
-        let server = weir_worker::ops::serve(addr, readiness, stop_rx.clone())
+        let server = process::serve(addr, readiness, shutdown.listener())
             .await
             .map_err(|e| anyhow::anyhow!("cannot serve metrics on {addr}: {e}"))?;
         tracing::info!(addr = %server.local_addr(), "metrics and health endpoints");
     }
-    let service = tokio::spawn(coordinator.run(stop_rx));
-    shutdown.await;
+    let service = tokio::spawn(coordinator.run(shutdown.listener()));
+    signal.await;
     tracing::info!("stopping: finishing the current batches, releasing leases");
-    let _ = stop.send(true);
+    shutdown.trigger();
     service
         .await
         .map_err(|e| anyhow::anyhow!("the coordinator stopped abnormally: {e}"))?;

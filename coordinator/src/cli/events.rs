@@ -60,7 +60,7 @@ pub async fn run(global: &Global, args: EventsArgs) -> anyhow::Result<ExitCode> 
     };
     tokio::select! {
         r = follow => r,
-        () = weir_worker::shutdown::signal() => Ok(ExitCode::SUCCESS),
+        () = weir::process::shutdown::signal() => Ok(ExitCode::SUCCESS),
     }
 }
 

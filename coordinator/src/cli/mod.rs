@@ -46,7 +46,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::parser::ValueSource;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -88,7 +88,7 @@ pub struct Global {
     pub namespace: String,
     /// Certificates for rediss://.
     #[command(flatten)]
-    pub tls: weir_worker::RedisTlsArgs,
+    pub tls: weir::process::RedisTlsArgs,
     /// How log lines (on stderr) are written.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -101,14 +101,7 @@ pub struct Global {
     pub namespace_given: bool,
 }
 
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
+pub use weir::process::LogFormat;
 
 /// The commands.
 #[derive(Debug, Subcommand)]
@@ -183,7 +176,7 @@ pub fn main() -> ExitCode {
     // Usage errors, --help and --version are clap's: it prints them and exits (code 2 for
     // usage errors).
     let cli = parse(std::env::args_os());
-    init_logging(&cli);
+    weir::process::init_logging(cli.global.log_format, cli.command.default_log_filter());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -252,21 +245,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(cmd) => bench::run(&cli.global, cmd).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
     }
-}
-
-fn init_logging(cli: &Cli) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(cli.command.default_log_filter()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    // A subscriber already set (impossible in the binary) is not worth failing for.
-    let _ = match cli.global.log_format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::anyhow;
 use clap::Args;
+use weir::process::{self, Shutdown};
 use weir_coordinator::serve::{self, Auth, AuthFile};
 
 use super::printer::out;
@@ -67,12 +68,20 @@ pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow!("cannot read the listening address: {e}"))?;
     // Listen for the stop signal before saying we are up: a SIGTERM right after that line
     // must stop the server gracefully, not kill it.
-    let shutdown = weir_worker::shutdown::signal();
+    let signal = process::shutdown::signal();
     out(&format!("weir serve: listening on http://{addr}"));
     tracing::info!(%addr, namespace = %global.namespace, "serving the HTTP API; Ctrl-C or SIGTERM stops it");
-    serve::run(listener, client, auth, shutdown)
-        .await
-        .map_err(|e| anyhow!("the HTTP server failed: {e}"))?;
+    let shutdown = Shutdown::new();
+    let server = serve::run(listener, client, auth, shutdown.listener());
+    tokio::pin!(server);
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = signal => {
+            shutdown.trigger();
+            server.await
+        }
+    };
+    served.map_err(|e| anyhow!("the HTTP server failed: {e}"))?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

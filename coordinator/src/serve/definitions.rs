@@ -25,7 +25,7 @@ use weir::registry::RegistryError;
 use super::auth::Caller;
 use super::problem::{ApiQuery, Problem};
 use super::views::{DefinitionDetail, DefinitionSummary, Graph};
-use super::AppState;
+use super::{openapi, AppState};
 
 /// `?version=`: a semantic version; the latest when absent.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -39,8 +39,8 @@ pub struct VersionQuery {
 #[utoipa::path(operation_id = "list_definitions", get, path = "/api/v1/definitions", tag = "definitions",
     responses(
         (status = 200, description = "Workflows by name", body = [DefinitionSummary]),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -73,10 +73,10 @@ pub async fn list(
     params(("name" = String, Path, description = "The workflow name"), VersionQuery),
     responses(
         (status = 200, description = "The definition", body = DefinitionDetail),
-        (status = 400, description = "Bad version", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn detail(
     State(state): State<AppState>,
@@ -93,10 +93,10 @@ pub async fn detail(
     params(("name" = String, Path, description = "The workflow name"), VersionQuery),
     responses(
         (status = 200, description = "The graph", body = Graph),
-        (status = 400, description = "Bad version", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn graph(
     State(state): State<AppState>,

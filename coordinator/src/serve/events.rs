@@ -6,9 +6,11 @@
 //! the hub looks up each instance's tenant once (the `tenant` field of its hash, cached)
 //! and a tenant-bound caller only gets its tenant's events.
 //!
-//! Each SSE message is `event: <Type>` (PascalCase, e.g. `StepExecuted`,
-//! `WorkflowCompleted`, `HumanTaskCreated`) and `data: <the event as JSON>` with at least
-//! `type`, `instance_id` and `timestamp`. The stream starts with what happens after the
+//! Each SSE message is an unnamed one (no `event:` line, so an `EventSource`'s `onmessage`
+//! gets every kind, today's and those added later, without a list of names to listen
+//! for) whose `data:` is the event as JSON, with at least `type` (PascalCase, e.g.
+//! `StepExecuted`, `WorkflowCompleted`, `HumanTaskCreated`), `instance_id` and
+//! `timestamp`. The stream starts with what happens after the
 //! request (no replay of stored events); a client too slow to keep up gets a `: lagged`
 //! comment where events were dropped. Streams end when the server shuts down.
 
@@ -29,7 +31,7 @@ use weir::redis::WeirClient;
 
 use super::auth::{Caller, StreamCaller};
 use super::problem::{ApiQuery, Problem};
-use super::AppState;
+use super::{openapi, AppState};
 
 /// Events buffered per subscriber before a slow one starts losing them.
 const BUFFER: usize = 1024;
@@ -180,8 +182,8 @@ pub struct EventQuery {
 #[utoipa::path(operation_id = "stream_events", get, path = "/api/v1/events", tag = "events",
     params(EventQuery),
     responses(
-        (status = 200, description = "An endless stream: `event: <Type>`, `data: <event JSON>`", body = String, content_type = "text/event-stream"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "An endless stream of unnamed messages, each `data: <event JSON>` with its kind in `type`", body = String, content_type = "text/event-stream"),
+        (status = 401, response = openapi::Unauthorized),
     ))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -210,9 +212,8 @@ pub async fn stream(
                     _ = shutdown.wait_for(|stop| *stop) => return None,
                 };
                 let item = match next {
-                    Ok(p) if filter.wants(&p) => SseEvent::default()
-                        .event(p.event.type_name())
-                        .data(p.json.as_str()),
+                    // Unnamed: the kind is the data's `type` (see the module docs).
+                    Ok(p) if filter.wants(&p) => SseEvent::default().data(p.json.as_str()),
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         SseEvent::default().comment(format!("lagged: {n} events dropped"))

@@ -37,7 +37,7 @@ use super::tasks::open_tasks_of;
 use super::views::{
     step_state, Attempt, Graph, InstanceDetail, InstanceGraph, InstanceSummary, Status,
 };
-use super::AppState;
+use super::{openapi, AppState};
 
 /// The default page size.
 pub const DEFAULT_LIMIT: usize = 50;
@@ -173,12 +173,13 @@ pub struct RetryBody {
     responses(
         (status = 202, description = "Stored: the instance is pending until a coordinator creates it", body = InstanceDetail),
         (status = 200, description = "This start was made already (same id, workflow, version asked and tenant): the instance is returned, nothing is stored", body = InstanceDetail),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown workflow or version", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The id is taken by another start", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn start(
     State(state): State<AppState>,
@@ -278,11 +279,12 @@ pub struct StartBatchAnswer {
     request_body = StartBatchBody,
     responses(
         (status = 200, description = "One result per item, in order", body = StartBatchAnswer),
-        (status = 400, description = "Bad input (an item or the batch): nothing stored", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Another tenant", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown workflow or version: nothing stored", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn start_batch(
     State(state): State<AppState>,
@@ -404,9 +406,9 @@ fn start_options(
     params(ListQuery),
     responses(
         (status = 200, description = "A page", body = InstancePage),
-        (status = 400, description = "Bad filter, limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -466,9 +468,9 @@ pub async fn list(
     params(("id" = String, Path, description = "The instance id")),
     responses(
         (status = 200, description = "The instance", body = InstanceDetail),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn detail(
     State(state): State<AppState>,
@@ -483,10 +485,10 @@ pub async fn detail(
     params(("id" = String, Path, description = "The instance id"), HistoryQuery),
     responses(
         (status = 200, description = "A page of the history", body = HistoryPageView),
-        (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn history(
     State(state): State<AppState>,
@@ -515,9 +517,9 @@ pub async fn history(
     params(("id" = String, Path, description = "The instance id")),
     responses(
         (status = 200, description = "The graph and step states", body = InstanceGraph),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn graph(
     State(state): State<AppState>,
@@ -552,11 +554,12 @@ pub async fn graph(
     request_body(content = CancelBody, description = "Optional", content_type = "application/json"),
     responses(
         (status = 200, description = "Canceled", body = InstanceDetail),
-        (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already finished", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -579,11 +582,12 @@ pub async fn cancel(
     request_body(content = RetryBody, description = "Optional", content_type = "application/json"),
     responses(
         (status = 200, description = "Resumed", body = InstanceDetail),
-        (status = 400, description = "Bad input (an unknown from_step)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Not failed", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn retry(
     State(state): State<AppState>,

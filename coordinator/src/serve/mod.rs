@@ -64,7 +64,9 @@
 //! contract's examples `TaskCreated` and `TaskReassigned` are `HumanTaskCreated` and
 //! `HumanTaskReassigned` (like `HumanTaskCompleted`). Added fields: `finished_at` on
 //! instances; `mermaid_id` and `initial` on graph nodes; `on` on every graph edge; `note`
-//! on history records (for a reassignment, to whom).
+//! on history records (for a reassignment, to whom). Server-Sent Events are unnamed
+//! messages (no `event:` line) with the kind in the data's `type`, so that a client gets
+//! every kind without listing their names ([`events`]).
 
 mod auth;
 mod dashboard;
@@ -78,14 +80,13 @@ mod problem;
 mod tasks;
 mod views;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use weir::process::shutdown::{requested, ShutdownListener};
 use weir::redis::WeirClient;
 
 pub use auth::{Auth, AuthFile, Caller, TokenEntry};
@@ -98,7 +99,7 @@ pub struct AppState {
     client: WeirClient,
     auth: Arc<Auth>,
     events: events::EventHub,
-    shutdown: watch::Receiver<bool>,
+    shutdown: ShutdownListener,
 }
 
 /// The API's routes, under `/api/v1`.
@@ -150,20 +151,20 @@ async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) 
     response
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then stops accepting, ends the
-/// event streams and waits for the requests in flight.
+/// Serves the API on `listener` until `shutdown` asks it to stop, then stops accepting,
+/// ends the event streams (which never end by themselves; they hold the same listener)
+/// and waits for the requests in flight.
 pub async fn run(
     listener: TcpListener,
     client: WeirClient,
     auth: Auth,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: ShutdownListener,
 ) -> std::io::Result<()> {
-    let (stop, stop_rx) = watch::channel(false);
     let state = AppState {
-        events: events::EventHub::spawn(client.clone(), stop_rx.clone()),
+        events: events::EventHub::spawn(client.clone(), shutdown.clone()),
         client,
         auth: Arc::new(auth),
-        shutdown: stop_rx,
+        shutdown: shutdown.clone(),
     };
     let app = Router::new()
         .nest("/api/v1", api())
@@ -177,9 +178,8 @@ pub async fn run(
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
-        shutdown.await;
-        // Event streams never end by themselves: tell them to.
-        let _ = stop.send(true);
+        let mut shutdown = shutdown;
+        requested(&mut shutdown).await;
     })
     .await
 }

@@ -1,9 +1,20 @@
 //! The OpenAPI 3.1 document of the API, generated from the handlers' annotations and the
 //! view types (utoipa), served at `GET /api/v1/openapi.json` without a token.
+//!
+//! # Problem responses
+//!
+//! Every error is a [`Problem`] (`application/problem+json`), one kind per status (see
+//! [`problem`]). Each kind is declared here once, as a response component
+//! (`#/components/responses/NotFound`, ...) that says when it happens; a handler's
+//! annotation lists the statuses it can return, each as `(status = 404, response =
+//! openapi::NotFound)`, so the document names every problem of every operation without
+//! repeating its description, body and content type.
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToResponse};
+
+use super::problem::Problem;
 
 use super::{auth, definitions, events, instances, ops, problem, tasks, views};
 
@@ -40,7 +51,15 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
         ops::stats,
         document,
     ),
-    components(schemas(
+    components(responses(
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        TooLarge,
+        Unavailable,
+    ), schemas(
         problem::Problem,
         problem::FieldProblem,
         auth::Caller,
@@ -80,6 +99,53 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
     )
 )]
 pub struct ApiDoc;
+
+// The problem responses. These types are never built: each only describes, for the
+// document, the `Problem` a handler returns with its status (hence the `dead_code` allow
+// on the one field).
+
+/// 400: bad input (`invalid-input`): malformed JSON, an unknown body field or query value,
+/// a bad version, id, limit or cursor; or task data failing the task's form
+/// (`form-invalid`, each violation in `errors`). `field` names the input at fault. Nothing
+/// was changed.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct BadRequest(#[allow(dead_code)] Problem);
+
+/// 401: no token, an unknown one, or another scheme than `Bearer` (`unauthorized`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Unauthorized(#[allow(dead_code)] Problem);
+
+/// 403: the caller may not do this (`forbidden`): an admin-only endpoint, a start in
+/// another tenant, a task the user may not complete or reassign.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Forbidden(#[allow(dead_code)] Problem);
+
+/// 404: no such workflow, version, instance, step or open task, or one of another tenant
+/// (`not-found`). A start refused with it stored nothing.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct NotFound(#[allow(dead_code)] Problem);
+
+/// 409: the state forbids it (`conflict`): the instance is finished or not failed, the
+/// task is already done or not open, or the caller id is taken by another start.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Conflict(#[allow(dead_code)] Problem);
+
+/// 413: the body is over 2 MiB, or the data would make the instance's context larger than
+/// 1 MiB (`too-large`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct TooLarge(#[allow(dead_code)] Problem);
+
+/// 503: Redis is unreachable, or no coordinator applied the command within 10 s
+/// (`unavailable`); a command past its deadline is never applied, so nothing changed.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+pub struct Unavailable(#[allow(dead_code)] Problem);
 
 /// Adds the bearer-token security scheme.
 struct BearerAuth;

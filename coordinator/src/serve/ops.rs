@@ -9,7 +9,7 @@ use weir::redis::admin;
 
 use super::auth::Caller;
 use super::problem::{ApiQuery, Problem};
-use super::AppState;
+use super::{openapi, AppState};
 
 /// The default and the largest `limit` of `/dlq`.
 const DLQ_DEFAULT: usize = 100;
@@ -26,7 +26,7 @@ pub struct Health {
 #[utoipa::path(operation_id = "health", get, path = "/api/v1/health", tag = "ops", security(()),
     responses(
         (status = 200, description = "Up, and Redis answers", body = Health),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
     let c = state.client.connections();
@@ -50,7 +50,7 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Probl
 #[utoipa::path(operation_id = "me", get, path = "/api/v1/me", tag = "ops",
     responses(
         (status = 200, description = "The authenticated caller", body = Caller),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = openapi::Unauthorized),
     ))]
 pub async fn me(caller: Caller) -> Json<Caller> {
     Json(caller)
@@ -91,10 +91,10 @@ pub struct DeadLetter {
     params(DlqQuery),
     responses(
         (status = 200, description = "Dead letters", body = [DeadLetter]),
-        (status = 400, description = "Bad limit", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn dlq(
     State(state): State<AppState>,
@@ -134,9 +134,9 @@ pub async fn dlq(
 #[utoipa::path(operation_id = "get_stats", get, path = "/api/v1/stats", tag = "ops",
     responses(
         (status = 200, description = "The `weir stats --json` object", body = Object),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn stats(
     State(state): State<AppState>,

@@ -26,7 +26,7 @@ use super::instances::{detail_of, visible};
 use super::listing::{page_limit, Cursor};
 use super::problem::{ApiJson, ApiQuery, Problem};
 use super::views::{InstanceDetail, TaskView};
-use super::AppState;
+use super::{openapi, AppState};
 
 /// `GET /tasks` filters.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -88,9 +88,9 @@ fn empty_object() -> Value {
     responses(
         (status = 200, description = "Open tasks", body = [TaskView],
             headers(("weir-next-cursor" = String, description = "The cursor of the next page, when there is one"))),
-        (status = 400, description = "Bad filter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -152,9 +152,9 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "The task", body = TaskView),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such open task", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn detail(
     State(state): State<AppState>,
@@ -179,12 +179,13 @@ pub async fn detail(
     request_body = CompleteBody,
     responses(
         (status = 200, description = "Completed: the instance", body = InstanceDetail),
-        (status = 400, description = "Bad input, or data failing the form (`form-invalid`, with `errors`)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The caller may not complete it", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance or step", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Already done, or not open", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn complete(
     State(state): State<AppState>,
@@ -209,12 +210,13 @@ pub async fn complete(
     request_body = ReassignBody,
     responses(
         (status = 200, description = "Reassigned: the task", body = TaskView),
-        (status = 400, description = "Bad input (names no one)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No or bad token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Neither an admin nor a user the task allows", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown instance or step", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The task is not open", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis or the coordinator unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
     ))]
 pub async fn reassign(
     State(state): State<AppState>,

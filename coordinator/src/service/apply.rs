@@ -209,7 +209,7 @@ pub struct Built {
     /// Commands discarded unapplied because their deadline had passed.
     pub expired: u64,
     /// Metrics of what the batch did, published once it is committed.
-    pub tally: weir_worker::ops::Tally,
+    pub tally: weir::process::Tally,
     /// The instances as the batch leaves them, for [`InstanceCache::keep`] once committed.
     pub kept: Vec<(String, Cached)>,
 }
@@ -858,7 +858,7 @@ fn current_token(
 /// Translates a transition's effects into writes.
 fn effects_to_batch(
     b: &mut Batch,
-    (tally, wf): (&mut weir_worker::ops::Tally, &Workflow),
+    (tally, wf): (&mut weir::process::Tally, &Workflow),
     part: &PartitionKeys,
     inst: &mut Instance,
     effects: Vec<Effect>,

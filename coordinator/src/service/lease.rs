@@ -98,7 +98,7 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             }
             Err(e) => {
                 super::Counters::add(&shared.counters.redis_errors, 1);
-                weir_worker::ops::metrics::redis_error("coordinator");
+                weir::process::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "lease renewal failed; retrying");
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -107,11 +107,11 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
             .counters
             .leases_held
             .store(held.len() as u64, Ordering::Relaxed);
-        weir_worker::ops::metrics::leases_held(held.len());
+        weir::process::metrics::leases_held(held.len());
         if last_sample.elapsed() >= SAMPLE_EVERY {
             last_sample = tokio::time::Instant::now();
             let parts: Vec<u16> = held.keys().copied().collect();
-            tokio::spawn(weir_worker::ops::sample_partitions(
+            tokio::spawn(weir::process::sample_partitions(
                 shared.conns.clone(),
                 parts,
             ));

@@ -208,7 +208,7 @@ pub async fn run(
             }
             Err(TurnError::Redis(e)) => {
                 Counters::add(&shared.counters.redis_errors, 1);
-                weir_worker::ops::metrics::redis_error("coordinator");
+                weir::process::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "partition turn failed; will retry");
                 // What was read but not committed is still pending: read it again.
                 state.read_pending = true;
@@ -411,7 +411,7 @@ async fn turn(
             Counters::add(&shared.counters.stale, built.stale);
             Counters::add(&shared.counters.refused, built.refused);
             Counters::add(&shared.counters.dead_lettered, built.dead);
-            weir_worker::ops::metrics::batch_committed(n, built.applied, built.stale, built.dead);
+            weir::process::metrics::batch_committed(n, built.applied, built.stale, built.dead);
             let mut tally = built.tally;
             tally.publish();
             tracing::trace!(inputs = n, "batch committed");

@@ -53,6 +53,7 @@ pub mod admin;
 pub mod batch;
 pub mod client;
 pub mod connect;
+pub mod health;
 pub mod keys;
 pub mod safety;
 pub mod scripts;

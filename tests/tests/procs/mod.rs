@@ -9,6 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use weir::redis::Keys;
+use weir_tests::wait_until_async;
+
+// The test crates that use this module use `common` too.
+use crate::common::{leased_by, raw};
 
 /// The `weir` binary next to the test binary (`target/<profile>/weir`).
 pub fn weir_binary() -> anyhow::Result<PathBuf> {
@@ -82,4 +87,43 @@ impl Drop for CoordinatorProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Two `weir coordinator` processes, `coord-a` and `coord-b`, holding half the partitions
+/// each: A starts alone and leases them all, then B joins and takes its half. Returns
+/// once both hold their half (each step within 10 s), so a test starts from a balanced,
+/// settled pair.
+pub async fn two_coordinators_sharing(
+    url: &str,
+    ns: &str,
+    keys: &Keys,
+    lease: Duration,
+) -> anyhow::Result<(CoordinatorProcess, CoordinatorProcess)> {
+    let n = keys.partitions() as usize;
+    let conn = raw(url).await?;
+    let a = CoordinatorProcess::start(url, ns, "coord-a", lease)?;
+    wait_until_async(
+        Duration::from_secs(10),
+        "A leases every partition",
+        async || {
+            leased_by(&mut conn.clone(), keys, &a.id)
+                .await
+                .is_ok_and(|p| p.len() == n)
+        },
+    )
+    .await?;
+    let b = CoordinatorProcess::start(url, ns, "coord-b", lease)?;
+    wait_until_async(
+        Duration::from_secs(10),
+        "A and B share the partitions",
+        async || {
+            let (pa, pb) = (
+                leased_by(&mut conn.clone(), keys, &a.id).await,
+                leased_by(&mut conn.clone(), keys, &b.id).await,
+            );
+            matches!((pa, pb), (Ok(pa), Ok(pb)) if pa.len() == n / 2 && pb.len() == n / 2)
+        },
+    )
+    .await?;
+    Ok((a, b))
 }

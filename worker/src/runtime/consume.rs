@@ -88,7 +88,7 @@ pub async fn run(
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-                crate::ops::metrics::redis_error("worker");
+                weir::process::metrics::redis_error("worker");
                 if is_nogroup(&e) {
                     // Redis lost its data (FLUSHALL, a restart without persistence, an
                     // empty replica promoted): make the groups again and carry on.
@@ -297,7 +297,7 @@ pub(crate) async fn execute(shared: &WorkerShared, msg: StepMessage) -> ResultMe
         Ok(msg.config)
     };
     let timeout = msg.timeout_ms.map(Duration::from_millis);
-    crate::ops::metrics::attempt_picked_up(
+    weir::process::metrics::attempt_picked_up(
         &msg.handler,
         msg.dispatched_at.millis(),
         started_at.millis(),
@@ -328,7 +328,7 @@ pub(crate) async fn execute(shared: &WorkerShared, msg: StepMessage) -> ResultMe
                 format!("handler {:?} panicked: {what}", msg.handler),
             ))
         });
-    crate::ops::metrics::attempt_finished(&msg.handler, clock.elapsed(), ran.is_ok());
+    weir::process::metrics::attempt_finished(&msg.handler, clock.elapsed(), ran.is_ok());
     let outcome = match ran {
         Ok(output) => {
             shared.counters.succeeded.fetch_add(1, Ordering::Relaxed);
@@ -408,14 +408,14 @@ pub(crate) async fn dead_letter(
                 .counters
                 .dead_lettered
                 .fetch_add(1, Ordering::Relaxed);
-            crate::ops::metrics::dead_lettered(1);
+            weir::process::metrics::dead_lettered(1);
             if trimmed > 0 {
                 // The dead-letter stream is capped: the oldest letters were dropped.
                 shared
                     .counters
                     .dead_letters_trimmed
                     .fetch_add(trimmed as u64, Ordering::Relaxed);
-                crate::ops::metrics::dead_letters_trimmed(trimmed as u64);
+                weir::process::metrics::dead_letters_trimmed(trimmed as u64);
                 tracing::warn!(
                     dlq = %part.dlq(),
                     trimmed,

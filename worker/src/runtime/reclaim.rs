@@ -58,7 +58,7 @@ pub async fn run(
                 for stream in &streams {
                     if let Err(e) = reclaim(&shared, stream, &mut cursors, &results).await {
                         shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-                        crate::ops::metrics::redis_error("worker");
+                        weir::process::metrics::redis_error("worker");
                         if is_nogroup(&e) {
                             // The consume loop recreates the groups; start over then.
                             cursors.remove(stream);
@@ -69,7 +69,7 @@ pub async fn run(
             }
             Err(e) => {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-                crate::ops::metrics::redis_error("worker");
+                weir::process::metrics::redis_error("worker");
                 tracing::warn!(error = %e, "heartbeat failed");
             }
         }
@@ -180,7 +180,7 @@ async fn reclaim(
         let deliveries = p.ids.first().map(|x| x.times_delivered as u64).unwrap_or(1);
         let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
         shared.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
-        crate::ops::metrics::reclaimed(1);
+        weir::process::metrics::reclaimed(1);
         tracing::info!(%stream, id = %entry.id, deliveries, "reclaimed an entry from a dead worker");
         // COUNT was the permits held, so there is one for each entry.
         let Some(permit) = permits.pop() else {

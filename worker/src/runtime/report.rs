@@ -165,7 +165,7 @@ async fn send_until_refused(
                         .counters
                         .results_disowned
                         .fetch_add(disowned, Ordering::Relaxed);
-                    crate::ops::metrics::results_dropped("disowned", disowned);
+                    weir::process::metrics::results_dropped("disowned", disowned);
                     tracing::info!(
                         disowned,
                         "results dropped: their entries were reclaimed by another worker, whose run reports"
@@ -175,7 +175,7 @@ async fn send_until_refused(
             }
             Err(e) => {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
-                crate::ops::metrics::redis_error("worker");
+                weir::process::metrics::redis_error("worker");
                 let unreachable = e.is_io_error()
                     || e.is_timeout()
                     || e.is_connection_dropped()
@@ -188,7 +188,7 @@ async fn send_until_refused(
                                 .counters
                                 .results_refused
                                 .fetch_add(1, Ordering::Relaxed);
-                            crate::ops::metrics::results_dropped("refused", 1);
+                            weir::process::metrics::results_dropped("refused", 1);
                             tracing::error!(
                                 error = %e,
                                 instance_id = %r.result.instance_id,

@@ -5,12 +5,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::definition::{CompiledKind, Workflow};
+use crate::model::EventKind;
+use crate::redis::health::partition_backlog;
+use crate::redis::Connections;
 use ::metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use weir::definition::{CompiledKind, Workflow};
-use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
-use weir::redis::Connections;
-use weir::EventKind;
 
 use super::names::*;
 
@@ -327,54 +327,21 @@ pub async fn sample_partitions(conns: Connections, partitions: Vec<u16>) {
     let mut dlq = 0u64;
     let mut conn = conns.conn.clone();
     for p in partitions {
-        let part = conns.keys.part(p);
-        let queues: Vec<String> = match redis::cmd("SMEMBERS")
-            .arg(part.queues())
-            .query_async(&mut conn)
-            .await
-        {
-            Ok(q) => q,
+        let backlog = match partition_backlog(&mut conn, &conns.keys.part(p)).await {
+            Ok(b) => b,
             Err(e) => {
                 redis_error("coordinator");
                 tracing::debug!(error = %e, "sampling queues failed");
                 return;
             }
         };
-        let mut streams: Vec<(String, String, &str)> = queues
-            .iter()
-            .map(|q| (format!("queue:{q}"), part.queue(q), WORKER_GROUP))
-            .collect();
-        streams.push(("commands".into(), part.commands(), COORDINATOR_GROUP));
-        streams.push(("results".into(), part.results(), COORDINATOR_GROUP));
-        for (label, key, group) in &streams {
-            let len: u64 = redis::cmd("XLEN")
-                .arg(key)
-                .query_async(&mut conn)
-                .await
-                .unwrap_or(0);
-            if let Some(q) = label.strip_prefix("queue:") {
-                *depth.entry(q.to_string()).or_default() += len;
-            }
-            // The summary form: [count, first, last, consumers]; NOGROUP when not yet made.
-            let summary: Result<redis::Value, _> = redis::cmd("XPENDING")
-                .arg(key)
-                .arg(*group)
-                .query_async(&mut conn)
-                .await;
-            let count = match summary {
-                Ok(redis::Value::Array(items)) => match items.first() {
-                    Some(redis::Value::Int(n)) => (*n).max(0) as u64,
-                    _ => 0,
-                },
-                _ => 0,
-            };
-            *pending.entry(label.clone()).or_default() += count;
+        for (queue, stream) in backlog.queues {
+            *depth.entry(queue.clone()).or_default() += stream.len;
+            *pending.entry(format!("queue:{queue}")).or_default() += stream.pending;
         }
-        dlq += redis::cmd("XLEN")
-            .arg(part.dlq())
-            .query_async::<u64>(&mut conn)
-            .await
-            .unwrap_or(0);
+        *pending.entry("commands".into()).or_default() += backlog.commands.pending;
+        *pending.entry("results".into()).or_default() += backlog.results.pending;
+        dlq += backlog.dead_letters;
     }
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     for q in seen.0.iter() {

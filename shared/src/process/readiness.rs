@@ -5,10 +5,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::AsyncConnectionConfig;
-use weir::redis::connect::{client, mask_password};
-use weir::redis::keys::Keys;
-use weir::redis::{RedisConfig, RedisError};
+use crate::redis::connect::{client, mask_password};
+use crate::redis::health::{connect_and_ping, coordinator_heartbeat};
+use crate::redis::keys::Keys;
+use crate::redis::{RedisConfig, RedisError};
 
 /// What a readiness check returns: `Ok` when ready, else why not.
 pub type ReadyFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
@@ -50,22 +50,15 @@ pub fn coordinator_readiness(
         Box::pin(async move {
             let mut conn = probe.ping().await?;
             let checked = tokio::time::timeout(PROBE_TIMEOUT, async {
-                let ((secs, micros), beat): ((i64, i64), Option<f64>) = redis::pipe()
-                    .cmd("TIME")
-                    .cmd("ZSCORE")
-                    .arg(&key)
-                    .arg(&*id)
-                    .query_async(&mut conn)
+                let beat = coordinator_heartbeat(&mut conn, &key, &id)
                     .await
                     .map_err(|e| format!("Redis failed: {e}"))?;
-                let now = secs * 1000 + micros / 1000;
-                match beat {
+                match beat.age_ms() {
                     None => Err(format!(
                         "coordinator {id} has not joined yet (no heartbeat in {key})"
                     )),
-                    Some(b) if now - (b as i64) > lease_ms => Err(format!(
-                        "coordinator {id} last heartbeat {} ms ago: its lease loop is stuck or failing",
-                        now - b as i64
+                    Some(age) if age > lease_ms => Err(format!(
+                        "coordinator {id} last heartbeat {age} ms ago: its lease loop is stuck or failing"
                     )),
                     Some(_) => Ok(()),
                 }
@@ -94,17 +87,7 @@ impl Probe {
 
     /// Connects and pings within [`PROBE_TIMEOUT`]; returns the connection.
     async fn ping(&self) -> Result<redis::aio::MultiplexedConnection, String> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(PROBE_TIMEOUT))
-            .set_response_timeout(Some(PROBE_TIMEOUT));
-        let attempt = async {
-            let mut conn = self
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            redis::cmd("PING").query_async::<()>(&mut conn).await?;
-            Ok::<_, redis::RedisError>(conn)
-        };
+        let attempt = connect_and_ping(&self.client, PROBE_TIMEOUT);
         match tokio::time::timeout(PROBE_TIMEOUT, attempt).await {
             Ok(Ok(conn)) => Ok(conn),
             Ok(Err(e)) => {

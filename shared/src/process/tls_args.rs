@@ -1,9 +1,9 @@
 //! The Redis TLS flags, shared by `weir-worker` and every `weir` command that talks to
-//! Redis (the `weir` crate depends on this one), so that both spell them alike.
+//! Redis, so that both spell them alike.
 
 use std::path::PathBuf;
 
-use weir::redis::TlsFiles;
+use crate::redis::TlsFiles;
 
 /// Certificates for a `rediss://` URL whose server certificate a private CA signed, or
 /// that asks clients for a certificate (mutual TLS).
@@ -22,7 +22,7 @@ pub struct RedisTlsArgs {
 }
 
 impl RedisTlsArgs {
-    /// The files, for [`weir::redis::RedisConfig::with_tls`].
+    /// The files, for [`RedisConfig::with_tls`](crate::redis::RedisConfig::with_tls).
     pub fn files(&self) -> TlsFiles {
         TlsFiles {
             ca_file: self.redis_ca_file.clone(),

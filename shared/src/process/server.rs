@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::readiness::Readiness;
 use super::record::install_recorder;
+use super::shutdown::{requested, ShutdownListener};
 
 /// How often histograms are compacted when nobody scrapes.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
@@ -43,13 +43,13 @@ struct AppState {
 }
 
 /// Installs the metrics recorder (once per process), binds `addr`, and serves `/metrics`,
-/// `/healthz` and `/readyz` in a spawned task until `shutdown` turns true. Returns once the
+/// `/healthz` and `/readyz` in a spawned task until `shutdown` asks it to stop. Returns once the
 /// listener is bound; fails when the address cannot be bound or another global metrics
 /// recorder is installed.
 pub async fn serve(
     addr: SocketAddr,
     readiness: Readiness,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: ShutdownListener,
 ) -> std::io::Result<OpsServer> {
     let handle = install_recorder().map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -71,21 +71,12 @@ pub async fn serve(
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(UPKEEP_EVERY) => upkeep.run_upkeep(),
-                    _ = upkeep_shutdown.changed() => {}
-                }
-                if *upkeep_shutdown.borrow() {
-                    break;
+                    () = requested(&mut upkeep_shutdown) => break,
                 }
             }
         });
-        let stopped = async move {
-            while !*shutdown.borrow() {
-                if shutdown.changed().await.is_err() {
-                    // The sender is gone: nobody can ask to stop; serve until dropped.
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
+        let mut shutdown = shutdown;
+        let stopped = async move { requested(&mut shutdown).await };
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(stopped)
             .await
