@@ -47,6 +47,7 @@ pub(super) struct Unstarted {
 }
 
 impl Working {
+    /// An instance as cached or loaded, at its stored revision (all `None`: not stored).
     pub(super) fn new(
         inst: Option<Instance>,
         wf: Option<Arc<Workflow>>,
@@ -73,6 +74,7 @@ impl Working {
         }
     }
 
+    /// An instance set aside for `reason`: nothing applies to it.
     fn quarantined(reason: String) -> Working {
         Working {
             quarantined: Some(reason),
@@ -81,7 +83,6 @@ impl Working {
     }
 }
 
-/// An instance's hash as a turn reads it: `state`, `rev`, `quarantined`, `status`,
 /// Loads the instances a turn touches in one round trip. A record that cannot be used (see
 /// the module doc) is quarantined, its writes added to `batch`; only Redis failures fail.
 pub(super) async fn load_working(
