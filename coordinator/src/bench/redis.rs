@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::watch;
 use weir::model::{Definition, HumanStep, InstanceStatus, StepDef};
-use weir::redis::{RedisConfig, WeirClient};
+use weir::redis::{server, RedisConfig, WeirClient};
 use weir::{Handlers, StartOptions, Step, StepContext, StepError};
 use weir_worker::{Worker, WorkerConfig};
 
@@ -261,12 +261,8 @@ fn start_server() -> anyhow::Result<OwnServer> {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(client) = redis::Client::open(format!("redis://127.0.0.1:{port}/")) {
-            if let Ok(mut c) = client.get_connection() {
-                if redis::cmd("PING").query::<String>(&mut c).is_ok() {
-                    return Ok(server);
-                }
-            }
+        if server::answers_ping(&format!("redis://127.0.0.1:{port}/")) {
+            return Ok(server);
         }
         anyhow::ensure!(
             Instant::now() < deadline,
@@ -277,29 +273,21 @@ fn start_server() -> anyhow::Result<OwnServer> {
 }
 
 async fn used_memory(client: &WeirClient) -> anyhow::Result<u64> {
-    let info: String = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
+    let info = server::info(&mut client.connections().conn.clone(), "memory").await?;
+    server::info_field(&info, "used_memory")
+        .and_then(|v| v.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("INFO memory has no used_memory"))
 }
 
 /// The Redis server's CPU time so far (user + system), seconds.
 async fn redis_cpu(client: &WeirClient) -> anyhow::Result<f64> {
-    let info: String = redis::cmd("INFO")
-        .arg("cpu")
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
+    let info = server::info(&mut client.connections().conn.clone(), "cpu").await?;
     let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse::<f64>().ok())
+        server::info_field(&info, name)
+            .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    Ok(field("used_cpu_user:") + field("used_cpu_sys:"))
+    Ok(field("used_cpu_user") + field("used_cpu_sys"))
 }
 
 /// This process's CPU time so far (user + system), seconds; 0 where `/proc` is missing.
@@ -323,14 +311,8 @@ fn own_cpu() -> f64 {
 }
 
 async fn count_status(client: &WeirClient, status: InstanceStatus) -> anyhow::Result<u64> {
-    let mut pipe = redis::pipe();
-    for part in client.connections().keys.all_parts() {
-        pipe.cmd("ZCARD").arg(part.index_status(status.as_str()));
-    }
-    let counts: Vec<u64> = pipe
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
-    Ok(counts.iter().sum())
+    let c = client.connections();
+    Ok(server::count_with_status(&mut c.conn.clone(), &c.keys, status).await?)
 }
 
 /// Starts `n` instances with `parallel` concurrent starters; returns their ids.
@@ -399,38 +381,6 @@ async fn start_batches(
     Ok(())
 }
 
-/// Removes every key of the namespace `ns` (`NS:…` and `{NS:p…}…`), with `SCAN` and
-/// `UNLINK` in small steps: on a shared Redis, `KEYS` would block every other client while
-/// it walks the whole keyspace. Returns how many keys were removed.
-async fn wipe_namespace(
-    conn: &mut redis::aio::MultiplexedConnection,
-    ns: &str,
-) -> anyhow::Result<u64> {
-    let mut removed = 0;
-    for pattern in [format!("{ns}:*"), format!("{{{ns}:p*")] {
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(conn)
-                .await?;
-            if !keys.is_empty() {
-                removed += keys.len() as u64;
-                let _: () = redis::cmd("UNLINK").arg(keys).query_async(conn).await?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
-    }
-    Ok(removed)
-}
-
 /// Start throughput with no coordinator, in its own namespace (wiped after): single starts
 /// by [`START_CALLERS`] callers, then batched ones. Returns (single/s, batched/s, Redis CPU
 /// µs per single start, per batched start).
@@ -457,7 +407,7 @@ async fn start_throughput(
         "{pending} pending instances after {} single starts",
         opts.single_starts
     );
-    wipe_namespace(&mut conn, ns).await?;
+    server::wipe_namespace(&mut conn, ns).await?;
 
     client.register_definition(def.clone()).await?;
     let cpu = redis_cpu(&client).await?;
@@ -478,7 +428,7 @@ async fn start_throughput(
         "{pending} pending instances after {} batched starts",
         opts.batched_starts
     );
-    wipe_namespace(&mut conn, ns).await?;
+    server::wipe_namespace(&mut conn, ns).await?;
     Ok((single, batched, single_cpu, batched_cpu))
 }
 
@@ -514,8 +464,8 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     let mut wipe_conn = redis::Client::open(url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    wipe_namespace(&mut wipe_conn, ns).await?;
-    wipe_namespace(&mut wipe_conn, "weir-bench-starts").await?;
+    server::wipe_namespace(&mut wipe_conn, ns).await?;
+    server::wipe_namespace(&mut wipe_conn, "weir-bench-starts").await?;
 
     // Start throughput first, with no coordinator running (and none of its CPU use).
     let (single_sps, batched_sps, single_cpu, batched_cpu) = start_throughput(&url, &opts).await?;
@@ -534,15 +484,9 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
         workers.push(tokio::spawn(worker.run(stop_rx.clone())));
     }
     let client = WeirClient::connect(&config).await?;
-    let server_info: String = redis::cmd("INFO")
-        .arg("server")
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
-    let redis_version = server_info
-        .lines()
-        .find_map(|l| l.strip_prefix("redis_version:"))
+    let server_info = server::info(&mut client.connections().conn.clone(), "server").await?;
+    let redis_version = server::info_field(&server_info, "redis_version")
         .unwrap_or("?")
-        .trim()
         .to_string();
 
     let linear = workloads::linear(10);
@@ -602,17 +546,14 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     let fanout_sps = (opts.instances * 10) as f64 / t.elapsed().as_secs_f64();
 
     // Memory per finished instance: the linear phase's growth, less the event streams.
-    let mut pipe = redis::pipe();
-    for part in client.connections().keys.all_parts() {
-        pipe.cmd("MEMORY")
-            .arg("USAGE")
-            .arg(part.events())
-            .arg("SAMPLES")
-            .arg(0);
-    }
-    let event_bytes: Vec<Option<u64>> = pipe
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
+    let event_streams: Vec<String> = client
+        .connections()
+        .keys
+        .all_parts()
+        .map(|part| part.events())
+        .collect();
+    let event_bytes =
+        server::memory_usage(&mut client.connections().conn.clone(), &event_streams).await?;
     let event_stream_bytes: u64 = event_bytes.iter().flatten().sum();
     // The event streams grew during both phases; charge the linear phase half of them.
     let finished_bytes = (mem_after_linear.saturating_sub(mem_before) as f64
@@ -683,7 +624,7 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     }
     let xadd = own.as_ref().and_then(|s| redis_benchmark_xadd(s.port));
     if own.is_none() {
-        wipe_namespace(&mut wipe_conn, ns).await?;
+        server::wipe_namespace(&mut wipe_conn, ns).await?;
     }
     Ok(RedisBenchReport {
         machine: super::report::machine(),

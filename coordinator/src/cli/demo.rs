@@ -214,25 +214,8 @@ impl Cluster {
         }
         if let Some(ns) = self.fresh_namespace {
             let mut conn = self.client.connections().conn.clone();
-            let mut cursor: u64 = 0;
-            loop {
-                let scanned: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(format!("*{ns}*"))
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query_async(&mut conn)
-                    .await;
-                let Ok((next, keys)) = scanned else { break };
-                for key in keys {
-                    let _: Result<i64, _> = redis::cmd("DEL").arg(key).query_async(&mut conn).await;
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
-            }
+            // Best effort: a demo namespace left behind is only clutter.
+            let _ = weir::redis::server::wipe_namespace(&mut conn, &ns).await;
         }
     }
 }

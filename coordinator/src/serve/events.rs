@@ -148,18 +148,10 @@ async fn resolve_tenants(
     if ids.is_empty() {
         return Ok(());
     }
-    let c = client.connections();
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.cmd("HMGET")
-            .arg(c.keys.part_of(id).instance(id))
-            .arg("tenant")
-            .arg("def");
-    }
-    let rows: Vec<(Option<String>, Option<String>)> = pipe.query_async(&mut c.conn.clone()).await?;
-    for (id, (tenant, def)) in ids.into_iter().zip(rows) {
+    let tenants = weir::redis::events::tenants_of(client.connections(), &ids).await?;
+    for (id, tenant) in ids.into_iter().zip(tenants) {
         // An instance not stored (yet, or any more) is not cached: look again next time.
-        if def.is_some() {
+        if let Some(tenant) = tenant {
             cache.insert(id.to_string(), tenant);
         }
     }

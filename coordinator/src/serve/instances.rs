@@ -31,7 +31,7 @@ use weir::Timestamp;
 
 use super::auth::Caller;
 use super::definitions::{check_version, visible_workflow};
-use super::listing::{self, Cursor};
+use super::listing::{self, Cursor, CursorText};
 use super::problem::{ApiJson, ApiQuery, Problem};
 use super::tasks::open_tasks_of;
 use super::views::{
@@ -456,7 +456,7 @@ pub async fn list(
         created_before: until,
         limit: None,
     };
-    let page = listing::page(&state.client, &filter, limit, cursor.as_ref()).await?;
+    let page = weir::redis::listing::page(&state.client, &filter, limit, cursor.as_ref()).await?;
     Ok(Json(InstancePage {
         items: page.items.iter().map(InstanceSummary::from).collect(),
         next_cursor: page.next.map(|c| c.encode()),

@@ -4,7 +4,9 @@
 //! The server is a thin layer: each handler authenticates the caller, checks the tenant,
 //! and calls [`WeirClient`] (or [`weir::redis::admin`]) exactly as the CLI commands do, so
 //! the API and `weir start|status|task|cancel|retry|stats|dlq` share one code path and
-//! one set of checks. It keeps no state of its own besides a cache of instance tenants for
+//! one set of checks; the few reads only the API makes (one open task, an instance's
+//! tenant, a page of instances) are functions of [`weir::redis`] too, never commands of
+//! its own. It keeps no state of its own besides a cache of instance tenants for
 //! the event stream; any number of servers can run side by side.
 //!
 //! # Endpoints (base `/api/v1`; the OpenAPI document at `/api/v1/openapi.json` is the

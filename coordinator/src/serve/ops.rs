@@ -30,7 +30,7 @@ pub struct Health {
     ))]
 pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
     let c = state.client.connections();
-    let pong: Result<String, _> = redis::cmd("PING").query_async(&mut c.conn.clone()).await;
+    let pong = weir::redis::server::ping(&mut c.conn.clone()).await;
     match pong {
         Ok(_) => Ok(Json(Health {
             status: "ok".into(),

@@ -19,11 +19,11 @@ use utoipa::{IntoParams, ToSchema};
 use weir::api::{InstanceView, TaskFilter};
 use weir::definition::CompiledKind;
 use weir::model::{Actor, Assignment, Task};
-use weir::redis::store;
+use weir::redis::tasks::{self as stored_tasks, TaskReadError};
 
 use super::auth::Caller;
 use super::instances::{detail_of, visible};
-use super::listing::{page_limit, Cursor};
+use super::listing::{page_limit, Cursor, CursorText};
 use super::problem::{ApiJson, ApiQuery, Problem};
 use super::views::{InstanceDetail, TaskView};
 use super::{openapi, AppState};
@@ -270,24 +270,21 @@ pub async fn open_task(
     instance_id: &str,
     step: &str,
 ) -> Result<Task, Problem> {
-    let c = state.client.connections();
-    let raw: Option<Vec<u8>> = redis::cmd("HGET")
-        .arg(c.keys.part_of(instance_id).tasks())
-        .arg(format!("{instance_id}|{step}"))
-        .query_async(&mut c.conn.clone())
-        .await
-        .map_err(|e| Problem::unavailable(format!("redis: {e}")))?;
+    let read = stored_tasks::open_task(state.client.connections(), instance_id, step).await;
     let not_found = || {
         Problem::not_found(format!(
             "no open task of step {step:?} in instance {instance_id:?}"
         ))
     };
-    let task: Task = match raw {
-        Some(bytes) => store::decode_record(&bytes).map_err(|e| {
-            tracing::warn!(instance = instance_id, step, error = %e, "unreadable task");
-            Problem::unavailable(format!("the stored task is unreadable: {e}"))
-        })?,
-        None => return Err(not_found()),
+    let task: Task = match read {
+        Ok(Some(task)) => task,
+        Ok(None) => return Err(not_found()),
+        Err(e) => {
+            if let TaskReadError::Unreadable(e) = &e {
+                tracing::warn!(instance = instance_id, step, error = %e, "unreadable task");
+            }
+            return Err(Problem::unavailable(e.to_string()));
+        }
     };
     if !caller.sees(task.tenant_id.as_deref()) {
         return Err(not_found());
@@ -305,25 +302,18 @@ pub async fn open_tasks_of(
         .client
         .get_definition(&view.definition, Some(&view.version))
         .await?;
-    let fields: Vec<String> = wf
+    let steps: Vec<&str> = wf
         .steps
         .iter()
         .filter(|s| matches!(s.kind, CompiledKind::Human { .. }))
-        .map(|s| format!("{}|{}", view.id, s.name))
+        .map(|s| &*s.name)
         .collect();
-    if fields.is_empty() {
-        return Ok(Vec::new());
-    }
-    let c = state.client.connections();
-    let raw: Vec<Option<Vec<u8>>> = redis::cmd("HMGET")
-        .arg(c.keys.part_of(&view.id).tasks())
-        .arg(&fields)
-        .query_async(&mut c.conn.clone())
+    let read = stored_tasks::open_tasks(state.client.connections(), &view.id, &steps)
         .await
         .map_err(|e| Problem::unavailable(format!("redis: {e}")))?;
     let mut out = Vec::new();
-    for bytes in raw.into_iter().flatten() {
-        match store::decode_record::<Task>(&bytes) {
+    for task in read {
+        match task {
             Ok(t) => out.push(TaskView::new(
                 &t,
                 Some(view.definition.clone()),
@@ -347,20 +337,7 @@ async fn workflow_names(
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let c = state.client.connections();
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.cmd("HGET")
-            .arg(c.keys.part_of(id).instance(id))
-            .arg("def");
-    }
-    let names: Vec<Option<String>> = pipe
-        .query_async(&mut c.conn.clone())
+    stored_tasks::workflow_names(state.client.connections(), &ids)
         .await
-        .map_err(|e| Problem::unavailable(format!("redis: {e}")))?;
-    Ok(ids
-        .into_iter()
-        .zip(names)
-        .filter_map(|(id, n)| n.map(|n| (id.to_string(), n)))
-        .collect())
+        .map_err(|e| Problem::unavailable(format!("redis: {e}")))
 }

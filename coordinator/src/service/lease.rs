@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use weir::redis::scripts;
+use weir::redis::lease as leases;
 
 use super::{partition, Shared};
 
@@ -147,25 +147,22 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
         }
         let shared = &shared;
         let releases = parts.iter().map(|&p| {
-            let part = shared.conns.keys.part(p);
             let mut conn = shared.conns.conn.clone();
             async move {
-                let released: Result<i64, _> = scripts::RELEASE
-                    .key(part.lease())
-                    .arg(&shared.config.id)
-                    .invoke_async(&mut conn)
-                    .await;
+                let released =
+                    leases::release(&mut conn, &shared.conns.keys, p, &shared.config.id).await;
                 if let Err(e) = released {
                     tracing::warn!(partition = p, error = %e, "could not release lease; it will expire");
                 }
             }
         });
         futures_util::future::join_all(releases).await;
-        let _: Result<i64, _> = redis::cmd("ZREM")
-            .arg(shared.conns.keys.coordinators())
-            .arg(&shared.config.id)
-            .query_async(&mut shared.conns.conn.clone())
-            .await;
+        let _ = leases::forget_coordinator(
+            &mut shared.conns.conn.clone(),
+            &shared.conns.keys,
+            &shared.config.id,
+        )
+        .await;
     };
     if tokio::time::timeout(deadline, drain).await.is_err() {
         for task in &tasks {
@@ -179,12 +176,23 @@ pub async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     tracing::info!(coordinator = %shared.config.id, "coordinator stopped");
 }
 
+/// Why a lease tick stopped half-way (the next tick starts over, after a backoff).
+#[derive(Debug, thiserror::Error)]
+enum TickError {
+    /// The Redis clock could not be read.
+    #[error("reading the Redis clock failed: {0}")]
+    Clock(#[source] weir::redis::RedisError),
+    /// Redis failed.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
+}
+
 /// One tick: heartbeat, renew, take every free partition, rebalance. Returns how soon the
 /// next tick should come: just after the earliest expiry of another coordinator's lease.
 async fn tick_once(
     shared: &Arc<Shared>,
     held: &mut HashMap<u16, Held>,
-) -> Result<Duration, redis::RedisError> {
+) -> Result<Duration, TickError> {
     let keys = &shared.conns.keys;
     let me = shared.config.id.as_str();
     let mut conn = shared.conns.conn.clone();
@@ -193,48 +201,18 @@ async fn tick_once(
     let partitions = keys.partitions();
     // Heartbeat; forget long-silent processes; read who is live (for the fair share) and
     // who holds each lease with its time left (for takeover).
-    let now = shared
-        .conns
-        .server_time()
-        .await
-        .map_err(|e| redis::RedisError::from((redis::ErrorKind::Io, "time", e.to_string())))?;
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZADD")
-        .arg(keys.coordinators())
-        .arg(now)
-        .arg(me)
-        .ignore()
-        .cmd("ZREMRANGEBYSCORE")
-        .arg(keys.coordinators())
-        .arg("-inf")
-        .arg(now - FORGET_AFTER.as_millis() as i64)
-        .ignore()
-        .cmd("ZRANGE")
-        .arg(keys.coordinators())
-        .arg(0)
-        .arg(-1)
-        .arg("WITHSCORES");
-    for p in 0..partitions {
-        let lease_key = keys.part(p).lease();
-        pipe.cmd("GET").arg(&lease_key).cmd("PTTL").arg(&lease_key);
-    }
-    let values: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-    let beats: Vec<(String, f64)> =
-        redis::from_redis_value_ref(values.first().unwrap_or(&redis::Value::Nil))?;
-    let live: Vec<String> = beats
+    let now = shared.conns.server_time().await.map_err(TickError::Clock)?;
+    let forget_before = now - FORGET_AFTER.as_millis() as i64;
+    let table = leases::heartbeat_and_read(&mut conn, keys, me, now, forget_before).await?;
+    let live: Vec<String> = table
+        .heartbeats
         .into_iter()
-        .filter(|(id, beat)| id == me || is_live(*beat as i64, now, lease))
+        .filter(|(id, beat)| id == me || is_live(*beat, now, lease))
         .map(|(id, _)| id)
         .collect();
     let mut holders: Vec<Option<String>> = Vec::with_capacity(partitions as usize);
     let mut earliest_expiry: Option<u64> = None;
-    for pair in values[1.min(values.len())..].chunks(2) {
-        let holder: Option<String> = redis::from_redis_value_ref(&pair[0])?;
-        let ttl: i64 = pair
-            .get(1)
-            .map(redis::from_redis_value_ref)
-            .transpose()?
-            .unwrap_or(-2);
+    for (holder, ttl) in table.holders {
         if holder.as_deref().is_some_and(|h| h != me) && ttl >= 0 {
             earliest_expiry = Some(earliest_expiry.map_or(ttl as u64, |e| e.min(ttl as u64)));
         }
@@ -253,13 +231,7 @@ async fn tick_once(
     let mut lost = Vec::new();
     for (p, h) in held.iter() {
         let sent = Instant::now();
-        let ok: i64 = scripts::LEASE
-            .key(keys.part(*p).lease())
-            .arg(me)
-            .arg(lease_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        if ok == 0 {
+        if !leases::take_or_renew(&mut conn, keys, *p, me, lease_ms).await? {
             lost.push(*p);
         } else {
             h.validity.renewed(sent, lease);
@@ -283,13 +255,7 @@ async fn tick_once(
             Some(_) => continue,
         }
         let sent = Instant::now();
-        let ok: i64 = scripts::LEASE
-            .key(keys.part(p).lease())
-            .arg(me)
-            .arg(lease_ms)
-            .invoke_async(&mut conn)
-            .await?;
-        if ok == 1 {
+        if leases::take_or_renew(&mut conn, keys, p, me, lease_ms).await? {
             tracing::info!(partition = p, coordinator = %me, "took partition lease");
             let validity = Arc::new(LeaseValidity::default());
             validity.renewed(sent, lease);
@@ -336,13 +302,7 @@ async fn tick_once(
         if let Some(h) = held.remove(&p) {
             let _ = h.stop.send(true);
             let _ = h.task.await;
-            let _: i64 = scripts::RELEASE
-                .key(keys.part(p).lease())
-                .arg(me)
-                .arg(&target)
-                .arg(lease_ms)
-                .invoke_async(&mut conn)
-                .await?;
+            leases::hand_over(&mut conn, keys, p, me, &target, lease_ms).await?;
             tracing::info!(partition = p, share, to = %target, "handed partition over to rebalance");
             if let Some(c) = counts.get_mut(target.as_str()) {
                 *c += 1;

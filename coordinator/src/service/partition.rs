@@ -40,8 +40,9 @@ use redis::streams::StreamReadReply;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use weir::redis::batch::{CommitError, DueTimers};
+use weir::redis::groups;
+use weir::redis::inputs::{self, ClaimError, ReadFrom};
 use weir::redis::keys::COORDINATOR_GROUP;
-use weir::redis::scripts;
 use weir::redis::wire;
 
 use super::apply::{self, Inbound, InstanceCache};
@@ -206,7 +207,7 @@ pub async fn run(
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
-            Err(TurnError::Redis(e)) => {
+            Err(e @ (TurnError::Redis(_) | TurnError::Connect(_) | TurnError::Load(_))) => {
                 Counters::add(&shared.counters.redis_errors, 1);
                 weir::process::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "partition turn failed; will retry");
@@ -241,38 +242,41 @@ enum TurnError {
     Conflict(String),
     /// Redis failed or is unreachable: back off, growing up to 2 s.
     #[error("Redis failed: {0}")]
-    Redis(String),
+    Redis(#[from] redis::RedisError),
+    /// The blocking reads' connection could not be made: an outage too, backed off alike.
+    #[error("cannot connect the reader: {0}")]
+    Connect(#[source] weir::redis::RedisError),
+    /// Loading the instances or definitions the turn touches failed in Redis: an outage
+    /// too, backed off alike (a definition that is broken for good quarantines its
+    /// instances instead; see [`apply`]).
+    #[error(transparent)]
+    Load(#[from] apply::LoadError),
     /// `commit.lua` refused the batch as it is (a broken record): isolate the entry that
     /// causes it, and dead-letter it once refused alone `max_deliveries` times.
     #[error("{0}")]
     Refused(String),
 }
 
-impl From<redis::RedisError> for TurnError {
-    fn from(e: redis::RedisError) -> Self {
-        TurnError::Redis(e.to_string())
+impl From<ClaimError> for TurnError {
+    fn from(e: ClaimError) -> Self {
+        match e {
+            ClaimError::LeaseLost => TurnError::LeaseLost,
+            ClaimError::Redis(e) => TurnError::Redis(e),
+        }
     }
 }
 
-/// Runs `claim.lua`: moves the entries other consumers left pending on the partition's input
-/// streams to this coordinator, and deletes those consumers. Returns how many moved.
+/// Takes over the entries other consumers left pending on the partition's input streams
+/// (`claim.lua`), and deletes those consumers. Returns how many moved.
 async fn claim(shared: &Shared, part: &weir::redis::PartitionKeys) -> Result<u64, TurnError> {
-    let moved: Result<u64, redis::RedisError> = scripts::CLAIM
-        .key(part.lease())
-        .key(part.commands())
-        .key(part.results())
-        .arg(COORDINATOR_GROUP)
-        .arg(&shared.config.id)
-        .arg(shared.config.batch.max(1) * 4)
-        .invoke_async(&mut shared.conns.conn.clone())
-        .await;
-    match moved {
-        Ok(n) => Ok(n),
-        Err(e) if e.code() == Some("LEASE") || e.detail().map(str::trim) == Some("LEASE") => {
-            Err(TurnError::LeaseLost)
-        }
-        Err(e) => Err(e.into()),
-    }
+    let limit = shared.config.batch.max(1) * 4;
+    Ok(inputs::claim(
+        &mut shared.conns.conn.clone(),
+        part,
+        &shared.config.id,
+        limit,
+    )
+    .await?)
 }
 
 /// One read-apply-commit turn; returns how long the next read may block.
@@ -282,42 +286,34 @@ async fn turn(
     state: &mut LoopState,
     block: Duration,
 ) -> Result<Duration, TurnError> {
-    let (commands, results) = (part.commands(), part.results());
+    let commands = part.commands();
     let batch = shared.config.batch;
     let count = state.read_count.clamp(1, batch.max(1));
     // 1. Read input; block only when there is nothing pending and no timer is due.
     let blocks = !state.read_pending && !block.is_zero();
     let reply: Option<StreamReadReply> = {
-        if state.reader.is_none() {
-            state.reader = Some(
-                shared
-                    .conns
-                    .dedicated()
-                    .await
-                    .map_err(|e| TurnError::Redis(e.to_string()))?,
-            );
-        }
-        let Some(conn) = state.reader.as_mut() else {
-            return Err(TurnError::Redis("no reader connection".into()));
+        let reader = match state.reader.take() {
+            Some(reader) => reader,
+            None => shared.conns.dedicated().await.map_err(TurnError::Connect)?,
         };
-        let id = if state.read_pending { "0" } else { ">" };
-        let mut cmd = redis::cmd("XREADGROUP");
-        cmd.arg("GROUP")
-            .arg(COORDINATOR_GROUP)
-            .arg(&shared.config.id)
-            .arg("COUNT")
-            .arg(count);
-        if blocks {
-            cmd.arg("BLOCK").arg(block.as_millis() as u64);
-        }
-        cmd.arg("STREAMS")
-            .arg(&commands)
-            .arg(&results)
-            .arg(id)
-            .arg(id);
-        match cmd.query_async(conn).await {
+        let conn = state.reader.insert(reader);
+        let from = if state.read_pending {
+            ReadFrom::Pending
+        } else {
+            ReadFrom::New
+        };
+        let read = inputs::read(
+            conn,
+            part,
+            &shared.config.id,
+            count,
+            blocks.then_some(block),
+            from,
+        )
+        .await;
+        match read {
             Ok(r) => r,
-            Err(e) if e.to_string().contains("NOGROUP") => {
+            Err(e) if groups::is_missing_group(&e) => {
                 ensure_groups(shared, part).await?;
                 None
             }
@@ -364,14 +360,7 @@ async fn turn(
             due.now_ms += at.elapsed().as_millis() as i64;
             due
         }
-        None => {
-            let values: Vec<redis::Value> = scripts::DUE_TIMERS
-                .key(part.timers())
-                .arg(batch)
-                .invoke_async(&mut shared.conns.conn.clone())
-                .await?;
-            DueTimers::parse(&values)
-        }
+        None => inputs::due_timers(&mut shared.conns.conn.clone(), part, batch).await?,
     };
     let now = due.now_ms;
     let next_block = if state.read_pending || read >= count {
@@ -393,9 +382,7 @@ async fn turn(
         return Ok(next_block);
     }
     // 3. Apply and commit; the commit reads the clock and due timers for the next turn.
-    let mut built = apply::build(shared, part, &mut state.cache, inbound, now)
-        .await
-        .map_err(TurnError::Redis)?;
+    let mut built = apply::build(shared, part, &mut state.cache, inbound, now).await?;
     built.batch.then_due_timers(&part.timers(), batch);
     let n = built.inputs;
     match built
@@ -430,20 +417,7 @@ async fn ensure_groups(
     shared: &Shared,
     part: &weir::redis::PartitionKeys,
 ) -> Result<(), TurnError> {
-    for stream in [part.commands(), part.results()] {
-        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(COORDINATOR_GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut shared.conns.conn.clone())
-            .await;
-        match created {
-            Ok(()) => {}
-            Err(e) if e.to_string().contains("BUSYGROUP") => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let streams = [part.commands(), part.results()];
+    groups::ensure_groups(&mut shared.conns.conn.clone(), &streams, COORDINATOR_GROUP).await?;
     Ok(())
 }

@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use weir::redis::batch::Batch;
-use weir::redis::PartitionKeys;
+use weir::redis::batch::CommitError;
+use weir::redis::{retention, PartitionKeys};
 
 use super::{Counters, Shared};
 
@@ -20,15 +20,22 @@ pub const SWEEP_BATCH: usize = 500;
 /// The longest one sweep of one partition runs.
 pub const SWEEP_BUDGET: Duration = Duration::from_millis(250);
 
+/// Why a sweep stopped early (it is tried again at the next one).
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The Redis clock could not be read.
+    #[error("reading the Redis clock failed: {0}")]
+    Clock(#[from] weir::redis::RedisError),
+    /// Reading or deleting the finished instances failed.
+    #[error(transparent)]
+    Delete(#[from] CommitError),
+}
+
 /// Deletes finished instances whose retention has passed, batch after batch, within
 /// [`SWEEP_BUDGET`]; returns how many were deleted.
-pub async fn sweep(shared: &Shared, part: &PartitionKeys) -> Result<usize, String> {
+pub async fn sweep(shared: &Shared, part: &PartitionKeys) -> Result<usize, SweepError> {
     let started = Instant::now();
-    let now = shared
-        .conns
-        .server_time()
-        .await
-        .map_err(|e| e.to_string())?;
+    let now = shared.conns.server_time().await?;
     let cutoff = now - shared.config.retention.as_millis() as i64;
     let mut deleted = 0;
     while started.elapsed() < SWEEP_BUDGET {
@@ -42,64 +49,22 @@ pub async fn sweep(shared: &Shared, part: &PartitionKeys) -> Result<usize, Strin
 }
 
 /// Deletes up to [`SWEEP_BATCH`] finished instances that finished before `cutoff`.
-async fn sweep_batch(shared: &Shared, part: &PartitionKeys, cutoff: i64) -> Result<usize, String> {
-    let mut conn = shared.conns.conn.clone();
-    let ids: Vec<String> = redis::cmd("ZRANGEBYSCORE")
-        .arg(part.index_finished())
-        .arg("-inf")
-        .arg(cutoff)
-        .arg("LIMIT")
-        .arg(0)
-        .arg(SWEEP_BATCH)
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    if ids.is_empty() {
-        return Ok(0);
+async fn sweep_batch(
+    shared: &Shared,
+    part: &PartitionKeys,
+    cutoff: i64,
+) -> Result<usize, SweepError> {
+    let n = retention::delete_finished_before(
+        &mut shared.conns.conn.clone(),
+        part,
+        cutoff,
+        SWEEP_BATCH,
+        &shared.config.id,
+    )
+    .await?;
+    if n > 0 {
+        Counters::add(&shared.counters.expired, n as u64);
+        tracing::debug!(count = n, "expired finished instances");
     }
-    let mut pipe = redis::pipe();
-    for id in &ids {
-        pipe.cmd("HMGET")
-            .arg(part.instance(id))
-            .arg("status")
-            .arg("def")
-            .arg("tenant")
-            .arg("creator");
-    }
-    type Row = (
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = pipe
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut batch = Batch::new(part.lease());
-    for (id, (status, def, tenant, creator)) in ids.iter().zip(rows) {
-        batch.del(&part.instance(id));
-        batch.del(&part.history(id));
-        batch.zrem(&part.index_all(), id);
-        batch.zrem(&part.index_finished(), id);
-        if let Some(s) = status {
-            batch.zrem(&part.index_status(&s), id);
-        }
-        if let Some(d) = def {
-            batch.zrem(&part.index_definition(&d), id);
-        }
-        if let Some(t) = tenant {
-            batch.zrem(&part.index_tenant(&t), id);
-        }
-        if let Some(c) = creator {
-            batch.zrem(&part.index_creator(&c), id);
-        }
-    }
-    batch
-        .commit(&mut conn, &shared.config.id)
-        .await
-        .map_err(|e| e.to_string())?;
-    Counters::add(&shared.counters.expired, ids.len() as u64);
-    tracing::debug!(count = ids.len(), "expired finished instances");
-    Ok(ids.len())
+    Ok(n)
 }

@@ -39,7 +39,7 @@ pub struct DueTimers {
     pub now_ms: i64,
     /// The due time of the earliest timer not returned, if any.
     pub next_due_ms: Option<i64>,
-    /// Due timers: the member (`id|step|kind`) and its due time (its score, ms), at most
+    /// Due timers: the member (a [`TimerMember`](super::timer::TimerMember)) and its due time (its score, ms), at most
     /// the limit asked for. The score lets a commit remove exactly this timer
     /// ([`Batch::zrem_if`]), not one rescheduled since under the same member.
     pub members: Vec<(String, i64)>,

@@ -445,60 +445,7 @@ impl WeirClient {
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceView>, EngineError> {
         let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-        // Read the most selective index, then filter the rest here.
-        let max = filter
-            .created_before
-            .map(|t| format!("({}", t.millis()))
-            .unwrap_or_else(|| "+inf".into());
-        let min = filter
-            .created_after
-            .map(|t| t.millis().to_string())
-            .unwrap_or_else(|| "-inf".into());
-        let fetch = limit.saturating_mul(4).max(16);
-        let mut pipe = redis::pipe();
-        let parts: Vec<_> = self.c.keys.all_parts().collect();
-        for part in &parts {
-            let index = if let Some(s) = filter.status {
-                part.index_status(s.as_str())
-            } else if let Some(d) = &filter.definition {
-                part.index_definition(d)
-            } else if let Some(t) = &filter.tenant_id {
-                part.index_tenant(t)
-            } else if let Some(u) = &filter.created_by {
-                part.index_creator(u)
-            } else {
-                part.index_all()
-            };
-            pipe.cmd("ZREVRANGEBYSCORE")
-                .arg(index)
-                .arg(&max)
-                .arg(&min)
-                .arg("LIMIT")
-                .arg(0)
-                .arg(fetch);
-        }
-        let ids: Vec<Vec<String>> = pipe
-            .query_async(&mut self.c.conn.clone())
-            .await
-            .map_err(redis_err)?;
-        let mut out = Vec::new();
-        for (part, ids) in parts.iter().zip(ids) {
-            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let loaded = store::load_instances(&self.c, part, &refs)
-                .await
-                .map_err(|e| EngineError::Redis(e.to_string()))?;
-            for stored in loaded.into_iter().flatten() {
-                if filter.matches(&stored.instance) {
-                    let wf = self
-                        .get_definition(&stored.instance.definition, Some(&stored.instance.version))
-                        .await?;
-                    out.push(InstanceView::new(&stored.instance, &wf));
-                }
-            }
-        }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        out.truncate(limit);
-        Ok(out)
+        super::listing::newest(self, filter, limit).await
     }
 
     /// Open tasks matching a filter, oldest first.

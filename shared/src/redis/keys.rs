@@ -136,7 +136,9 @@ impl PartitionKeys {
         format!("{}:queues", self.tag)
     }
 
-    /// `…:timers`: sorted set of due timers, member `id|step|kind`, score = due ms (Redis clock).
+    /// `…:timers`: sorted set of timers, member a [`TimerMember`](super::timer::TimerMember)
+    /// (`id|step|kind`, parsed from the right: ids may contain `|`), score = due time (ms,
+    /// Redis clock).
     pub fn timers(&self) -> String {
         format!("{}:timers", self.tag)
     }

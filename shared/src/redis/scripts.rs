@@ -39,3 +39,7 @@ pub static CANCEL_PENDING: LazyLock<Script> =
 /// Sends a command with a deadline by the Redis clock (`lua/send_command.lua`).
 pub static SEND_COMMAND: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/send_command.lua")));
+/// Resets the idle time of a worker's step entries that are still its own
+/// (`lua/heartbeat.lua`).
+pub static HEARTBEAT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/heartbeat.lua")));

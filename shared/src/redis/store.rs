@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+use redis::aio::ConnectionLike;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -20,8 +21,7 @@ use crate::time::Timestamp;
 /// Encodes a stored record (instance state, history entry, task): MessagePack arrays, the
 /// smallest form (Redis memory per instance is a budget).
 pub fn encode_record<T: Serialize>(v: &T) -> Vec<u8> {
-    // Plain data into a Vec: cannot fail.
-    rmp_serde::to_vec(v).unwrap_or_default()
+    wire::plain_bytes(rmp_serde::to_vec(v))
 }
 
 /// Decodes a stored record.
@@ -192,6 +192,102 @@ pub struct StoredInstance {
     /// No coordinator created it yet: the record holds a start (`lua/start.lua`), pending
     /// or canceled while pending. Nothing but that start and its cancel applies to it.
     pub pending: bool,
+}
+
+/// An instance's hash as a coordinator's turn reads it, field by field, undecoded: the
+/// coordinator decides what an unusable record means (see its quarantine).
+#[derive(Debug, Clone, Default)]
+pub struct InstanceRecord {
+    /// `state`: the instance (MessagePack); absent before a coordinator created it.
+    pub state: Option<Vec<u8>>,
+    /// `rev`: the revision commits are guarded by.
+    pub rev: Option<u64>,
+    /// `quarantined`: why the instance was set aside, if it was.
+    pub quarantined: Option<String>,
+    /// `status`.
+    pub status: Option<String>,
+    /// `created`: when the start was stored (ms).
+    pub created: Option<i64>,
+    /// `def`: the definition name.
+    pub definition: Option<String>,
+    /// `ver`: the definition version.
+    pub version: Option<String>,
+    /// `tenant`.
+    pub tenant: Option<String>,
+    /// `creator`.
+    pub creator: Option<String>,
+    /// `start`: a pending start's Start command (`lua/start.lua`).
+    pub start: Option<Vec<u8>>,
+}
+
+/// Reads the hashes of instances of one partition in one round trip, in the order of `ids`
+/// (all fields `None` for an id not stored).
+pub async fn load_records<C: ConnectionLike>(
+    conn: &mut C,
+    part: &PartitionKeys,
+    ids: &[&str],
+) -> Result<Vec<InstanceRecord>, redis::RedisError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for id in ids {
+        pipe.cmd("HMGET").arg(part.instance(id)).arg(&[
+            "state",
+            "rev",
+            "quarantined",
+            "status",
+            "created",
+            "def",
+            "ver",
+            "tenant",
+            "creator",
+            "start",
+        ]);
+    }
+    type Row = (
+        Option<Vec<u8>>,
+        Option<u64>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<Vec<u8>>,
+    );
+    let rows: Vec<Row> = pipe.query_async(conn).await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(
+                state,
+                rev,
+                quarantined,
+                status,
+                created,
+                definition,
+                version,
+                tenant,
+                creator,
+                start,
+            )| {
+                InstanceRecord {
+                    state,
+                    rev,
+                    quarantined,
+                    status,
+                    created,
+                    definition,
+                    version,
+                    tenant,
+                    creator,
+                    start,
+                }
+            },
+        )
+        .collect())
 }
 
 /// Loads instances of one partition in one round trip; `None` for ids not found.

@@ -173,8 +173,20 @@ pub enum DecodeError {
 
 /// Encodes a message (MessagePack map with field names).
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    // Serializing these plain types into a Vec cannot fail: no I/O, string keys only.
-    rmp_serde::to_vec_named(msg).unwrap_or_default()
+    plain_bytes(rmp_serde::to_vec_named(msg))
+}
+
+/// The bytes of plain data (a message, a stored record, an event) serialised into memory.
+///
+/// Weir's messages and records are plain data: structs, enums, strings, numbers and JSON
+/// values, whose maps have string keys only, written into a `Vec` with no I/O. Neither
+/// MessagePack nor JSON can fail on those, so a failure here is a bug; the process stops
+/// rather than go on with empty bytes (which would commit an empty instance state).
+pub fn plain_bytes<E: std::fmt::Debug>(serialised: Result<Vec<u8>, E>) -> Vec<u8> {
+    serialised.expect(
+        "serialising plain data (string map keys only) into memory cannot fail: no I/O, \
+         no map with non-string keys, no custom serializer that errors",
+    )
 }
 
 /// Decodes a message, refusing oversized ones.

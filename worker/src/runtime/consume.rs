@@ -21,19 +21,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use redis::streams::{StreamInfoGroupsReply, StreamReadReply};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tracing::Instrument;
-use weir::redis::keys::WORKER_GROUP;
-use weir::redis::scripts;
+use weir::redis::groups::is_missing_group;
+use weir::redis::steps::{self, DeadStep};
 use weir::redis::wire::{self, Outcome, ResultMessage, StepMessage};
 use weir::step::{execute_attempt, StepContext};
 use weir::{StepError, Timestamp};
 
 use super::report::Report;
 use super::secrets::Secrets;
-use super::{is_nogroup, streams, WorkerShared};
+use super::{streams, WorkerShared};
 
 /// How long the wake-up read blocks: also how quickly a drain notices shutdown.
 const READ_BLOCK: Duration = Duration::from_millis(500);
@@ -89,7 +88,7 @@ pub async fn run(
             Err(e) => {
                 shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
                 weir::process::metrics::redis_error("worker");
-                if is_nogroup(&e) {
+                if is_missing_group(&e) {
                     // Redis lost its data (FLUSHALL, a restart without persistence, an
                     // empty replica promoted): make the groups again and carry on.
                     tracing::warn!(error = %e, "the workers' consumer group is gone (Redis lost its data?); creating it again");
@@ -129,17 +128,13 @@ async fn read_pass(
             break;
         }
         let stream = &streams[(first + i) % streams.len()];
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(WORKER_GROUP)
-            .arg(&shared.config.id)
-            .arg("COUNT")
-            .arg(permits.len())
-            .arg("STREAMS")
-            .arg(stream)
-            .arg(">")
-            .query_async(&mut shared.conns.conn.clone())
-            .await?;
+        let reply = steps::read_new(
+            &mut shared.conns.conn.clone(),
+            stream,
+            &shared.config.id,
+            permits.len(),
+        )
+        .await?;
         for key in reply.map(|r| r.keys).unwrap_or_default() {
             for entry in key.ids {
                 // COUNT was the permits held, so there is one for each entry.
@@ -172,24 +167,7 @@ async fn wait_for_entries(
     waker: &mut Option<redis::aio::MultiplexedConnection>,
     streams: &[String],
 ) -> Result<(), redis::RedisError> {
-    let mut pipe = redis::pipe();
-    for s in streams {
-        pipe.cmd("XINFO").arg("GROUPS").arg(s);
-    }
-    let infos: Vec<StreamInfoGroupsReply> =
-        pipe.query_async(&mut shared.conns.conn.clone()).await?;
-    let mut from = Vec::with_capacity(streams.len());
-    for (info, stream) in infos.iter().zip(streams) {
-        match info.groups.iter().find(|g| g.name == WORKER_GROUP) {
-            Some(group) => from.push(group.last_delivered_id.clone()),
-            None => {
-                return Err(redis::make_extension_error(
-                    "NOGROUP".into(),
-                    Some(format!("the group {WORKER_GROUP} is missing on {stream}")),
-                ))
-            }
-        }
-    }
+    let from = steps::last_delivered(&mut shared.conns.conn.clone(), streams).await?;
     if waker.is_none() {
         match shared.conns.dedicated().await {
             Ok(conn) => *waker = Some(conn),
@@ -205,23 +183,11 @@ async fn wait_for_entries(
     let Some(conn) = waker.as_mut() else {
         return Ok(());
     };
-    let mut cmd = redis::cmd("XREAD");
-    cmd.arg("COUNT")
-        .arg(1)
-        .arg("BLOCK")
-        .arg(READ_BLOCK.as_millis() as u64)
-        .arg("STREAMS");
-    for s in streams {
-        cmd.arg(s);
-    }
-    for id in &from {
-        cmd.arg(id);
-    }
-    let woke: Result<Option<StreamReadReply>, _> = cmd.query_async(conn).await;
+    let woke = steps::wait_for_new(conn, streams, &from, READ_BLOCK).await;
     if woke.is_err() {
         *waker = None;
     }
-    woke.map(|_| ())
+    woke
 }
 
 /// The fields of a step message that address its result, read even from a message too
@@ -385,23 +351,21 @@ pub(crate) async fn dead_letter(
             })
         });
     tracing::warn!(%stream, %id, %error, step_failed = failure.is_some(), "dead-lettering a step entry");
-    let mut script = scripts::DEAD_LETTER.prepare_invoke();
-    script.key(stream).key(part.dlq()).key(part.stats());
-    if failure.is_some() {
-        script.key(part.results());
-    }
-    script
-        .arg(WORKER_GROUP)
-        .arg(id)
-        .arg(raw)
-        .arg(error)
-        .arg(deliveries)
-        .arg(shared.config.dlq_cap);
-    if let Some(failure) = &failure {
-        script.arg(failure.as_slice());
-    }
-    let done: Result<i64, redis::RedisError> =
-        script.invoke_async(&mut shared.conns.conn.clone()).await;
+    let letter = DeadStep {
+        stream,
+        id,
+        raw,
+        error,
+        deliveries,
+        failure: failure.as_deref(),
+    };
+    let done = steps::dead_letter(
+        &mut shared.conns.conn.clone(),
+        &part,
+        letter,
+        shared.config.dlq_cap,
+    )
+    .await;
     match done {
         Ok(trimmed) => {
             shared

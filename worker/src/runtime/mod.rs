@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use weir::redis::keys::WORKER_GROUP;
+use weir::redis::{groups, presence};
 use weir::redis::{Connections, RedisConfig, RedisError};
 use weir::Handlers;
 
@@ -174,11 +175,12 @@ impl Worker {
         // still hung after the grace period keep their senders; don't wait for them: the
         // grace is over, so give the reporter only a moment to flush what did finish.
         let _ = tokio::time::timeout(REPORT_FLUSH, reporter).await;
-        let _: Result<i64, _> = redis::cmd("ZREM")
-            .arg(shared.conns.keys.workers())
-            .arg(&shared.config.id)
-            .query_async(&mut shared.conns.conn.clone())
-            .await;
+        let _ = presence::forget_worker(
+            &mut shared.conns.conn.clone(),
+            &shared.conns.keys,
+            &shared.config.id,
+        )
+        .await;
         tracing::info!(worker = %shared.config.id, "worker stopped");
     }
 }
@@ -187,27 +189,9 @@ impl Worker {
 /// is missing: at start, and again whenever Redis answers `NOGROUP` (it lost its data).
 pub(crate) async fn ensure_groups(shared: &WorkerShared) -> Result<(), RedisError> {
     let c = &shared.conns;
-    for stream in streams(shared) {
-        let created: Result<(), redis::RedisError> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&stream)
-            .arg(WORKER_GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut c.conn.clone())
-            .await;
-        match created {
-            Ok(()) => {}
-            Err(e) if e.code() == Some("BUSYGROUP") => {}
-            Err(e) => return Err(RedisError::from_redis(&c.display_url, e)),
-        }
-    }
-    Ok(())
-}
-
-/// Whether Redis answered that a stream or its consumer group is missing.
-pub(crate) fn is_nogroup(e: &redis::RedisError) -> bool {
-    e.code() == Some("NOGROUP")
+    groups::ensure_groups(&mut c.conn.clone(), &streams(shared), WORKER_GROUP)
+        .await
+        .map_err(|e| RedisError::from_redis(&c.display_url, e))
 }
 
 /// Every step stream the worker reads: its queues in every partition.

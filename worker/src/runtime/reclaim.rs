@@ -17,21 +17,16 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::streams::{StreamAutoClaimReply, StreamPendingCountReply};
-use redis::Script;
 use tokio::sync::{mpsc, watch};
-use weir::redis::keys::WORKER_GROUP;
-use weir::redis::wire;
+use weir::redis::groups::is_missing_group;
+use weir::redis::{presence, steps, wire};
 
 use super::consume::{dead_letter, partition_of_stream, start, DEAD_LETTERED_KIND};
 use super::report::Report;
-use super::{is_nogroup, streams, WorkerShared};
-
-/// Heartbeats only the entries still this worker's (`heartbeat.lua`).
-static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("heartbeat.lua")));
+use super::{streams, WorkerShared};
 
 /// The default of `WorkerConfig::stale_consumer_idle`: a consumer idle this long with
 /// nothing pending, and a heartbeat this old, belong to a worker that is gone.
@@ -59,7 +54,7 @@ pub async fn run(
                     if let Err(e) = reclaim(&shared, stream, &mut cursors, &results).await {
                         shared.counters.redis_errors.fetch_add(1, Ordering::Relaxed);
                         weir::process::metrics::redis_error("worker");
-                        if is_nogroup(&e) {
+                        if is_missing_group(&e) {
                             // The consume loop recreates the groups; start over then.
                             cursors.remove(stream);
                         }
@@ -99,12 +94,7 @@ async fn heartbeat(shared: &WorkerShared) -> Result<(), redis::RedisError> {
         .cloned()
         .collect();
     let mut conn = shared.conns.conn.clone();
-    redis::cmd("ZADD")
-        .arg(shared.conns.keys.workers())
-        .arg(now)
-        .arg(&shared.config.id)
-        .query_async::<()>(&mut conn)
-        .await?;
+    presence::worker_beat(&mut conn, &shared.conns.keys, &shared.config.id, now).await?;
     // One script call per partition: its keys share a slot.
     let mut by_part: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for (stream, id) in in_flight {
@@ -114,15 +104,7 @@ async fn heartbeat(shared: &WorkerShared) -> Result<(), redis::RedisError> {
         by_part.entry(tag).or_default().push((stream, id));
     }
     for entries in by_part.values() {
-        let mut inv = HEARTBEAT.prepare_invoke();
-        for (stream, _) in entries {
-            inv.key(stream);
-        }
-        inv.arg(WORKER_GROUP).arg(&shared.config.id);
-        for (_, id) in entries {
-            inv.arg(id);
-        }
-        let lost: Vec<String> = inv.invoke_async(&mut conn).await?;
+        let lost = steps::heartbeat(&mut conn, &shared.config.id, entries).await?;
         for id in lost {
             tracing::warn!(%id, "an entry running here was reclaimed by another worker (this one looked dead); its result will be dropped");
         }
@@ -151,33 +133,23 @@ async fn reclaim(
     }
     let mut conn = shared.conns.conn.clone();
     let from = cursors.get(stream).cloned().unwrap_or_else(|| "0-0".into());
-    let claimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-        .arg(stream)
-        .arg(WORKER_GROUP)
-        .arg(&shared.config.id)
-        .arg(shared.config.visibility_timeout.as_millis() as u64)
-        .arg(&from)
-        .arg("COUNT")
-        .arg(permits.len())
-        .query_async(&mut conn)
-        .await?;
+    let claimed = steps::claim_idle(
+        &mut conn,
+        stream,
+        &shared.config.id,
+        shared.config.visibility_timeout,
+        &from,
+        permits.len(),
+    )
+    .await?;
     // "0-0" means the scan went round: the next pass starts again at the beginning.
     cursors.insert(stream.to_string(), claimed.next_stream_id.clone());
     if claimed.claimed.is_empty() {
         return Ok(());
     }
-    let mut pipe = redis::pipe();
-    for entry in &claimed.claimed {
-        pipe.cmd("XPENDING")
-            .arg(stream)
-            .arg(WORKER_GROUP)
-            .arg(&entry.id)
-            .arg(&entry.id)
-            .arg(1);
-    }
-    let pending: Vec<StreamPendingCountReply> = pipe.query_async(&mut conn).await?;
-    for (entry, p) in claimed.claimed.into_iter().zip(pending) {
-        let deliveries = p.ids.first().map(|x| x.times_delivered as u64).unwrap_or(1);
+    let ids: Vec<&str> = claimed.claimed.iter().map(|e| e.id.as_str()).collect();
+    let deliveries = steps::deliveries(&mut conn, stream, &ids).await?;
+    for (entry, deliveries) in claimed.claimed.into_iter().zip(deliveries) {
         let raw: Option<Vec<u8>> = entry.get(wire::FIELD);
         shared.counters.reclaimed.fetch_add(1, Ordering::Relaxed);
         weir::process::metrics::reclaimed(1);
@@ -225,40 +197,14 @@ pub(crate) async fn clean_up(
     idle: Duration,
 ) -> Result<u64, redis::RedisError> {
     let mut conn = shared.conns.conn.clone();
-    let idle_ms = idle.as_millis() as u64;
     let mut removed = 0;
     for stream in streams {
-        let consumers: redis::streams::StreamInfoConsumersReply = match redis::cmd("XINFO")
-            .arg("CONSUMERS")
-            .arg(stream)
-            .arg(WORKER_GROUP)
-            .query_async(&mut conn)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) if is_nogroup(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        for c in consumers.consumers {
-            if c.name != shared.config.id && c.pending == 0 && c.idle as u64 > idle_ms {
-                let _: i64 = redis::cmd("XGROUP")
-                    .arg("DELCONSUMER")
-                    .arg(stream)
-                    .arg(WORKER_GROUP)
-                    .arg(&c.name)
-                    .query_async(&mut conn)
-                    .await?;
-                removed += 1;
-            }
-        }
+        removed +=
+            presence::remove_idle_consumers(&mut conn, stream, idle, &shared.config.id).await?;
     }
     let now = weir::Timestamp::now_system().millis();
-    let _: i64 = redis::cmd("ZREMRANGEBYSCORE")
-        .arg(shared.conns.keys.workers())
-        .arg("-inf")
-        .arg(format!("({}", now - idle_ms as i64))
-        .query_async(&mut conn)
-        .await?;
+    let before = now - idle.as_millis() as i64;
+    presence::forget_workers_before(&mut conn, &shared.conns.keys, before).await?;
     if removed > 0 {
         shared
             .counters

@@ -17,8 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use weir::redis::keys::WORKER_GROUP;
-use weir::redis::scripts;
+use weir::redis::steps::{self, StepReport};
 use weir::redis::wire::{self, Outcome, ResultMessage};
 use weir::StepError;
 
@@ -140,19 +139,23 @@ async fn send_until_refused(
     let mut backoff = Duration::from_millis(50);
     let mut refused = 0;
     loop {
-        let mut inv = scripts::REPORT.prepare_invoke();
-        inv.key(results_key);
-        for r in reports {
-            inv.key(&r.stream);
-        }
-        inv.arg(WORKER_GROUP).arg(&shared.config.id);
-        for (r, e) in reports.iter().zip(encoded) {
-            inv.arg(&r.id).arg(e.as_slice());
-        }
-        match inv
-            .invoke_async::<u64>(&mut shared.conns.conn.clone())
-            .await
-        {
+        let outcomes: Vec<StepReport<'_>> = reports
+            .iter()
+            .zip(encoded)
+            .map(|(r, e)| StepReport {
+                stream: &r.stream,
+                id: &r.id,
+                result: e,
+            })
+            .collect();
+        let sent = steps::report(
+            &mut shared.conns.conn.clone(),
+            results_key,
+            &shared.config.id,
+            &outcomes,
+        )
+        .await;
+        match sent {
             Ok(appended) => {
                 let total = reports.len() as u64;
                 shared

@@ -1,0 +1,259 @@
+//! The one place that knows how a transition's effects map onto keys: instance hashes and
+//! their index entries, step streams, timers, tasks, history, events, dead letters and the
+//! partition's counters. A coordinator turns a turn's transitions into one [`Batch`] with
+//! these functions, and commits it in one `commit.lua` call (ARCHITECTURE.md invariant 3).
+
+use crate::core::Effect;
+use crate::model::{Instance, InstanceStatus};
+use crate::time::Timestamp;
+
+use super::batch::Batch;
+use super::keys::{PartitionKeys, COORDINATOR_GROUP};
+use super::store::encode_record;
+use super::tasks::task_field;
+use super::timer::TimerMember;
+use super::wire::{self, Reply, StepMessage};
+
+/// How long a command's reply waits to be read.
+pub const REPLY_TTL_MS: u64 = 60_000;
+
+/// The event stream entry field that holds an event (JSON).
+pub const EVENT_FIELD: &str = "e";
+
+/// Writes a transition's effects on instance `inst` (dispatched at `now_ms`, Redis clock);
+/// the events stream is capped near `events_cap` entries.
+pub fn write_effects(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    inst: &Instance,
+    effects: Vec<Effect>,
+    now_ms: i64,
+    events_cap: usize,
+) {
+    let id = &inst.id;
+    for effect in effects {
+        match effect {
+            Effect::Dispatch(d) => {
+                let msg = StepMessage {
+                    instance_id: id.to_string(),
+                    step: d.step.to_string(),
+                    attempt: d.attempt,
+                    token: d.token,
+                    handler: d.handler.to_string(),
+                    config: (*d.config).clone(),
+                    context: (*d.context).clone(),
+                    timeout_ms: d.timeout.map(|t| t.as_millis() as u64),
+                    dispatched_at: Timestamp(now_ms),
+                };
+                b.xadd(&part.queue(&d.queue), 0, wire::FIELD, &wire::encode(&msg));
+                b.sadd(&part.queues(), &d.queue);
+            }
+            Effect::Schedule(t) => {
+                let member = TimerMember {
+                    instance_id: id,
+                    step: &t.step,
+                    kind: t.kind,
+                };
+                b.zadd(&part.timers(), t.due_at.millis(), &member.encode());
+            }
+            Effect::Unschedule { step, kind } => {
+                let member = TimerMember {
+                    instance_id: id,
+                    step: &step,
+                    kind,
+                };
+                b.zrem(&part.timers(), &member.encode());
+            }
+            Effect::OpenTask(task) => {
+                let field = task_field(id, &task.step);
+                b.hset(&part.tasks(), &[(field.as_str(), &encode_record(&task))]);
+                b.zadd(&part.index_tasks(), task.created_at.millis(), &field);
+            }
+            Effect::CloseTask { step, .. } => {
+                let field = task_field(id, &step);
+                b.hdel(&part.tasks(), &field);
+                b.zrem(&part.index_tasks(), &field);
+            }
+            Effect::Record(r) => b.rpush(&part.history(id), &encode_record(&r)),
+            Effect::Emit(e) => {
+                let json = wire::plain_bytes(serde_json::to_vec(&e));
+                b.xadd(&part.events(), events_cap, EVENT_FIELD, &json);
+            }
+        }
+    }
+}
+
+/// Writes an instance, guarded by its stored revision `rev` (`None`: it must not exist
+/// yet), and keeps its index entries in step with its status. `before` is its status as
+/// stored (`None`: a new instance, whose creation fields and indexes are written too).
+pub fn write_instance(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    id: &str,
+    inst: &Instance,
+    rev: Option<u64>,
+    before: Option<InstanceStatus>,
+) {
+    let key = part.instance(id);
+    b.check_revision(&key, rev);
+    let state = encode_record(inst);
+    let new_rev = inst.revision.to_string();
+    let status = inst.status.as_str();
+    let created = inst.created_at.millis();
+    let finished = inst
+        .finished_at
+        .map(|t| t.millis().to_string())
+        .unwrap_or_default();
+    let mut fields: Vec<(&str, &[u8])> = vec![
+        ("state", &state),
+        ("rev", new_rev.as_bytes()),
+        ("status", status.as_bytes()),
+        ("finished", finished.as_bytes()),
+    ];
+    let created_s = created.to_string();
+    if before.is_none() {
+        fields.push(("def", inst.definition.as_bytes()));
+        fields.push(("ver", inst.version.as_bytes()));
+        fields.push(("created", created_s.as_bytes()));
+        if let Some(t) = &inst.tenant_id {
+            fields.push(("tenant", t.as_bytes()));
+        }
+        if let Some(c) = &inst.created_by {
+            fields.push(("creator", c.as_bytes()));
+        }
+    }
+    b.hset(&key, &fields);
+    if before.is_none() {
+        b.zadd(&part.index_all(), created, id);
+        b.zadd(&part.index_definition(&inst.definition), created, id);
+        if let Some(t) = &inst.tenant_id {
+            b.zadd(&part.index_tenant(t), created, id);
+        }
+        if let Some(c) = &inst.created_by {
+            b.zadd(&part.index_creator(c), created, id);
+        }
+    }
+    if before == Some(InstanceStatus::Pending) {
+        // Created from a pending start: the start's copy is no longer needed.
+        b.hdel(&key, "start");
+    }
+    if before != Some(inst.status) {
+        if let Some(old) = before {
+            b.zrem(&part.index_status(old.as_str()), id);
+            if old.is_terminal() {
+                b.zrem(&part.index_finished(), id);
+            }
+        }
+        b.zadd(&part.index_status(status), created, id);
+        if let Some(f) = inst.finished_at.filter(|_| inst.status.is_terminal()) {
+            b.zadd(&part.index_finished(), f.millis(), id);
+        }
+    }
+}
+
+/// Writes an instance the coordinator quarantined (already marked failed, with the reason
+/// in its error): the instance with its indexes, the `quarantined` field, and the
+/// partition's `quarantined` counter. Its stored bytes, when they did not decode
+/// (`corrupt_state`), are kept aside in the field `corrupt_state`, never destroyed.
+pub fn write_quarantine(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    inst: &Instance,
+    rev: Option<u64>,
+    before: Option<InstanceStatus>,
+    reason: &str,
+    corrupt_state: Option<&[u8]>,
+) {
+    let key = part.instance(&inst.id);
+    if let Some(bytes) = corrupt_state {
+        b.hset(&key, &[("corrupt_state", bytes)]);
+    }
+    // Whatever the old status was (unknown when the state is undecodable), it leaves every
+    // other status index.
+    for s in InstanceStatus::ALL {
+        if s != InstanceStatus::Failed {
+            b.zrem(&part.index_status(s.as_str()), &inst.id);
+        }
+    }
+    write_instance(
+        b,
+        part,
+        &inst.id,
+        inst,
+        rev,
+        Some(before.unwrap_or(InstanceStatus::Running)),
+    );
+    b.hset(&key, &[("quarantined", reason.as_bytes())]);
+    b.hincr(&part.stats(), "quarantined", 1);
+}
+
+/// Acknowledges (and deletes) a handled entry of one of the partition's input streams.
+pub fn ack_input(b: &mut Batch, stream: &str, id: &str) {
+    b.ack(stream, COORDINATOR_GROUP, id);
+}
+
+/// Moves an input entry to the partition's dead-letter stream (capped near `cap`) with
+/// `error`, off its own stream, and counts it (`dead_lettered`).
+pub fn dead_letter(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    stream: &str,
+    id: &str,
+    raw: &[u8],
+    error: &str,
+    cap: usize,
+) {
+    // The dead-letter entry keeps the raw bytes so `weir dlq replay` can re-enqueue them.
+    b.xadd_fields(
+        &part.dlq(),
+        cap,
+        &[
+            ("source", stream.as_bytes()),
+            ("group", COORDINATOR_GROUP.as_bytes()),
+            ("id", id.as_bytes()),
+            (wire::FIELD, raw),
+            ("error", error.as_bytes()),
+            ("deliveries", b"1"),
+        ],
+    );
+    ack_input(b, stream, id);
+    b.hincr(&part.stats(), "dead_lettered", 1);
+}
+
+/// Removes the due timer `member`, only while its due time is still `due_ms` (an earlier
+/// input of the same batch may have rescheduled it, which must stay).
+pub fn remove_due_timer(b: &mut Batch, part: &PartitionKeys, member: &str, due_ms: i64) {
+    b.zrem_if(&part.timers(), due_ms, member);
+}
+
+/// Counts dropped inputs in the partition's counters (`…:stats`), where operators read
+/// them: `stale` results and timers, and commands `expired` past their deadline.
+pub fn count_dropped(b: &mut Batch, part: &PartitionKeys, stale: u64, expired: u64) {
+    if stale > 0 {
+        b.hincr(&part.stats(), "stale_dropped", stale as i64);
+    }
+    if expired > 0 {
+        b.hincr(&part.stats(), "commands_expired", expired as i64);
+    }
+}
+
+/// Where a command's reply may not go.
+#[derive(Debug, thiserror::Error)]
+#[error("reply key {0:?} is outside the partition")]
+pub struct ReplyOutsidePartition(pub String);
+
+/// Pushes a command's reply to `reply_to` (expiring after [`REPLY_TTL_MS`]). Only a reply
+/// key of this partition is written: another key could be in another slot or of another
+/// type, and fail the commit half-way (scripts do not roll back).
+pub fn write_reply(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    reply_to: &str,
+    reply: &Reply,
+) -> Result<(), ReplyOutsidePartition> {
+    if !reply_to.starts_with(&part.reply("")) {
+        return Err(ReplyOutsidePartition(reply_to.to_string()));
+    }
+    b.reply(reply_to, REPLY_TTL_MS, &wire::encode(reply));
+    Ok(())
+}

@@ -1,0 +1,308 @@
+//! Cursor pagination of instances over the per-partition creation-time indexes: the one
+//! instance listing, used by `weir list` ([`super::WeirClient::list_instances`]) and by
+//! `GET /api/v1/instances`.
+//!
+//! # The cursor
+//!
+//! Instances are listed newest first, ordered by (creation time in ms, id), both descending:
+//! the order of the `x:*` sorted sets (score = creation time; equal scores in reverse
+//! lexical order of the id). A [`Cursor`] is the position of the last instance a page
+//! returned (the HTTP API gives it to clients as opaque text). The next page holds the
+//! instances strictly after that position. Instances started after the first page have
+//! newer positions, so they never shift later pages: walking the pages returns every
+//! instance that existed at the start exactly once (one whose status changes between pages
+//! may of course leave or enter a `status` filter).
+//!
+//! # Bounded work
+//!
+//! Each partition reads its most selective index (creator, tenant, workflow, status, all)
+//! in batches and filters on the rest, stopping once it has `limit + 1` matches or has read
+//! [`SCAN_BUDGET`] entries. A page then returns only positions every partition has read
+//! past, so a page may hold fewer than `limit` items with a `next` cursor to go on; the
+//! listing is over only when `next` is `None`.
+
+use super::client::WeirClient;
+use super::keys::PartitionKeys;
+use super::store;
+use crate::api::{EngineError, InstanceFilter, InstanceView};
+
+/// Index entries one partition reads per batch.
+const BATCH: usize = 200;
+/// Index entries one partition reads for one page at most.
+pub const SCAN_BUDGET: usize = 2_000;
+
+/// A position in the listing order: (creation time in ms, id).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Cursor {
+    /// Creation time (ms), the index score.
+    pub created_ms: i64,
+    /// The instance id.
+    pub id: String,
+}
+
+/// One page of instances, and where the next begins.
+#[derive(Debug)]
+pub struct Page {
+    /// Matching instances, newest first.
+    pub items: Vec<InstanceView>,
+    /// Where to go on, or `None` when the listing is over.
+    pub next: Option<Cursor>,
+}
+
+/// What one partition found.
+struct Found<T> {
+    /// Matches, in listing order.
+    matches: Vec<(Cursor, T)>,
+    /// The last position read, when entries below it were not read.
+    floor: Option<Cursor>,
+}
+
+/// The page of instances matching `filter` (its `limit` is ignored) after `after`.
+pub async fn page(
+    client: &WeirClient,
+    filter: &InstanceFilter,
+    limit: usize,
+    after: Option<&Cursor>,
+) -> Result<Page, EngineError> {
+    let parts: Vec<PartitionKeys> = client.connections().keys.all_parts().collect();
+    // The partitions are read concurrently (one multiplexed connection carries them all).
+    let found = futures_util::future::try_join_all(
+        parts
+            .iter()
+            .map(|part| scan(client, part, filter, limit, after)),
+    )
+    .await?;
+    let (picked, next) = merge(found, limit);
+    let mut items = Vec::with_capacity(picked.len());
+    for (_, inst) in picked {
+        let wf = client
+            .get_definition(&inst.definition, Some(&inst.version))
+            .await?;
+        items.push(InstanceView::new(&inst, &wf));
+    }
+    Ok(Page { items, next })
+}
+
+/// Up to `limit` instances matching `filter` (its `limit` is ignored), newest first: the
+/// pages from the start, until `limit` or the end.
+pub async fn newest(
+    client: &WeirClient,
+    filter: &InstanceFilter,
+    limit: usize,
+) -> Result<Vec<InstanceView>, EngineError> {
+    let mut out = Vec::new();
+    let mut after: Option<Cursor> = None;
+    while out.len() < limit {
+        let next = page(client, filter, limit - out.len(), after.as_ref()).await?;
+        out.extend(next.items);
+        match next.next {
+            Some(cursor) => after = Some(cursor),
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Merges what the partitions found into one page of at most `limit`, and the cursor to go
+/// on from. Only positions every partition has read past are safe to return: below the
+/// highest `floor` a partition may hold entries not read yet.
+fn merge<T>(found: Vec<Found<T>>, limit: usize) -> (Vec<(Cursor, T)>, Option<Cursor>) {
+    let cut = found.iter().filter_map(|f| f.floor.clone()).max();
+    let mut all: Vec<(Cursor, T)> = found.into_iter().flat_map(|f| f.matches).collect();
+    all.sort_by(|a, b| b.0.cmp(&a.0));
+    let mut more = false;
+    let mut items = Vec::new();
+    for (pos, item) in all {
+        if items.len() == limit || cut.as_ref().is_some_and(|cut| pos < *cut) {
+            more = true;
+            break;
+        }
+        items.push((pos, item));
+    }
+    let next = if items.len() == limit && (more || cut.is_some()) {
+        items.last().map(|(pos, _)| pos.clone())
+    } else if cut.is_some() {
+        // Fewer than `limit`: everything at or above the cut is returned.
+        cut
+    } else {
+        None
+    };
+    (items, next)
+}
+
+/// The most selective index for a filter, in one partition.
+fn index(part: &PartitionKeys, filter: &InstanceFilter) -> String {
+    if let Some(u) = &filter.created_by {
+        part.index_creator(u)
+    } else if let Some(t) = &filter.tenant_id {
+        part.index_tenant(t)
+    } else if let Some(d) = &filter.definition {
+        part.index_definition(d)
+    } else if let Some(s) = filter.status {
+        part.index_status(s.as_str())
+    } else {
+        part.index_all()
+    }
+}
+
+/// Reads one partition's index from the cursor down until `limit + 1` matches, the end,
+/// or the budget.
+async fn scan(
+    client: &WeirClient,
+    part: &PartitionKeys,
+    filter: &InstanceFilter,
+    limit: usize,
+    after: Option<&Cursor>,
+) -> Result<Found<crate::model::Instance>, EngineError> {
+    let c = client.connections();
+    let key = index(part, filter);
+    let mut max = filter
+        .created_before
+        .map_or(i64::MAX, |t| t.millis().saturating_sub(1));
+    if let Some(a) = after {
+        max = max.min(a.created_ms);
+    }
+    let max = if max == i64::MAX {
+        "+inf".to_string()
+    } else {
+        max.to_string()
+    };
+    let min = filter
+        .created_after
+        .map_or_else(|| "-inf".to_string(), |t| t.millis().to_string());
+    let mut matches = Vec::new();
+    let mut offset = 0;
+    loop {
+        let batch: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
+            .arg(&key)
+            .arg(&max)
+            .arg(&min)
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(offset)
+            .arg(BATCH)
+            .query_async(&mut c.conn.clone())
+            .await
+            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        offset += batch.len();
+        let positions: Vec<Cursor> = batch
+            .into_iter()
+            .map(|(id, score)| Cursor {
+                created_ms: score as i64,
+                id,
+            })
+            .collect();
+        let last = positions.last().cloned();
+        let fresh: Vec<&Cursor> = positions
+            .iter()
+            .filter(|p| after.is_none_or(|a| *p < a))
+            .collect();
+        let ids: Vec<&str> = fresh.iter().map(|p| p.id.as_str()).collect();
+        let loaded = store::load_instances(c, part, &ids)
+            .await
+            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        for (pos, stored) in fresh.into_iter().zip(loaded) {
+            // An id in the index whose instance expired in between is skipped.
+            if let Some(s) = stored {
+                if filter.matches(&s.instance) {
+                    matches.push((pos.clone(), s.instance));
+                }
+            }
+        }
+        let Some(last) = last else {
+            return Ok(Found {
+                matches,
+                floor: None,
+            });
+        };
+        if positions.len() < BATCH {
+            return Ok(Found {
+                matches,
+                floor: None,
+            });
+        }
+        if matches.len() > limit || offset >= SCAN_BUDGET {
+            return Ok(Found {
+                matches,
+                floor: Some(last),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64, id: &str) -> Cursor {
+        Cursor {
+            created_ms: ms,
+            id: id.into(),
+        }
+    }
+
+    /// Pages out of partitions with the given contents (positions, newest first) and read
+    /// budgets, walked to the end: every position comes exactly once, newest first.
+    fn walk(parts: &[Vec<Cursor>], budget: usize, limit: usize) -> Vec<Cursor> {
+        let mut out: Vec<Cursor> = Vec::new();
+        let mut after: Option<Cursor> = None;
+        for _ in 0..1000 {
+            let found = parts
+                .iter()
+                .map(|entries| {
+                    let fresh: Vec<&Cursor> = entries
+                        .iter()
+                        .filter(|p| after.as_ref().is_none_or(|a| *p < a))
+                        .collect();
+                    let read: Vec<&Cursor> = fresh.iter().take(budget).copied().collect();
+                    Found {
+                        matches: read.iter().map(|p| ((*p).clone(), ())).collect(),
+                        floor: (fresh.len() > read.len()).then(|| read[read.len() - 1].clone()),
+                    }
+                })
+                .collect();
+            let (items, next) = merge(found, limit);
+            assert!(items.len() <= limit);
+            out.extend(items.into_iter().map(|(p, ())| p));
+            match next {
+                Some(n) => after = Some(n),
+                None => return out,
+            }
+        }
+        panic!("the walk never ended");
+    }
+
+    #[test]
+    fn merged_pages_return_every_position_once_newest_first() {
+        let parts = vec![
+            vec![at(9, "a"), at(7, "c"), at(7, "b"), at(3, "x"), at(1, "y")],
+            vec![at(8, "d"), at(7, "e"), at(2, "f")],
+            vec![],
+            vec![at(10, "g"), at(6, "h"), at(5, "i"), at(4, "j"), at(0, "k")],
+        ];
+        let mut expected: Vec<Cursor> = parts.iter().flatten().cloned().collect();
+        expected.sort_by(|a, b| b.cmp(a));
+        for budget in 1..=6 {
+            for limit in 1..=14 {
+                assert_eq!(
+                    walk(&parts, budget, limit),
+                    expected,
+                    "budget {budget}, limit {limit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn cursor_order_is_time_then_id() {
+        let a = Cursor {
+            created_ms: 1,
+            id: "b".into(),
+        };
+        let b = Cursor {
+            created_ms: 2,
+            id: "a".into(),
+        };
+        assert!(a < b);
+    }
+}
