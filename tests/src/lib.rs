@@ -31,9 +31,13 @@
 //! [`cluster`] need a Tokio runtime.
 
 pub mod cluster;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 mod redis_server;
 mod wait;
 
+pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
+pub use redis_sentinel::RedisSentinel;
 pub use redis_server::{
     free_port, redis_server_available, redis_server_binary, RedisServer, RedisServerBuilder,
     MISSING_REDIS_SERVER, READY_TIMEOUT, REDIS_SERVER_BIN_ENV,

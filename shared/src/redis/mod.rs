@@ -53,15 +53,20 @@ pub mod admin;
 pub mod batch;
 pub mod client;
 pub mod connect;
+pub mod connection;
 pub mod keys;
 pub mod safety;
 pub mod scripts;
+mod sentinel;
 pub mod store;
+pub mod topology;
 pub mod wire;
 
 pub use client::WeirClient;
-pub use connect::{Connections, RedisConfig, TlsFiles};
+pub use connect::{BlockingConnection, Connections, RedisConfig, TlsFiles};
+pub use connection::RedisConnection;
 pub use keys::{Keys, PartitionKeys};
+pub use topology::RedisMode;
 
 /// A Redis-side failure, typed by who can act on it.
 #[derive(Debug, thiserror::Error)]

@@ -169,7 +169,7 @@ async fn read_pass(
 /// nothing, so no entry is ever held without a slot.
 async fn wait_for_entries(
     shared: &WorkerShared,
-    waker: &mut Option<redis::aio::MultiplexedConnection>,
+    waker: &mut Option<weir::redis::RedisConnection>,
     streams: &[String],
 ) -> Result<(), redis::RedisError> {
     let mut pipe = redis::pipe();

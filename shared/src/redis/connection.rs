@@ -1,0 +1,78 @@
+//! One connection type for every way of running Redis, so the rest of the code writes
+//! `cmd.query_async(&mut conn)` once: [`RedisConnection`] is a single server's
+//! self-reconnecting connection, a Redis Cluster connection (which routes each command to
+//! the master of its keys' slot, follows `MOVED` and `ASK`, and refreshes its slot map after
+//! a failover), or a Sentinel-watched primary ([`SentinelConnection`]), which it finds anew
+//! after a failover.
+
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
+
+pub use super::sentinel::SentinelConnection;
+
+/// A connection to Redis, whatever its topology; cheap to clone (clones share the
+/// underlying sockets, and pipeline their requests on them).
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One server, through a multiplexed connection that reconnects by itself.
+    Single(ConnectionManager),
+    /// One server, through a plain multiplexed connection: a blocking reader's own (it
+    /// does not reconnect; its owner makes a new one after an error).
+    Direct(MultiplexedConnection),
+    /// A Redis Cluster.
+    Cluster(ClusterConnection),
+    /// The primary that Redis Sentinel names.
+    Sentinel(SentinelConnection),
+}
+
+impl RedisConnection {
+    /// Which kind of topology it talks to, for messages: `single`, `cluster`, `sentinel`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            RedisConnection::Single(_) | RedisConnection::Direct(_) => "single",
+            RedisConnection::Cluster(_) => "cluster",
+            RedisConnection::Sentinel(_) => "sentinel",
+        }
+    }
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RedisConnection::{}", self.mode())
+    }
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_command(cmd),
+            RedisConnection::Direct(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+            RedisConnection::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Direct(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(c) => c.get_db(),
+            RedisConnection::Direct(c) => c.get_db(),
+            RedisConnection::Cluster(c) => c.get_db(),
+            RedisConnection::Sentinel(c) => c.get_db(),
+        }
+    }
+}
