@@ -51,12 +51,12 @@ async fn a_cluster_is_detected_from_one_node_or_seeds_and_blocking_reads_do_not_
         .await
         .unwrap_err();
     assert!(matches!(err, RedisError::Unreachable { .. }), "{err:?}");
-    // Forced single mode on a cluster node works for keys of that node's slots only; the
-    // detected mode is the cluster.
-    let single =
-        Connections::connect(&RedisConfig::new(cluster.url(0), "t").with_mode(RedisMode::Single))
+    // Cluster mode can be forced instead of detected.
+    let forced =
+        Connections::connect(&RedisConfig::new(cluster.url(1), "t").with_mode(RedisMode::Cluster))
             .await?;
-    assert_eq!(single.conn.mode(), "single");
+    assert_eq!(forced.conn.mode(), "cluster");
+    set_get(&forced, &forced.keys.part(5).stats(), "2").await?;
 
     // A blocking read of one partition waits on its own connection: ordinary commands
     // go on meanwhile, and the read wakes up when an entry arrives.
