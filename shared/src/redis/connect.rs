@@ -421,8 +421,10 @@ impl Connections {
     }
 }
 
-/// Whether the first seed that answers is a Redis Cluster node (`INFO cluster` says
-/// `cluster_enabled:1`).
+/// Whether the first seed that answers is a Redis Cluster node: `CLUSTER INFO` answers
+/// on one, and is refused (`cluster support disabled`) by a server without cluster mode.
+/// It is not a `@dangerous` command, so an ACL user confined to its namespace may run it;
+/// a server that refuses it anyway is taken as one server (force cluster mode then).
 async fn is_cluster(
     seeds: &[String],
     tls: &TlsFiles,
@@ -438,14 +440,22 @@ async fn is_cluster(
             let mut conn = client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
-            redis::cmd("INFO")
-                .arg("cluster")
+            redis::cmd("CLUSTER")
+                .arg("INFO")
                 .query_async::<String>(&mut conn)
                 .await
         }
         .await;
         match info {
-            Ok(info) => return Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1")),
+            Ok(_) => return Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                ) =>
+            {
+                return Ok(false)
+            }
             Err(e) => last = format!("{}: {e}", mask_password(seed)),
         }
     }

@@ -7,7 +7,9 @@
 
 use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
+use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use super::slots::command_slot;
 
 pub use super::sentinel::SentinelConnection;
 
@@ -62,7 +64,13 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Direct(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisConnection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+            RedisConnection::Cluster(c) => {
+                if pipeline.is_transaction() || offset != 0 || count != pipeline.len() {
+                    // A transaction must stay in one slot (the server checks).
+                    return c.req_packed_commands(pipeline, offset, count);
+                }
+                Box::pin(pipeline_per_slot(c.clone(), pipeline))
+            }
             RedisConnection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
@@ -75,4 +83,52 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Sentinel(c) => c.get_db(),
         }
     }
+}
+
+/// Sends a pipeline over a cluster as one pipeline per slot, in parallel, and puts the
+/// replies back in the order of the commands: a pipeline of commands on several
+/// partitions (lease renewals, statistics) is one round trip per slot, and no request
+/// crosses slots. Commands without a key go with the first slot's.
+async fn pipeline_per_slot(
+    conn: ClusterConnection,
+    pipeline: &Pipeline,
+) -> RedisResult<Vec<Value>> {
+    let mut groups: Vec<(Option<u16>, Vec<usize>)> = Vec::new();
+    for (i, cmd) in pipeline.cmd_iter().enumerate() {
+        let slot = command_slot(cmd);
+        let group = match slot {
+            None => groups.first_mut(),
+            Some(_) => groups.iter_mut().find(|(s, _)| s.is_none() || *s == slot),
+        };
+        match group {
+            Some((s, members)) => {
+                if s.is_none() {
+                    *s = slot;
+                }
+                members.push(i);
+            }
+            None => groups.push((slot, vec![i])),
+        }
+    }
+    if groups.len() <= 1 {
+        let mut conn = conn;
+        return conn.req_packed_commands(pipeline, 0, pipeline.len()).await;
+    }
+    let commands: Vec<&Cmd> = pipeline.cmd_iter().collect();
+    let sends = groups.iter().map(|(_, members)| {
+        let mut part = redis::pipe();
+        for i in members {
+            part.add_command(commands[*i].clone());
+        }
+        let mut conn = conn.clone();
+        async move { conn.req_packed_commands(&part, 0, part.len()).await }
+    });
+    let replies = futures_util::future::join_all(sends).await;
+    let mut values = vec![Value::Nil; pipeline.len()];
+    for ((_, members), reply) in groups.iter().zip(replies) {
+        for (i, value) in members.iter().zip(reply?) {
+            values[*i] = value;
+        }
+    }
+    Ok(values)
 }

@@ -58,6 +58,7 @@ pub mod keys;
 pub mod safety;
 pub mod scripts;
 mod sentinel;
+pub mod slots;
 pub mod store;
 pub mod topology;
 pub mod wire;
