@@ -52,6 +52,7 @@
 pub mod admin;
 pub mod batch;
 pub mod client;
+pub mod cluster_reads;
 pub mod connect;
 pub mod connection;
 pub mod keys;

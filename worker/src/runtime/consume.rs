@@ -217,7 +217,8 @@ async fn wait_for_entries(
     for id in &from {
         cmd.arg(id);
     }
-    let woke: Result<Option<StreamReadReply>, _> = cmd.query_async(conn).await;
+    let woke: Result<Option<StreamReadReply>, _> =
+        weir::redis::cluster_reads::xread(&cmd, conn).await;
     if woke.is_err() {
         *waker = None;
     }
