@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
-use redis::AsyncConnectionConfig;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 
 use super::connection::{RedisConnection, SentinelConnection};
 use super::keys::{Keys, DEFAULT_PARTITIONS};
@@ -220,8 +220,13 @@ enum Link {
         client: redis::Client,
         blocking: deadpool_redis::Pool,
     },
-    /// A Redis Cluster: a client whose connections have no response timeout.
-    Cluster { blocking: ClusterClient },
+    /// A Redis Cluster: a client whose connections have no response timeout (over the
+    /// seeds given), and what it takes to make one over the nodes the cluster has now.
+    Cluster {
+        blocking: ClusterClient,
+        config: Box<RedisConfig>,
+        seed: redis::ConnectionInfo,
+    },
     /// Sentinel: new connections are siblings of the shared one.
     Sentinel(SentinelConnection),
 }
@@ -397,10 +402,24 @@ impl Connections {
                 .get_multiplexed_async_connection_with_config(&blocking_config())
                 .await
                 .map(RedisConnection::Direct),
-            Link::Cluster { blocking } => blocking
-                .get_async_connection()
-                .await
-                .map(RedisConnection::Cluster),
+            Link::Cluster {
+                blocking,
+                config,
+                seed,
+            } => {
+                // Seeded with the nodes the cluster has now, so that a new reader connects
+                // even when the nodes first given are gone (a failed-over master).
+                let current = match current_nodes(&self.conn, seed).await {
+                    Some(nodes) => cluster_client(config, nodes, None).ok(),
+                    None => None,
+                };
+                current
+                    .as_ref()
+                    .unwrap_or(blocking)
+                    .get_async_connection()
+                    .await
+                    .map(RedisConnection::Cluster)
+            }
             Link::Sentinel(shared) => shared
                 .sibling(blocking_config())
                 .await
@@ -506,8 +525,20 @@ async fn connect_cluster(
     seeds: &[String],
     display_url: &str,
 ) -> Result<(RedisConnection, Link), RedisError> {
-    let ordinary = cluster_client(config, seeds, Some(config.response_timeout))?;
-    let blocking = cluster_client(config, seeds, None)?;
+    let bad_url = |e: redis::RedisError| {
+        RedisError::Config(format!(
+            "invalid Redis Cluster URLs {display_url}: {e} (expected \
+             redis://[user:password@]host:port[,redis://host2:port...])"
+        ))
+    };
+    let infos = seeds
+        .iter()
+        .map(|s| s.as_str().into_connection_info())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad_url)?;
+    let seed = infos[0].clone();
+    let ordinary = cluster_client(config, infos.clone(), Some(config.response_timeout))?;
+    let blocking = cluster_client(config, infos, None)?;
     let conn = ordinary
         .get_async_connection()
         .await
@@ -515,25 +546,35 @@ async fn connect_cluster(
             url: display_url.to_string(),
             message: format!("cannot connect to the cluster: {e}"),
         })?;
-    Ok((RedisConnection::Cluster(conn), Link::Cluster { blocking }))
+    Ok((
+        RedisConnection::Cluster(conn),
+        Link::Cluster {
+            blocking,
+            config: Box::new(config.clone()),
+            seed,
+        },
+    ))
 }
 
-/// A cluster client over the seeds. Credentials and TLS come from the first seed's URL
-/// (and the TLS files); a command is retried on another node for a few seconds at most
-/// while a failover or a slot migration settles.
+/// A cluster client over the given nodes. Credentials and TLS come from the first node's
+/// URL (and the TLS files); a command is retried on another node for a few seconds at
+/// most while a failover or a slot migration settles.
 fn cluster_client(
     config: &RedisConfig,
-    seeds: &[String],
+    nodes: Vec<redis::ConnectionInfo>,
     response_timeout: Option<Duration>,
 ) -> Result<ClusterClient, RedisError> {
     let display_url = mask_password(&config.url);
-    if !config.tls.is_empty() && !seeds.iter().all(|s| s.starts_with("rediss://")) {
+    let all_tls = nodes
+        .iter()
+        .all(|n| matches!(n.addr(), redis::ConnectionAddr::TcpTls { .. }));
+    if !config.tls.is_empty() && !all_tls {
         return Err(RedisError::Config(format!(
             "TLS certificate files were given but not every Redis URL of {display_url} is \
              rediss://: use rediss://host:port for each seed, or drop the TLS files"
         )));
     }
-    let mut builder = ClusterClient::builder(seeds.iter().map(String::as_str))
+    let mut builder = ClusterClient::builder(nodes)
         .connection_timeout(CONNECT_TIMEOUT)
         .retries(8)
         .min_retry_wait(50)
@@ -546,10 +587,72 @@ fn cluster_client(
     }
     builder.build().map_err(|e| {
         RedisError::Config(format!(
-            "invalid Redis Cluster URLs {display_url}: {e} (expected \
-             redis://[user:password@]host:port[,redis://host2:port...])"
+            "invalid Redis Cluster settings for {display_url}: {e}"
         ))
     })
+}
+
+/// Every node the cluster has now (`CLUSTER SLOTS`, asked through `conn`), each with the
+/// seed's credentials and TLS settings; `None` if the cluster does not answer.
+async fn current_nodes(
+    conn: &RedisConnection,
+    seed: &redis::ConnectionInfo,
+) -> Option<Vec<redis::ConnectionInfo>> {
+    let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn.clone())
+        .await
+        .ok()?;
+    let mut nodes: Vec<(String, u16)> = Vec::new();
+    for entry in slots {
+        let redis::Value::Array(parts) = entry else {
+            continue;
+        };
+        // [start, end, master, replica...], each node [host, port, id, ...].
+        for node in parts.into_iter().skip(2) {
+            let redis::Value::Array(fields) = node else {
+                continue;
+            };
+            let host = match fields.first() {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(redis::Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            let Some(redis::Value::Int(port)) = fields.get(1) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(*port) else {
+                continue;
+            };
+            if !host.is_empty() && !nodes.contains(&(host.clone(), port)) {
+                nodes.push((host, port));
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return None;
+    }
+    Some(
+        nodes
+            .into_iter()
+            .map(|(host, port)| {
+                let addr = match seed.addr() {
+                    redis::ConnectionAddr::TcpTls {
+                        insecure,
+                        tls_params,
+                        ..
+                    } => redis::ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: *insecure,
+                        tls_params: tls_params.clone(),
+                    },
+                    _ => redis::ConnectionAddr::Tcp(host, port),
+                };
+                seed.clone().set_addr(addr)
+            })
+            .collect(),
+    )
 }
 
 /// The namespace's partition count, fixed atomically (`HSETNX`) by the first process that
