@@ -31,10 +31,14 @@
 //! [`cluster`] need a Tokio runtime. [`serve`] runs `weir serve` as a child process.
 
 pub mod cluster;
+pub mod redis_cluster;
+pub mod redis_sentinel;
 mod redis_server;
 pub mod serve;
 mod wait;
 
+pub use redis_cluster::{RedisCluster, RedisClusterBuilder};
+pub use redis_sentinel::RedisSentinel;
 pub use redis_server::{
     free_port, redis_server_available, redis_server_binary, RedisServer, RedisServerBuilder,
     MISSING_REDIS_SERVER, READY_TIMEOUT, REDIS_SERVER_BIN_ENV,

@@ -13,7 +13,7 @@ use weir::model::InstanceStatus;
 use weir::redis::Keys;
 use weir::{parse_definition, InstanceFilter, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator_with, start_worker};
-use weir_tests::{wait_until_async, RedisServer};
+use weir_tests::{wait_until_async, RedisCluster, RedisServer};
 
 const EVERYTHING: &str = r#"
 name: everything
@@ -229,42 +229,59 @@ edges:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known limit: the worker reads every partition's step stream in one XREADGROUP \
-            (and the client reads every event stream in one XREAD), which Redis Cluster \
-            refuses with CROSSSLOT"]
 async fn a_worker_runs_against_a_cluster_node() -> anyhow::Result<()> {
     init_logs();
-    let redis = RedisServer::builder()
-        .config("cluster-enabled", "yes")
-        .start()?;
-    let url = redis.url();
-    let mut conn = raw(&url).await?;
-    let _: () = redis::cmd("CLUSTER")
-        .arg("ADDSLOTSRANGE")
-        .arg(0)
-        .arg(16383)
-        .query_async(&mut conn)
-        .await?;
-    wait_until_async(Duration::from_secs(5), "the cluster is up", async || {
-        redis::cmd("CLUSTER")
-            .arg("INFO")
-            .query_async::<String>(&mut conn.clone())
-            .await
-            .is_ok_and(|info| info.contains("cluster_state:ok"))
-    })
-    .await?;
+    // A real cluster: three masters with a replica each. The services are given one
+    // node's URL and detect the cluster; every command and script stays in one slot, and
+    // reads over several partitions go per slot.
+    let cluster = RedisCluster::start()?;
+    let url = cluster.url(0);
     let _coordinator = start_coordinator_with(coordinator_config(&url, "t")).await?;
     let _worker = start_worker(&url, "t").await?;
     let client = client(&url, "t").await?;
+    assert_eq!(client.connections().conn.mode(), "cluster");
     client
         .register_definition(parse_definition(EVERYTHING)?)
         .await?;
-    let inst = client
-        .start_workflow("everything", StartOptions::default())
-        .await?;
-    let v = client.wait(&inst.id, Duration::from_secs(5)).await?;
-    assert_eq!(v.status, InstanceStatus::Waiting, "{v:?}");
-    let (events, _) = client.read_events(&Default::default(), 10, None).await?;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            client
+                .start_workflow("everything", start_options(&format!("order-{i}")))
+                .await?
+                .id,
+        );
+    }
+    // Machine steps, a gateway and a timer ran: each waits at its human task.
+    for id in &ids {
+        let v = client.wait(id, Duration::from_secs(10)).await?;
+        assert_eq!(v.status, InstanceStatus::Waiting, "{v:?}");
+    }
+    for id in &ids {
+        client
+            .complete_human_task(id, "approve", "ann", json!({}))
+            .await?;
+    }
+    for id in &ids {
+        let v = client.wait(id, Duration::from_secs(10)).await?;
+        assert_eq!(v.status, InstanceStatus::Completed, "{v:?}");
+        assert_eq!(v.context.get("done"), Some(&json!(true)), "{v:?}");
+    }
+    // The instances are spread over partitions on several masters.
+    let keys = common::keys(&client);
+    let parts: std::collections::BTreeSet<u16> =
+        ids.iter().map(|id| keys.partition_of(id)).collect();
+    assert!(parts.len() > 1, "{parts:?}");
+    let listed = client.list_instances(&InstanceFilter::default()).await?;
+    assert_eq!(listed.len(), ids.len());
+    // Event reads span partitions: at once, and blocking (nothing new: it times out).
+    let (events, cursor) = client.read_events(&Default::default(), 1000, None).await?;
     assert!(!events.is_empty());
+    let started = std::time::Instant::now();
+    let (more, _) = client
+        .read_events(&cursor, 10, Some(Duration::from_millis(300)))
+        .await?;
+    assert!(more.is_empty(), "{more:?}");
+    assert!(started.elapsed() >= Duration::from_millis(250));
     Ok(())
 }

@@ -70,7 +70,7 @@ const REFUSED_PAUSE: Duration = Duration::from_millis(20);
 #[derive(Default)]
 struct LoopState {
     /// The blocking reads' own connection, made again after an error.
-    reader: Option<redis::aio::MultiplexedConnection>,
+    reader: Option<weir::redis::RedisConnection>,
     /// Read the entries pending for this consumer (ID `0`) before new ones.
     read_pending: bool,
     /// Take over other consumers' pending entries before the next read.

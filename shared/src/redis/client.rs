@@ -586,9 +586,11 @@ impl WeirClient {
                 .blocking()
                 .await
                 .map_err(|e| EngineError::Redis(e.to_string()))?;
-            cmd.query_async(&mut *conn).await.map_err(redis_err)?
+            super::cluster_reads::xread(&cmd, &mut conn)
+                .await
+                .map_err(redis_err)?
         } else {
-            cmd.query_async(&mut self.c.conn.clone())
+            super::cluster_reads::xread(&cmd, &mut self.c.conn.clone())
                 .await
                 .map_err(redis_err)?
         };

@@ -1,22 +1,37 @@
 //! Connections to Redis: one multiplexed, self-reconnecting connection for ordinary
-//! commands, and a pool of connections without a response timeout for blocking reads.
+//! commands, and connections without a response timeout for blocking reads, to one
+//! server, a Redis Cluster, or a Sentinel-watched primary (see [`super::topology`] for the
+//! URL forms).
 //!
 //! redis-rs times async requests out after 500 ms by default; a blocking `XREADGROUP …
 //! BLOCK` or `BLPOP` on such a connection fails, and any command sharing its socket waits
-//! behind it. So blocking commands get their own pooled connections (deadpool-redis).
+//! behind it. So blocking commands get connections of their own: pooled (deadpool-redis)
+//! on one server; on a cluster or with Sentinel each blocking reader gets its own cluster
+//! or primary connection, which follows `MOVED`/`ASK` or a failover like the shared one.
 
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::AsyncConnectionConfig;
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 
+use super::connection::{RedisConnection, SentinelConnection};
 use super::keys::{Keys, DEFAULT_PARTITIONS};
+use super::sentinel::SentinelTarget;
+use super::topology::{RedisMode, Topology};
 use super::RedisError;
+
+/// How long connecting to one server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where and how to reach Redis.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
-    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS.
+    /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS; several
+    /// comma-separated seed URLs of one Redis Cluster; or
+    /// `redis+sentinel://[user:password@]host:port[,host:port…]/MASTER_NAME` (see
+    /// [`super::topology`]).
     pub url: String,
     /// The key prefix; several environments can share one Redis.
     pub namespace: String,
@@ -26,6 +41,12 @@ pub struct RedisConfig {
     pub blocking_pool_size: usize,
     /// Certificates for a `rediss://` URL, when the system's roots do not do.
     pub tls: TlsFiles,
+    /// One server or a cluster: detected by default.
+    pub mode: RedisMode,
+    /// The partition count this process expects. `None` takes what the namespace has
+    /// (or gives a new namespace [`DEFAULT_PARTITIONS`]); `Some(n)` gives a new namespace
+    /// `n` and refuses to connect to one that has another count.
+    pub partitions: Option<u16>,
 }
 
 /// PEM files for TLS (`rediss://`): the CA that signed the server's certificate, when it is
@@ -84,7 +105,8 @@ impl TlsFiles {
 }
 
 impl RedisConfig {
-    /// A config with defaults: 5 s response timeout, 32 blocking connections.
+    /// A config with defaults: 5 s response timeout, 32 blocking connections, the
+    /// topology detected, the namespace's partition count taken as it is.
     pub fn new(url: impl Into<String>, namespace: impl Into<String>) -> RedisConfig {
         RedisConfig {
             url: url.into(),
@@ -92,7 +114,21 @@ impl RedisConfig {
             response_timeout: Duration::from_secs(5),
             blocking_pool_size: 32,
             tls: TlsFiles::default(),
+            mode: RedisMode::Detect,
+            partitions: None,
         }
+    }
+
+    /// The same, forcing one server or a cluster instead of detecting it.
+    pub fn with_mode(mut self, mode: RedisMode) -> RedisConfig {
+        self.mode = mode;
+        self
+    }
+
+    /// The same, expecting `partitions` partitions (see [`RedisConfig::partitions`]).
+    pub fn with_partitions(mut self, partitions: u16) -> RedisConfig {
+        self.partitions = Some(partitions);
+        self
     }
 
     /// The same, with certificates for a `rediss://` URL.
@@ -102,54 +138,166 @@ impl RedisConfig {
     }
 }
 
-/// The redis-rs client for a config: its URL, and its TLS files for `rediss://`. Every
-/// connection Weir makes (commands, blocking reads, readiness probes) comes from one, so
-/// all of them use the same certificates.
+/// The redis-rs client for a config: its URL (the first seed's, of several; the first
+/// sentinel's, for Sentinel), and its TLS files for `rediss://`. Readiness probes use it;
+/// [`Connections::connect`] makes every connection Weir works with from the same URL and
+/// certificates.
 pub fn client(config: &RedisConfig) -> Result<redis::Client, RedisError> {
     let display_url = mask_password(&config.url);
+    match Topology::parse(&config.url, &display_url)? {
+        Topology::Seeds(seeds) => seed_client(&seeds[0], &config.tls),
+        Topology::Sentinel(url) => {
+            let (host, port) = url.sentinels[0].clone();
+            let scheme = if url.tls { "rediss" } else { "redis" };
+            let auth = match (&url.sentinel_username, &url.sentinel_password) {
+                (user, Some(password)) => format!(
+                    "{}:{}@",
+                    user.as_deref().unwrap_or(""),
+                    percent_encode(password)
+                ),
+                _ => String::new(),
+            };
+            let fragment = if url.insecure { "#insecure" } else { "" };
+            seed_client(
+                &format!("{scheme}://{auth}{host}:{port}/{fragment}"),
+                &config.tls,
+            )
+        }
+    }
+}
+
+/// The redis-rs client for one server's URL, with the TLS files for `rediss://`.
+fn seed_client(url: &str, tls: &TlsFiles) -> Result<redis::Client, RedisError> {
+    let display_url = mask_password(url);
     let bad_url = |e: redis::RedisError| {
         RedisError::Config(format!(
             "invalid Redis URL {display_url}: {e} (expected redis://[user:password@]host:port or rediss://...)"
         ))
     };
-    if config.tls.is_empty() {
-        return redis::Client::open(config.url.as_str()).map_err(bad_url);
+    if tls.is_empty() {
+        return redis::Client::open(url).map_err(bad_url);
     }
-    if !config.url.starts_with("rediss://") {
+    if !url.starts_with("rediss://") {
         return Err(RedisError::Config(format!(
             "TLS certificate files were given but the Redis URL {display_url} is not \
              rediss://: use rediss://host:port, or drop the TLS files"
         )));
     }
-    redis::Client::build_with_tls(config.url.as_str(), config.tls.load()?).map_err(bad_url)
+    redis::Client::build_with_tls(url, tls.load()?).map_err(bad_url)
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters (for URL userinfo).
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Live connections to one namespace.
 #[derive(Clone)]
 pub struct Connections {
-    /// Ordinary commands; reconnects with backoff by itself.
-    pub conn: ConnectionManager,
-    /// Connections for blocking commands.
-    pub blocking: deadpool_redis::Pool,
+    /// Ordinary commands, on one server, a cluster or the Sentinel-named primary;
+    /// reconnects (and follows redirections and failovers) by itself.
+    pub conn: RedisConnection,
     /// Key names (with the namespace's partition count).
     pub keys: Keys,
     /// The URL with any password masked, for messages.
     pub display_url: String,
-    client: redis::Client,
+    link: Link,
+}
+
+/// How to make more connections of the same kind as [`Connections::conn`].
+#[derive(Clone)]
+enum Link {
+    /// One server: its client, and a pool of connections for blocking commands.
+    Single {
+        client: redis::Client,
+        blocking: deadpool_redis::Pool,
+    },
+    /// A Redis Cluster: a client whose connections have no response timeout (over the
+    /// seeds given), and what it takes to make one over the nodes the cluster has now.
+    Cluster {
+        blocking: ClusterClient,
+        config: Box<RedisConfig>,
+        seed: redis::ConnectionInfo,
+    },
+    /// Sentinel: new connections are siblings of the shared one.
+    Sentinel(SentinelConnection),
 }
 
 impl std::fmt::Debug for Connections {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connections")
             .field("url", &self.display_url)
+            .field("mode", &self.conn.mode())
             .field("keys", &self.keys)
             .finish()
     }
 }
 
+/// A connection for blocking commands, from [`Connections::blocking`]: a pooled one on
+/// one server (back to the pool when dropped), a connection of its own otherwise. Use it
+/// as a [`RedisConnection`] (`cmd.query_async(&mut *conn)` or `&mut conn`).
+pub struct BlockingConnection {
+    conn: RedisConnection,
+    /// Keeps a pooled connection out of the pool while `conn` (a clone sharing its
+    /// socket) is in use.
+    _pooled: Option<deadpool_redis::Connection>,
+}
+
+impl Deref for BlockingConnection {
+    type Target = RedisConnection;
+
+    fn deref(&self) -> &RedisConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for BlockingConnection {
+    fn deref_mut(&mut self) -> &mut RedisConnection {
+        &mut self.conn
+    }
+}
+
+impl ConnectionLike for BlockingConnection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        self.conn.req_packed_command(cmd)
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        self.conn.req_packed_commands(pipeline, offset, count)
+    }
+
+    fn get_db(&self) -> i64 {
+        self.conn.get_db()
+    }
+}
+
+/// Settings of connections for blocking commands: no response timeout.
+fn blocking_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_response_timeout(None)
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+}
+
 impl Connections {
-    /// Connects, checks Redis answers, and reads (or fixes, on first use) the namespace's
-    /// partition count.
+    /// Connects (to one server, a cluster, or the primary the sentinels name), checks
+    /// Redis answers, and reads (or fixes, on first use) the namespace's partition count;
+    /// refuses a namespace whose count differs from [`RedisConfig::partitions`].
     pub async fn connect(config: &RedisConfig) -> Result<Connections, RedisError> {
         let display_url = mask_password(&config.url);
         if config.namespace.is_empty()
@@ -163,83 +311,126 @@ impl Connections {
                 config.namespace
             )));
         }
-        let client = client(config)?;
-        let manager_config = ConnectionManagerConfig::new()
-            .set_response_timeout(Some(config.response_timeout))
-            .set_connection_timeout(Some(Duration::from_secs(5)))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
-        let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config)
-            .await
-            .map_err(|e| RedisError::Unreachable {
-                url: display_url.clone(),
-                message: e.to_string(),
-            })?;
-        let blocking_config = AsyncConnectionConfig::new()
-            .set_response_timeout(None)
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        // From the client's connection info, which carries the TLS settings the URL lacks.
-        let manager = deadpool_redis::Manager::new_with_config(
-            client.get_connection_info().clone(),
-            blocking_config,
-        )
-        .map_err(|e| RedisError::Config(e.to_string()))?;
-        let blocking = deadpool_redis::Pool::builder(manager)
-            .max_size(config.blocking_pool_size.max(1))
-            .build()
-            .map_err(|e| RedisError::Config(e.to_string()))?;
-
-        let meta = Keys::new(&config.namespace, DEFAULT_PARTITIONS).meta();
-        let (_, partitions): ((), Option<u16>) = redis::pipe()
-            .cmd("HSETNX")
-            .arg(&meta)
-            .arg("partitions")
-            .arg(DEFAULT_PARTITIONS)
-            .ignore()
-            .cmd("HSETNX")
-            .arg(&meta)
-            .arg("created_by")
-            .arg(concat!("weir ", env!("CARGO_PKG_VERSION")))
-            .cmd("HGET")
-            .arg(&meta)
-            .arg("partitions")
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| RedisError::from_redis(&display_url, e))?;
-        let partitions = partitions.unwrap_or(DEFAULT_PARTITIONS);
+        if config.partitions == Some(0) {
+            return Err(RedisError::Config(
+                "the partition count must be at least 1".into(),
+            ));
+        }
+        let unreachable = |e: redis::RedisError| RedisError::Unreachable {
+            url: display_url.clone(),
+            message: e.to_string(),
+        };
+        let (mut conn, link) = match Topology::parse(&config.url, &display_url)? {
+            Topology::Sentinel(url) => {
+                let certs = if config.tls.is_empty() {
+                    None
+                } else if url.tls {
+                    Some(config.tls.load()?)
+                } else {
+                    return Err(RedisError::Config(format!(
+                        "TLS certificate files were given but the Redis URL {display_url} is \
+                         not rediss+sentinel://: use rediss+sentinel://..., or drop the TLS files"
+                    )));
+                };
+                let target = SentinelTarget { url, certs };
+                let ordinary = AsyncConnectionConfig::new()
+                    .set_response_timeout(Some(config.response_timeout))
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT));
+                let conn = SentinelConnection::connect(target, ordinary)
+                    .await
+                    .map_err(unreachable)?;
+                (
+                    RedisConnection::Sentinel(conn.clone()),
+                    Link::Sentinel(conn),
+                )
+            }
+            Topology::Seeds(seeds) => {
+                let cluster = match config.mode {
+                    RedisMode::Cluster => true,
+                    RedisMode::Single => false,
+                    RedisMode::Detect => is_cluster(&seeds, &config.tls, &display_url).await?,
+                };
+                if cluster {
+                    connect_cluster(config, &seeds, &display_url).await?
+                } else {
+                    if seeds.len() > 1 {
+                        return Err(RedisError::Config(format!(
+                            "several Redis URLs were given ({display_url}) but the server is \
+                             not a Redis Cluster node: give one URL for one server"
+                        )));
+                    }
+                    connect_single(config, &seeds[0], &display_url).await?
+                }
+            }
+        };
+        let partitions = namespace_partitions(&mut conn, config, &display_url).await?;
         Ok(Connections {
             conn,
-            blocking,
             keys: Keys::new(&config.namespace, partitions),
             display_url,
-            client,
+            link,
         })
     }
 
     /// A connection for a blocking command.
-    pub async fn blocking(&self) -> Result<deadpool_redis::Connection, RedisError> {
-        self.blocking
-            .get()
-            .await
-            .map_err(|e| RedisError::Unreachable {
-                url: self.display_url.clone(),
-                message: e.to_string(),
-            })
+    pub async fn blocking(&self) -> Result<BlockingConnection, RedisError> {
+        match &self.link {
+            Link::Single { blocking, .. } => {
+                let pooled = blocking.get().await.map_err(|e| RedisError::Unreachable {
+                    url: self.display_url.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(BlockingConnection {
+                    conn: RedisConnection::Direct((*pooled).clone()),
+                    _pooled: Some(pooled),
+                })
+            }
+            _ => Ok(BlockingConnection {
+                conn: self.dedicated().await?,
+                _pooled: None,
+            }),
+        }
     }
 
     /// A connection of its own, with no response timeout, for a loop that issues blocking
-    /// reads all its life: unlike a pooled one it costs no health check per use.
-    pub async fn dedicated(&self) -> Result<redis::aio::MultiplexedConnection, RedisError> {
-        let config = AsyncConnectionConfig::new()
-            .set_response_timeout(None)
-            .set_connection_timeout(Some(Duration::from_secs(5)));
-        self.client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| RedisError::from_redis(&self.display_url, e))
+    /// reads all its life: unlike a pooled one it costs no health check per use. On a
+    /// cluster it routes each read to the node that owns the keys' slot and follows
+    /// `MOVED`/`ASK`; with Sentinel it follows the primary.
+    pub async fn dedicated(&self) -> Result<RedisConnection, RedisError> {
+        let result = match &self.link {
+            Link::Single { client, .. } => client
+                .get_multiplexed_async_connection_with_config(&blocking_config())
+                .await
+                .map(RedisConnection::Direct),
+            Link::Cluster {
+                blocking,
+                config,
+                seed,
+            } => {
+                // Seeded with the nodes the cluster has now, so that a new reader connects
+                // even when the nodes first given are gone (a failed-over master).
+                let current = match current_nodes(&self.conn, seed).await {
+                    Some(nodes) => cluster_client(config, nodes, None).ok(),
+                    None => None,
+                };
+                current
+                    .as_ref()
+                    .unwrap_or(blocking)
+                    .get_async_connection()
+                    .await
+                    .map(RedisConnection::Cluster)
+            }
+            Link::Sentinel(shared) => shared
+                .sibling(blocking_config())
+                .await
+                .map(RedisConnection::Sentinel),
+        };
+        result.map_err(|e| RedisError::from_redis(&self.display_url, e))
     }
 
-    /// The Redis server's clock, in milliseconds (ARCHITECTURE.md invariant 6: time is Redis time).
+    /// The Redis server's clock, in milliseconds (ARCHITECTURE.md invariant 6: time is Redis
+    /// time). On a cluster, any node answers: their clocks are the machines' clocks, which
+    /// the deployment keeps in sync (NTP), as it does for one server's failover.
     pub async fn server_time(&self) -> Result<i64, RedisError> {
         let (secs, micros): (i64, i64) = redis::cmd("TIME")
             .query_async(&mut self.conn.clone())
@@ -249,10 +440,304 @@ impl Connections {
     }
 }
 
+/// Whether the first seed that answers is a Redis Cluster node: `CLUSTER INFO` answers
+/// on one, and is refused (`cluster support disabled`) by a server without cluster mode.
+/// It is not a `@dangerous` command, so an ACL user confined to its namespace may run it;
+/// a server that refuses it anyway is taken as one server (force cluster mode then).
+async fn is_cluster(
+    seeds: &[String],
+    tls: &TlsFiles,
+    display_url: &str,
+) -> Result<bool, RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_response_timeout(Some(CONNECT_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT));
+    let mut last = String::from("no seed answered");
+    for seed in seeds {
+        let client = seed_client(seed, tls)?;
+        let info: Result<String, _> = async {
+            let mut conn = client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query_async::<String>(&mut conn)
+                .await
+        }
+        .await;
+        match info {
+            Ok(_) => return Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(_) | redis::ErrorKind::Extension
+                ) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => last = format!("{}: {e}", mask_password(seed)),
+        }
+    }
+    Err(RedisError::Unreachable {
+        url: display_url.to_string(),
+        message: last,
+    })
+}
+
+/// One server: a self-reconnecting connection and a pool for blocking commands.
+async fn connect_single(
+    config: &RedisConfig,
+    url: &str,
+    display_url: &str,
+) -> Result<(RedisConnection, Link), RedisError> {
+    let client = seed_client(url, &config.tls)?;
+    let manager_config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(config.response_timeout))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
+        .await
+        .map_err(|e| RedisError::Unreachable {
+            url: display_url.to_string(),
+            message: e.to_string(),
+        })?;
+    // From the client's connection info, which carries the TLS settings the URL lacks.
+    let manager = deadpool_redis::Manager::new_with_config(
+        client.get_connection_info().clone(),
+        blocking_config(),
+    )
+    .map_err(|e| RedisError::Config(e.to_string()))?;
+    let blocking = deadpool_redis::Pool::builder(manager)
+        .max_size(config.blocking_pool_size.max(1))
+        .build()
+        .map_err(|e| RedisError::Config(e.to_string()))?;
+    Ok((
+        RedisConnection::Single(conn),
+        Link::Single { client, blocking },
+    ))
+}
+
+/// A Redis Cluster: a connection for ordinary commands (with the response timeout) and a
+/// client for blocking readers' own connections (without one).
+async fn connect_cluster(
+    config: &RedisConfig,
+    seeds: &[String],
+    display_url: &str,
+) -> Result<(RedisConnection, Link), RedisError> {
+    let bad_url = |e: redis::RedisError| {
+        RedisError::Config(format!(
+            "invalid Redis Cluster URLs {display_url}: {e} (expected \
+             redis://[user:password@]host:port[,redis://host2:port...])"
+        ))
+    };
+    let infos = seeds
+        .iter()
+        .map(|s| s.as_str().into_connection_info())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad_url)?;
+    let seed = infos[0].clone();
+    let ordinary = cluster_client(config, infos.clone(), Some(config.response_timeout))?;
+    let blocking = cluster_client(config, infos, None)?;
+    let conn = ordinary
+        .get_async_connection()
+        .await
+        .map_err(|e| RedisError::Unreachable {
+            url: display_url.to_string(),
+            message: format!("cannot connect to the cluster: {e}"),
+        })?;
+    Ok((
+        RedisConnection::Cluster(conn),
+        Link::Cluster {
+            blocking,
+            config: Box::new(config.clone()),
+            seed,
+        },
+    ))
+}
+
+/// A cluster client over the given nodes. Credentials and TLS come from the first node's
+/// URL (and the TLS files); a command is retried on another node for a few seconds at
+/// most while a failover or a slot migration settles.
+fn cluster_client(
+    config: &RedisConfig,
+    nodes: Vec<redis::ConnectionInfo>,
+    response_timeout: Option<Duration>,
+) -> Result<ClusterClient, RedisError> {
+    let display_url = mask_password(&config.url);
+    let all_tls = nodes
+        .iter()
+        .all(|n| matches!(n.addr(), redis::ConnectionAddr::TcpTls { .. }));
+    if !config.tls.is_empty() && !all_tls {
+        return Err(RedisError::Config(format!(
+            "TLS certificate files were given but not every Redis URL of {display_url} is \
+             rediss://: use rediss://host:port for each seed, or drop the TLS files"
+        )));
+    }
+    let mut builder = ClusterClient::builder(nodes)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .retries(8)
+        .min_retry_wait(50)
+        .max_retry_wait(1000);
+    if let Some(timeout) = response_timeout {
+        builder = builder.response_timeout(timeout);
+    }
+    if !config.tls.is_empty() {
+        builder = builder.certs(config.tls.load()?);
+    }
+    builder.build().map_err(|e| {
+        RedisError::Config(format!(
+            "invalid Redis Cluster settings for {display_url}: {e}"
+        ))
+    })
+}
+
+/// Every node the cluster has now (`CLUSTER SLOTS`, asked through `conn`), each with the
+/// seed's credentials and TLS settings; `None` if the cluster does not answer.
+async fn current_nodes(
+    conn: &RedisConnection,
+    seed: &redis::ConnectionInfo,
+) -> Option<Vec<redis::ConnectionInfo>> {
+    let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn.clone())
+        .await
+        .ok()?;
+    let mut nodes: Vec<(String, u16)> = Vec::new();
+    for entry in slots {
+        let redis::Value::Array(parts) = entry else {
+            continue;
+        };
+        // [start, end, master, replica...], each node [host, port, id, ...].
+        for node in parts.into_iter().skip(2) {
+            let redis::Value::Array(fields) = node else {
+                continue;
+            };
+            let host = match fields.first() {
+                Some(redis::Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+                Some(redis::Value::SimpleString(s)) => s.clone(),
+                _ => continue,
+            };
+            let Some(redis::Value::Int(port)) = fields.get(1) else {
+                continue;
+            };
+            let Ok(port) = u16::try_from(*port) else {
+                continue;
+            };
+            if !host.is_empty() && !nodes.contains(&(host.clone(), port)) {
+                nodes.push((host, port));
+            }
+        }
+    }
+    if nodes.is_empty() {
+        return None;
+    }
+    Some(
+        nodes
+            .into_iter()
+            .map(|(host, port)| {
+                let addr = match seed.addr() {
+                    redis::ConnectionAddr::TcpTls {
+                        insecure,
+                        tls_params,
+                        ..
+                    } => redis::ConnectionAddr::TcpTls {
+                        host,
+                        port,
+                        insecure: *insecure,
+                        tls_params: tls_params.clone(),
+                    },
+                    _ => redis::ConnectionAddr::Tcp(host, port),
+                };
+                seed.clone().set_addr(addr)
+            })
+            .collect(),
+    )
+}
+
+/// The namespace's partition count, fixed atomically (`HSETNX`) by the first process that
+/// uses the namespace; refuses a count other than the configured one.
+async fn namespace_partitions(
+    conn: &mut RedisConnection,
+    config: &RedisConfig,
+    display_url: &str,
+) -> Result<u16, RedisError> {
+    let wanted = config.partitions.unwrap_or(DEFAULT_PARTITIONS);
+    let meta = Keys::new(&config.namespace, wanted).meta();
+    let (_, stored): ((), Option<String>) = redis::pipe()
+        .cmd("HSETNX")
+        .arg(&meta)
+        .arg("partitions")
+        .arg(wanted)
+        .ignore()
+        .cmd("HSETNX")
+        .arg(&meta)
+        .arg("created_by")
+        .arg(concat!("weir ", env!("CARGO_PKG_VERSION")))
+        .cmd("HGET")
+        .arg(&meta)
+        .arg("partitions")
+        .query_async(conn)
+        .await
+        .map_err(|e| RedisError::from_redis(display_url, e))?;
+    let stored = match stored {
+        None => wanted,
+        Some(text) => match text.parse::<u16>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(RedisError::Config(format!(
+                    "the namespace {:?} has a damaged partition count {text:?} in {meta} on \
+                     {display_url}: set the field `partitions` of {meta} to the count it was \
+                     created with",
+                    config.namespace
+                )))
+            }
+        },
+    };
+    match config.partitions {
+        Some(configured) if configured != stored => Err(RedisError::Config(format!(
+            "the namespace {:?} on {display_url} has {stored} partitions (fixed in {meta} when \
+             it was first used), but this process is configured with {configured}: configure \
+             {stored} (or leave the count unset to take the namespace's), or use a new \
+             namespace for {configured} partitions; a namespace's count cannot change while \
+             it holds instances, since it decides which partition each instance is in",
+            config.namespace
+        ))),
+        _ => Ok(stored),
+    }
+}
+
 /// `redis://user:secret@host` -> `redis://user:***@host`, for logs and errors; a password
-/// given as a query parameter (`redis+unix:///run/redis.sock?pass=secret`, `password=`)
+/// given as a query parameter (`redis+unix:///run/redis.sock?pass=secret`, `password=`,
+/// `sentinel_password=`)
 /// is masked too.
+///
+/// Several comma-separated URLs (cluster seeds) are masked each.
 pub fn mask_password(url: &str) -> String {
+    if url.matches("://").count() > 1 {
+        // Split before each `,` that starts another URL (a Sentinel URL's host list has
+        // commas too, but only one scheme).
+        let mut urls: Vec<String> = Vec::new();
+        for piece in url.split(',') {
+            match urls.last_mut() {
+                Some(last) if !piece.contains("://") => {
+                    last.push(',');
+                    last.push_str(piece);
+                }
+                _ => urls.push(piece.to_string()),
+            }
+        }
+        return urls
+            .iter()
+            .map(|u| mask_one(u))
+            .collect::<Vec<_>>()
+            .join(",");
+    }
+    mask_one(url)
+}
+
+/// [`mask_password`] for one URL.
+fn mask_one(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
@@ -284,7 +769,7 @@ pub fn mask_password(url: &str) -> String {
             .map(|param| match param.split_once('=') {
                 Some((name, _))
                     if name.eq_ignore_ascii_case("pass")
-                        || name.eq_ignore_ascii_case("password") =>
+                        || name.to_ascii_lowercase().ends_with("password") =>
                 {
                     format!("{name}=***")
                 }
@@ -326,6 +811,14 @@ mod tests {
         assert_eq!(
             mask_password("rediss://u:s3cret@h:6380/0?protocol=resp3#insecure"),
             "rediss://u:***@h:6380/0?protocol=resp3#insecure"
+        );
+        assert_eq!(
+            mask_password("redis://:s3cret@a:1,redis://u:s3cret@b:2"),
+            "redis://:***@a:1,redis://u:***@b:2"
+        );
+        assert_eq!(
+            mask_password("redis+sentinel://u:s3cret@a:1,b:2/m?sentinel_password=s3cret"),
+            "redis+sentinel://u:***@a:1,b:2/m?sentinel_password=***"
         );
     }
 }

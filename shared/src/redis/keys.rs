@@ -1,12 +1,15 @@
 //! Every Redis key Weir uses, named in one place.
 //!
 //! Keys of one partition share the hash tag `{NS:pN}`, so every script touches one slot
-//! (the layout Redis Cluster needs; Weir does not run on a cluster yet: a worker's idle
-//! wake-up and the client's event reads still span partitions); global keys start with
-//! `NS:`. See the module doc of
-//! [`crate::redis`] for what each key holds.
+//! (the layout Redis Cluster needs; reads over several partitions go per slot on a
+//! cluster: see [`crate::redis::cluster_reads`]); global keys start with `NS:`. See the
+//! module doc of [`crate::redis`] for what each key holds.
 
-/// The number of partitions a namespace gets when it is first used.
+/// The number of partitions a namespace gets when it is first used (unless the first
+/// process is configured with another count): stored in `NS:meta`, fixed from then on.
+/// On a three-master cluster with the usual even slot split, 8 partition tags reached all
+/// three masters for each of 2,000 random namespace names (the busiest master holding about
+/// 1.5 times the mean share); more masters want more partitions.
 pub const DEFAULT_PARTITIONS: u16 = 8;
 
 /// The consumer group of coordinators on the command and result streams. Each coordinator

@@ -54,7 +54,9 @@
 pub mod admin;
 pub mod batch;
 pub mod client;
+pub mod cluster_reads;
 pub mod connect;
+pub mod connection;
 pub mod effects;
 pub mod events;
 pub mod groups;
@@ -67,16 +69,21 @@ pub mod presence;
 pub mod retention;
 pub mod safety;
 pub mod scripts;
+mod sentinel;
 pub mod server;
+pub mod slots;
 pub mod steps;
 pub mod store;
 pub mod tasks;
 pub mod timer;
+pub mod topology;
 pub mod wire;
 
 pub use client::WeirClient;
-pub use connect::{Connections, RedisConfig, TlsFiles};
+pub use connect::{BlockingConnection, Connections, RedisConfig, TlsFiles};
+pub use connection::RedisConnection;
 pub use keys::{Keys, PartitionKeys};
+pub use topology::RedisMode;
 
 /// A Redis-side failure, typed by who can act on it.
 #[derive(Debug, thiserror::Error)]

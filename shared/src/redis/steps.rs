@@ -64,8 +64,8 @@ pub async fn last_delivered<C: ConnectionLike>(
 
 /// Blocks up to `block` until any of `streams` has an entry after its id in `from` (a plain
 /// `XREAD`, which delivers nothing to the group). Use a connection of its own.
-pub async fn wait_for_new<C: ConnectionLike>(
-    conn: &mut C,
+pub async fn wait_for_new(
+    conn: &mut super::connection::RedisConnection,
     streams: &[String],
     from: &[String],
     block: Duration,
@@ -82,7 +82,7 @@ pub async fn wait_for_new<C: ConnectionLike>(
     for id in from {
         cmd.arg(id);
     }
-    let _: Option<StreamReadReply> = cmd.query_async(conn).await?;
+    let _: Option<StreamReadReply> = super::cluster_reads::xread(&cmd, conn).await?;
     Ok(())
 }
 

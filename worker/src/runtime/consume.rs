@@ -164,7 +164,7 @@ async fn read_pass(
 /// nothing, so no entry is ever held without a slot.
 async fn wait_for_entries(
     shared: &WorkerShared,
-    waker: &mut Option<redis::aio::MultiplexedConnection>,
+    waker: &mut Option<weir::redis::RedisConnection>,
     streams: &[String],
 ) -> Result<(), redis::RedisError> {
     let from = steps::last_delivered(&mut shared.conns.conn.clone(), streams).await?;
