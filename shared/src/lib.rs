@@ -15,6 +15,8 @@
 //! - [`registry`]: definitions by (name, version), "latest" by semantic version.
 //! - [`step`]: the `Step` trait for machine steps written in Rust, and handlers by name.
 //! - [`events`]: the `EventBus` trait and in-process buses.
+//! - [`engine`]: the [`Engine`] trait, the calls both engines take (the promise that the
+//!   LocalEngine and the Redis client are interchangeable).
 //! - [`local`]: the in-process `LocalEngine`, a driver loop over the core.
 //! - [`time`]: timestamps; time is always passed in.
 
@@ -22,6 +24,7 @@ pub mod api;
 pub mod condition;
 pub mod core;
 pub mod definition;
+pub mod engine;
 pub mod events;
 pub mod form;
 pub mod local;
@@ -34,6 +37,7 @@ pub mod time;
 pub use crate::api::{EngineError, InstanceFilter, InstanceView, StartOptions, TaskFilter};
 pub use crate::core::{Effect, Env, Input, Refusal, StepError};
 pub use crate::definition::{compile, parse_definition, DefinitionError, Workflow};
+pub use crate::engine::Engine;
 pub use crate::local::LocalEngine;
 pub use crate::model::{Context, Definition, Event, EventKind, Instance, InstanceStatus, Task};
 pub use crate::step::{Handlers, Step, StepContext};

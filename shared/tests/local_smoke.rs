@@ -52,6 +52,7 @@ async fn runs_to_a_task_then_to_the_end() {
     let engine = LocalEngine::builder().handler("set", Set).build();
     engine
         .register_definition(parse_definition(FLOW).unwrap())
+        .await
         .unwrap();
     let inst = engine
         .start_workflow("smoke", StartOptions::default())

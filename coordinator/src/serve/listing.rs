@@ -206,7 +206,7 @@ async fn scan(
             .arg(BATCH)
             .query_async(&mut c.conn.clone())
             .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+            .map_err(|e| weir::redis::RedisError::from_redis(&c.display_url, e))?;
         offset += batch.len();
         let positions: Vec<Cursor> = batch
             .into_iter()
@@ -221,9 +221,7 @@ async fn scan(
             .filter(|p| after.is_none_or(|a| *p < a))
             .collect();
         let ids: Vec<&str> = fresh.iter().map(|p| p.id.as_str()).collect();
-        let loaded = store::load_instances(c, part, &ids)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        let loaded = store::load_instances(c, part, &ids).await?;
         for (pos, stored) in fresh.into_iter().zip(loaded) {
             // An id in the index whose instance expired in between is skipped.
             if let Some(s) = stored {

@@ -389,7 +389,7 @@ async fn definition(
 ) -> Result<Result<Arc<Workflow>, weir::EngineError>, String> {
     match shared.defs.get(&shared.conns, name, Some(version)).await {
         Ok(wf) => Ok(Ok(wf)),
-        Err(weir::EngineError::Redis(e)) => Err(e),
+        Err(weir::EngineError::Redis(e)) => Err(e.to_string()),
         Err(e) => Ok(Err(e)),
     }
 }
@@ -640,10 +640,12 @@ pub async fn build(
                             "instance {:?} belongs to partition {home}, but the command came on partition {}'s stream",
                             msg.instance_id, part.partition
                         ),
+                        refusal: None,
                     },
                     None => Reply::Refused {
                         kind: "not_found".into(),
                         message: format!("no instance {:?}", msg.instance_id),
+                        refusal: None,
                     },
                     Some(Working {
                         quarantined: Some(reason),
@@ -654,6 +656,7 @@ pub async fn build(
                             "instance {:?} is quarantined ({reason}); nothing changed",
                             msg.instance_id
                         ),
+                        refusal: None,
                     },
                     Some(w) => apply_command(shared, part, w, &msg, env, &mut out, now_ms).await,
                 };
@@ -727,6 +730,10 @@ async fn apply_command(
                         "instance {:?} was canceled before a coordinator created it",
                         msg.instance_id
                     ),
+                    refusal: Some(weir::Refusal::WrongStatus {
+                        status: weir::InstanceStatus::Canceled,
+                        action: "creating it".into(),
+                    }),
                 };
             }
             if let Some(existing) = &w.inst {
@@ -738,6 +745,7 @@ async fn apply_command(
                 return Reply::Refused {
                     kind: weir::api::ID_TAKEN.to_string(),
                     message: weir::EngineError::IdTaken(msg.instance_id.clone()).to_string(),
+                    refusal: None,
                 };
             }
             let wf = match shared
@@ -750,6 +758,7 @@ async fn apply_command(
                     return Reply::Refused {
                         kind: e.kind().to_string(),
                         message: e.to_string(),
+                        refusal: None,
                     }
                 }
             };
@@ -810,6 +819,7 @@ async fn apply_command(
         return Reply::Refused {
             kind: "not_found".into(),
             message: format!("no instance {:?}", msg.instance_id),
+            refusal: None,
         };
     };
     match core::apply(&wf, inst, input, env) {
@@ -830,6 +840,7 @@ async fn apply_command(
         Err(refusal) => Reply::Refused {
             kind: refusal.kind().to_string(),
             message: refusal.to_string(),
+            refusal: Some(refusal),
         },
     }
 }

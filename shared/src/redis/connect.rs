@@ -171,10 +171,7 @@ impl Connections {
             .set_max_delay(Duration::from_secs(2));
         let mut conn = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
-            .map_err(|e| RedisError::Unreachable {
-                url: display_url.clone(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| RedisError::from_redis(&display_url, e))?;
         let blocking_config = AsyncConnectionConfig::new()
             .set_response_timeout(None)
             .set_connection_timeout(Some(Duration::from_secs(5)));
@@ -221,10 +218,7 @@ impl Connections {
         self.blocking
             .get()
             .await
-            .map_err(|e| RedisError::Unreachable {
-                url: self.display_url.clone(),
-                message: e.to_string(),
-            })
+            .map_err(|e| RedisError::from_pool(&self.display_url, e))
     }
 
     /// A connection of its own, with no response timeout, for a loop that issues blocking
