@@ -23,8 +23,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::api::{
-    EngineError, InstanceFilter, InstanceView, StartBatchError, StartOptions, Started,
-    TaskFilter,
+    EngineError, InstanceFilter, InstanceView, StartBatchError, StartOptions, Started, TaskFilter,
 };
 use crate::definition::Workflow;
 use crate::model::{Actor, Assignment, AttemptRecord, Definition, InstanceStatus, Task};
@@ -141,7 +140,11 @@ pub trait Engine: Send + Sync {
 
     /// Waits (up to `timeout`) until the instance is completed, failed, canceled or waiting
     /// on a human task: no longer `pending` or `running`.
-    async fn wait(&self, instance_id: &str, timeout: Duration) -> Result<InstanceView, EngineError> {
+    async fn wait(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+    ) -> Result<InstanceView, EngineError> {
         self.wait_for(instance_id, timeout, &settled).await
     }
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use weir::events::MemoryBus;
 use weir::model::{AttemptStatus, EventKind, InstanceStatus};
 use weir::registry::RegistryError;
+use weir::Engine;
 use weir::{
     parse_definition, EngineError, InstanceFilter, LocalEngine, Refusal, StartOptions, StepError,
     TaskFilter,
@@ -31,7 +32,8 @@ fn engine_with(
     .build();
     for y in yamls {
         engine
-            .registry().register_definition(parse_definition(y).unwrap())
+            .registry()
+            .register_definition(parse_definition(y).unwrap())
             .unwrap();
     }
     engine
@@ -170,7 +172,8 @@ async fn a_caller_id_is_idempotent_only_for_the_same_start() {
     assert_eq!(
         engine
             .list_instances(&InstanceFilter::default())
-            .await.unwrap()
+            .await
+            .unwrap()
             .len(),
         3
     );
@@ -213,7 +216,8 @@ async fn start_errors_are_clear_and_start_nothing() {
     }
     assert!(engine
         .list_instances(&InstanceFilter::default())
-        .await.unwrap()
+        .await
+        .unwrap()
         .is_empty());
     assert!(matches!(
         engine.get_instance("missing").await.unwrap_err(),
@@ -254,7 +258,8 @@ async fn a_caller_id_starts_at_most_one_instance() {
     assert_eq!(
         engine
             .list_instances(&InstanceFilter::default())
-            .await.unwrap()
+            .await
+            .unwrap()
             .len(),
         1
     );
@@ -282,7 +287,8 @@ async fn concurrent_starts_with_one_id_start_one_instance() {
     assert_eq!(
         engine
             .list_instances(&InstanceFilter::default())
-            .await.unwrap()
+            .await
+            .unwrap()
             .len(),
         20
     );
@@ -332,7 +338,11 @@ async fn completing_a_human_task_resumes_the_instance() {
     assert_eq!(done.context["comments"], json!("Approved for Q4 budget"));
     assert!(done.context.get("rejected").is_none());
     assert_eq!(engine.get_instance(&inst.id).await.unwrap(), done);
-    assert!(engine.list_tasks(&TaskFilter::default()).await.unwrap().is_empty());
+    assert!(engine
+        .list_tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -360,12 +370,17 @@ async fn a_reassigned_task_is_listed_for_and_completed_by_its_new_assignee() {
         ..TaskFilter::default()
     };
     assert_eq!(
-        engine.list_tasks(&for_user("bob@example.com")).await.unwrap().len(),
+        engine
+            .list_tasks(&for_user("bob@example.com"))
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert!(engine
         .list_tasks(&for_user("manager@example.com"))
-        .await.unwrap()
+        .await
+        .unwrap()
         .is_empty());
     let err = engine
         .complete_human_task(
@@ -434,7 +449,14 @@ async fn refused_completions_change_nothing() {
         );
         assert_eq!(engine.get_instance(&inst.id).await.unwrap(), before);
         assert_eq!(engine.history(&inst.id).await.unwrap(), history_before);
-        assert_eq!(engine.list_tasks(&TaskFilter::default()).await.unwrap().len(), 1);
+        assert_eq!(
+            engine
+                .list_tasks(&TaskFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
     let err = engine
         .complete_human_task(
@@ -538,7 +560,10 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         v.sort();
         v
     };
-    let all = engine.list_instances(&InstanceFilter::default()).await.unwrap();
+    let all = engine
+        .list_instances(&InstanceFilter::default())
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
     let waiting = InstanceFilter {
         status: Some(InstanceStatus::Waiting),
@@ -586,7 +611,11 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         status: Some(InstanceStatus::Waiting),
         ..InstanceFilter::default()
     };
-    assert!(engine.list_instances(&acme_bob_waiting).await.unwrap().is_empty());
+    assert!(engine
+        .list_instances(&acme_bob_waiting)
+        .await
+        .unwrap()
+        .is_empty());
     let limited = InstanceFilter {
         limit: Some(2),
         ..InstanceFilter::default()
@@ -626,7 +655,8 @@ steps:
         async move {
             let mut v: Vec<String> = engine
                 .list_tasks(&f)
-                .await.unwrap()
+                .await
+                .unwrap()
                 .into_iter()
                 .map(|t| format!("{}/{}", t.instance_id, t.step))
                 .collect();
@@ -1067,7 +1097,14 @@ steps:
     assert!(bus.types_for(&inst.id).contains(&"HumanTaskOverdue"));
     let now = engine.get_instance(&inst.id).await.unwrap();
     assert_eq!(now.status, InstanceStatus::Waiting);
-    assert_eq!(engine.list_tasks(&TaskFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        engine
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let done = engine
         .complete_human_task(&inst.id, "approve", "boss", json!({}))
         .await
@@ -1099,7 +1136,11 @@ edges:
         .unwrap();
     assert_eq!(done.status, InstanceStatus::Completed);
     assert_eq!(done.context["escalated"], json!(true));
-    assert!(engine.list_tasks(&TaskFilter::default()).await.unwrap().is_empty());
+    assert!(engine
+        .list_tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Cancel while a step is running: the instance is CANCELED at once, its task voided, and
@@ -1132,7 +1173,14 @@ edges:
         .await
         .unwrap();
     assert_eq!(inst.status, InstanceStatus::Running);
-    assert_eq!(engine.list_tasks(&TaskFilter::default()).await.unwrap().len(), 1);
+    assert_eq!(
+        engine
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let canceled = engine
         .cancel_workflow(&inst.id, Some("Customer requested cancellation"))
         .await
@@ -1142,7 +1190,11 @@ edges:
         canceled.error.as_deref(),
         Some("Customer requested cancellation")
     );
-    assert!(engine.list_tasks(&TaskFilter::default()).await.unwrap().is_empty());
+    assert!(engine
+        .list_tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
     // The handler finishes after the cancel: its result is stale.
     assert_eq!(started.load(Ordering::SeqCst), 1);
     release.notify_one();
@@ -1273,7 +1325,8 @@ async fn a_retried_instance_keeps_the_version_it_started_with() {
         .replace("1.0.0", "2.0.0")
         .replace("{ stored: true }", "{ stored: \"by v2\" }");
     engine
-        .registry().register_definition(parse_definition(&v2).unwrap())
+        .registry()
+        .register_definition(parse_definition(&v2).unwrap())
         .unwrap();
     let done = engine.retry(&inst.id, None).await.unwrap();
     assert_eq!(done.status, InstanceStatus::Completed);

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use weir::model::InstanceStatus;
+use weir::Engine;
 use weir::{parse_definition, LocalEngine, StartOptions, Step, StepContext, StepError};
 
 struct Set;

@@ -14,6 +14,7 @@ use procs::CoordinatorProcess;
 use weir::model::InstanceStatus;
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker_with};
 use weir_tests::{wait_until_async, RedisServer};

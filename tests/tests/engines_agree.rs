@@ -12,7 +12,7 @@ use weir::{
     parse_definition, Engine, EngineError, InstanceView, LocalEngine, Refusal, StartOptions,
 };
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
-use weir_tests::wait::wait_until_async;
+use weir_tests::wait_until_async;
 use weir_tests::RedisServer;
 
 struct Scenario {
@@ -234,10 +234,7 @@ async fn the_local_engine_and_the_redis_engine_end_every_workflow_the_same_way(
     for (i, (name, s)) in scenarios().into_iter().enumerate() {
         assert!(s.definition.contains(&format!("name: {name}")));
         let id = format!("{name}-{i}");
-        let (l, r) = tokio::join!(
-            run(&local, &id, name, &s),
-            run(&client, &id, name, &s)
-        );
+        let (l, r) = tokio::join!(run(&local, &id, name, &s), run(&client, &id, name, &s));
         assert_eq!(l["status"], json!(s.expected.as_str()), "{id}: {l:#}");
         assert_eq!(l, r, "{id}: the engines disagree");
     }
@@ -289,8 +286,7 @@ async fn second_of_two(engine: &dyn Engine, id: &str, cancel: bool) -> EngineErr
 /// `EngineError::Refused(Refusal)` the LocalEngine returns: the reply carries the core's
 /// refusal, not just its kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_refusal_through_redis_is_the_same_typed_refusal_as_in_process() -> anyhow::Result<()>
-{
+async fn a_refusal_through_redis_is_the_same_typed_refusal_as_in_process() -> anyhow::Result<()> {
     init_logs();
     let redis = RedisServer::start()?;
     let url = redis.url();
@@ -339,13 +335,18 @@ async fn a_refusal_through_redis_is_the_same_typed_refusal_as_in_process() -> an
         "{local_done:?}"
     );
     assert!(
-        matches!(local_canceled, EngineError::Refused(Refusal::WrongStatus { .. })),
+        matches!(
+            local_canceled,
+            EngineError::Refused(Refusal::WrongStatus { .. })
+        ),
         "{local_canceled:?}"
     );
     for (local, redis) in [(local_done, redis_done), (local_canceled, redis_canceled)] {
         match (&local, &redis) {
             (EngineError::Refused(l), EngineError::Refused(r)) => assert_eq!(l, r),
-            _ => panic!("the engines refuse differently: {local:?} in process, {redis:?} through Redis"),
+            _ => panic!(
+                "the engines refuse differently: {local:?} in process, {redis:?} through Redis"
+            ),
         }
     }
     Ok(())

@@ -98,7 +98,10 @@ mod tests {
         .context("cannot list instances");
         let text = chain_text(&e);
         assert_eq!(text.matches("connection refused").count(), 1, "{text}");
-        assert!(text.starts_with("cannot list instances: Redis at redis://127.0.0.1:1"), "{text}");
+        assert!(
+            text.starts_with("cannot list instances: Redis at redis://127.0.0.1:1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -27,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 use weir::api::{check_instance_id, check_tenant, EngineError, InstanceFilter, StartOptions};
 use weir::model::InstanceStatus;
 use weir::redis::store;
+use weir::Engine;
 use weir::Timestamp;
 
 use super::auth::Caller;

@@ -24,6 +24,7 @@ use base64::Engine as _;
 use weir::api::{EngineError, InstanceFilter, InstanceView};
 use weir::redis::store;
 use weir::redis::{PartitionKeys, WeirClient};
+use weir::Engine;
 
 use super::problem::Problem;
 

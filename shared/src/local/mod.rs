@@ -188,7 +188,11 @@ impl LocalEngine {
 
     /// Starts a checked start: creates the instance and runs its first transition, or
     /// finds the instance its caller id already has.
-    async fn start_prepared(&self, name: &str, start: PreparedStart) -> Result<Started, EngineError> {
+    async fn start_prepared(
+        &self,
+        name: &str,
+        start: PreparedStart,
+    ) -> Result<Started, EngineError> {
         let PreparedStart { wf, id, options } = start;
         let env = self.inner.clock.env();
         let (version, tenant) = (options.version, options.tenant_id.clone());

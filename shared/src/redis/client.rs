@@ -80,7 +80,6 @@ impl WeirClient {
     pub fn connections(&self) -> &Connections {
         &self.c
     }
-
 }
 
 /// The engine calls (see [`Engine`] for what each promises); the notes here are what the
@@ -292,10 +291,9 @@ impl Engine for WeirClient {
                         stored: false,
                     }),
                     Some(START_ID_TAKEN) => Err(EngineError::IdTaken(s.id.clone())),
-                    other => Err(self.unexpected(format!(
-                        "start.lua answered {other:?} for {:?}",
-                        s.id
-                    ))),
+                    other => {
+                        Err(self.unexpected(format!("start.lua answered {other:?} for {:?}", s.id)))
+                    }
                 });
             }
         }
@@ -367,8 +365,7 @@ impl Engine for WeirClient {
         reason: Option<&str>,
     ) -> Result<InstanceView, EngineError> {
         let stored = store::load_instance(&self.c, instance_id)
-            .await
-            ?
+            .await?
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
         if stored.pending && stored.instance.status == InstanceStatus::Pending {
             let part = self.c.keys.part_of(instance_id);
@@ -470,9 +467,7 @@ impl Engine for WeirClient {
         let mut out = Vec::new();
         for (part, ids) in parts.iter().zip(ids) {
             let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let loaded = store::load_instances(&self.c, part, &refs)
-                .await
-                ?;
+            let loaded = store::load_instances(&self.c, part, &refs).await?;
             for stored in loaded.into_iter().flatten() {
                 if filter.matches(&stored.instance) {
                     let wf = self
@@ -489,9 +484,7 @@ impl Engine for WeirClient {
 
     /// Open tasks matching a filter, oldest first.
     async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
-        let (mut tasks, unreadable) = store::load_tasks(&self.c)
-            .await
-            ?;
+        let (mut tasks, unreadable) = store::load_tasks(&self.c).await?;
         if unreadable > 0 {
             tracing::warn!(
                 unreadable,
@@ -510,9 +503,7 @@ impl Engine for WeirClient {
     /// The execution history: one record per finished attempt, then those in flight.
     async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
         let (inst, wf) = self.load(instance_id).await?;
-        let finished = store::load_history(&self.c, instance_id)
-            .await
-            ?;
+        let finished = store::load_history(&self.c, instance_id).await?;
         Ok(history_with_running(&finished, &inst, &wf))
     }
 
@@ -551,9 +542,7 @@ impl WeirClient {
     ) -> Result<HistoryPage, EngineError> {
         let (inst, wf) = self.load(instance_id).await?;
         let (finished, total_finished) =
-            store::load_history_range(&self.c, instance_id, offset, limit)
-                .await
-                ?;
+            store::load_history_range(&self.c, instance_id, offset, limit).await?;
         Ok(HistoryPage::new(
             finished,
             offset,
@@ -634,12 +623,10 @@ impl WeirClient {
             cmd.arg(id);
         }
         let reply: Option<redis::streams::StreamReadReply> = if block.is_some() {
-            let mut conn = self
-                .c
-                .blocking()
+            let mut conn = self.c.blocking().await?;
+            cmd.query_async(&mut *conn)
                 .await
-                ?;
-            cmd.query_async(&mut *conn).await.map_err(|e| self.redis_err(e))?
+                .map_err(|e| self.redis_err(e))?
         } else {
             cmd.query_async(&mut self.c.conn.clone())
                 .await
@@ -695,8 +682,7 @@ impl WeirClient {
         instance_id: &str,
     ) -> Result<(crate::model::Instance, Arc<Workflow>), EngineError> {
         let stored = store::load_instance(&self.c, instance_id)
-            .await
-            ?
+            .await?
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
         let inst = stored.instance;
         let wf = self
@@ -708,8 +694,7 @@ impl WeirClient {
     /// Checks a command against the current state with the pure core, changing nothing.
     async fn dry_run(&self, instance_id: &str, input: Input) -> Result<(), EngineError> {
         let stored = store::load_instance(&self.c, instance_id)
-            .await
-            ?
+            .await?
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
         if stored.pending {
             // Not created yet (or canceled before): only a cancel applies, and it is not
@@ -764,11 +749,7 @@ impl WeirClient {
             .invoke_async(&mut self.c.conn.clone())
             .await
             .map_err(|e| self.redis_err(e))?;
-        let mut conn = self
-            .c
-            .blocking()
-            .await
-            ?;
+        let mut conn = self.c.blocking().await?;
         // The wait starts after the deadline was set, and lasts a little longer: a verdict
         // committed by the deadline is on the list by the time it ends.
         let popped: Option<(String, Vec<u8>)> = redis::cmd("BLPOP")

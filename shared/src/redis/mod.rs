@@ -114,7 +114,11 @@ impl RedisError {
     pub fn unexpected(url: &str, what: String) -> RedisError {
         RedisError::from_redis(
             url,
-            redis::RedisError::from((redis::ErrorKind::UnexpectedReturnType, "unexpected reply", what)),
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected reply",
+                what,
+            )),
         )
     }
 }
