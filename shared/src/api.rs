@@ -446,7 +446,8 @@ pub enum EngineError {
     /// kind and a message, not the typed [`Refusal`] (a current coordinator's refusals
     /// arrive as [`EngineError::Refused`] and the other variants). `kind` as in
     /// [`EngineError::kind`]. Kept so that a client upgraded before its coordinators still
-    /// reports their refusals; nothing else makes it.
+    /// reports their refusals; nothing else makes it (a refusal of a start travels untyped
+    /// too, but the client never waits for a start's reply).
     #[error("{message}")]
     Rejected {
         /// Machine-readable kind.

@@ -1,5 +1,6 @@
 //! The client library services use: register definitions, start instances, complete tasks,
-//! cancel, retry, query, wait. The same shapes as the LocalEngine ([`crate::api`]).
+//! cancel, retry, query, wait. Its calls are the [`Engine`] trait, as the LocalEngine's are:
+//! the same signatures, shapes ([`crate::api`]) and errors.
 //!
 //! **Starts are enqueued.** A start is stored in Redis by one script call (`start.lua`):
 //! the instance hash with status `pending` and the start itself, its index entries, and a
@@ -16,9 +17,11 @@
 //! command against the current state with the pure core (a dry run), so a user's mistake is
 //! refused at once with nothing sent; then it sends the command with a deadline by the Redis
 //! clock (`send_command.lua`) and waits for the coordinator's verdict on a reply list. A
-//! call returns once the change is applied, or refused with the reason; with no verdict by
-//! the deadline it fails with [`EngineError::NotApplied`], and the coordinator never applies
-//! that command afterwards (it discards it, and `commit.lua` checks the deadline again).
+//! call returns once the change is applied, or refused with the reason (the core's
+//! [`crate::Refusal`] comes back typed on the reply, so it is the one the LocalEngine
+//! returns); with no verdict by the deadline it fails with [`EngineError::NotApplied`], and
+//! the coordinator never applies that command afterwards (it discards it, and `commit.lua`
+//! checks the deadline again).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -852,5 +855,80 @@ fn action_of(input: &Input) -> &'static str {
         Input::Cancel { .. } => "cancel",
         Input::Retry { .. } => "retry",
         _ => "this command",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Refusal;
+
+    #[test]
+    fn a_typed_refusal_on_the_reply_is_returned_as_it_came() {
+        let refusal = Refusal::TaskNotOpen("approve".into());
+        let e = refused(
+            "i",
+            "task_not_open".into(),
+            refusal.to_string(),
+            Some(refusal.clone()),
+        );
+        assert!(matches!(e, EngineError::Refused(r) if r == refusal));
+    }
+
+    #[test]
+    fn the_coordinators_own_refusals_map_to_their_variants() {
+        let e = |kind: &str| refused("i", kind.into(), "why".into(), None);
+        assert!(matches!(e(NOT_FOUND), EngineError::NotFound(id) if id == "i"));
+        assert!(matches!(e(ID_TAKEN), EngineError::IdTaken(id) if id == "i"));
+        assert!(matches!(e(BAD_REQUEST), EngineError::BadRequest(m) if m == "why"));
+        assert!(matches!(e(QUARANTINED), EngineError::Quarantined(m) if m == "why"));
+    }
+
+    #[test]
+    fn an_untyped_refusal_of_an_older_coordinator_keeps_its_kind_and_message() {
+        let e = refused("i", "forbidden".into(), "no".into(), None);
+        assert_eq!(e.kind(), "forbidden");
+        assert_eq!(e.to_string(), "no");
+        assert!(matches!(e, EngineError::Rejected { .. }));
+    }
+
+    /// The reply as coordinators and clients before the typed refusal wrote it.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum OlderReply {
+        Applied,
+        Refused { kind: String, message: String },
+    }
+
+    #[test]
+    fn replies_stay_readable_across_versions() {
+        let old = OlderReply::Refused {
+            kind: "forbidden".into(),
+            message: "no".into(),
+        };
+        let read: Reply = wire::decode(&wire::encode(&old)).expect("an older reply decodes");
+        assert_eq!(
+            read,
+            Reply::Refused {
+                kind: "forbidden".into(),
+                message: "no".into(),
+                refusal: None
+            }
+        );
+        let new = Reply::Refused {
+            kind: "task_not_open".into(),
+            message: "closed".into(),
+            refusal: Some(Refusal::TaskNotOpen("approve".into())),
+        };
+        let read: OlderReply = wire::decode(&wire::encode(&new)).expect("an older client reads it");
+        assert_eq!(
+            read,
+            OlderReply::Refused {
+                kind: "task_not_open".into(),
+                message: "closed".into()
+            }
+        );
+        let again: Reply = wire::decode(&wire::encode(&new)).expect("a current client reads it");
+        assert_eq!(again, new);
     }
 }
