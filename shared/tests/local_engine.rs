@@ -225,6 +225,51 @@ async fn start_errors_are_clear_and_start_nothing() {
     ));
 }
 
+#[tokio::test]
+async fn a_batch_of_starts_is_checked_whole_then_started_one_by_one() {
+    let engine = engine(&[CHAIN]);
+    let with_id = |id: &str| StartOptions {
+        id: Some(id.to_string()),
+        ..StartOptions::default()
+    };
+    // One refused start refuses the batch, naming it, and starts nothing.
+    let err = engine
+        .start_workflows("chain", vec![with_id("one"), with_id("has space")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.index, 1, "{err}");
+    assert!(matches!(err.error, EngineError::BadRequest(_)), "{err}");
+    assert!(engine
+        .list_instances(&InstanceFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Then each start has its own result, in order; a caller id used twice starts once.
+    let results = engine
+        .start_workflows(
+            "chain",
+            vec![with_id("one"), with_id("two"), with_id("one")],
+        )
+        .await
+        .unwrap();
+    let started: Vec<(String, bool)> = results
+        .into_iter()
+        .map(|r| {
+            let s = r.unwrap();
+            (s.view.id, s.stored)
+        })
+        .collect();
+    assert_eq!(
+        started,
+        vec![
+            ("one".to_string(), true),
+            ("two".to_string(), true),
+            ("one".to_string(), false)
+        ]
+    );
+}
+
 fn counting(calls: &Arc<AtomicUsize>) -> impl weir::Step + 'static {
     let calls = calls.clone();
     FnStep(move |ctx: &mut weir::StepContext| {
