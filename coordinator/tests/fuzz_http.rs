@@ -22,6 +22,7 @@ use fuzz_support::{any_bytes, any_string, fuzz, json_object, json_value};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 use weir::model::InstanceStatus;
+use weir::Engine;
 use weir::StartOptions;
 use weir_tests::serve::ServeProcess;
 use weir_tests::{cluster, wait_for, RedisServer};

@@ -14,6 +14,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir_tests::cluster::{self, Service};
 use weir_tests::serve::ServeProcess;
 use weir_tests::RedisServer;

@@ -1,6 +1,7 @@
-//! The shapes both engines speak: options to start an instance, filters for listings, and
-//! the views returned to callers (the `weir status --json` shape). The LocalEngine and the
-//! Redis client take and return these, so switching engines changes no calling code.
+//! The shapes both engines speak: options to start an instance, filters for listings, the
+//! views returned to callers (the `weir status --json` shape), and the one error type. The
+//! calls that take and return them are the [`crate::Engine`] trait, which the LocalEngine
+//! and the Redis client both implement, so switching engines changes no calling code.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,6 +11,7 @@ use crate::definition::Workflow;
 use crate::model::{
     AttemptRecord, AttemptStatus, Context, Instance, InstanceStatus, StepStatus, Task,
 };
+use crate::redis::RedisError;
 use crate::registry::RegistryError;
 use crate::time::Timestamp;
 
@@ -138,11 +140,19 @@ pub struct InstanceFilter {
     pub created_after: Option<Timestamp>,
     /// Created before.
     pub created_before: Option<Timestamp>,
-    /// At most this many (newest first).
+    /// At most this many (newest first); [`DEFAULT_LIST_LIMIT`] when `None`.
     pub limit: Option<usize>,
 }
 
+/// How many instances a listing returns when its filter sets no limit.
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+
 impl InstanceFilter {
+    /// The most instances a listing with this filter returns.
+    pub fn limit_or_default(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_LIST_LIMIT)
+    }
+
     /// Whether an instance matches (the limit aside).
     pub fn matches(&self, i: &Instance) -> bool {
         self.status.is_none_or(|s| s == i.status)
@@ -262,6 +272,28 @@ pub fn current_steps(inst: &Instance, wf: &Workflow) -> Vec<String> {
         .collect()
 }
 
+/// One start of a batch ([`crate::Engine::start_workflows`]).
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The instance: on the Redis engine `pending` when this call stored it; on the
+    /// LocalEngine as it is after its first transition.
+    pub view: InstanceView,
+    /// True when this call stored the start; false when its caller id was used by the
+    /// same start before (then nothing was stored and `view` is that instance).
+    pub stored: bool,
+}
+
+/// A batch of starts refused before anything was stored: the start at `index` (from 0)
+/// failed its checks.
+#[derive(Debug, thiserror::Error)]
+#[error("start {index} of the batch: {error}")]
+pub struct StartBatchError {
+    /// Which start, from 0.
+    pub index: usize,
+    /// Why it was refused.
+    pub error: EngineError,
+}
+
 /// One page of an instance's execution history ([`crate::redis::WeirClient::history_page`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPage {
@@ -333,6 +365,15 @@ pub fn history_with_running(
 /// The kind of [`EngineError::IdTaken`], also on the Redis reply wire.
 pub const ID_TAKEN: &str = "id_taken";
 
+/// The kind of [`EngineError::Quarantined`], also on the Redis reply wire.
+pub const QUARANTINED: &str = "quarantined";
+
+/// The kind of [`EngineError::NotFound`], also on the Redis reply wire.
+pub const NOT_FOUND: &str = "not_found";
+
+/// The kind of [`EngineError::BadRequest`], also on the Redis reply wire.
+pub const BAD_REQUEST: &str = "bad_request";
+
 /// Whether a start by caller id finds, in the instance that already has the id, the one it
 /// would have started: the same workflow, the version asked for (any, when none was), and
 /// the same tenant. Only then is the start idempotent; otherwise it is refused
@@ -396,8 +437,17 @@ pub enum EngineError {
     /// A wait ran out of time.
     #[error("timed out after {0:?} waiting for instance {1}")]
     WaitTimeout(std::time::Duration, String),
-    /// The coordinator refused the command (the Redis engine): `kind` as in
-    /// [`EngineError::kind`].
+    /// The coordinator will not change the instance: its stored record could not be used,
+    /// so it was quarantined (failed, with the reason; ARCHITECTURE.md invariant 5). The
+    /// Redis engine only: the LocalEngine never quarantines.
+    #[error("{0}")]
+    Quarantined(String),
+    /// A refusal from a coordinator older than this client, whose reply carries only a
+    /// kind and a message, not the typed [`Refusal`] (a current coordinator's refusals
+    /// arrive as [`EngineError::Refused`] and the other variants). `kind` as in
+    /// [`EngineError::kind`]. Kept so that a client upgraded before its coordinators still
+    /// reports their refusals; nothing else makes it (a refusal of a start travels untyped
+    /// too, but the client never waits for a start's reply).
     #[error("{message}")]
     Rejected {
         /// Machine-readable kind.
@@ -409,26 +459,28 @@ pub enum EngineError {
     #[error("{0}")]
     NotApplied(String),
     /// Redis failed or is unreachable (the Redis engine only); the call may be retried.
-    #[error("redis: {0}")]
-    Redis(String),
+    /// The [`RedisError`] keeps what failed (and its redis-rs error) as the source.
+    #[error(transparent)]
+    Redis(#[from] RedisError),
 }
 
 impl EngineError {
     /// A short machine-readable kind: `unknown_workflow`, `invalid_definition`, `conflict`,
     /// `not_found`, `stale`, `unknown_step`, `not_a_human_step`, `task_not_open`,
-    /// `forbidden`, `invalid_data`, `wrong_status`, `bad_request`, `id_taken`, `timeout`,
-    /// `not_applied`, `redis`.
+    /// `forbidden`, `invalid_data`, `too_large`, `wrong_status`, `bad_request`, `id_taken`,
+    /// `timeout`, `quarantined`, `not_applied`, `redis`.
     pub fn kind(&self) -> &str {
         match self {
             EngineError::Registry(RegistryError::Unknown { .. }) => "unknown_workflow",
             EngineError::Registry(RegistryError::Invalid(_)) => "invalid_definition",
             EngineError::Registry(RegistryError::Conflict { .. }) => "conflict",
-            EngineError::NotFound(_) => "not_found",
+            EngineError::NotFound(_) => NOT_FOUND,
             EngineError::Refused(r) => r.kind(),
-            EngineError::BadRequest(_) => "bad_request",
+            EngineError::BadRequest(_) => BAD_REQUEST,
             EngineError::TenantNotAllowed { .. } => "forbidden",
             EngineError::IdTaken(_) => ID_TAKEN,
             EngineError::WaitTimeout(..) => "timeout",
+            EngineError::Quarantined(_) => QUARANTINED,
             EngineError::Rejected { kind, .. } => kind,
             EngineError::NotApplied(_) => "not_applied",
             EngineError::Redis(_) => "redis",

@@ -58,7 +58,7 @@ impl fmt::Debug for FormSchema {
 }
 
 /// One violation of a form by completion data.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// The JSON pointer of the offending value in the data: `""` for the root, `/amount`,
     /// `/lines/0/sku`.
@@ -69,7 +69,8 @@ pub struct FieldError {
 }
 
 /// Why a form could not be compiled, or why data does not fit it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FormError {
     /// The schema is not a valid JSON Schema (or refers to a document that cannot be loaded).
     #[error("invalid form schema: {message}")]

@@ -18,6 +18,8 @@
 //! - [`step`]: the `Step` trait for machine steps written in Rust, and handlers by name.
 //! - [`events`]: the `EventBus` trait and in-process buses.
 //! - [`api`]: what both engines take and return: start options, filters, instance views.
+//! - [`engine`]: the [`Engine`] trait, the calls both engines take (the promise that the
+//!   LocalEngine and the Redis client are interchangeable).
 //! - [`local`]: the in-process `LocalEngine`, a driver loop over the core.
 //! - [`redis`]: Weir on Redis: the key layout, the wire format, the scripts, and the client
 //!   that services use; the coordinator (crate `weir-coordinator`) is the other driver of the
@@ -30,6 +32,7 @@ pub mod api;
 pub mod condition;
 pub mod core;
 pub mod definition;
+pub mod engine;
 pub mod events;
 pub mod form;
 pub mod local;
@@ -44,6 +47,7 @@ pub mod time;
 pub use crate::api::{EngineError, InstanceFilter, InstanceView, StartOptions, TaskFilter};
 pub use crate::core::{Effect, Env, Input, Refusal, StepError};
 pub use crate::definition::{compile, parse_definition, DefinitionError, Workflow};
+pub use crate::engine::Engine;
 pub use crate::local::LocalEngine;
 pub use crate::model::{Context, Definition, Event, EventKind, Instance, InstanceStatus, Task};
 pub use crate::step::{Handlers, Step, StepContext};

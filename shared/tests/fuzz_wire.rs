@@ -176,7 +176,18 @@ fn command_message() -> impl Strategy<Value = CommandMessage> {
 fn reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
         Just(Reply::Applied),
-        (any_string(), any_string()).prop_map(|(kind, message)| Reply::Refused { kind, message }),
+        (any_string(), any_string(), any::<bool>()).prop_map(|(kind, message, typed)| {
+            // A typed refusal owns its texts once read back (`Cow::Owned`).
+            let refusal = typed.then(|| weir::Refusal::WrongStatus {
+                status: weir::InstanceStatus::Canceled,
+                action: message.clone().into(),
+            });
+            Reply::Refused {
+                kind,
+                message,
+                refusal,
+            }
+        }),
     ]
 }
 

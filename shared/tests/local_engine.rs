@@ -12,6 +12,7 @@ use serde_json::json;
 use weir::events::MemoryBus;
 use weir::model::{AttemptStatus, EventKind, InstanceStatus};
 use weir::registry::RegistryError;
+use weir::Engine;
 use weir::{
     parse_definition, EngineError, InstanceFilter, LocalEngine, Refusal, StartOptions, StepError,
     TaskFilter,
@@ -31,6 +32,7 @@ fn engine_with(
     .build();
     for y in yamls {
         engine
+            .registry()
             .register_definition(parse_definition(y).unwrap())
             .unwrap();
     }
@@ -171,6 +173,7 @@ async fn a_caller_id_is_idempotent_only_for_the_same_start() {
         engine
             .list_instances(&InstanceFilter::default())
             .await
+            .unwrap()
             .len(),
         3
     );
@@ -214,11 +217,57 @@ async fn start_errors_are_clear_and_start_nothing() {
     assert!(engine
         .list_instances(&InstanceFilter::default())
         .await
+        .unwrap()
         .is_empty());
     assert!(matches!(
         engine.get_instance("missing").await.unwrap_err(),
         EngineError::NotFound(_)
     ));
+}
+
+#[tokio::test]
+async fn a_batch_of_starts_is_checked_whole_then_started_one_by_one() {
+    let engine = engine(&[CHAIN]);
+    let with_id = |id: &str| StartOptions {
+        id: Some(id.to_string()),
+        ..StartOptions::default()
+    };
+    // One refused start refuses the batch, naming it, and starts nothing.
+    let err = engine
+        .start_workflows("chain", vec![with_id("one"), with_id("has space")])
+        .await
+        .unwrap_err();
+    assert_eq!(err.index, 1, "{err}");
+    assert!(matches!(err.error, EngineError::BadRequest(_)), "{err}");
+    assert!(engine
+        .list_instances(&InstanceFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Then each start has its own result, in order; a caller id used twice starts once.
+    let results = engine
+        .start_workflows(
+            "chain",
+            vec![with_id("one"), with_id("two"), with_id("one")],
+        )
+        .await
+        .unwrap();
+    let started: Vec<(String, bool)> = results
+        .into_iter()
+        .map(|r| {
+            let s = r.unwrap();
+            (s.view.id, s.stored)
+        })
+        .collect();
+    assert_eq!(
+        started,
+        vec![
+            ("one".to_string(), true),
+            ("two".to_string(), true),
+            ("one".to_string(), false)
+        ]
+    );
 }
 
 fn counting(calls: &Arc<AtomicUsize>) -> impl weir::Step + 'static {
@@ -255,6 +304,7 @@ async fn a_caller_id_starts_at_most_one_instance() {
         engine
             .list_instances(&InstanceFilter::default())
             .await
+            .unwrap()
             .len(),
         1
     );
@@ -283,6 +333,7 @@ async fn concurrent_starts_with_one_id_start_one_instance() {
         engine
             .list_instances(&InstanceFilter::default())
             .await
+            .unwrap()
             .len(),
         20
     );
@@ -332,7 +383,11 @@ async fn completing_a_human_task_resumes_the_instance() {
     assert_eq!(done.context["comments"], json!("Approved for Q4 budget"));
     assert!(done.context.get("rejected").is_none());
     assert_eq!(engine.get_instance(&inst.id).await.unwrap(), done);
-    assert!(engine.list_tasks(&TaskFilter::default()).await.is_empty());
+    assert!(engine
+        .list_tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -360,12 +415,17 @@ async fn a_reassigned_task_is_listed_for_and_completed_by_its_new_assignee() {
         ..TaskFilter::default()
     };
     assert_eq!(
-        engine.list_tasks(&for_user("bob@example.com")).await.len(),
+        engine
+            .list_tasks(&for_user("bob@example.com"))
+            .await
+            .unwrap()
+            .len(),
         1
     );
     assert!(engine
         .list_tasks(&for_user("manager@example.com"))
         .await
+        .unwrap()
         .is_empty());
     let err = engine
         .complete_human_task(
@@ -434,7 +494,14 @@ async fn refused_completions_change_nothing() {
         );
         assert_eq!(engine.get_instance(&inst.id).await.unwrap(), before);
         assert_eq!(engine.history(&inst.id).await.unwrap(), history_before);
-        assert_eq!(engine.list_tasks(&TaskFilter::default()).await.len(), 1);
+        assert_eq!(
+            engine
+                .list_tasks(&TaskFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
     let err = engine
         .complete_human_task(
@@ -538,14 +605,17 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         v.sort();
         v
     };
-    let all = engine.list_instances(&InstanceFilter::default()).await;
+    let all = engine
+        .list_instances(&InstanceFilter::default())
+        .await
+        .unwrap();
     assert_eq!(all.len(), 3);
     let waiting = InstanceFilter {
         status: Some(InstanceStatus::Waiting),
         ..InstanceFilter::default()
     };
     assert_eq!(
-        ids(engine.list_instances(&waiting).await),
+        ids(engine.list_instances(&waiting).await.unwrap()),
         sorted(vec![w1.id.clone(), w2.id.clone()])
     );
     let completed = InstanceFilter {
@@ -553,7 +623,7 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         ..InstanceFilter::default()
     };
     assert_eq!(
-        ids(engine.list_instances(&completed).await),
+        ids(engine.list_instances(&completed).await.unwrap()),
         vec![c1.id.clone()]
     );
     let by_def = InstanceFilter {
@@ -561,7 +631,7 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         ..InstanceFilter::default()
     };
     assert_eq!(
-        ids(engine.list_instances(&by_def).await),
+        ids(engine.list_instances(&by_def).await.unwrap()),
         vec![c1.id.clone()]
     );
     let acme = InstanceFilter {
@@ -569,7 +639,7 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         ..InstanceFilter::default()
     };
     assert_eq!(
-        ids(engine.list_instances(&acme).await),
+        ids(engine.list_instances(&acme).await.unwrap()),
         sorted(vec![w1.id.clone(), c1.id.clone()])
     );
     let bob = InstanceFilter {
@@ -577,7 +647,7 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         ..InstanceFilter::default()
     };
     assert_eq!(
-        ids(engine.list_instances(&bob).await),
+        ids(engine.list_instances(&bob).await.unwrap()),
         sorted(vec![w2.id.clone(), c1.id.clone()])
     );
     let acme_bob_waiting = InstanceFilter {
@@ -586,12 +656,16 @@ async fn list_instances_filters_by_status_definition_tenant_and_creator() {
         status: Some(InstanceStatus::Waiting),
         ..InstanceFilter::default()
     };
-    assert!(engine.list_instances(&acme_bob_waiting).await.is_empty());
+    assert!(engine
+        .list_instances(&acme_bob_waiting)
+        .await
+        .unwrap()
+        .is_empty());
     let limited = InstanceFilter {
         limit: Some(2),
         ..InstanceFilter::default()
     };
-    assert_eq!(engine.list_instances(&limited).await.len(), 2);
+    assert_eq!(engine.list_instances(&limited).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -627,6 +701,7 @@ steps:
             let mut v: Vec<String> = engine
                 .list_tasks(&f)
                 .await
+                .unwrap()
                 .into_iter()
                 .map(|t| format!("{}/{}", t.instance_id, t.step))
                 .collect();
@@ -1067,7 +1142,14 @@ steps:
     assert!(bus.types_for(&inst.id).contains(&"HumanTaskOverdue"));
     let now = engine.get_instance(&inst.id).await.unwrap();
     assert_eq!(now.status, InstanceStatus::Waiting);
-    assert_eq!(engine.list_tasks(&TaskFilter::default()).await.len(), 1);
+    assert_eq!(
+        engine
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let done = engine
         .complete_human_task(&inst.id, "approve", "boss", json!({}))
         .await
@@ -1092,14 +1174,18 @@ edges:
         .await
         .unwrap();
     let done = engine
-        .wait_for(&inst.id, Duration::from_secs(49 * 3600), |s| {
+        .wait_for(&inst.id, Duration::from_secs(49 * 3600), &|s| {
             s.is_terminal()
         })
         .await
         .unwrap();
     assert_eq!(done.status, InstanceStatus::Completed);
     assert_eq!(done.context["escalated"], json!(true));
-    assert!(engine.list_tasks(&TaskFilter::default()).await.is_empty());
+    assert!(engine
+        .list_tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Cancel while a step is running: the instance is CANCELED at once, its task voided, and
@@ -1132,7 +1218,14 @@ edges:
         .await
         .unwrap();
     assert_eq!(inst.status, InstanceStatus::Running);
-    assert_eq!(engine.list_tasks(&TaskFilter::default()).await.len(), 1);
+    assert_eq!(
+        engine
+            .list_tasks(&TaskFilter::default())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let canceled = engine
         .cancel_workflow(&inst.id, Some("Customer requested cancellation"))
         .await
@@ -1142,7 +1235,11 @@ edges:
         canceled.error.as_deref(),
         Some("Customer requested cancellation")
     );
-    assert!(engine.list_tasks(&TaskFilter::default()).await.is_empty());
+    assert!(engine
+        .list_tasks(&TaskFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
     // The handler finishes after the cancel: its result is stale.
     assert_eq!(started.load(Ordering::SeqCst), 1);
     release.notify_one();
@@ -1273,6 +1370,7 @@ async fn a_retried_instance_keeps_the_version_it_started_with() {
         .replace("1.0.0", "2.0.0")
         .replace("{ stored: true }", "{ stored: \"by v2\" }");
     engine
+        .registry()
         .register_definition(parse_definition(&v2).unwrap())
         .unwrap();
     let done = engine.retry(&inst.id, None).await.unwrap();

@@ -5,6 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 use weir::model::InstanceStatus;
+use weir::Engine;
 use weir::{parse_definition, LocalEngine, StartOptions, Step, StepContext, StepError};
 
 struct Set;
@@ -52,6 +53,7 @@ async fn runs_to_a_task_then_to_the_end() {
     let engine = LocalEngine::builder().handler("set", Set).build();
     engine
         .register_definition(parse_definition(FLOW).unwrap())
+        .await
         .unwrap();
     let inst = engine
         .start_workflow("smoke", StartOptions::default())

@@ -38,6 +38,7 @@ use tokio::net::TcpListener;
 use weir::model::InstanceStatus;
 use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs};
 use weir_tests::{wait_until_async, RedisServer};

@@ -14,6 +14,7 @@ use procs::two_coordinators_sharing;
 use weir::model::InstanceStatus;
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_builtin_worker, start_coordinator};
 use weir_tests::{wait_until_async, RedisServer};

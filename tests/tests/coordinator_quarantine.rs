@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::{keys, raw, stream_entries, worker_config};
 use weir::model::InstanceStatus;
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, InstanceFilter, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker_with};
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};

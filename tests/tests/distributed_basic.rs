@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use weir::model::InstanceStatus;
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
 use weir_tests::RedisServer;

@@ -8,8 +8,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use weir::model::{AttemptRecord, InstanceStatus};
 use weir::redis::WeirClient;
-use weir::{parse_definition, InstanceView, LocalEngine, StartOptions};
+use weir::{
+    parse_definition, Engine, EngineError, InstanceView, LocalEngine, Refusal, StartOptions,
+};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
+use weir_tests::wait_until_async;
 use weir_tests::RedisServer;
 
 struct Scenario {
@@ -184,7 +187,8 @@ fn outcome(view: &InstanceView, history: &[AttemptRecord]) -> Value {
     })
 }
 
-async fn run_local(engine: &LocalEngine, id: &str, name: &str, s: &Scenario) -> Value {
+/// Runs a scenario through the engine API, the same calls whichever engine answers them.
+async fn run(engine: &dyn Engine, id: &str, name: &str, s: &Scenario) -> Value {
     let wait = Duration::from_secs(10);
     let opts = StartOptions {
         id: Some(id.into()),
@@ -207,29 +211,6 @@ async fn run_local(engine: &LocalEngine, id: &str, name: &str, s: &Scenario) -> 
     outcome(&view, &engine.history(id).await.unwrap())
 }
 
-async fn run_redis(client: &WeirClient, id: &str, name: &str, s: &Scenario) -> Value {
-    let wait = Duration::from_secs(10);
-    let opts = StartOptions {
-        id: Some(id.into()),
-        initial_data: s.data.as_object().cloned().unwrap_or_default(),
-        ..StartOptions::default()
-    };
-    client.start_workflow(name, opts).await.unwrap();
-    let mut view = client.wait(id, wait).await.unwrap();
-    if let (InstanceStatus::Waiting, Some((step, user, data))) = (view.status, &s.task) {
-        client
-            .complete_human_task(id, step, user, data.clone())
-            .await
-            .unwrap();
-        view = client.wait(id, wait).await.unwrap();
-    }
-    if view.status == InstanceStatus::Failed && s.retry_on_failure {
-        client.retry(id, None).await.unwrap();
-        view = client.wait(id, wait).await.unwrap();
-    }
-    outcome(&view, &client.history(id).await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_engine_and_the_redis_engine_end_every_workflow_the_same_way(
 ) -> anyhow::Result<()> {
@@ -242,21 +223,144 @@ async fn the_local_engine_and_the_redis_engine_end_every_workflow_the_same_way(
     let local = LocalEngine::builder()
         .handlers(weir_worker::builtin_handlers())
         .build();
+    let engines: [&dyn Engine; 2] = [&local, &client];
     for definition in [ROUTING, RETRIES, RESUME, FANOUT] {
-        client
-            .register_definition(parse_definition(definition)?)
-            .await?;
-        local.register_definition(parse_definition(definition)?)?;
+        for engine in engines {
+            engine
+                .register_definition(parse_definition(definition)?)
+                .await?;
+        }
     }
     for (i, (name, s)) in scenarios().into_iter().enumerate() {
         assert!(s.definition.contains(&format!("name: {name}")));
         let id = format!("{name}-{i}");
-        let (l, r) = tokio::join!(
-            run_local(&local, &id, name, &s),
-            run_redis(&client, &id, name, &s)
-        );
+        let (l, r) = tokio::join!(run(&local, &id, name, &s), run(&client, &id, name, &s));
         assert_eq!(l["status"], json!(s.expected.as_str()), "{id}: {l:#}");
         assert_eq!(l, r, "{id}: the engines disagree");
     }
     Ok(())
+}
+
+const TWO_APPROVALS: &str = r#"
+name: two_approvals
+version: "1.0.0"
+steps:
+  approve: { type: human, assignee: ann }
+  confirm: { type: human, assignee: bob }
+edges:
+  - { from: approve, to: confirm }
+"#;
+
+/// Starts an instance of `two_approvals` and waits until it waits on `approve`.
+async fn waiting_on_approve(engine: &dyn Engine, id: &str) -> InstanceView {
+    let opts = StartOptions {
+        id: Some(id.into()),
+        ..StartOptions::default()
+    };
+    engine.start_workflow("two_approvals", opts).await.unwrap();
+    let view = engine.wait(id, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(view.status, InstanceStatus::Waiting, "{view:?}");
+    view
+}
+
+/// What the second of two identical commands gets: the first applied, the second refused.
+async fn second_of_two(engine: &dyn Engine, id: &str, cancel: bool) -> EngineError {
+    let command = || async move {
+        if cancel {
+            engine.cancel_workflow(id, Some("twice")).await
+        } else {
+            engine
+                .complete_human_task(id, "approve", "ann", json!({}))
+                .await
+        }
+    };
+    let (a, b) = tokio::join!(command(), command());
+    match (a, b) {
+        (Ok(_), Err(e)) | (Err(e), Ok(_)) => e,
+        other => panic!("{id}: expected one applied and one refused, got {other:?}"),
+    }
+}
+
+/// A refusal that only the coordinator can make (the client's dry run, against the state
+/// before either command, passes both) comes back through Redis as the same typed
+/// `EngineError::Refused(Refusal)` the LocalEngine returns: the reply carries the core's
+/// refusal, not just its kind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_through_redis_is_the_same_typed_refusal_as_in_process() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let coordinator = start_coordinator(&url, "t").await?;
+    let client: WeirClient = client(&url, "t")
+        .await?
+        .with_reply_timeout(Duration::from_secs(30));
+    let local = LocalEngine::builder().build();
+    let engines: [&dyn Engine; 2] = [&local, &client];
+    for engine in engines {
+        engine
+            .register_definition(parse_definition(TWO_APPROVALS)?)
+            .await?;
+        waiting_on_approve(engine, "done-twice").await;
+        waiting_on_approve(engine, "canceled-twice").await;
+    }
+
+    // In process the two commands run one after the other.
+    let local_done = second_of_two(&local, "done-twice", false).await;
+    let local_canceled = second_of_two(&local, "canceled-twice", true).await;
+
+    // Through Redis both are checked against the state before either (no coordinator
+    // runs), queued, and decided by the coordinator once one runs again.
+    coordinator.stop().await;
+    let commands = async {
+        tokio::join!(
+            second_of_two(&client, "done-twice", false),
+            second_of_two(&client, "canceled-twice", true)
+        )
+    };
+    let queued = async {
+        let conns = client.connections();
+        wait_until_async(
+            Duration::from_secs(20),
+            "the four commands are queued",
+            async || queued_commands(conns).await >= 4,
+        )
+        .await?;
+        start_coordinator(&url, "t").await
+    };
+    let ((redis_done, redis_canceled), restarted) = tokio::join!(commands, queued);
+    let _coordinator = restarted?;
+
+    assert!(
+        matches!(local_done, EngineError::Refused(Refusal::TaskNotOpen(_))),
+        "{local_done:?}"
+    );
+    assert!(
+        matches!(
+            local_canceled,
+            EngineError::Refused(Refusal::WrongStatus { .. })
+        ),
+        "{local_canceled:?}"
+    );
+    for (local, redis) in [(local_done, redis_done), (local_canceled, redis_canceled)] {
+        match (&local, &redis) {
+            (EngineError::Refused(l), EngineError::Refused(r)) => assert_eq!(l, r),
+            _ => panic!(
+                "the engines refuse differently: {local:?} in process, {redis:?} through Redis"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// Commands waiting on the partitions' command streams.
+async fn queued_commands(conns: &weir::redis::Connections) -> usize {
+    let mut total = 0;
+    for part in conns.keys.all_parts() {
+        let len: Result<usize, _> = redis::cmd("XLEN")
+            .arg(part.commands())
+            .query_async(&mut conns.conn.clone())
+            .await;
+        total += len.unwrap_or(0);
+    }
+    total
 }

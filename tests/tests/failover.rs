@@ -14,6 +14,7 @@ use common::{keys, leased_by, raw, worker_config};
 use procs::two_coordinators_sharing;
 use weir::model::InstanceStatus;
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_builtin_worker};
 use weir_tests::{wait_until_async, RedisServer};

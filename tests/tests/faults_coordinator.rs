@@ -18,6 +18,7 @@ use weir::model::{AttemptStatus, InstanceStatus};
 use weir::redis::batch::{Batch, CommitError};
 use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, InstanceFilter, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator_with, start_worker_with};
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};

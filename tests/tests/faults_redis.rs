@@ -11,6 +11,7 @@ use common::{all_events, completed_records, count_events, leased_by, raw, worker
 use serde_json::json;
 use weir::model::InstanceStatus;
 use weir::redis::{RedisConfig, WeirClient};
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker, start_worker_with};
 use weir_tests::{wait_for_async, RedisServer};

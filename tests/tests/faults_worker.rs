@@ -15,6 +15,7 @@ use common::{
 use weir::model::InstanceStatus;
 use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
 use weir::redis::wire::{self, StepMessage};
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{
     client, init_logs, start_coordinator, start_coordinator_counted, start_worker_counted,

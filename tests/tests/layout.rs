@@ -11,6 +11,7 @@ use common::{coordinator_config, raw};
 use serde_json::json;
 use weir::model::InstanceStatus;
 use weir::redis::Keys;
+use weir::Engine;
 use weir::{parse_definition, InstanceFilter, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator_with, start_worker};
 use weir_tests::{wait_until_async, RedisCluster, RedisServer};

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use weir::process::{self, Shutdown};
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::{client, init_logs, redis_config, start_coordinator_with, start_worker};

@@ -21,6 +21,7 @@ use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
 use weir::redis::store;
 use weir::redis::wire::{self, Command, CommandMessage, Outcome, ResultMessage};
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, StartOptions, Step, StepContext, Timestamp};
 use weir_tests::cluster::{
     client, init_logs, start_builtin_worker, start_coordinator, start_coordinator_counted,
@@ -517,8 +518,16 @@ async fn a_command_sent_to_the_wrong_partition_is_refused_and_creates_nothing() 
         .query_async(&mut conn)
         .await?;
     match wire::decode::<wire::Reply>(&bytes)? {
-        wire::Reply::Refused { kind, message } => {
+        wire::Reply::Refused {
+            kind,
+            message,
+            refusal,
+        } => {
             assert_eq!(kind, "bad_request", "{message}");
+            assert_eq!(
+                refusal, None,
+                "the coordinator's own refusal, not the core's"
+            );
             assert!(message.contains("partition"), "{message}");
         }
         other => panic!("expected a refusal, got {other:?}"),

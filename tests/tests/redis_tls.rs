@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use weir::model::InstanceStatus;
 use weir::redis::{RedisConfig, TlsFiles, WeirClient};
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_coordinator::service::{Coordinator, CoordinatorConfig};
 use weir_tests::cluster::{init_logs, start_coordinator_with, start_worker_with};

@@ -16,6 +16,7 @@ use serde_json::json;
 use weir::model::{AttemptStatus, InstanceStatus};
 use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, InstanceFilter, StartOptions};
 use weir_tests::cluster::{
     client, init_logs, start_coordinator, start_coordinator_counted, start_coordinator_with,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 use weir::model::InstanceStatus;
 use weir::redis::batch::{Batch, CommitError, DEADLINE_PASSED};
+use weir::Engine;
 use weir::{parse_definition, EngineError, StartOptions, TaskFilter};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
 use weir_tests::{wait_until_async, RedisServer};

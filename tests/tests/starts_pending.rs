@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use weir::model::InstanceStatus;
+use weir::Engine;
 use weir::{parse_definition, EngineError, InstanceFilter, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
 use weir_tests::{wait_until_async, RedisServer};

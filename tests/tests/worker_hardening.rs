@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use weir::model::{Context, InstanceStatus};
 use weir::redis::keys::WORKER_GROUP;
 use weir::redis::WeirClient;
+use weir::Engine;
 use weir::{parse_definition, StartOptions, Step, StepContext, StepError};
 use weir_tests::cluster::{
     client, init_logs, redis_config, start_builtin_worker, start_coordinator_with,

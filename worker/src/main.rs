@@ -152,8 +152,8 @@ async fn run(args: Args) -> Result<(), String> {
     let worker = Worker::connect(config, handlers)
         .await
         .map_err(|e| match e {
-            RedisError::Unreachable { message, .. } => format!(
-                "Redis at {url} is unreachable or failed ({message}): check that redis-server runs there, or pass \
+            RedisError::Unreachable { source, .. } => format!(
+                "Redis at {url} is unreachable or failed ({source}): check that redis-server runs there, or pass \
                  --redis URL (or set WEIR_REDIS_URL)"
             ),
             other => other.to_string(),

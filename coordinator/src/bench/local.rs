@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use weir::events::EventBus;
 use weir::model::{Definition, Event, InstanceStatus};
-use weir::{LocalEngine, StartOptions};
+use weir::{Engine, LocalEngine, StartOptions};
 
 use super::workloads;
 
@@ -63,7 +63,7 @@ pub async fn run(
         .build();
     let steps_per = workloads::steps_of(&def);
     let name = def.name.clone();
-    engine.register_definition(def)?;
+    engine.register_definition(def).await?;
     let started = Instant::now();
     let per_task = instances.div_ceil(concurrency.max(1));
     let mut tasks = Vec::new();

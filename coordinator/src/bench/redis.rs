@@ -27,6 +27,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use weir::model::{Definition, HumanStep, InstanceStatus, StepDef};
 use weir::redis::{server, RedisConfig, WeirClient};
+use weir::Engine;
 use weir::{Handlers, StartOptions, Step, StepContext, StepError};
 use weir_worker::{Worker, WorkerConfig};
 

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context as _};
 use clap::{Args, Subcommand, ValueEnum};
 use weir::definition::{compile, parse_definition, to_mermaid, DefinitionError, Workflow};
+use weir::Engine;
 
 use weir::api::EngineError;
 use weir::registry::RegistryError;

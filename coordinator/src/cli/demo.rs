@@ -17,6 +17,7 @@ use clap::Args;
 use serde_json::Value;
 use std::time::Duration;
 use weir::api::StartOptions;
+use weir::Engine;
 
 use tokio::sync::watch;
 use weir::redis::client::EventCursor;

@@ -9,15 +9,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use serde_json::Value;
-use weir::api::{EngineError, InstanceView, StartOptions};
+use weir::api::{EngineError, InstanceView, StartOptions, TaskFilter};
 use weir::model::{AttemptRecord, Task};
+use weir::Engine;
 
-use super::engine::Engine;
 use super::printer::Printer;
 use super::prompt;
 
 /// Who completes a task that names no assignee and no candidate.
 pub const DEFAULT_USER: &str = "cli";
+
+/// How long one wait lasts before it is renewed (a run may sleep on timers for days).
+const WAIT_SLICE: Duration = Duration::from_secs(3600);
 
 /// The data for human tasks: given up front, in order per step, and whether a person may be
 /// asked for the rest.
@@ -91,18 +94,20 @@ pub async fn drive(
     printer: &Printer,
 ) -> anyhow::Result<Finished> {
     let started = Instant::now();
-    let view = engine.start(name, options).await?;
+    let view = engine.start_workflow(name, options).await?;
     let id = view.id.clone();
     let interrupted = tokio::select! {
         r = settle_and_answer(engine, &id, answers, printer) => { r?; false }
         () = ctrl_c() => {
             super::printer::out("");
             // Already finished is fine: the view below says how it ended.
-            let _ = engine.cancel(&id, "interrupted (Ctrl-C)").await;
+            let _ = engine
+                .cancel_workflow(&id, Some("interrupted (Ctrl-C)"))
+                .await;
             true
         }
     };
-    let view = engine.settle(&id).await?;
+    let view = settle(engine, &id).await?;
     let history = engine.history(&id).await?;
     Ok(Finished {
         view,
@@ -110,6 +115,26 @@ pub async fn drive(
         elapsed: started.elapsed(),
         interrupted,
     })
+}
+
+/// Waits, without limit, until the instance is completed, failed, canceled or waiting on a
+/// person.
+async fn settle(engine: &dyn Engine, id: &str) -> Result<InstanceView, EngineError> {
+    loop {
+        match engine.wait(id, WAIT_SLICE).await {
+            Err(EngineError::WaitTimeout(..)) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The instance's open human tasks, oldest first.
+async fn open_tasks(engine: &dyn Engine, id: &str) -> Result<Vec<Task>, EngineError> {
+    let filter = TaskFilter {
+        instance_id: Some(id.to_string()),
+        ..TaskFilter::default()
+    };
+    engine.list_tasks(&filter).await
 }
 
 /// Resolves on Ctrl-C; never, where signals cannot be listened to.
@@ -126,13 +151,13 @@ async fn settle_and_answer(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     loop {
-        let view = engine.settle(id).await?;
+        let view = settle(engine, id).await?;
         if view.status.is_terminal() {
             return Ok(());
         }
         // Waiting: answer the oldest open task, then look again (answering one may close
         // or open others).
-        let tasks = engine.open_tasks(id).await?;
+        let tasks = open_tasks(engine, id).await?;
         let Some(task) = tasks.into_iter().next() else {
             bail!("instance {id} is {} but has no open task", view.status);
         };
@@ -180,7 +205,7 @@ async fn answer(
             ),
         };
         match engine
-            .complete(&task.instance_id, step, user, data.clone())
+            .complete_human_task(&task.instance_id, step, user, data.clone())
             .await
         {
             Ok(_) => return Ok(()),

@@ -51,8 +51,27 @@ impl Exit {
 /// Prints `error: ...` as one line on stderr and returns its exit code.
 pub fn report(e: &anyhow::Error) -> ExitCode {
     let code = e.downcast_ref::<Exit>().map_or(ERROR, |x| x.code);
-    eprintln!("error: {}", one_line(&format!("{e:#}")));
+    eprintln!("error: {}", one_line(&chain_text(e)));
     ExitCode::from(code)
+}
+
+/// The error and its causes as one text, `error: cause: ...` (anyhow's `{:#}`), leaving out
+/// a cause the text already shows: errors that name their source in their own message
+/// (`Redis at URL is unreachable or failed: REASON`) also return it as their source, and
+/// the reason should be printed once.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 /// Folds text onto one line: line breaks and runs of spaces become one space.
@@ -67,6 +86,22 @@ mod tests {
     #[test]
     fn multi_line_messages_become_one_line() {
         assert_eq!(one_line("a\n  b\r\n\tc  "), "a b c");
+    }
+
+    #[test]
+    fn a_cause_the_message_already_shows_is_printed_once() {
+        let source = std::io::Error::other("connection refused");
+        let e = anyhow::Error::new(weir::redis::RedisError::from_redis(
+            "redis://127.0.0.1:1",
+            redis::RedisError::from(source),
+        ))
+        .context("cannot list instances");
+        let text = chain_text(&e);
+        assert_eq!(text.matches("connection refused").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot list instances: Redis at redis://127.0.0.1:1"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use anyhow::anyhow;
 use clap::Args;
 use weir::api::{EngineError, InstanceFilter, InstanceView, StartOptions};
 use weir::model::{AttemptRecord, InstanceStatus};
+use weir::Engine;
 
 use super::exit::{self, Exit};
 use super::printer::out;

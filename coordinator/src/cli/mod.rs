@@ -29,7 +29,6 @@ pub mod definition;
 pub mod demo;
 pub mod dlq;
 pub mod drive;
-pub mod engine;
 pub mod events;
 pub mod examples;
 pub mod exit;

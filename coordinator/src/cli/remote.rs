@@ -33,8 +33,8 @@ pub async fn client(global: &Global) -> anyhow::Result<WeirClient> {
 pub fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
     let url = weir::redis::connect::mask_password(&global.redis);
     match e {
-        RedisError::Unreachable { message, .. } => anyhow!(
-            "Redis at {url} is unreachable or failed ({message}): check that redis-server runs \
+        RedisError::Unreachable { source, .. } => anyhow!(
+            "Redis at {url} is unreachable or failed ({source}): check that redis-server runs \
              there, or pass --redis URL (or set WEIR_REDIS_URL)"
         ),
         RedisError::Config(m) => anyhow!("{m}"),
@@ -60,9 +60,7 @@ pub fn engine_error(global: &Global, e: EngineError) -> anyhow::Error {
         EngineError::Rejected { kind, message } => {
             anyhow!("refused ({kind}): {message}; nothing changed")
         }
-        EngineError::Redis(m) => {
-            anyhow!("Redis at {url} failed: {m}: check that it is running and reachable")
-        }
+        EngineError::Redis(e) => redis_error(global, e),
         other => anyhow!("{other}"),
     }
 }

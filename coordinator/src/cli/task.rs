@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 use weir::api::TaskFilter;
 use weir::model::{Actor, Assignment};
+use weir::Engine;
 
 use super::printer::out;
 use super::remote::{client, engine_error, print_json, when};

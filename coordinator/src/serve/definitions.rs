@@ -21,6 +21,7 @@ use utoipa::IntoParams;
 use weir::api::EngineError;
 use weir::definition::Workflow;
 use weir::registry::RegistryError;
+use weir::Engine;
 
 use super::auth::Caller;
 use super::problem::{ApiQuery, Problem};

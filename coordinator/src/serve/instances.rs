@@ -27,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 use weir::api::{check_instance_id, check_tenant, EngineError, InstanceFilter, StartOptions};
 use weir::model::InstanceStatus;
 use weir::redis::store;
+use weir::Engine;
 use weir::Timestamp;
 
 use super::auth::Caller;
@@ -197,9 +198,15 @@ pub async fn start(
         .start_workflows(&body.workflow, vec![options])
         .await
     {
-        Ok(mut results) => results
-            .pop()
-            .unwrap_or_else(|| Err(EngineError::Redis("no answer".into()))),
+        // One result per start: none would be a bug, reported as unavailable (try again).
+        Ok(mut results) => match results.pop() {
+            Some(result) => result,
+            None => {
+                return Err(Problem::unavailable(
+                    "the start was not answered: send it again",
+                ))
+            }
+        },
         Err(e) => return Err(e.error.into()),
     };
     let started = match started {
@@ -528,7 +535,7 @@ pub async fn graph(
 ) -> Result<Json<InstanceGraph>, Problem> {
     let stored = store::load_instance(state.client.connections(), &id)
         .await
-        .map_err(|e| Problem::from(EngineError::Redis(e.to_string())))?
+        .map_err(|e| Problem::from(EngineError::from(e)))?
         .filter(|s| caller.sees(s.instance.tenant_id.as_deref()))
         .ok_or_else(|| not_found(&id))?;
     let inst = stored.instance;

@@ -188,7 +188,10 @@ impl From<EngineError> for Problem {
             EngineError::TenantNotAllowed { .. } => Problem::forbidden(detail).with_field("tenant"),
             EngineError::IdTaken(_) => Problem::conflict(detail),
             EngineError::Rejected { kind, message } => from_kind(&kind, message),
-            EngineError::WaitTimeout(..) | EngineError::NotApplied(_) | EngineError::Redis(_) => {
+            EngineError::WaitTimeout(..)
+            | EngineError::NotApplied(_)
+            | EngineError::Quarantined(_)
+            | EngineError::Redis(_) => {
                 tracing::warn!(error = %detail, "request failed: engine unavailable");
                 Problem::unavailable(detail)
             }
@@ -226,8 +229,9 @@ fn from_refusal(r: Refusal) -> Problem {
     }
 }
 
-/// The status of an engine error kind (see [`EngineError::kind`]); the coordinator's
-/// verdicts arrive as a kind and a message only.
+/// The status of an engine error kind (see [`EngineError::kind`]): of a core refusal, and
+/// of a verdict of an older coordinator, which arrives as a kind and a message only
+/// ([`EngineError::Rejected`]).
 fn from_kind(kind: &str, detail: String) -> Problem {
     match kind {
         "unknown_workflow" | "not_found" | "unknown_step" | "not_a_human_step" => {
@@ -324,7 +328,19 @@ mod tests {
         let cases: Vec<(EngineError, u16, &str)> = vec![
             (EngineError::NotFound("x".into()), 404, "not-found"),
             (EngineError::BadRequest("bad".into()), 400, "invalid-input"),
-            (EngineError::Redis("down".into()), 503, "unavailable"),
+            (
+                EngineError::Redis(weir::redis::RedisError::from_redis(
+                    "redis://127.0.0.1:1",
+                    redis::RedisError::from((redis::ErrorKind::Io, "down")),
+                )),
+                503,
+                "unavailable",
+            ),
+            (
+                EngineError::Quarantined("instance \"x\" is quarantined".into()),
+                503,
+                "unavailable",
+            ),
             (
                 EngineError::Refused(Refusal::TaskNotOpen("s".into())),
                 409,

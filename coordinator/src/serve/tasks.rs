@@ -20,6 +20,7 @@ use weir::api::{InstanceView, TaskFilter};
 use weir::definition::CompiledKind;
 use weir::model::{Actor, Assignment, Task};
 use weir::redis::tasks::{self as stored_tasks, TaskReadError};
+use weir::Engine;
 
 use super::auth::Caller;
 use super::instances::{detail_of, visible};

@@ -80,7 +80,7 @@ pub(super) fn cancel(
     if inst.status.is_terminal() {
         return Err(Refusal::WrongStatus {
             status: inst.status,
-            action: "cancel",
+            action: "cancel".into(),
         });
     }
     let mut t = Transition::new(wf, inst, env, effects);
@@ -109,7 +109,7 @@ pub(super) fn retry(
     if inst.status != InstanceStatus::Failed {
         return Err(Refusal::WrongStatus {
             status: inst.status,
-            action: "retry (only a failed instance can be retried)",
+            action: "retry (only a failed instance can be retried)".into(),
         });
     }
     let from_name = match from_step {

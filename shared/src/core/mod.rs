@@ -127,9 +127,9 @@ fn step_for_token(
     token: u64,
     expected: crate::model::StepStatus,
 ) -> Result<usize, Refusal> {
-    let stale = |reason| Refusal::Stale {
+    let stale = |reason: &'static str| Refusal::Stale {
         step: step.to_string(),
-        reason,
+        reason: reason.into(),
     };
     if inst.status.is_terminal() {
         return Err(stale("the instance is finished"));

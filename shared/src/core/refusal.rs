@@ -1,10 +1,19 @@
 //! Why an input was not applied. A refused input changes nothing.
 
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
 use crate::form::FormError;
 use crate::model::InstanceStatus;
 
 /// Why [`super::apply`] did not apply an input. The instance is unchanged.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// It is data (serde): the coordinator sends it back on a command's reply, so the Redis
+/// client returns the same refusal as the LocalEngine. Its texts are `Cow`s because the
+/// core writes them as literals but a refusal read off the wire owns them.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Refusal {
     /// A result, timer or token that no longer matches the step's current attempt: a late,
     /// duplicated or stale message. Drivers drop and count these; they are not user errors.
@@ -13,7 +22,7 @@ pub enum Refusal {
         /// The step named by the input.
         step: String,
         /// Why it is stale.
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// The definition has no such step.
     #[error("the workflow has no step {0:?}")]
@@ -63,7 +72,7 @@ pub enum Refusal {
         /// The instance's status.
         status: InstanceStatus,
         /// What was attempted.
-        action: &'static str,
+        action: Cow<'static, str>,
     },
 }
 

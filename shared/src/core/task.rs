@@ -224,7 +224,7 @@ fn open_task(
     ) {
         return Err(Refusal::WrongStatus {
             status: inst.status,
-            action,
+            action: action.into(),
         });
     }
     let s = wf

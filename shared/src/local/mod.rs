@@ -7,7 +7,8 @@
 //! is applied in the same task, without a spawn. Timers are tokio sleeps, so tests can use
 //! paused time (`tokio::time::pause`) and jump to the next wake-up.
 //!
-//! With the API users of the Python engine know: `start_workflow`, `complete_human_task`,
+//! Its calls are those of the [`Engine`] trait (the Redis client takes the same), with the
+//! names users of the Python engine know: `start_workflow`, `complete_human_task`,
 //! `cancel_workflow`, `retry`, `get_instance`, `list_instances`, `list_tasks`, `history`.
 
 mod driver;
@@ -18,18 +19,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::{
     check_start, history_with_running, is_same_start, start_instance_id, EngineError,
-    InstanceFilter, InstanceView, StartOptions, TaskFilter,
+    InstanceFilter, InstanceView, StartBatchError, StartOptions, Started, TaskFilter,
 };
 use crate::core::{self, Input, StartSpec};
 use crate::definition::Workflow;
+use crate::engine::{Engine, StatusCheck};
 use crate::events::{EventBus, NullBus};
 use crate::model::{Actor, Assignment, AttemptRecord, Definition, InstanceStatus, Task};
-use crate::registry::{Registry, RegistryError};
+use crate::registry::Registry;
 use crate::step::{Handlers, Step};
 
 use driver::{Clock, Slot};
@@ -152,25 +155,35 @@ impl LocalEngine {
         &self.inner.registry
     }
 
-    /// Checks and registers a definition.
-    pub fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, RegistryError> {
-        self.inner.registry.register_definition(def)
+    /// How many stale results and timers were dropped (late, duplicated or canceled).
+    pub fn stale_dropped(&self) -> u64 {
+        self.inner.stale.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Starts an instance of a workflow (the latest version unless one is given) and returns
-    /// it as it is after its first transition. With a caller id that exists already, returns
-    /// that instance and starts nothing.
-    pub async fn start_workflow(
+    /// The checks of a start that need no instance state (see [`Engine::start_workflow`]),
+    /// and its workflow and instance id.
+    fn prepare_start(
         &self,
         name: &str,
         options: StartOptions,
-    ) -> Result<InstanceView, EngineError> {
+    ) -> Result<PreparedStart, EngineError> {
         let wf = self
             .inner
             .registry
             .get_definition(name, options.version.as_deref())?;
         check_start(&wf, &options)?;
         let id = start_instance_id(&options)?.unwrap_or_else(new_instance_id);
+        Ok(PreparedStart { wf, id, options })
+    }
+
+    /// Starts a checked start: creates the instance and runs its first transition, or
+    /// finds the instance its caller id already has.
+    async fn start_prepared(
+        &self,
+        name: &str,
+        start: PreparedStart,
+    ) -> Result<Started, EngineError> {
+        let PreparedStart { wf, id, options } = start;
         let env = self.inner.clock.env();
         let (version, tenant) = (options.version, options.tenant_id.clone());
         let spec = StartSpec {
@@ -195,169 +208,29 @@ impl LocalEngine {
             }
         };
         if created {
-            Ok(driver::run_effects(&self.inner, &slot, effects).await)
+            let view = driver::run_effects(&self.inner, &slot, effects).await;
+            return Ok(Started { view, stored: true });
+        }
+        driver::recycle(effects, Default::default());
+        let existing = slot.view().await;
+        let same = is_same_start(
+            (
+                &existing.definition,
+                &existing.version,
+                existing.tenant.as_deref(),
+            ),
+            name,
+            version.as_deref(),
+            tenant.as_deref(),
+        );
+        if same {
+            Ok(Started {
+                view: existing,
+                stored: false,
+            })
         } else {
-            let existing = slot.view().await;
-            let same = is_same_start(
-                (
-                    &existing.definition,
-                    &existing.version,
-                    existing.tenant.as_deref(),
-                ),
-                name,
-                version.as_deref(),
-                tenant.as_deref(),
-            );
-            if same {
-                Ok(existing)
-            } else {
-                Err(EngineError::IdTaken(existing.id))
-            }
+            Err(EngineError::IdTaken(existing.id))
         }
-    }
-
-    /// Completes a human task as `user` with `data`. Refused, with nothing changed, for a
-    /// user the task does not allow, data that fails its form, or a task not open.
-    pub async fn complete_human_task(
-        &self,
-        instance_id: &str,
-        step: &str,
-        user: &str,
-        data: Value,
-    ) -> Result<InstanceView, EngineError> {
-        let input = Input::CompleteTask {
-            step: Arc::from(step),
-            user: user.to_string(),
-            data,
-        };
-        self.apply(instance_id, input).await
-    }
-
-    /// Gives an open human task to `to` (an assignee and/or candidates), recorded in the
-    /// history as done `by` someone and announced as `HumanTaskReassigned`. Refused, with
-    /// nothing changed, for a task not open, an assignment that names no one, or an actor
-    /// who is neither an admin nor a user the task allows.
-    pub async fn reassign_task(
-        &self,
-        instance_id: &str,
-        step: &str,
-        by: &Actor,
-        to: Assignment,
-    ) -> Result<InstanceView, EngineError> {
-        let input = Input::ReassignTask {
-            step: Arc::from(step),
-            by: by.clone(),
-            assignee: to.assignee,
-            candidates: to.candidates,
-        };
-        self.apply(instance_id, input).await
-    }
-
-    /// Cancels a running or waiting instance.
-    pub async fn cancel_workflow(
-        &self,
-        instance_id: &str,
-        reason: Option<&str>,
-    ) -> Result<InstanceView, EngineError> {
-        let input = Input::Cancel {
-            reason: reason.map(str::to_string),
-        };
-        self.apply(instance_id, input).await
-    }
-
-    /// Resumes a failed instance from `from_step` (the failed step when `None`).
-    pub async fn retry(
-        &self,
-        instance_id: &str,
-        from_step: Option<&str>,
-    ) -> Result<InstanceView, EngineError> {
-        let input = Input::Retry {
-            from_step: from_step.map(str::to_string),
-        };
-        self.apply(instance_id, input).await
-    }
-
-    /// An instance by id.
-    pub async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError> {
-        Ok(self.slot(instance_id)?.view().await)
-    }
-
-    /// Instances matching a filter, newest first.
-    pub async fn list_instances(&self, filter: &InstanceFilter) -> Vec<InstanceView> {
-        let slots = self.inner.instances.all();
-        let mut out = Vec::new();
-        for slot in slots {
-            let state = slot.state.lock().await;
-            if filter.matches(&state.inst) {
-                out.push(InstanceView::new(&state.inst, &slot.wf));
-            }
-        }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        if let Some(limit) = filter.limit {
-            out.truncate(limit);
-        }
-        out
-    }
-
-    /// Open human tasks matching a filter, oldest first.
-    pub async fn list_tasks(&self, filter: &TaskFilter) -> Vec<Task> {
-        let slots = self.inner.instances.all();
-        let mut out = Vec::new();
-        for slot in slots {
-            let state = slot.state.lock().await;
-            out.extend(state.tasks.values().filter(|t| filter.matches(t)).cloned());
-        }
-        out.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then(a.instance_id.cmp(&b.instance_id))
-        });
-        out
-    }
-
-    /// The execution history: one record per finished attempt, then the ones in flight.
-    pub async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
-        let slot = self.slot(instance_id)?;
-        let state = slot.state.lock().await;
-        Ok(history_with_running(
-            &state.history.to_records(),
-            &state.inst,
-            &slot.wf,
-        ))
-    }
-
-    /// Waits until the instance is completed, failed, canceled or waiting on a human task.
-    pub async fn wait(
-        &self,
-        instance_id: &str,
-        timeout: Duration,
-    ) -> Result<InstanceView, EngineError> {
-        self.wait_for(instance_id, timeout, |s| s != InstanceStatus::Running)
-            .await
-    }
-
-    /// Waits until the instance's status satisfies `done`.
-    pub async fn wait_for(
-        &self,
-        instance_id: &str,
-        timeout: Duration,
-        done: impl Fn(InstanceStatus) -> bool,
-    ) -> Result<InstanceView, EngineError> {
-        let slot = self.slot(instance_id)?;
-        let mut rx: watch::Receiver<InstanceStatus> = slot.watch().await;
-        let reached = tokio::time::timeout(timeout, rx.wait_for(|s| done(*s)))
-            .await
-            .is_ok();
-        if reached {
-            Ok(slot.view().await)
-        } else {
-            Err(EngineError::WaitTimeout(timeout, instance_id.to_string()))
-        }
-    }
-
-    /// How many stale results and timers were dropped (late, duplicated or canceled).
-    pub fn stale_dropped(&self) -> u64 {
-        self.inner.stale.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn apply(&self, instance_id: &str, input: Input) -> Result<InstanceView, EngineError> {
@@ -373,6 +246,177 @@ impl LocalEngine {
             .get(instance_id)
             .cloned()
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))
+    }
+}
+
+/// A start that passed its checks ([`LocalEngine::prepare_start`]).
+struct PreparedStart {
+    wf: Arc<Workflow>,
+    id: String,
+    options: StartOptions,
+}
+
+#[async_trait]
+impl Engine for LocalEngine {
+    async fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, EngineError> {
+        Ok(self.inner.registry.register_definition(def)?)
+    }
+
+    async fn get_definition(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<Workflow>, EngineError> {
+        Ok(self.inner.registry.get_definition(name, version)?)
+    }
+
+    async fn list_definitions(&self) -> Result<Vec<Arc<Workflow>>, EngineError> {
+        Ok(self.inner.registry.list_definitions())
+    }
+
+    async fn start_workflow(
+        &self,
+        name: &str,
+        options: StartOptions,
+    ) -> Result<InstanceView, EngineError> {
+        let start = self.prepare_start(name, options)?;
+        Ok(self.start_prepared(name, start).await?.view)
+    }
+
+    async fn start_workflows(
+        &self,
+        name: &str,
+        starts: Vec<StartOptions>,
+    ) -> Result<Vec<Result<Started, EngineError>>, StartBatchError> {
+        let mut prepared = Vec::with_capacity(starts.len());
+        for (index, options) in starts.into_iter().enumerate() {
+            let start = self
+                .prepare_start(name, options)
+                .map_err(|error| StartBatchError { index, error })?;
+            prepared.push(start);
+        }
+        let mut out = Vec::with_capacity(prepared.len());
+        for start in prepared {
+            out.push(self.start_prepared(name, start).await);
+        }
+        Ok(out)
+    }
+
+    async fn complete_human_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        user: &str,
+        data: Value,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::CompleteTask {
+            step: Arc::from(step),
+            user: user.to_string(),
+            data,
+        };
+        self.apply(instance_id, input).await
+    }
+
+    async fn reassign_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &Actor,
+        to: Assignment,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::ReassignTask {
+            step: Arc::from(step),
+            by: by.clone(),
+            assignee: to.assignee,
+            candidates: to.candidates,
+        };
+        self.apply(instance_id, input).await
+    }
+
+    async fn cancel_workflow(
+        &self,
+        instance_id: &str,
+        reason: Option<&str>,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::Cancel {
+            reason: reason.map(str::to_string),
+        };
+        self.apply(instance_id, input).await
+    }
+
+    async fn retry(
+        &self,
+        instance_id: &str,
+        from_step: Option<&str>,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::Retry {
+            from_step: from_step.map(str::to_string),
+        };
+        self.apply(instance_id, input).await
+    }
+
+    async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError> {
+        Ok(self.slot(instance_id)?.view().await)
+    }
+
+    async fn list_instances(
+        &self,
+        filter: &InstanceFilter,
+    ) -> Result<Vec<InstanceView>, EngineError> {
+        let slots = self.inner.instances.all();
+        let mut out = Vec::new();
+        for slot in slots {
+            let state = slot.state.lock().await;
+            if filter.matches(&state.inst) {
+                out.push(InstanceView::new(&state.inst, &slot.wf));
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        out.truncate(filter.limit_or_default());
+        Ok(out)
+    }
+
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
+        let slots = self.inner.instances.all();
+        let mut out = Vec::new();
+        for slot in slots {
+            let state = slot.state.lock().await;
+            out.extend(state.tasks.values().filter(|t| filter.matches(t)).cloned());
+        }
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then(a.instance_id.cmp(&b.instance_id))
+        });
+        Ok(out)
+    }
+
+    async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
+        let slot = self.slot(instance_id)?;
+        let state = slot.state.lock().await;
+        Ok(history_with_running(
+            &state.history.to_records(),
+            &state.inst,
+            &slot.wf,
+        ))
+    }
+
+    async fn wait_for(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+        done: &StatusCheck,
+    ) -> Result<InstanceView, EngineError> {
+        let slot = self.slot(instance_id)?;
+        let mut rx: watch::Receiver<InstanceStatus> = slot.watch().await;
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|s| done(*s)))
+            .await
+            .is_ok();
+        if reached {
+            Ok(slot.view().await)
+        } else {
+            Err(EngineError::WaitTimeout(timeout, instance_id.to_string()))
+        }
     }
 }
 

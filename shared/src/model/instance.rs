@@ -20,7 +20,7 @@ pub type Context = Map<String, Value>;
 pub const MAX_CONTEXT_BYTES: usize = 1 << 20;
 
 /// A context over [`MAX_CONTEXT_BYTES`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error(
     "the context would be {size} bytes of JSON, over the limit of {limit} bytes (1 MiB): keep \
      large data elsewhere (object storage, a database) and put a reference in the context"

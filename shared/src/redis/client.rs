@@ -1,5 +1,6 @@
 //! The client library services use: register definitions, start instances, complete tasks,
-//! cancel, retry, query, wait. The same shapes as the LocalEngine ([`crate::api`]).
+//! cancel, retry, query, wait. Its calls are the [`Engine`] trait, as the LocalEngine's are:
+//! the same signatures, shapes ([`crate::api`]) and errors.
 //!
 //! **Starts are enqueued.** A start is stored in Redis by one script call (`start.lua`):
 //! the instance hash with status `pending` and the start itself, its index entries, and a
@@ -16,31 +17,37 @@
 //! command against the current state with the pure core (a dry run), so a user's mistake is
 //! refused at once with nothing sent; then it sends the command with a deadline by the Redis
 //! clock (`send_command.lua`) and waits for the coordinator's verdict on a reply list. A
-//! call returns once the change is applied, or refused with the reason; with no verdict by
-//! the deadline it fails with [`EngineError::NotApplied`], and the coordinator never applies
-//! that command afterwards (it discards it, and `commit.lua` checks the deadline again).
+//! call returns once the change is applied, or refused with the reason (the core's
+//! [`crate::Refusal`] comes back typed on the reply, so it is the one the LocalEngine
+//! returns); with no verdict by the deadline it fails with [`EngineError::NotApplied`], and
+//! the coordinator never applies that command afterwards (it discards it, and `commit.lua`
+//! checks the deadline again).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use async_trait::async_trait;
+
 use super::connect::{Connections, RedisConfig};
 use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
+use super::RedisError;
 use crate::api::{
     check_start, history_with_running, start_instance_id, EngineError, HistoryPage, InstanceFilter,
-    InstanceView, StartOptions, TaskFilter,
+    InstanceView, StartBatchError, StartOptions, Started, TaskFilter, BAD_REQUEST, ID_TAKEN,
+    NOT_FOUND, QUARANTINED,
 };
 use crate::core::{self, Env, Input};
 use crate::definition::Workflow;
+use crate::engine::{Engine, StatusCheck};
 use crate::model::{Actor, Assignment, AttemptRecord, Definition, Event, InstanceStatus, Task};
 use crate::registry::RegistryError;
 use crate::time::Timestamp;
 
-/// The default number of instances a listing returns.
-pub const DEFAULT_LIST_LIMIT: usize = 100;
+pub use crate::api::DEFAULT_LIST_LIMIT;
 
 /// A client of one Weir namespace in Redis. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -53,9 +60,7 @@ pub struct WeirClient {
 impl WeirClient {
     /// Connects to Redis.
     pub async fn connect(config: &RedisConfig) -> Result<WeirClient, EngineError> {
-        let c = Connections::connect(config)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        let c = Connections::connect(config).await?;
         Ok(WeirClient::from_connections(c))
     }
 
@@ -78,10 +83,15 @@ impl WeirClient {
     pub fn connections(&self) -> &Connections {
         &self.c
     }
+}
 
-    /// Checks and registers a definition. The same (name, version) with identical content is
-    /// a no-op; with other content it is refused.
-    pub async fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, EngineError> {
+/// The engine calls (see [`Engine`] for what each promises); the notes here are what the
+/// Redis engine adds.
+#[async_trait]
+impl Engine for WeirClient {
+    /// The same (name, version) with identical content is a no-op; with other content it
+    /// is refused.
+    async fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, EngineError> {
         let wf = Arc::new(crate::definition::compile(def).map_err(RegistryError::from)?);
         let key = format!("{}@{}", wf.name, wf.semver);
         let result: Result<i64, redis::RedisError> = scripts::REGISTER
@@ -101,12 +111,12 @@ impl WeirClient {
                     version: wf.version.to_string(),
                 }))
             }
-            Err(e) => Err(redis_err(e)),
+            Err(e) => Err(self.redis_err(e)),
         }
     }
 
     /// A version of a workflow, or the latest.
-    pub async fn get_definition(
+    async fn get_definition(
         &self,
         name: &str,
         version: Option<&str>,
@@ -115,20 +125,15 @@ impl WeirClient {
     }
 
     /// Every registered definition version.
-    pub async fn list_definitions(&self) -> Result<Vec<Arc<Workflow>>, EngineError> {
+    async fn list_definitions(&self) -> Result<Vec<Arc<Workflow>>, EngineError> {
         self.defs.all(&self.c).await
     }
 
-    /// Starts an instance: stores the start in Redis (one script call) and returns at once
-    /// with the instance `pending`, whether or not a coordinator runs; a coordinator
-    /// creates it from there (see [`WeirClient::wait_created`]). Everything that can be
-    /// checked without the coordinator is checked first, and a refused start stores
-    /// nothing: the workflow and version exist, the caller id and tenant are well formed,
-    /// the start is under the size limit. With a caller id already used by the same start
-    /// (same workflow, version asked and tenant) it returns that instance and stores
-    /// nothing; with one used by another start, [`EngineError::IdTaken`]. Caller ids are
-    /// scoped per tenant ([`crate::api::scoped_instance_id`]).
-    pub async fn start_workflow(
+    /// Stores the start in Redis (one script call) and returns at once with the instance
+    /// `pending`, whether or not a coordinator runs; a coordinator creates it from there
+    /// (see [`WeirClient::wait_created`]). The start is also refused when its message is
+    /// over the wire's size limit.
+    async fn start_workflow(
         &self,
         name: &str,
         options: StartOptions,
@@ -139,30 +144,13 @@ impl WeirClient {
             .map_err(|e| e.error)?;
         results
             .pop()
-            .unwrap_or_else(|| Err(EngineError::Redis("start.lua answered nothing".into())))
+            .unwrap_or_else(|| Err(self.unexpected("start.lua answered nothing".into())))
             .map(|started| started.view)
     }
 
-    /// Starts an instance and waits (up to `timeout`) until a coordinator created it: it is
-    /// then running, waiting, or already finished. [`EngineError::WaitTimeout`] when no
-    /// coordinator created it in time (it stays stored, pending).
-    pub async fn start_workflow_created(
-        &self,
-        name: &str,
-        options: StartOptions,
-        timeout: Duration,
-    ) -> Result<InstanceView, EngineError> {
-        let view = self.start_workflow(name, options).await?;
-        self.wait_created(&view.id, timeout).await
-    }
-
-    /// Starts many instances of one workflow in one go: one script call per partition,
-    /// all sent at once (one round trip). Every start is checked first (as
-    /// [`WeirClient::start_workflow`] does); if any is refused, nothing of the batch is
-    /// stored and the error names its index. Then each start gets its own result, in
-    /// order: the pending instance, the instance its caller id already has (same start),
-    /// or [`EngineError::IdTaken`] (that start stored nothing; the others are stored).
-    pub async fn start_workflows(
+    /// One script call per partition (at most 500 starts each), all sent at
+    /// once (one round trip); a stored start is `pending`.
+    async fn start_workflows(
         &self,
         name: &str,
         starts: Vec<StartOptions>,
@@ -274,7 +262,7 @@ impl WeirClient {
                 Ok(a) => a,
                 Err(e) => {
                     for &i in idx {
-                        results[i] = Some(Err(redis_err_ref(&e)));
+                        results[i] = Some(Err(self.redis_err(e.clone())));
                     }
                     continue;
                 }
@@ -306,21 +294,20 @@ impl WeirClient {
                         stored: false,
                     }),
                     Some(START_ID_TAKEN) => Err(EngineError::IdTaken(s.id.clone())),
-                    other => Err(EngineError::Redis(format!(
-                        "start.lua answered {other:?} for {:?}",
-                        s.id
-                    ))),
+                    other => {
+                        Err(self.unexpected(format!("start.lua answered {other:?} for {:?}", s.id)))
+                    }
                 });
             }
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(EngineError::Redis("no answer".into()))))
+            .map(|r| r.unwrap_or_else(|| Err(self.unexpected("start.lua answered nothing".into()))))
             .collect())
     }
 
     /// Completes a human task as `user`.
-    pub async fn complete_human_task(
+    async fn complete_human_task(
         &self,
         instance_id: &str,
         step: &str,
@@ -347,7 +334,7 @@ impl WeirClient {
     /// nothing changed, for a task not open, an assignment that names no one, or an actor
     /// who is neither an admin nor a user the task allows (decided by the core when the
     /// coordinator applies it, against the task as it is then).
-    pub async fn reassign_task(
+    async fn reassign_task(
         &self,
         instance_id: &str,
         step: &str,
@@ -375,14 +362,13 @@ impl WeirClient {
     /// Cancels a pending, running or waiting instance. A pending one (no coordinator
     /// created it yet) is canceled at once in Redis, atomically: no coordinator creates it
     /// afterwards.
-    pub async fn cancel_workflow(
+    async fn cancel_workflow(
         &self,
         instance_id: &str,
         reason: Option<&str>,
     ) -> Result<InstanceView, EngineError> {
         let stored = store::load_instance(&self.c, instance_id)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?
+            .await?
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
         if stored.pending && stored.instance.status == InstanceStatus::Pending {
             let part = self.c.keys.part_of(instance_id);
@@ -395,7 +381,7 @@ impl WeirClient {
                 .arg(reason.unwrap_or(""))
                 .invoke_async(&mut self.c.conn.clone())
                 .await
-                .map_err(redis_err)?;
+                .map_err(|e| self.redis_err(e))?;
             match answer.as_str() {
                 "canceled" => return self.get_instance(instance_id).await,
                 "not_found" => return Err(EngineError::NotFound(instance_id.to_string())),
@@ -416,7 +402,7 @@ impl WeirClient {
     }
 
     /// Resumes a failed instance from `from_step` (the failed step when `None`).
-    pub async fn retry(
+    async fn retry(
         &self,
         instance_id: &str,
         from_step: Option<&str>,
@@ -434,25 +420,23 @@ impl WeirClient {
     }
 
     /// An instance by id.
-    pub async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError> {
+    async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError> {
         let (inst, wf) = self.load(instance_id).await?;
         Ok(InstanceView::new(&inst, &wf))
     }
 
     /// Instances matching a filter, newest first (at most `filter.limit`, default 100).
-    pub async fn list_instances(
+    async fn list_instances(
         &self,
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceView>, EngineError> {
-        let limit = filter.limit.unwrap_or(DEFAULT_LIST_LIMIT);
+        let limit = filter.limit_or_default();
         super::listing::newest(self, filter, limit).await
     }
 
     /// Open tasks matching a filter, oldest first.
-    pub async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
-        let (mut tasks, unreadable) = store::load_tasks(&self.c)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
+        let (mut tasks, unreadable) = store::load_tasks(&self.c).await?;
         if unreadable > 0 {
             tracing::warn!(
                 unreadable,
@@ -469,12 +453,35 @@ impl WeirClient {
     }
 
     /// The execution history: one record per finished attempt, then those in flight.
-    pub async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
+    async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
         let (inst, wf) = self.load(instance_id).await?;
-        let finished = store::load_history(&self.c, instance_id)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        let finished = store::load_history(&self.c, instance_id).await?;
         Ok(history_with_running(&finished, &inst, &wf))
+    }
+
+    /// Polls the instance's status (a `pending` one too) until `done` says so.
+    async fn wait_for(
+        &self,
+        instance_id: &str,
+        timeout: Duration,
+        done: &StatusCheck,
+    ) -> Result<InstanceView, EngineError> {
+        self.wait_for_status(instance_id, timeout, done).await
+    }
+}
+
+impl WeirClient {
+    /// Starts an instance and waits (up to `timeout`) until a coordinator created it: it is
+    /// then running, waiting, or already finished. [`EngineError::WaitTimeout`] when no
+    /// coordinator created it in time (it stays stored, pending).
+    pub async fn start_workflow_created(
+        &self,
+        name: &str,
+        options: StartOptions,
+        timeout: Duration,
+    ) -> Result<InstanceView, EngineError> {
+        let view = self.start_workflow(name, options).await?;
+        self.wait_created(&view.id, timeout).await
     }
 
     /// One page of the execution history: up to `limit` records from position `offset`
@@ -487,9 +494,7 @@ impl WeirClient {
     ) -> Result<HistoryPage, EngineError> {
         let (inst, wf) = self.load(instance_id).await?;
         let (finished, total_finished) =
-            store::load_history_range(&self.c, instance_id, offset, limit)
-                .await
-                .map_err(|e| EngineError::Redis(e.to_string()))?;
+            store::load_history_range(&self.c, instance_id, offset, limit).await?;
         Ok(HistoryPage::new(
             finished,
             offset,
@@ -500,19 +505,6 @@ impl WeirClient {
         ))
     }
 
-    /// Waits until the instance is completed, failed, canceled or waiting on a human task
-    /// (a pending one is waited for too).
-    pub async fn wait(
-        &self,
-        instance_id: &str,
-        timeout: Duration,
-    ) -> Result<InstanceView, EngineError> {
-        self.wait_for_status(instance_id, timeout, |s| {
-            s != InstanceStatus::Running.as_str() && s != InstanceStatus::Pending.as_str()
-        })
-        .await
-    }
-
     /// Waits until a coordinator created the instance (it is no longer `pending`): it is
     /// then running, waiting, or already finished (or it was canceled while pending).
     pub async fn wait_created(
@@ -520,10 +512,8 @@ impl WeirClient {
         instance_id: &str,
         timeout: Duration,
     ) -> Result<InstanceView, EngineError> {
-        self.wait_for_status(instance_id, timeout, |s| {
-            s != InstanceStatus::Pending.as_str()
-        })
-        .await
+        self.wait_for_status(instance_id, timeout, &|s| s != InstanceStatus::Pending)
+            .await
     }
 
     /// Polls the instance's status until `done` says so, or `timeout` passes.
@@ -531,7 +521,7 @@ impl WeirClient {
         &self,
         instance_id: &str,
         timeout: Duration,
-        done: impl Fn(&str) -> bool,
+        done: &StatusCheck,
     ) -> Result<InstanceView, EngineError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let key = self.c.keys.part_of(instance_id).instance(instance_id);
@@ -542,11 +532,15 @@ impl WeirClient {
                 .arg("status")
                 .query_async(&mut self.c.conn.clone())
                 .await
-                .map_err(redis_err)?;
-            match status {
+                .map_err(|e| self.redis_err(e))?;
+            let status = match status {
                 None => return Err(EngineError::NotFound(instance_id.to_string())),
-                Some(s) if done(&s) => return self.get_instance(instance_id).await,
-                Some(_) => {}
+                Some(s) => s.parse::<InstanceStatus>().map_err(|e| {
+                    self.unexpected(format!("instance {instance_id:?} has status {s:?}: {e}"))
+                })?,
+            };
+            if done(status) {
+                return self.get_instance(instance_id).await;
             }
             if tokio::time::Instant::now() + pause > deadline {
                 return Err(EngineError::WaitTimeout(timeout, instance_id.to_string()));
@@ -581,18 +575,14 @@ impl WeirClient {
             cmd.arg(id);
         }
         let reply: Option<redis::streams::StreamReadReply> = if block.is_some() {
-            let mut conn = self
-                .c
-                .blocking()
-                .await
-                .map_err(|e| EngineError::Redis(e.to_string()))?;
+            let mut conn = self.c.blocking().await?;
             super::cluster_reads::xread(&cmd, &mut conn)
                 .await
-                .map_err(redis_err)?
+                .map_err(|e| self.redis_err(e))?
         } else {
             super::cluster_reads::xread(&cmd, &mut self.c.conn.clone())
                 .await
-                .map_err(redis_err)?
+                .map_err(|e| self.redis_err(e))?
         };
         let mut events = Vec::new();
         for key in reply.map(|r| r.keys).unwrap_or_default() {
@@ -625,7 +615,7 @@ impl WeirClient {
         let last: Vec<redis::streams::StreamRangeReply> = pipe
             .query_async(&mut self.c.conn.clone())
             .await
-            .map_err(redis_err)?;
+            .map_err(|e| self.redis_err(e))?;
         Ok(EventCursor {
             ids: last
                 .into_iter()
@@ -644,8 +634,7 @@ impl WeirClient {
         instance_id: &str,
     ) -> Result<(crate::model::Instance, Arc<Workflow>), EngineError> {
         let stored = store::load_instance(&self.c, instance_id)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?
+            .await?
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
         let inst = stored.instance;
         let wf = self
@@ -657,15 +646,14 @@ impl WeirClient {
     /// Checks a command against the current state with the pure core, changing nothing.
     async fn dry_run(&self, instance_id: &str, input: Input) -> Result<(), EngineError> {
         let stored = store::load_instance(&self.c, instance_id)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?
+            .await?
             .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
         if stored.pending {
             // Not created yet (or canceled before): only a cancel applies, and it is not
             // sent as a command.
             return Err(EngineError::Refused(core::Refusal::WrongStatus {
                 status: stored.instance.status,
-                action: action_of(&input),
+                action: action_of(&input).into(),
             }));
         }
         let mut inst = stored.instance;
@@ -712,12 +700,8 @@ impl WeirClient {
             .arg(wait_ms)
             .invoke_async(&mut self.c.conn.clone())
             .await
-            .map_err(redis_err)?;
-        let mut conn = self
-            .c
-            .blocking()
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+            .map_err(|e| self.redis_err(e))?;
+        let mut conn = self.c.blocking().await?;
         // The wait starts after the deadline was set, and lasts a little longer: a verdict
         // committed by the deadline is on the list by the time it ends.
         let popped: Option<(String, Vec<u8>)> = redis::cmd("BLPOP")
@@ -725,7 +709,7 @@ impl WeirClient {
             .arg((self.reply_timeout + REPLY_GRACE).as_secs_f64())
             .query_async(&mut *conn)
             .await
-            .map_err(redis_err)?;
+            .map_err(|e| self.redis_err(e))?;
         let bytes = match popped {
             Some((_, bytes)) => bytes,
             None => {
@@ -733,7 +717,7 @@ impl WeirClient {
                     .arg(&reply_key)
                     .query_async(&mut *conn)
                     .await
-                    .map_err(redis_err)?;
+                    .map_err(|e| self.redis_err(e))?;
                 last.ok_or_else(|| {
                     EngineError::NotApplied(format!(
                         "nothing changed: no coordinator applied the command for instance \
@@ -745,16 +729,49 @@ impl WeirClient {
                 })?
             }
         };
-        match wire::decode::<Reply>(&bytes).map_err(|e| EngineError::Redis(e.to_string()))? {
+        let reply = wire::decode::<Reply>(&bytes).map_err(|e| {
+            RedisError::Corrupt(format!("the reply to a command for {instance_id:?}: {e}"))
+        })?;
+        match reply {
             Reply::Applied => Ok(()),
-            Reply::Refused { kind, message } => {
-                if kind == "not_found" {
-                    Err(EngineError::NotFound(instance_id.to_string()))
-                } else {
-                    Err(EngineError::Rejected { kind, message })
-                }
-            }
+            Reply::Refused {
+                kind,
+                message,
+                refusal,
+            } => Err(refused(instance_id, kind, message, refusal)),
         }
+    }
+
+    /// A redis-rs error of this client's Redis.
+    fn redis_err(&self, e: redis::RedisError) -> EngineError {
+        RedisError::from_redis(&self.c.display_url, e).into()
+    }
+
+    /// A reply this client did not expect (see [`RedisError::unexpected`]).
+    fn unexpected(&self, what: String) -> EngineError {
+        RedisError::unexpected(&self.c.display_url, what).into()
+    }
+}
+
+/// The error of a coordinator's refusal: the typed [`core::Refusal`] when it sent one (as
+/// the LocalEngine returns it), else the variant of its kind. Only a coordinator older
+/// than this client sends a core refusal without the typed form; that one stays
+/// [`EngineError::Rejected`].
+fn refused(
+    instance_id: &str,
+    kind: String,
+    message: String,
+    refusal: Option<core::Refusal>,
+) -> EngineError {
+    if let Some(refusal) = refusal {
+        return EngineError::Refused(refusal);
+    }
+    match kind.as_str() {
+        NOT_FOUND => EngineError::NotFound(instance_id.to_string()),
+        ID_TAKEN => EngineError::IdTaken(instance_id.to_string()),
+        BAD_REQUEST => EngineError::BadRequest(message),
+        QUARANTINED => EngineError::Quarantined(message),
+        _ => EngineError::Rejected { kind, message },
     }
 }
 
@@ -763,14 +780,6 @@ impl WeirClient {
 pub struct EventCursor {
     /// One stream id per partition.
     pub ids: Vec<String>,
-}
-
-fn redis_err(e: redis::RedisError) -> EngineError {
-    redis_err_ref(&e)
-}
-
-fn redis_err_ref(e: &redis::RedisError) -> EngineError {
-    EngineError::Redis(e.to_string())
 }
 
 /// How long past a command's deadline the client still waits for its verdict (a verdict
@@ -787,27 +796,6 @@ const START_SAME: i64 = 1;
 /// `start.lua`'s answer for a caller id another start took.
 const START_ID_TAKEN: i64 = 2;
 
-/// One start of [`WeirClient::start_workflows`].
-#[derive(Debug, Clone)]
-pub struct Started {
-    /// The instance: `pending` when this call stored it.
-    pub view: InstanceView,
-    /// True when this call stored the start; false when its caller id was used by the
-    /// same start before (then nothing was stored and `view` is that instance).
-    pub stored: bool,
-}
-
-/// A batch of starts refused before anything was stored: the start at `index` (from 0)
-/// failed its checks.
-#[derive(Debug, thiserror::Error)]
-#[error("start {index} of the batch: {error}")]
-pub struct StartBatchError {
-    /// Which start, from 0.
-    pub index: usize,
-    /// Why it was refused.
-    pub error: EngineError,
-}
-
 /// What a refused command was, for the refusal of one on a pending instance.
 fn action_of(input: &Input) -> &'static str {
     match input {
@@ -816,5 +804,80 @@ fn action_of(input: &Input) -> &'static str {
         Input::Cancel { .. } => "cancel",
         Input::Retry { .. } => "retry",
         _ => "this command",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Refusal;
+
+    #[test]
+    fn a_typed_refusal_on_the_reply_is_returned_as_it_came() {
+        let refusal = Refusal::TaskNotOpen("approve".into());
+        let e = refused(
+            "i",
+            "task_not_open".into(),
+            refusal.to_string(),
+            Some(refusal.clone()),
+        );
+        assert!(matches!(e, EngineError::Refused(r) if r == refusal));
+    }
+
+    #[test]
+    fn the_coordinators_own_refusals_map_to_their_variants() {
+        let e = |kind: &str| refused("i", kind.into(), "why".into(), None);
+        assert!(matches!(e(NOT_FOUND), EngineError::NotFound(id) if id == "i"));
+        assert!(matches!(e(ID_TAKEN), EngineError::IdTaken(id) if id == "i"));
+        assert!(matches!(e(BAD_REQUEST), EngineError::BadRequest(m) if m == "why"));
+        assert!(matches!(e(QUARANTINED), EngineError::Quarantined(m) if m == "why"));
+    }
+
+    #[test]
+    fn an_untyped_refusal_of_an_older_coordinator_keeps_its_kind_and_message() {
+        let e = refused("i", "forbidden".into(), "no".into(), None);
+        assert_eq!(e.kind(), "forbidden");
+        assert_eq!(e.to_string(), "no");
+        assert!(matches!(e, EngineError::Rejected { .. }));
+    }
+
+    /// The reply as coordinators and clients before the typed refusal wrote it.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum OlderReply {
+        Applied,
+        Refused { kind: String, message: String },
+    }
+
+    #[test]
+    fn replies_stay_readable_across_versions() {
+        let old = OlderReply::Refused {
+            kind: "forbidden".into(),
+            message: "no".into(),
+        };
+        let read: Reply = wire::decode(&wire::encode(&old)).expect("an older reply decodes");
+        assert_eq!(
+            read,
+            Reply::Refused {
+                kind: "forbidden".into(),
+                message: "no".into(),
+                refusal: None
+            }
+        );
+        let new = Reply::Refused {
+            kind: "task_not_open".into(),
+            message: "closed".into(),
+            refusal: Some(Refusal::TaskNotOpen("approve".into())),
+        };
+        let read: OlderReply = wire::decode(&wire::encode(&new)).expect("an older client reads it");
+        assert_eq!(
+            read,
+            OlderReply::Refused {
+                kind: "task_not_open".into(),
+                message: "closed".into()
+            }
+        );
+        let again: Reply = wire::decode(&wire::encode(&new)).expect("a current client reads it");
+        assert_eq!(again, new);
     }
 }

@@ -316,10 +316,7 @@ impl Connections {
                 "the partition count must be at least 1".into(),
             ));
         }
-        let unreachable = |e: redis::RedisError| RedisError::Unreachable {
-            url: display_url.clone(),
-            message: e.to_string(),
-        };
+        let unreachable = |e: redis::RedisError| RedisError::from_redis(&display_url, e);
         let (mut conn, link) = match Topology::parse(&config.url, &display_url)? {
             Topology::Sentinel(url) => {
                 let certs = if config.tls.is_empty() {
@@ -376,10 +373,10 @@ impl Connections {
     pub async fn blocking(&self) -> Result<BlockingConnection, RedisError> {
         match &self.link {
             Link::Single { blocking, .. } => {
-                let pooled = blocking.get().await.map_err(|e| RedisError::Unreachable {
-                    url: self.display_url.clone(),
-                    message: e.to_string(),
-                })?;
+                let pooled = blocking
+                    .get()
+                    .await
+                    .map_err(|e| RedisError::from_pool(&self.display_url, e))?;
                 Ok(BlockingConnection {
                     conn: RedisConnection::Direct((*pooled).clone()),
                     _pooled: Some(pooled),
@@ -452,7 +449,7 @@ async fn is_cluster(
     let config = AsyncConnectionConfig::new()
         .set_response_timeout(Some(CONNECT_TIMEOUT))
         .set_connection_timeout(Some(CONNECT_TIMEOUT));
-    let mut last = String::from("no seed answered");
+    let mut last = None;
     for seed in seeds {
         let client = seed_client(seed, tls)?;
         let info: Result<String, _> = async {
@@ -475,13 +472,13 @@ async fn is_cluster(
             {
                 return Ok(false)
             }
-            Err(e) => last = format!("{}: {e}", mask_password(seed)),
+            Err(e) => last = Some(e),
         }
     }
-    Err(RedisError::Unreachable {
-        url: display_url.to_string(),
-        message: last,
-    })
+    let source = last.unwrap_or_else(|| {
+        redis::RedisError::from((redis::ErrorKind::Io, "no seed answered"))
+    });
+    Err(RedisError::from_redis(display_url, source))
 }
 
 /// One server: a self-reconnecting connection and a pool for blocking commands.
@@ -498,10 +495,7 @@ async fn connect_single(
         .set_max_delay(Duration::from_secs(2));
     let conn = ConnectionManager::new_with_config(client.clone(), manager_config)
         .await
-        .map_err(|e| RedisError::Unreachable {
-            url: display_url.to_string(),
-            message: e.to_string(),
-        })?;
+        .map_err(|e| RedisError::from_redis(display_url, e))?;
     // From the client's connection info, which carries the TLS settings the URL lacks.
     let manager = deadpool_redis::Manager::new_with_config(
         client.get_connection_info().clone(),
@@ -542,10 +536,7 @@ async fn connect_cluster(
     let conn = ordinary
         .get_async_connection()
         .await
-        .map_err(|e| RedisError::Unreachable {
-            url: display_url.to_string(),
-            message: format!("cannot connect to the cluster: {e}"),
-        })?;
+        .map_err(|e| RedisError::from_redis(display_url, e))?;
     Ok((
         RedisConnection::Cluster(conn),
         Link::Cluster {

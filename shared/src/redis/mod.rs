@@ -91,13 +91,16 @@ pub enum RedisError {
     /// A setting is wrong (URL, namespace): the user must fix it.
     #[error("{0}")]
     Config(String),
-    /// Redis cannot be reached or answered with an error: retry later.
-    #[error("Redis at {url} is unreachable or failed: {message}")]
+    /// Redis cannot be reached or answered with an error: retry later. The redis-rs error
+    /// is kept as the source, so a caller can tell a refused connection from a timeout
+    /// or a script error (`source.kind()`, `source.is_timeout()`, ...).
+    #[error("Redis at {url} is unreachable or failed: {source}")]
     Unreachable {
         /// The URL (password masked).
         url: String,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: redis::RedisError,
     },
     /// Stored data could not be decoded (written by an incompatible version, or damaged).
     #[error("stored data is not readable: {0}")]
@@ -109,7 +112,35 @@ impl RedisError {
     pub fn from_redis(url: &str, e: redis::RedisError) -> RedisError {
         RedisError::Unreachable {
             url: url.to_string(),
-            message: e.to_string(),
+            source: e,
         }
+    }
+
+    /// Wraps a failure to get a connection from the blocking pool: the pool's own
+    /// redis-rs error when the backend failed, else one that says what the pool reported
+    /// (a timeout, a closed pool).
+    pub fn from_pool(url: &str, e: deadpool_redis::PoolError) -> RedisError {
+        let source = match e {
+            deadpool_redis::PoolError::Backend(e) => e,
+            other => redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "no connection from the pool",
+                other.to_string(),
+            )),
+        };
+        RedisError::from_redis(url, source)
+    }
+
+    /// A reply that Redis (or a script) should not have given: a protocol mismatch between
+    /// this build and the scripts or data in Redis.
+    pub fn unexpected(url: &str, what: String) -> RedisError {
+        RedisError::from_redis(
+            url,
+            redis::RedisError::from((
+                redis::ErrorKind::UnexpectedReturnType,
+                "unexpected reply",
+                what,
+            )),
+        )
     }
 }

@@ -94,7 +94,7 @@ impl DefinitionCache {
             .arg(&key)
             .query_async(&mut c.conn.clone())
             .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+            .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
         let json = json.ok_or_else(unknown)?;
         self.insert_json(&key, &json)
     }
@@ -119,7 +119,7 @@ impl DefinitionCache {
             .arg(c.keys.definitions())
             .query_async(&mut c.conn.clone())
             .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+            .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
         let missing: Vec<&String> = keys.iter().filter(|k| self.cached(k).is_none()).collect();
         if !missing.is_empty() {
             let jsons: Vec<Option<String>> = redis::cmd("HMGET")
@@ -127,7 +127,7 @@ impl DefinitionCache {
                 .arg(&missing)
                 .query_async(&mut c.conn.clone())
                 .await
-                .map_err(|e| EngineError::Redis(e.to_string()))?;
+                .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
             for (k, json) in missing.iter().zip(jsons) {
                 if let Some(json) = json {
                     // A stored definition that no longer compiles is skipped, not fatal.

@@ -149,11 +149,19 @@ pub enum Reply {
     Applied,
     /// Refused; nothing changed.
     Refused {
-        /// A machine-readable kind: `not_found`, `forbidden`, `invalid_data`,
-        /// `task_not_open`, `wrong_status`, `unknown_step`, `unknown_workflow`, `bad_request`.
+        /// A machine-readable kind ([`crate::api::EngineError::kind`]): `not_found`,
+        /// `forbidden`, `invalid_data`, `task_not_open`, `wrong_status`, `unknown_step`,
+        /// `unknown_workflow`, `bad_request`, `quarantined`, `id_taken`.
         kind: String,
         /// The reason, for people.
         message: String,
+        /// The core's refusal, typed, when the core refused the command: the client then
+        /// returns exactly the [`crate::Refusal`] the LocalEngine would. Absent for the
+        /// coordinator's own refusals (an unknown or quarantined instance, a misrouted
+        /// command), and in replies of coordinators that predate it (older clients ignore
+        /// it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refusal: Option<crate::core::Refusal>,
     },
 }
 

@@ -12,6 +12,7 @@ use serde_json::json;
 use weir::model::{AttemptStatus, Event, EventKind};
 use weir::redis::client::EventCursor;
 use weir::redis::{Keys, WeirClient};
+use weir::Engine;
 use weir::{Step, StepContext, StepError};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::redis_config;

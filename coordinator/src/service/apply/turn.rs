@@ -252,10 +252,12 @@ pub async fn build(
                             "instance {:?} belongs to partition {home}, but the command came on partition {}'s stream",
                             msg.instance_id, part.partition
                         ),
+                        refusal: None,
                     },
                     None => Reply::Refused {
                         kind: "not_found".into(),
                         message: format!("no instance {:?}", msg.instance_id),
+                        refusal: None,
                     },
                     Some(Working {
                         quarantined: Some(reason),
@@ -266,6 +268,7 @@ pub async fn build(
                             "instance {:?} is quarantined ({reason}); nothing changed",
                             msg.instance_id
                         ),
+                        refusal: None,
                     },
                     Some(w) => apply_command(shared, part, w, &msg, env, &mut out, now_ms).await,
                 };
@@ -327,6 +330,10 @@ async fn apply_command(
                         "instance {:?} was canceled before a coordinator created it",
                         msg.instance_id
                     ),
+                    refusal: Some(weir::Refusal::WrongStatus {
+                        status: weir::InstanceStatus::Canceled,
+                        action: "creating it".into(),
+                    }),
                 };
             }
             if let Some(existing) = &w.inst {
@@ -338,6 +345,7 @@ async fn apply_command(
                 return Reply::Refused {
                     kind: weir::api::ID_TAKEN.to_string(),
                     message: weir::EngineError::IdTaken(msg.instance_id.clone()).to_string(),
+                    refusal: None,
                 };
             }
             let wf = match shared
@@ -350,6 +358,7 @@ async fn apply_command(
                     return Reply::Refused {
                         kind: e.kind().to_string(),
                         message: e.to_string(),
+                        refusal: None,
                     }
                 }
             };
@@ -410,6 +419,7 @@ async fn apply_command(
         return Reply::Refused {
             kind: "not_found".into(),
             message: format!("no instance {:?}", msg.instance_id),
+            refusal: None,
         };
     };
     match core::apply(&wf, inst, input, env) {
@@ -430,6 +440,7 @@ async fn apply_command(
         Err(refusal) => Reply::Refused {
             kind: refusal.kind().to_string(),
             message: refusal.to_string(),
+            refusal: Some(refusal),
         },
     }
 }
