@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::coordinator_config;
 use serde_json::json;
 use weir::model::InstanceStatus;
+use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator_with, start_worker};
 use weir_tests::{wait_until_async, RedisCluster};

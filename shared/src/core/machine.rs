@@ -85,7 +85,7 @@ pub(super) fn timed_out(
     // otherwise; refused like any other input this attempt cannot have caused.
     let limit = step_timeout(wf, s).ok_or_else(|| Refusal::Stale {
         step: step.to_string(),
-        reason: "the step has no timeout",
+        reason: "the step has no timeout".into(),
     })?;
     let mut t = Transition::new(wf, inst, env, effects);
     let attempt = t.inst.steps[s].attempt;

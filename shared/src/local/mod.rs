@@ -211,7 +211,6 @@ impl LocalEngine {
             let view = driver::run_effects(&self.inner, &slot, effects).await;
             return Ok(Started { view, stored: true });
         }
-        driver::recycle(effects, Default::default());
         let existing = slot.view().await;
         let same = is_same_start(
             (

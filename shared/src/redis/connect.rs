@@ -475,9 +475,8 @@ async fn is_cluster(
             Err(e) => last = Some(e),
         }
     }
-    let source = last.unwrap_or_else(|| {
-        redis::RedisError::from((redis::ErrorKind::Io, "no seed answered"))
-    });
+    let source =
+        last.unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Io, "no seed answered")));
     Err(RedisError::from_redis(display_url, source))
 }
 

@@ -25,6 +25,7 @@ use super::client::WeirClient;
 use super::keys::PartitionKeys;
 use super::store;
 use crate::api::{EngineError, InstanceFilter, InstanceView};
+use crate::engine::Engine;
 
 /// Index entries one partition reads per batch.
 const BATCH: usize = 200;
@@ -183,7 +184,7 @@ async fn scan(
             .arg(BATCH)
             .query_async(&mut c.conn.clone())
             .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+            .map_err(|e| super::RedisError::from_redis(&c.display_url, e))?;
         offset += batch.len();
         let positions: Vec<Cursor> = batch
             .into_iter()
@@ -198,9 +199,7 @@ async fn scan(
             .filter(|p| after.is_none_or(|a| *p < a))
             .collect();
         let ids: Vec<&str> = fresh.iter().map(|p| p.id.as_str()).collect();
-        let loaded = store::load_instances(c, part, &ids)
-            .await
-            .map_err(|e| EngineError::Redis(e.to_string()))?;
+        let loaded = store::load_instances(c, part, &ids).await?;
         for (pos, stored) in fresh.into_iter().zip(loaded) {
             // An id in the index whose instance expired in between is skipped.
             if let Some(s) = stored {
