@@ -217,18 +217,25 @@ pub struct Connections {
 enum Link {
     /// One server: its client, and a pool of connections for blocking commands.
     Single {
-        client: redis::Client,
+        client: Box<redis::Client>,
         blocking: deadpool_redis::Pool,
     },
     /// A Redis Cluster: a client whose connections have no response timeout (over the
     /// seeds given), and what it takes to make one over the nodes the cluster has now.
-    Cluster {
-        blocking: ClusterClient,
-        config: Box<RedisConfig>,
-        seed: redis::ConnectionInfo,
-    },
+    Cluster(Box<ClusterLink>),
     /// Sentinel: new connections are siblings of the shared one.
     Sentinel(SentinelConnection),
+}
+
+/// What a cluster's blocking readers connect with.
+#[derive(Clone)]
+struct ClusterLink {
+    /// A client over the seeds given, whose connections have no response timeout.
+    blocking: ClusterClient,
+    /// The settings (TLS files, timeouts) for a client over the nodes of now.
+    config: RedisConfig,
+    /// The first seed, whose credentials and TLS settings every node gets.
+    seed: redis::ConnectionInfo,
 }
 
 impl std::fmt::Debug for Connections {
@@ -399,11 +406,12 @@ impl Connections {
                 .get_multiplexed_async_connection_with_config(&blocking_config())
                 .await
                 .map(RedisConnection::Direct),
-            Link::Cluster {
-                blocking,
-                config,
-                seed,
-            } => {
+            Link::Cluster(link) => {
+                let ClusterLink {
+                    blocking,
+                    config,
+                    seed,
+                } = link.as_ref();
                 // Seeded with the nodes the cluster has now, so that a new reader connects
                 // even when the nodes first given are gone (a failed-over master).
                 let current = match current_nodes(&self.conn, seed).await {
@@ -507,7 +515,10 @@ async fn connect_single(
         .map_err(|e| RedisError::Config(e.to_string()))?;
     Ok((
         RedisConnection::Single(conn),
-        Link::Single { client, blocking },
+        Link::Single {
+            client: Box::new(client),
+            blocking,
+        },
     ))
 }
 
@@ -538,11 +549,11 @@ async fn connect_cluster(
         .map_err(|e| RedisError::from_redis(display_url, e))?;
     Ok((
         RedisConnection::Cluster(conn),
-        Link::Cluster {
+        Link::Cluster(Box::new(ClusterLink {
             blocking,
-            config: Box::new(config.clone()),
+            config: config.clone(),
             seed,
-        },
+        })),
     ))
 }
 
