@@ -23,13 +23,7 @@ pub struct StartSpec {
 
 /// Creates an instance and starts its initial step.
 pub fn start(wf: &Workflow, spec: StartSpec, env: Env) -> (Instance, Vec<Effect>) {
-    let mut effects = Vec::with_capacity(8);
-    let inst = start_into(wf, spec, env, &mut effects);
-    (inst, effects)
-}
-
-/// [`start`], appending the effects to `effects` (see [`super::apply_into`]).
-pub fn start_into(wf: &Workflow, spec: StartSpec, env: Env, effects: &mut Vec<Effect>) -> Instance {
+    let mut effects = Vec::new();
     let mut inst = Instance {
         id: Arc::from(spec.id),
         definition: wf.name.clone(),
@@ -47,14 +41,14 @@ pub fn start_into(wf: &Workflow, spec: StartSpec, env: Env, effects: &mut Vec<Ef
         revision: 0,
         next_token: 0,
     };
-    let mut t = Transition::new(wf, &mut inst, env, effects);
+    let mut t = Transition::new(wf, &mut inst, env, &mut effects);
     t.emit(EventKind::WorkflowStarted {
         definition: wf.name.clone(),
         version: wf.version.clone(),
     });
     t.activate(wf.initial);
     t.finish();
-    inst
+    (inst, effects)
 }
 
 /// `Timer(Wake)`: a timer step fires.

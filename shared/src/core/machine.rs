@@ -1,9 +1,7 @@
 //! Machine step transitions: results, failures with retry, backoff timers and timeouts.
 
-use std::sync::Arc;
-
 use super::input::StepError;
-use super::transition::{unit, Transition};
+use super::transition::{unit, Outcome, Transition};
 use super::{step_for_token, Effect, Env, Refusal, Timer, TimerKind};
 use crate::definition::{CompiledKind, StepId, Workflow};
 use crate::model::{
@@ -15,27 +13,25 @@ use crate::model::{
 pub(super) fn succeeded(
     wf: &Workflow,
     inst: &mut Instance,
-    step: Arc<str>,
+    step: &str,
     token: u64,
     output: Context,
     worker: Option<String>,
     env: Env,
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
-    let s = step_for_token(wf, inst, &step, token, StepStatus::Running)?;
+    let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
     let too_large = check_merged_size(&inst.context, &output).err();
     let mut t = Transition::new(wf, inst, env, effects);
     unschedule_timeout(&mut t, s);
     if let Some(e) = too_large {
         // The output is dropped: retrying would produce it again.
         let err = StepError::fatal("too_large", format!("the step's output is too large: {e}"));
-        fail_attempt(&mut t, s, err, worker, false);
+        fail_attempt(&mut t, s, err, worker, Outcome::Failure);
         t.finish();
         return Ok(());
     }
-    // `step` names step `s` (step_for_token found it by that name): record it under this
-    // Arc rather than cloning the workflow's.
-    t.succeed_as(s, step, Some(output), worker);
+    t.succeed(s, Some(output), worker);
     t.finish();
     Ok(())
 }
@@ -56,24 +52,21 @@ pub(super) fn failed(
     let mut t = Transition::new(wf, inst, env, effects);
     unschedule_timeout(&mut t, s);
     // The worker enforces the step's timeout too and may report it before the coordinator's
-    // `Timer(Timeout)` fires: a `timeout` error of a step that has a timeout is the same
+    // `Timer(Timeout)` fires: a timeout error of a step that has a timeout is the same
     // outcome (timeout edges, `timed_out` history), whichever side saw it first.
-    let timed_out = error.kind == "timeout"
-        && matches!(
-            &wf.steps[s].kind,
-            CompiledKind::Machine {
-                timeout: Some(_),
-                ..
-            }
-        );
-    if timed_out {
+    let outcome = if error.is_timeout() && step_timeout(wf, s).is_some() {
+        Outcome::Timeout
+    } else {
+        Outcome::Failure
+    };
+    if outcome == Outcome::Timeout {
         let (name, attempt) = (t.name(s), t.inst.steps[s].attempt);
         t.emit(EventKind::StepTimedOut {
             step: name,
             attempt,
         });
     }
-    fail_attempt(&mut t, s, error, worker, timed_out);
+    fail_attempt(&mut t, s, error, worker, outcome);
     t.finish();
     Ok(())
 }
@@ -88,25 +81,26 @@ pub(super) fn timed_out(
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
     let s = step_for_token(wf, inst, step, token, StepStatus::Running)?;
+    // Only an attempt with a timeout schedules this timer, so the token could not match
+    // otherwise; refused like any other input this attempt cannot have caused.
+    let limit = step_timeout(wf, s).ok_or_else(|| Refusal::Stale {
+        step: step.to_string(),
+        reason: "the step has no timeout",
+    })?;
     let mut t = Transition::new(wf, inst, env, effects);
     let attempt = t.inst.steps[s].attempt;
-    let limit = match &wf.steps[s].kind {
-        CompiledKind::Machine {
-            timeout: Some(d), ..
-        } => crate::model::definition::duration::format(d),
-        _ => "?".into(),
-    };
     let name = t.name(s);
     t.emit(EventKind::StepTimedOut {
         step: name,
         attempt,
     });
-    let err = StepError {
-        kind: "timeout".into(),
-        message: format!("attempt {attempt} exceeded its timeout of {limit}"),
-        retryable: true,
-    };
-    fail_attempt(&mut t, s, err, None, true);
+    fail_attempt(
+        &mut t,
+        s,
+        StepError::timeout(attempt, limit),
+        None,
+        Outcome::Timeout,
+    );
     t.finish();
     Ok(())
 }
@@ -127,6 +121,15 @@ pub(super) fn retry_due(
     Ok(())
 }
 
+/// The timeout of machine step `s`, if it has one.
+fn step_timeout(wf: &Workflow, s: StepId) -> Option<std::time::Duration> {
+    match &wf.steps[s].kind {
+        CompiledKind::Machine { timeout, .. } => *timeout,
+        _ => None,
+    }
+}
+
+/// Drops the timer of the running attempt's timeout, if it has one: the attempt ended.
 fn unschedule_timeout(t: &mut Transition<'_>, s: StepId) {
     if t.inst.steps[s].due_at.is_some() {
         let step = t.name(s);
@@ -137,29 +140,29 @@ fn unschedule_timeout(t: &mut Transition<'_>, s: StepId) {
     }
 }
 
-/// One attempt failed: retry it if the policy allows, else the step fails for good.
+/// One attempt failed (`outcome` is [`Outcome::Failure`] or [`Outcome::Timeout`]): retry
+/// it if the policy allows, else the step fails for good.
 fn fail_attempt(
     t: &mut Transition<'_>,
     s: StepId,
     err: StepError,
     worker: Option<String>,
-    timed_out: bool,
+    outcome: Outcome,
 ) {
     let CompiledKind::Machine { retry, .. } = &t.wf.steps[s].kind else {
-        t.fail_for_good(s, &err, worker, timed_out);
+        t.fail_for_good(s, &err, worker, outcome);
         return;
     };
     let st = &t.inst.steps[s];
     let retryable = err.retryable && !retry.non_retryable.contains(&err.kind);
     if !retryable || st.tries >= retry.max_attempts {
-        t.fail_for_good(s, &err, worker, timed_out);
+        t.fail_for_good(s, &err, worker, outcome);
         return;
     }
     let now = t.env.now;
     let delay = retry.delay(st.tries, unit(t.env.seed, st.token));
     let retry_at = now.after(delay);
-    t.inst.next_token += 1;
-    let token = t.inst.next_token;
+    let token = t.new_token();
     let name = t.name(s);
     let st = &mut t.inst.steps[s];
     st.status = StepStatus::Retrying;
@@ -167,16 +170,9 @@ fn fail_attempt(
     st.due_at = Some(retry_at);
     st.error = Some(err.to_string());
     let attempt = st.attempt;
-    let record = AttemptRecord {
-        step: name.clone(),
-        attempt,
-        status: AttemptStatus::Retrying,
-        started_at: st.started_at,
-        finished_at: Some(now),
-        worker,
-        error: Some(err.to_string()),
-        note: None,
-    };
+    let record = AttemptRecord::ended(name.clone(), st, AttemptStatus::Retrying, now)
+        .by(worker)
+        .with_error(err.to_string());
     t.effects.push(Effect::Record(record));
     t.effects.push(Effect::Schedule(Timer {
         step: name.clone(),

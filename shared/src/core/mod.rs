@@ -47,7 +47,7 @@ mod transition;
 
 pub use effect::{Dispatch, Effect, Timer};
 pub use input::{Input, StepError, TimerKind};
-pub use lifecycle::{start, start_into, StartSpec};
+pub use lifecycle::{start, StartSpec};
 pub use refusal::Refusal;
 
 use crate::definition::Workflow;
@@ -71,43 +71,29 @@ pub fn apply(
     input: Input,
     env: Env,
 ) -> Result<Vec<Effect>, Refusal> {
-    let mut effects = Vec::with_capacity(8);
-    apply_into(wf, inst, input, env, &mut effects)?;
-    Ok(effects)
-}
-
-/// [`apply`], appending the effects to `effects` instead of returning a new vector, so a
-/// driver can reuse one buffer for many transitions. On `Err`, neither the instance nor
-/// `effects` changed.
-pub fn apply_into(
-    wf: &Workflow,
-    inst: &mut Instance,
-    input: Input,
-    env: Env,
-    effects: &mut Vec<Effect>,
-) -> Result<(), Refusal> {
-    let before = effects.len();
-    let result = match input {
+    let mut effects = Vec::new();
+    let out = &mut effects;
+    match input {
         Input::StepSucceeded {
             step,
             token,
             output,
             worker,
-        } => machine::succeeded(wf, inst, step, token, output, worker, env, effects),
+        } => machine::succeeded(wf, inst, &step, token, output, worker, env, out),
         Input::StepFailed {
             step,
             token,
             error,
             worker,
-        } => machine::failed(wf, inst, &step, token, error, worker, env, effects),
+        } => machine::failed(wf, inst, &step, token, error, worker, env, out),
         Input::Timer { step, kind, token } => match kind {
-            TimerKind::Retry => machine::retry_due(wf, inst, &step, token, env, effects),
-            TimerKind::Timeout => machine::timed_out(wf, inst, &step, token, env, effects),
-            TimerKind::Wake => lifecycle::wake(wf, inst, &step, token, env, effects),
-            TimerKind::TaskDue => task::due(wf, inst, &step, token, env, effects),
+            TimerKind::Retry => machine::retry_due(wf, inst, &step, token, env, out),
+            TimerKind::Timeout => machine::timed_out(wf, inst, &step, token, env, out),
+            TimerKind::Wake => lifecycle::wake(wf, inst, &step, token, env, out),
+            TimerKind::TaskDue => task::due(wf, inst, &step, token, env, out),
         },
         Input::CompleteTask { step, user, data } => {
-            task::complete(wf, inst, &step, user, data, env, effects)
+            task::complete(wf, inst, &step, user, data, env, out)
         }
         Input::ReassignTask {
             step,
@@ -124,18 +110,12 @@ pub fn apply_into(
                 candidates,
             },
             env,
-            effects,
+            out,
         ),
-        Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env, effects),
-        Input::Retry { from_step } => {
-            lifecycle::retry(wf, inst, from_step.as_deref(), env, effects)
-        }
-    };
-    if result.is_err() {
-        // Refusals come before any change; this only keeps the promise if one ever did not.
-        effects.truncate(before);
-    }
-    result
+        Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env, out),
+        Input::Retry { from_step } => lifecycle::retry(wf, inst, from_step.as_deref(), env, out),
+    }?;
+    Ok(effects)
 }
 
 /// Finds a step for an input that carries a token; a step the workflow lacks is stale input
@@ -154,10 +134,7 @@ fn step_for_token(
     if inst.status.is_terminal() {
         return Err(stale("the instance is finished"));
     }
-    let s = match step_by_token(wf, inst, step, token) {
-        Some(s) => s,
-        None => wf.step_id(step).ok_or_else(|| stale("no such step"))?,
-    };
+    let s = wf.step_id(step).ok_or_else(|| stale("no such step"))?;
     let st = inst.steps.get(s).ok_or_else(|| stale("no such step"))?;
     if st.token != token {
         return Err(stale("not the current attempt"));
@@ -166,21 +143,4 @@ fn step_for_token(
         return Err(stale("the step is not in the state this input needs"));
     }
     Ok(s)
-}
-
-/// Steps a workflow may have for [`step_by_token`] to look at them one by one.
-const TOKEN_SCAN_LIMIT: usize = 64;
-
-/// The step named `step`, found without hashing its name: in a small workflow, the step
-/// whose token is `token` (tokens are unique but for 0, which every step not started yet
-/// holds), if it has that name. `None` means "look it up by name".
-fn step_by_token(wf: &Workflow, inst: &Instance, step: &str, token: u64) -> Option<usize> {
-    if inst.steps.len() > TOKEN_SCAN_LIMIT || wf.steps.len() != inst.steps.len() {
-        return None;
-    }
-    let s = inst.steps.iter().position(|st| st.token == token)?;
-    let name: &str = &wf.steps[s].name;
-    let same =
-        (std::ptr::eq(name.as_ptr(), step.as_ptr()) && name.len() == step.len()) || name == step;
-    same.then_some(s)
 }

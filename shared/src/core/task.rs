@@ -2,14 +2,16 @@
 
 use serde_json::Value;
 
+use super::input::StepError;
 use super::transition::{Outcome, Transition};
 use super::{step_for_token, Effect, Env, Refusal, TimerKind};
-use crate::definition::{CompiledKind, Workflow};
+use crate::definition::{CompiledKind, StepId, Workflow};
 use crate::model::task::allows;
 use crate::model::{
     check_merged_size, Actor, Assignment, AttemptRecord, AttemptStatus, EventKind, Instance,
     InstanceStatus, StepStatus, Task, TaskOutcome,
 };
+use crate::time::Timestamp;
 
 /// `CompleteTask`: every check comes before any change, so a refusal changes nothing.
 pub(super) fn complete(
@@ -111,9 +113,6 @@ pub(super) fn reassign(
 ) -> Result<(), Refusal> {
     let s = open_task(wf, inst, step, "reassigning a task")?;
     let CompiledKind::Human {
-        title,
-        description,
-        form,
         assignee,
         candidates,
         ..
@@ -147,13 +146,7 @@ pub(super) fn reassign(
     let mut t = Transition::new(wf, inst, env, effects);
     let name = t.name(s);
     let now = t.env.now;
-    let st = &t.inst.steps[s];
-    let (token, attempt, created_at, due_at) = (
-        st.token,
-        st.attempt,
-        st.started_at.unwrap_or(now),
-        st.due_at,
-    );
+    let attempt = t.inst.steps[s].attempt;
     let mut note = match &to.assignee {
         Some(a) => format!("assigned to {a}"),
         None => "assigned to no one".to_string(),
@@ -164,29 +157,12 @@ pub(super) fn reassign(
     }
     // Re-opening under the same step replaces the stored task (both drivers key tasks by
     // instance and step), so listings by assignee follow at once.
-    t.effects.push(Effect::OpenTask(Box::new(Task {
-        instance_id: t.inst.id.clone(),
-        step: name.clone(),
-        token,
-        title: title.clone(),
-        description: description.clone(),
-        assignee: to.assignee.clone(),
-        candidates: to.candidates.clone(),
-        form: form.as_ref().map(|f| f.schema().clone()),
-        created_at,
-        due_at,
-        tenant_id: t.inst.tenant_id.clone(),
-    })));
-    t.effects.push(Effect::Record(AttemptRecord {
-        step: name.clone(),
-        attempt,
-        status: AttemptStatus::Reassigned,
-        started_at: Some(now),
-        finished_at: Some(now),
-        worker: Some(by.clone()),
-        error: None,
-        note: Some(note),
-    }));
+    let task = human_task(wf, s, t.inst, to.clone(), now);
+    t.effects.push(Effect::OpenTask(Box::new(task)));
+    let record = AttemptRecord::at(name.clone(), attempt, AttemptStatus::Reassigned, now)
+        .by(Some(by.clone()))
+        .with_note(note);
+    t.effects.push(Effect::Record(record));
     t.emit(EventKind::HumanTaskReassigned {
         step: name,
         by,
@@ -196,6 +172,42 @@ pub(super) fn reassign(
     t.inst.steps[s].assignment = Some(Box::new(to));
     t.finish();
     Ok(())
+}
+
+/// The task that human step `s` has open, for the people `who` names: under the token,
+/// deadline and opening time of its current activation (a reassignment opens the same task
+/// again, for other people). `now` stands in for an opening time the state lacks.
+pub(super) fn human_task(
+    wf: &Workflow,
+    s: StepId,
+    inst: &Instance,
+    who: Assignment,
+    now: Timestamp,
+) -> Task {
+    let step = &wf.steps[s];
+    let (title, description, form) = match &step.kind {
+        CompiledKind::Human {
+            title,
+            description,
+            form,
+            ..
+        } => (title.clone(), description.clone(), form.as_ref()),
+        _ => (None, None, None),
+    };
+    let st = &inst.steps[s];
+    Task {
+        instance_id: inst.id.clone(),
+        step: step.name.clone(),
+        token: st.token,
+        title,
+        description,
+        assignee: who.assignee,
+        candidates: who.candidates,
+        form: form.map(|f| f.schema().clone()),
+        created_at: st.started_at.unwrap_or(now),
+        due_at: st.due_at,
+        tenant_id: inst.tenant_id.clone(),
+    }
 }
 
 /// The checks every action on an open task makes first: the instance is live, the step
@@ -227,6 +239,9 @@ fn open_task(
     Ok(s)
 }
 
+/// The error of a task whose due time passed.
+const OVERDUE: &str = "the task became overdue";
+
 /// `Timer(TaskDue)`: the task is overdue. With `on: timeout` edges the task expires and
 /// they are taken; without, the task stays open and only the event says so.
 pub(super) fn due(
@@ -245,8 +260,8 @@ pub(super) fn due(
     let attempt = t.inst.steps[s].attempt;
     let error = serde_json::json!({
         "step": &*name,
-        "kind": "timeout",
-        "message": "the task became overdue",
+        "kind": StepError::TIMEOUT,
+        "message": OVERDUE,
         "attempt": attempt,
     });
     let Some(taken) = t.decide_failure(s, Outcome::Timeout, error) else {
@@ -261,20 +276,10 @@ pub(super) fn due(
         outcome: TaskOutcome::Expired,
     });
     let st = &mut t.inst.steps[s];
-    st.status = StepStatus::Failed;
-    st.finished_at = Some(now);
-    st.due_at = None;
-    st.error = Some("the task became overdue".into());
-    let record = AttemptRecord {
-        step: name,
-        attempt,
-        status: AttemptStatus::TimedOut,
-        started_at: st.started_at,
-        finished_at: Some(now),
-        worker: None,
-        error: Some("the task became overdue".into()),
-        note: None,
-    };
+    st.end(StepStatus::Failed, now);
+    st.error = Some(OVERDUE.into());
+    let record =
+        AttemptRecord::ended(name, st, Outcome::Timeout.attempt_status(), now).with_error(OVERDUE);
     t.effects.push(Effect::Record(record));
     t.follow(s, &taken);
     t.finish();

@@ -11,102 +11,47 @@ use serde_json::json;
 
 use super::effect::{Dispatch, Effect, Timer};
 use super::input::{StepError, TimerKind};
+use super::task::human_task;
 use super::Env;
 use crate::definition::{CompiledKind, EdgeId, StepId, TimerSpec, Workflow};
 use crate::model::{
-    AttemptRecord, AttemptStatus, Context, EdgeMark, EdgeOn, Event, EventKind, Instance,
-    InstanceStatus, StepStatus, Task, TaskOutcome,
+    Assignment, AttemptRecord, AttemptStatus, Context, EdgeMark, EdgeOn, Event, EventKind,
+    Instance, InstanceStatus, StepStatus, TaskOutcome,
 };
 
 /// How many activations one transition may make before the instance fails: only a loop of
 /// steps that never wait (gateways looping on themselves) gets near it.
 const ACTIVATION_BUDGET: usize = 10_000;
 
-/// How a step ended, for routing.
+/// How a step ended, for routing: each outcome follows its own group of edges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Outcome {
+    /// It succeeded: `on: success` edges.
     Success,
+    /// It failed: `on: failure` edges.
     Failure,
+    /// It ran past its deadline: `on: timeout` edges, else `on: failure` ones.
     Timeout,
 }
 
-#[derive(Clone, Copy)]
+impl Outcome {
+    /// How the history records an attempt that ended this way.
+    pub fn attempt_status(self) -> AttemptStatus {
+        match self {
+            Outcome::Success => AttemptStatus::Completed,
+            Outcome::Failure => AttemptStatus::Failed,
+            Outcome::Timeout => AttemptStatus::TimedOut,
+        }
+    }
+}
+
+/// One item of a transition's worklist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Work {
+    /// Start the step.
     Activate(StepId),
+    /// The step is on no live path: skip it (dead-path elimination).
     Skip(StepId),
-}
-
-/// How many work items the worklist holds without allocating.
-const INLINE_WORK: usize = 16;
-
-/// Outgoing edges a step may have for its routing decision to stay on the stack.
-const INLINE_EDGES: usize = 16;
-
-/// Marks a packed [`Work::Skip`] in the worklist's ring.
-const SKIP_BIT: u32 = 1 << 31;
-
-/// The FIFO worklist: a ring of [`INLINE_WORK`] items in place (packed in 32 bits, so the
-/// ring is cheap to set up), then a heap queue for the rest. Most transitions queue a
-/// handful of items, so most never allocate.
-struct WorkQueue {
-    ring: [u32; INLINE_WORK],
-    head: usize,
-    len: usize,
-    spill: VecDeque<Work>,
-}
-
-impl WorkQueue {
-    fn new() -> WorkQueue {
-        WorkQueue {
-            ring: [0; INLINE_WORK],
-            head: 0,
-            len: 0,
-            spill: VecDeque::new(),
-        }
-    }
-
-    fn pack(work: Work) -> Option<u32> {
-        match work {
-            Work::Activate(s) => u32::try_from(s).ok().filter(|&s| s < SKIP_BIT),
-            Work::Skip(s) => u32::try_from(s)
-                .ok()
-                .filter(|&s| s < SKIP_BIT)
-                .map(|s| s | SKIP_BIT),
-        }
-    }
-
-    fn push_back(&mut self, work: Work) {
-        // Once items spill, later ones follow them there: the ring holds only the oldest.
-        if self.spill.is_empty() && self.len < INLINE_WORK {
-            if let Some(packed) = Self::pack(work) {
-                self.ring[(self.head + self.len) % INLINE_WORK] = packed;
-                self.len += 1;
-                return;
-            }
-        }
-        self.spill.push_back(work);
-    }
-
-    fn pop_front(&mut self) -> Option<Work> {
-        if self.len > 0 {
-            let packed = self.ring[self.head];
-            self.head = (self.head + 1) % INLINE_WORK;
-            self.len -= 1;
-            let s = (packed & !SKIP_BIT) as usize;
-            Some(if packed & SKIP_BIT != 0 {
-                Work::Skip(s)
-            } else {
-                Work::Activate(s)
-            })
-        } else {
-            self.spill.pop_front()
-        }
-    }
-
-    fn clear(&mut self) {
-        self.len = 0;
-        self.spill.clear();
-    }
 }
 
 /// One transition in progress: the instance being changed and the effects so far (appended
@@ -116,7 +61,8 @@ pub(super) struct Transition<'a> {
     pub inst: &'a mut Instance,
     pub env: Env,
     pub effects: &'a mut Vec<Effect>,
-    work: WorkQueue,
+    /// First in, first out: steps start in the order their edges were resolved.
+    work: VecDeque<Work>,
     activations: usize,
 }
 
@@ -132,7 +78,7 @@ impl<'a> Transition<'a> {
             inst,
             env,
             effects,
-            work: WorkQueue::new(),
+            work: VecDeque::new(),
             activations: 0,
         }
     }
@@ -161,9 +107,21 @@ impl<'a> Transition<'a> {
         self.wf.steps[s].name.clone()
     }
 
-    fn new_token(&mut self) -> u64 {
+    /// A fencing token no earlier activation or attempt of this instance had.
+    pub fn new_token(&mut self) -> u64 {
         self.inst.next_token += 1;
         self.inst.next_token
+    }
+
+    /// Begins the next attempt of step `s` (see [`crate::model::StepState::begin_attempt`])
+    /// under a new token, which only this attempt's results, timers or task carry. Returns
+    /// the token.
+    fn begin_attempt(&mut self, s: StepId) -> u64 {
+        let token = self.new_token();
+        let st = &mut self.inst.steps[s];
+        st.begin_attempt(self.env.now);
+        st.token = token;
+        token
     }
 
     /// Queues a step to start now.
@@ -212,37 +170,24 @@ impl<'a> Transition<'a> {
         match &step.kind {
             CompiledKind::Machine { .. } => self.dispatch_attempt(s),
             CompiledKind::Human {
-                title,
-                description,
                 assignee,
                 candidates,
-                form,
                 due,
+                ..
             } => {
-                let token = self.new_token();
+                let token = self.begin_attempt(s);
                 let due_at = due.map(|d| now.after(d));
                 let st = &mut self.inst.steps[s];
                 st.status = StepStatus::Waiting;
-                st.token = token;
-                st.attempt += 1;
-                st.tries = 1;
-                st.started_at = Some(now);
                 st.due_at = due_at;
                 st.assignment = None;
                 let name = step.name.clone();
-                self.effects.push(Effect::OpenTask(Box::new(Task {
-                    instance_id: self.inst.id.clone(),
-                    step: name.clone(),
-                    token,
-                    title: title.clone(),
-                    description: description.clone(),
+                let who = Assignment {
                     assignee: assignee.clone(),
                     candidates: candidates.clone(),
-                    form: form.as_ref().map(|f| f.schema().clone()),
-                    created_at: now,
-                    due_at,
-                    tenant_id: self.inst.tenant_id.clone(),
-                })));
+                };
+                let task = human_task(self.wf, s, self.inst, who, now);
+                self.effects.push(Effect::OpenTask(Box::new(task)));
                 if let Some(due_at) = due_at {
                     self.effects.push(Effect::Schedule(Timer {
                         step: name.clone(),
@@ -258,10 +203,9 @@ impl<'a> Transition<'a> {
                 });
             }
             CompiledKind::Gateway => {
-                let st = &mut self.inst.steps[s];
-                st.attempt += 1;
-                st.tries = 1;
-                st.started_at = Some(now);
+                // A gateway decides at once: an attempt without a token, as nothing can
+                // report on it later.
+                self.inst.steps[s].begin_attempt(now);
                 // A gateway exists to choose a way on: when it has ways and none is chosen
                 // (no condition matched and there is no default), that is a modelling gap,
                 // not a quiet end of the branch, so the gateway fails (its failure edges, if
@@ -273,10 +217,9 @@ impl<'a> Transition<'a> {
                         "no_route",
                         "no condition of the gateway's edges matched and it has no default edge",
                     );
-                    self.fail_for_good(s, &err, None, false);
+                    self.fail_for_good(s, &err, None, Outcome::Failure);
                 } else {
-                    let name = self.name(s);
-                    self.record_success(s, name, None, None);
+                    self.record_success(s, None, None);
                     self.follow(s, &taken);
                 }
             }
@@ -289,12 +232,8 @@ impl<'a> Transition<'a> {
                         .map(crate::time::Timestamp)
                         .map_err(|e| StepError::fatal("timer", e.to_string())),
                 };
-                let token = self.new_token();
+                let token = self.begin_attempt(s);
                 let st = &mut self.inst.steps[s];
-                st.attempt += 1;
-                st.tries = 1;
-                st.token = token;
-                st.started_at = Some(now);
                 match fire_at {
                     Ok(fire_at) => {
                         st.status = StepStatus::Sleeping;
@@ -313,7 +252,7 @@ impl<'a> Transition<'a> {
                     }
                     Err(err) => {
                         st.status = StepStatus::Running;
-                        self.fail_for_good(s, &err, None, false);
+                        self.fail_for_good(s, &err, None, Outcome::Failure);
                     }
                 }
             }
@@ -334,13 +273,9 @@ impl<'a> Transition<'a> {
         else {
             return;
         };
-        let token = self.new_token();
+        let token = self.begin_attempt(s);
         let st = &mut self.inst.steps[s];
         st.status = StepStatus::Running;
-        st.attempt += 1;
-        st.tries += 1;
-        st.token = token;
-        st.started_at = Some(now);
         st.due_at = timeout.map(|t| now.after(t));
         let attempt = st.attempt;
         let due_at = st.due_at;
@@ -371,49 +306,22 @@ impl<'a> Transition<'a> {
 
     /// Records a step's success: merges its output, records the attempt, routes onwards.
     pub fn succeed(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
-        let name = self.name(s);
-        self.succeed_as(s, name, output, worker);
-    }
-
-    /// [`Self::succeed`] with the step's name at hand (equal to the workflow's).
-    pub fn succeed_as(
-        &mut self,
-        s: StepId,
-        name: Arc<str>,
-        output: Option<Context>,
-        worker: Option<String>,
-    ) {
-        self.record_success(s, name, output, worker);
+        self.record_success(s, output, worker);
         self.route(s, Outcome::Success);
     }
 
     /// The part of a success before routing: output merged, step completed, attempt
     /// recorded, `StepExecuted` published.
-    fn record_success(
-        &mut self,
-        s: StepId,
-        name: Arc<str>,
-        output: Option<Context>,
-        worker: Option<String>,
-    ) {
+    fn record_success(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
         if let Some(output) = output {
             merge(&mut self.inst.context, output);
         }
         let now = self.env.now;
+        let name = self.name(s);
         let st = &mut self.inst.steps[s];
-        st.status = StepStatus::Completed;
-        st.finished_at = Some(now);
-        st.due_at = None;
-        let record = AttemptRecord {
-            step: name.clone(),
-            attempt: st.attempt,
-            status: AttemptStatus::Completed,
-            started_at: st.started_at,
-            finished_at: Some(now),
-            worker,
-            error: None,
-            note: None,
-        };
+        st.end(StepStatus::Completed, now);
+        let record =
+            AttemptRecord::ended(name.clone(), st, AttemptStatus::Completed, now).by(worker);
         let attempt = st.attempt;
         self.effects.push(Effect::Record(record));
         self.emit(EventKind::StepExecuted {
@@ -422,47 +330,31 @@ impl<'a> Transition<'a> {
         });
     }
 
-    /// A step failed and will not be retried: route along failure (or timeout) edges, or
-    /// fail the instance when there are none.
+    /// A step failed (`outcome` is [`Outcome::Failure`] or [`Outcome::Timeout`]) and will
+    /// not be retried: route along failure (or timeout) edges, or fail the instance when
+    /// there are none.
     pub fn fail_for_good(
         &mut self,
         s: StepId,
         err: &StepError,
         worker: Option<String>,
-        timed_out: bool,
+        outcome: Outcome,
     ) {
         let now = self.env.now;
         let name = self.name(s);
         let st = &mut self.inst.steps[s];
-        st.status = StepStatus::Failed;
-        st.finished_at = Some(now);
-        st.due_at = None;
+        st.end(StepStatus::Failed, now);
         st.error = Some(err.to_string());
         let attempt = st.attempt;
-        self.effects.push(Effect::Record(AttemptRecord {
-            step: name.clone(),
-            attempt,
-            status: if timed_out {
-                AttemptStatus::TimedOut
-            } else {
-                AttemptStatus::Failed
-            },
-            started_at: st.started_at,
-            finished_at: Some(now),
-            worker,
-            error: Some(err.to_string()),
-            note: None,
-        }));
+        let record = AttemptRecord::ended(name.clone(), st, outcome.attempt_status(), now)
+            .by(worker)
+            .with_error(err.to_string());
+        self.effects.push(Effect::Record(record));
         self.emit(EventKind::StepFailed {
             step: name.clone(),
             attempt,
             error: err.to_string(),
         });
-        let outcome = if timed_out {
-            Outcome::Timeout
-        } else {
-            Outcome::Failure
-        };
         let error =
             json!({ "step": &*name, "kind": err.kind, "message": err.message, "attempt": attempt });
         match self.decide_failure(s, outcome, error) {
@@ -534,28 +426,15 @@ impl<'a> Transition<'a> {
     /// loop is not decided dead here at all: the loop may take it on a later turn, so it
     /// dies only when the loop is over ([`Self::close_idle_loops`]).
     pub fn route(&mut self, s: StepId, outcome: Outcome) {
-        let n = self.wf.steps[s].outgoing.len();
-        if n <= INLINE_EDGES {
-            let mut taken = [false; INLINE_EDGES];
-            self.decide_into(s, outcome, &mut taken[..n]);
-            self.follow(s, &taken[..n]);
-        } else {
-            let taken = self.decide(s, outcome);
-            self.follow(s, &taken);
-        }
+        let taken = self.decide(s, outcome);
+        self.follow(s, &taken);
     }
 
     /// Which outgoing edges of `s` an outcome takes (see [`Self::route`]), in `outgoing` order.
     fn decide(&mut self, s: StepId, outcome: Outcome) -> Vec<bool> {
-        let mut taken = vec![false; self.wf.steps[s].outgoing.len()];
-        self.decide_into(s, outcome, &mut taken);
-        taken
-    }
-
-    /// [`Self::decide`] into `taken`, one entry per outgoing edge.
-    fn decide_into(&mut self, s: StepId, outcome: Outcome, taken: &mut [bool]) {
         let wf = self.wf;
         let step = &wf.steps[s];
+        let mut taken = vec![false; step.outgoing.len()];
         let mut any_condition_matched = false;
         for (i, &e) in step.outgoing.iter().enumerate() {
             let edge = &wf.edges[e];
@@ -590,6 +469,7 @@ impl<'a> Transition<'a> {
                 }
             }
         }
+        taken
     }
 
     /// Marks the edges [`Self::decide`] took and those that are dead now.
@@ -751,16 +631,8 @@ impl<'a> Transition<'a> {
             }
             let st = &mut self.inst.steps[s];
             if status == StepStatus::Running {
-                self.effects.push(Effect::Record(AttemptRecord {
-                    step: name,
-                    attempt: st.attempt,
-                    status: AttemptStatus::Canceled,
-                    started_at: st.started_at,
-                    finished_at: Some(now),
-                    worker: None,
-                    error: None,
-                    note: None,
-                }));
+                let record = AttemptRecord::ended(name, st, AttemptStatus::Canceled, now);
+                self.effects.push(Effect::Record(record));
             }
             st.status = StepStatus::Interrupted;
             st.due_at = None;
@@ -818,47 +690,4 @@ pub(super) fn unit(seed: u64, token: u64) -> f64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^= z >> 31;
     (z >> 11) as f64 / (1u64 << 53) as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn drain(q: &mut WorkQueue) -> Vec<(bool, StepId)> {
-        std::iter::from_fn(|| q.pop_front())
-            .map(|w| match w {
-                Work::Activate(s) => (true, s),
-                Work::Skip(s) => (false, s),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn the_worklist_is_first_in_first_out_in_place_and_spilled() {
-        let mut q = WorkQueue::new();
-        let mut expected = Vec::new();
-        // Past the ring, with an interleaved pop so the ring wraps, and a step id too large
-        // to pack, which goes to the heap queue.
-        for i in 0..40usize {
-            let w = if i % 3 == 0 {
-                Work::Skip(i)
-            } else {
-                Work::Activate(i)
-            };
-            q.push_back(w);
-            expected.push((i % 3 != 0, i));
-            if i == 5 {
-                assert_eq!(drain(&mut q).len(), 6);
-                expected.clear();
-            }
-        }
-        q.push_back(Work::Activate(usize::MAX));
-        expected.push((true, usize::MAX));
-        q.push_back(Work::Skip(7));
-        expected.push((false, 7));
-        assert_eq!(drain(&mut q), expected);
-        q.push_back(Work::Skip(3));
-        q.clear();
-        assert!(q.pop_front().is_none());
-    }
 }

@@ -1,10 +1,8 @@
 //! The LocalEngine's driver: applies inputs to one instance and carries out the effects.
 
-use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
-use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -13,15 +11,14 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::history::{local_worker, History};
-use super::lane::LaneStep;
+use super::history::{History, LOCAL_WORKER};
 use super::Inner;
 use crate::api::InstanceView;
 use crate::core::StepError;
 use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
 use crate::definition::Workflow;
 use crate::model::{Instance, InstanceStatus, Task};
-use crate::step::{execute_step, unknown_handler, StepContext};
+use crate::step::{execute_step, unknown_handler, Step, StepContext};
 use crate::time::Timestamp;
 
 /// One instance and what the engine keeps beside it.
@@ -78,12 +75,8 @@ pub(crate) async fn apply(
     input: Input,
 ) -> Result<(), Refusal> {
     let mut state = slot.state.lock().await;
-    let mut effects = effects_buffer();
     let env = inner.clock.env();
-    if let Err(refusal) = core::apply_into(&slot.wf, &mut state.inst, input, env, &mut effects) {
-        recycle(effects, VecDeque::new());
-        return Err(refusal);
-    }
+    let effects = core::apply(&slot.wf, &mut state.inst, input, env)?;
     carry_out(inner, slot, &mut state, effects).await;
     Ok(())
 }
@@ -125,42 +118,29 @@ fn note_refusal(inner: &Inner, slot: &Slot, refusal: &Refusal) {
 }
 
 /// Carries out effects in order. Handlers that finish on their first poll are applied right
-/// here, under the same lock, without a task spawn: the fast path of short steps. The
-/// effects of those transitions go into the same buffer, and the box an attempt runs in is
-/// reused by the next attempt when it finished at once.
+/// here, under the same lock, without a task spawn: the fast path of short steps. Their
+/// results are applied in turn, once the effects before them are carried out, so the
+/// instance's events still come out in transition order.
 async fn carry_out(
     inner: &Arc<Inner>,
     slot: &Arc<Slot>,
     state: &mut SlotState,
     effects: Vec<Effect>,
 ) {
-    let mut ready: VecDeque<Input> = READY.with(Cell::take).unwrap_or_default();
+    let mut ready: VecDeque<Input> = VecDeque::new();
     let mut effects = effects;
-    let mut spare = None;
-    let lane = inner.lane();
-    // The handler the last attempt ran: successive steps often share one, and comparing
-    // names is cheaper than hashing them.
-    let mut last_handler: Option<(&str, &Arc<LaneStep>)> = None;
     loop {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Dispatch(d) => {
-                    let step = match last_handler {
-                        Some((name, step)) if name == &*d.handler => Ok(step.clone()),
-                        _ => match lane.step(&d.handler) {
-                            Some((name, step)) => {
-                                last_handler = Some((name, step));
-                                Ok(step.clone())
-                            }
-                            None => Err(unknown_handler(&lane.handlers, &d.handler)),
-                        },
-                    };
-                    let mut run = reuse_box(&mut spare, run_attempt(step, slot.id.clone(), d));
+                    let step = inner
+                        .handlers
+                        .get(&d.handler)
+                        .cloned()
+                        .ok_or_else(|| unknown_handler(&inner.handlers, &d.handler));
+                    let mut run = Box::pin(run_attempt(step, slot.id.clone(), d));
                     match (&mut run).now_or_never() {
-                        Some(input) => {
-                            ready.push_back(input);
-                            spare = Some(run);
-                        }
+                        Some(input) => ready.push_back(input),
                         None => {
                             let (inner, slot) = (inner.clone(), slot.clone());
                             tokio::spawn(async move {
@@ -211,9 +191,9 @@ async fn carry_out(
             break;
         };
         let env = inner.clock.env();
-        if let Err(refusal) = core::apply_into(&slot.wf, &mut state.inst, input, env, &mut effects)
-        {
-            note_refusal(inner, slot, &refusal);
+        match core::apply(&slot.wf, &mut state.inst, input, env) {
+            Ok(next) => effects = next,
+            Err(refusal) => note_refusal(inner, slot, &refusal),
         }
     }
     let status = state.inst.status;
@@ -224,48 +204,6 @@ async fn carry_out(
     }
     if let Some(tx) = slot.status.get() {
         tx.send_if_modified(|s| std::mem::replace(s, status) != status);
-    }
-    recycle(effects, ready);
-}
-
-thread_local! {
-    /// The buffers of the last `carry_out` on this thread, for the next one.
-    static EFFECTS: Cell<Option<Vec<Effect>>> = const { Cell::new(None) };
-    static READY: Cell<Option<VecDeque<Input>>> = const { Cell::new(None) };
-}
-
-/// Buffers larger than this are dropped rather than kept: one huge fan-out should not pin
-/// its memory for good.
-const KEEP_BUFFER: usize = 256;
-
-/// An empty effects buffer: the one the last `carry_out` on this thread left, or a new one.
-pub(crate) fn effects_buffer() -> Vec<Effect> {
-    EFFECTS
-        .with(Cell::take)
-        .unwrap_or_else(|| Vec::with_capacity(16))
-}
-
-/// Keeps emptied buffers for the next `carry_out` on this thread.
-pub(crate) fn recycle(mut effects: Vec<Effect>, mut ready: VecDeque<Input>) {
-    if effects.capacity() <= KEEP_BUFFER {
-        effects.clear();
-        EFFECTS.with(|b| b.set(Some(effects)));
-    }
-    if ready.capacity() <= KEEP_BUFFER && ready.capacity() > 0 {
-        ready.clear();
-        READY.with(|b| b.set(Some(ready)));
-    }
-}
-
-/// Puts `fut` in the box `spare` holds, if any (its last future is finished), else in a
-/// new one.
-fn reuse_box<F: std::future::Future>(spare: &mut Option<Pin<Box<F>>>, fut: F) -> Pin<Box<F>> {
-    match spare.take() {
-        Some(mut boxed) => {
-            boxed.set(fut);
-            boxed
-        }
-        None => Box::pin(fut),
     }
 }
 
@@ -280,13 +218,13 @@ fn abort_other(handle: &AbortHandle) {
 /// Runs one attempt and turns its outcome into the input that reports it.
 /// `step` is the attempt's handler, or the error of a handler not registered.
 async fn run_attempt(
-    step: Result<Arc<LaneStep>, StepError>,
+    step: Result<Arc<dyn Step>, StepError>,
     instance_id: Arc<str>,
     d: Dispatch,
 ) -> Input {
     let mut ctx = StepContext::new(instance_id, d.step, d.attempt, d.config, d.context);
     let result = match step {
-        Ok(step) => execute_step(step.0.as_ref(), &mut ctx, d.timeout).await,
+        Ok(step) => execute_step(step.as_ref(), &mut ctx, d.timeout).await,
         Err(error) => Err(error),
     };
     // The step's name comes back out of the context rather than being cloned into it.
@@ -296,13 +234,13 @@ async fn run_attempt(
             step,
             token: d.token,
             output,
-            worker: Some(local_worker()),
+            worker: Some(LOCAL_WORKER.to_string()),
         },
         Err(error) => Input::StepFailed {
             step,
             token: d.token,
             error,
-            worker: Some(local_worker()),
+            worker: Some(LOCAL_WORKER.to_string()),
         },
     }
 }
@@ -311,17 +249,10 @@ async fn run_attempt(
 /// timestamps. Anchored on first use, inside the runtime.
 pub(crate) struct Clock {
     anchor: OnceLock<(Instant, i64)>,
+    /// A random key, so engines do not repeat one another's jitter seeds.
     key: u64,
-}
-
-thread_local! {
-    /// Where this thread's jitter seeds start: a random point, so threads do not repeat one
-    /// another's seeds; counted up per transition.
-    static SEEDS: Cell<u64> = Cell::new(
-        std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish(),
-    );
+    /// Transitions so far: each gets a seed of its own.
+    transitions: AtomicU64,
 }
 
 impl Clock {
@@ -331,6 +262,7 @@ impl Clock {
             key: std::collections::hash_map::RandomState::new()
                 .build_hasher()
                 .finish(),
+            transitions: AtomicU64::new(0),
         }
     }
 
@@ -342,13 +274,7 @@ impl Clock {
 
     pub fn now(&self) -> Timestamp {
         let (at, ms) = self.anchor();
-        let elapsed = at.elapsed();
-        // Whole milliseconds without `as_millis`, whose u128 division shows in profiles.
-        let elapsed = i64::try_from(elapsed.as_secs())
-            .unwrap_or(i64::MAX / 1000)
-            .min(i64::MAX / 1000)
-            * 1000
-            + i64::from(elapsed.subsec_millis());
+        let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
         Timestamp(ms.saturating_add(elapsed))
     }
 
@@ -358,11 +284,7 @@ impl Clock {
     }
 
     pub fn env(&self) -> Env {
-        let n = SEEDS.with(|c| {
-            let n = c.get();
-            c.set(n.wrapping_add(1));
-            n
-        });
+        let n = self.transitions.fetch_add(1, Ordering::Relaxed);
         Env {
             now: self.now(),
             seed: self.key ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15),

@@ -6,7 +6,6 @@
 //! and note out of line only when there is an error, a note, or a worker other than this
 //! engine. The records read back are equal to the ones stored.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::model::{AttemptRecord, AttemptStatus};
@@ -14,22 +13,6 @@ use crate::time::Timestamp;
 
 /// The worker name recorded for attempts run in-process.
 pub(crate) const LOCAL_WORKER: &str = "local";
-
-/// How many spare [`LOCAL_WORKER`] strings a thread keeps.
-const SPARE_NAMES: usize = 64;
-
-thread_local! {
-    /// `"local"` strings that records gave back, for the next results to carry.
-    static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
-}
-
-/// A `String` holding [`LOCAL_WORKER`], for a result's `worker`: one a record gave back on
-/// this thread if there is one, so a step does not allocate and free the same five bytes.
-pub(crate) fn local_worker() -> String {
-    SPARE
-        .with(|s| s.borrow_mut().pop())
-        .unwrap_or_else(|| LOCAL_WORKER.to_string())
-}
 
 const STARTED: u8 = 1;
 const FINISHED: u8 = 2;
@@ -82,12 +65,6 @@ impl History {
             (None, None, None) => None,
             (Some(w), None, None) if w == LOCAL_WORKER => {
                 flags |= LOCAL;
-                SPARE.with(|s| {
-                    let mut spare = s.borrow_mut();
-                    if spare.len() < SPARE_NAMES {
-                        spare.push(w);
-                    }
-                });
                 None
             }
             (worker, error, note) => Some(Box::new(Rest {
@@ -165,9 +142,5 @@ mod tests {
         }
         assert_eq!(h.to_records(), all);
         assert_eq!(std::mem::size_of::<Record>(), 48);
-        // The "local" strings the records gave back serve later results.
-        for _ in 0..SPARE_NAMES + 1 {
-            assert_eq!(local_worker(), LOCAL_WORKER);
-        }
     }
 }

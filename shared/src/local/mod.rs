@@ -12,7 +12,6 @@
 
 mod driver;
 mod history;
-mod lane;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -34,7 +33,6 @@ use crate::registry::{Registry, RegistryError};
 use crate::step::{Handlers, Step};
 
 use driver::{Clock, Slot};
-use lane::{Lane, LANES};
 
 /// The in-process engine. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -44,18 +42,11 @@ pub struct LocalEngine {
 
 pub(crate) struct Inner {
     registry: Arc<Registry>,
-    lanes: [Arc<Lane>; LANES],
+    handlers: Handlers,
     bus: Arc<dyn EventBus>,
     instances: Instances,
     clock: Clock,
     stale: std::sync::atomic::AtomicU64,
-}
-
-impl Inner {
-    /// The current thread's lane.
-    fn lane(&self) -> &Arc<Lane> {
-        &self.lanes[lane::current()]
-    }
 }
 
 /// How many parts the instance map is split into, so that starts on different threads
@@ -136,7 +127,7 @@ impl LocalEngineBuilder {
         LocalEngine {
             inner: Arc::new(Inner {
                 registry: self.registry,
-                lanes: std::array::from_fn(|_| Arc::new(Lane::new(self.handlers.clone()))),
+                handlers: self.handlers,
                 bus: self.bus,
                 instances: Instances::new(),
                 clock: Clock::new(),
@@ -178,7 +169,6 @@ impl LocalEngine {
             .inner
             .registry
             .get_definition(name, options.version.as_deref())?;
-        let wf = self.inner.lane().workflow(&wf);
         check_start(&wf, &options)?;
         let id = start_instance_id(&options)?.unwrap_or_else(new_instance_id);
         let env = self.inner.clock.env();
@@ -191,8 +181,7 @@ impl LocalEngine {
         };
         // The map lock is held only to check and insert: starting the same id twice at once
         // starts one instance.
-        let mut effects = driver::effects_buffer();
-        let inst = core::start_into(&wf, spec, env, &mut effects);
+        let (inst, effects) = core::start(&wf, spec, env);
         let (slot, created) = {
             let mut map = self.inner.instances.shard(&inst.id);
             // One hash of the id for the check and the insert.
@@ -208,7 +197,6 @@ impl LocalEngine {
         if created {
             Ok(driver::run_effects(&self.inner, &slot, effects).await)
         } else {
-            driver::recycle(effects, Default::default());
             let existing = slot.view().await;
             let same = is_same_start(
                 (
@@ -392,49 +380,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A new instance id: a UUID v7 (milliseconds since the epoch, then 74 bits that order ids
-/// of the same millisecond by creation and tell them apart), in its usual text form.
-///
-/// Made here rather than with `Uuid::now_v7`, which takes a process-wide lock and asks the
-/// OS for randomness on every call: a 42-bit sequence shared by the process's threads makes
-/// its ids unique and ordered, and 32 bits from a per-thread generator seeded by the OS
-/// make a clash with another process's ids unlikely.
+/// A new instance id: a UUID v7 (milliseconds since the epoch, then bits that order ids of
+/// the same millisecond and tell them apart), in its usual text form, as the Redis client
+/// makes them.
 fn new_instance_id() -> String {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
-    thread_local! {
-        static RANDOM: Cell<u64> = Cell::new(
-            std::collections::hash_map::RandomState::new().build_hasher().finish() | 1,
-        );
-    }
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| {
-            d.as_secs()
-                .saturating_mul(1000)
-                .saturating_add(u64::from(d.subsec_millis()))
-        })
-        .unwrap_or(0);
-    let seq = SEQUENCE.fetch_add(1, Ordering::Relaxed) & ((1 << 42) - 1);
-    let random = RANDOM.with(|r| {
-        // xorshift64*
-        let mut x = r.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        r.set(x);
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32
-    });
-    let bits = (u128::from(seq) << 32) | u128::from(random);
-    let mut bytes = [0u8; 10];
-    bytes[..2].copy_from_slice(&((bits >> 62) as u16).to_be_bytes());
-    bytes[2..].copy_from_slice(&((bits as u64) & ((1 << 62) - 1)).to_be_bytes());
-    let id = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    String::from(&*id.hyphenated().encode_lower(&mut text))
+    uuid::Uuid::now_v7().to_string()
 }
 
 #[cfg(test)]

@@ -49,3 +49,64 @@ pub struct AttemptRecord {
     #[serde(default)]
     pub note: Option<String>,
 }
+
+impl AttemptRecord {
+    /// The record of a step's current attempt, ending at `now` with `status`: its number
+    /// and start time come from the step's state. It names no worker, error or note until
+    /// [`Self::by`], [`Self::with_error`] or [`Self::with_note`] add them.
+    pub fn ended(
+        step: Arc<str>,
+        state: &super::StepState,
+        status: AttemptStatus,
+        now: Timestamp,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            step,
+            attempt: state.attempt,
+            status,
+            started_at: state.started_at,
+            finished_at: Some(now),
+            worker: None,
+            error: None,
+            note: None,
+        }
+    }
+
+    /// A record of something that happened to attempt `attempt` at one moment (`now`)
+    /// rather than over a span, such as a reassignment of its task.
+    pub fn at(
+        step: Arc<str>,
+        attempt: u32,
+        status: AttemptStatus,
+        now: Timestamp,
+    ) -> AttemptRecord {
+        AttemptRecord {
+            step,
+            attempt,
+            status,
+            started_at: Some(now),
+            finished_at: Some(now),
+            worker: None,
+            error: None,
+            note: None,
+        }
+    }
+
+    /// The record, naming the worker (or for a human step, the user) that produced it.
+    pub fn by(mut self, worker: Option<String>) -> AttemptRecord {
+        self.worker = worker;
+        self
+    }
+
+    /// The record, with the error the attempt ended with.
+    pub fn with_error(mut self, error: impl Into<String>) -> AttemptRecord {
+        self.error = Some(error.into());
+        self
+    }
+
+    /// The record, with a note for people.
+    pub fn with_note(mut self, note: impl Into<String>) -> AttemptRecord {
+        self.note = Some(note.into());
+        self
+    }
+}

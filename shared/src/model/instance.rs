@@ -234,6 +234,26 @@ pub struct StepState {
     pub assignment: Option<Box<super::Assignment>>,
 }
 
+impl StepState {
+    /// Begins the step's next attempt at `now`: the attempt number (for good) and the tries
+    /// of this activation count up, and the attempt's start time is now. Returns the new
+    /// attempt number.
+    pub fn begin_attempt(&mut self, now: Timestamp) -> u32 {
+        self.attempt += 1;
+        self.tries += 1;
+        self.started_at = Some(now);
+        self.attempt
+    }
+
+    /// Ends the step at `now` in `status`: it finished now, and no deadline of it is due
+    /// any more.
+    pub fn end(&mut self, status: StepStatus, now: Timestamp) {
+        self.status = status;
+        self.finished_at = Some(now);
+        self.due_at = None;
+    }
+}
+
 /// A workflow instance. Only the core changes it; drivers store and load it whole.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Instance {
