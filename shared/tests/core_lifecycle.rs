@@ -5,25 +5,15 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{Sim, T0};
+use common::{scenario, Sim, T0};
 use serde_json::json;
 use weir::core::{Effect, Input, Refusal, StartSpec, TimerKind};
 use weir::model::{AttemptStatus, EventKind, InstanceStatus, StepStatus, TaskOutcome};
 use weir::{StepError, Timestamp};
 
-const CHAIN: &str = r#"
-name: chain
-version: "2.1.0"
-steps:
-  a: { type: machine, handler: h }
-  b: { type: machine, handler: h }
-edges:
-  - { from: a, to: b }
-"#;
-
 #[test]
 fn start_creates_a_running_instance_with_its_metadata() {
-    let wf = Arc::new(common::workflow(CHAIN));
+    let wf = Arc::new(common::workflow(&scenario::chain_of(2)));
     let spec = StartSpec {
         id: "order-17".into(),
         initial_data: common::obj(json!({ "k": "v" })),
@@ -34,7 +24,7 @@ fn start_creates_a_running_instance_with_its_metadata() {
     let inst = &sim.inst;
     assert_eq!(&*inst.id, "order-17");
     assert_eq!(&*inst.definition, "chain");
-    assert_eq!(&*inst.version, "2.1.0");
+    assert_eq!(&*inst.version, "1.0.0");
     assert_eq!(inst.status, InstanceStatus::Running);
     assert_eq!(inst.context["k"], json!("v"));
     assert_eq!(inst.tenant_id.as_deref(), Some("acme"));
@@ -49,7 +39,7 @@ fn start_creates_a_running_instance_with_its_metadata() {
             version,
         } => {
             assert_eq!(&**definition, "chain");
-            assert_eq!(&**version, "2.1.0");
+            assert_eq!(&**version, "1.0.0");
         }
         other => panic!("first event {other:?}"),
     }
@@ -57,7 +47,7 @@ fn start_creates_a_running_instance_with_its_metadata() {
 
 #[test]
 fn a_simple_run_emits_the_expected_event_sequence() {
-    let mut sim = Sim::start(CHAIN, json!({}));
+    let mut sim = scenario::running_chain_of(2);
     sim.advance_ms(10);
     sim.succeed("a", json!({}));
     sim.advance_ms(10);
@@ -166,7 +156,7 @@ fn every_event_serializes_with_type_instance_id_and_timestamp() {
 
 #[test]
 fn failed_canceled_and_retried_events_serialize_too() {
-    let mut sim = Sim::start(CHAIN, json!({}));
+    let mut sim = scenario::running_chain_of(2);
     sim.fail("a", StepError::fatal("x", "y"));
     sim.retry(None).unwrap();
     sim.cancel("no longer needed").unwrap();
@@ -277,7 +267,7 @@ fn cancel_while_a_step_is_running() {
 
 #[test]
 fn cancel_of_a_finished_instance_is_refused() {
-    let mut sim = Sim::start(CHAIN, json!({}));
+    let mut sim = scenario::running_chain_of(2);
     sim.cancel("first").unwrap();
     let r = sim.cancel("second").unwrap_err();
     assert!(matches!(
@@ -289,7 +279,7 @@ fn cancel_of_a_finished_instance_is_refused() {
     ));
     assert_eq!(sim.inst.error.as_deref(), Some("first"));
 
-    let mut sim = Sim::start(CHAIN, json!({}));
+    let mut sim = scenario::running_chain_of(2);
     sim.succeed("a", json!({}));
     sim.succeed("b", json!({}));
     let r = sim.cancel("too late").unwrap_err();
@@ -301,7 +291,7 @@ fn cancel_of_a_finished_instance_is_refused() {
         }
     ));
 
-    let mut sim = Sim::start(CHAIN, json!({}));
+    let mut sim = scenario::running_chain_of(2);
     sim.fail("a", StepError::fatal("x", "y"));
     let r = sim.cancel("failed already").unwrap_err();
     assert!(matches!(
@@ -313,35 +303,10 @@ fn cancel_of_a_finished_instance_is_refused() {
     ));
 }
 
-const PIPELINE: &str = r#"
-name: pipeline
-version: "1.0.0"
-steps:
-  load: { type: machine, handler: h }
-  process:
-    type: machine
-    handler: h
-    retry: { max_attempts: 2, initial_interval: 1s }
-  store: { type: machine, handler: h }
-edges:
-  - { from: load, to: process }
-  - { from: process, to: store }
-"#;
-
-fn failed_at_process() -> Sim {
-    let mut sim = Sim::start(PIPELINE, json!({ "input": 1 }));
-    sim.succeed("load", json!({ "loaded": true }));
-    sim.fail("process", StepError::retryable("db down"));
-    sim.fire("process", TimerKind::Retry);
-    sim.fail("process", StepError::retryable("db still down"));
-    assert_eq!(sim.status(), InstanceStatus::Failed);
-    sim
-}
-
 /// Retry after failure: from the failed step, keeping the context, with a fresh retry budget.
 #[test]
 fn retry_resumes_a_failed_instance_from_the_failed_step() {
-    let mut sim = failed_at_process();
+    let mut sim = scenario::pipeline_failed_at_process();
     sim.advance_ms(60_000);
     let effects = sim.retry(None).unwrap();
     assert_eq!(sim.status(), InstanceStatus::Running);
@@ -370,7 +335,7 @@ fn retry_resumes_a_failed_instance_from_the_failed_step() {
 
 #[test]
 fn retry_from_a_named_step_runs_it_and_what_follows_again() {
-    let mut sim = failed_at_process();
+    let mut sim = scenario::pipeline_failed_at_process();
     sim.retry(Some("load")).unwrap();
     assert_eq!(sim.running(), vec!["load"]);
     assert_eq!(
@@ -388,7 +353,7 @@ fn retry_from_a_named_step_runs_it_and_what_follows_again() {
 
 #[test]
 fn retry_from_a_step_after_the_failed_one_skips_it() {
-    let mut sim = failed_at_process();
+    let mut sim = scenario::pipeline_failed_at_process();
     sim.retry(Some("store")).unwrap();
     assert_eq!(sim.running(), vec!["store"]);
     sim.succeed("store", json!({}));
@@ -398,7 +363,7 @@ fn retry_from_a_step_after_the_failed_one_skips_it() {
 
 #[test]
 fn retry_is_refused_unless_the_instance_failed() {
-    let mut sim = Sim::start(PIPELINE, json!({}));
+    let mut sim = Sim::start(scenario::PIPELINE, json!({}));
     let r = sim.retry(None).unwrap_err();
     assert!(matches!(
         r,
@@ -417,7 +382,7 @@ fn retry_is_refused_unless_the_instance_failed() {
         }
     ));
 
-    let mut sim = Sim::start(PIPELINE, json!({}));
+    let mut sim = Sim::start(scenario::PIPELINE, json!({}));
     sim.succeed("load", json!({}));
     sim.succeed("process", json!({}));
     sim.succeed("store", json!({}));
@@ -433,7 +398,7 @@ fn retry_is_refused_unless_the_instance_failed() {
 
 #[test]
 fn retry_from_an_unknown_step_is_refused_and_changes_nothing() {
-    let mut sim = failed_at_process();
+    let mut sim = scenario::pipeline_failed_at_process();
     let r = sim.retry(Some("nope")).unwrap_err();
     assert_eq!(r, Refusal::UnknownStep("nope".into()));
     assert_eq!(sim.status(), InstanceStatus::Failed);

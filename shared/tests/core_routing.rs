@@ -3,27 +3,12 @@
 
 mod common;
 
-use common::{dispatches, Sim};
+use common::{dispatches, scenario, Sim};
 use serde_json::json;
 use weir::model::{InstanceStatus, StepStatus};
 
-const FAN: &str = r#"
-name: fan
-version: "1.0.0"
-steps:
-  start: { type: machine, handler: h }
-  notify_email: { type: machine, handler: h }
-  notify_slack: { type: machine, handler: h }
-  notify_sms: { type: machine, handler: h }
-  complete: { type: machine, handler: h }
-edges:
-  - { from: start, to: notify_email }
-  - { from: start, to: notify_slack }
-  - { from: start, to: notify_sms }
-  - { from: notify_email, to: complete }
-  - { from: notify_slack, to: complete }
-  - { from: notify_sms, to: complete }
-"#;
+/// The branches of the fan-out tests; `complete` joins them.
+const NOTIFY: [&str; 3] = ["notify_email", "notify_slack", "notify_sms"];
 
 fn names(sim: &Sim) -> Vec<String> {
     let mut v: Vec<String> = dispatches(&sim.last)
@@ -36,7 +21,7 @@ fn names(sim: &Sim) -> Vec<String> {
 
 #[test]
 fn unconditional_edges_fan_out_in_parallel() {
-    let mut sim = Sim::start(FAN, json!({}));
+    let mut sim = Sim::start(&scenario::fan_out(&NOTIFY, Some("complete")), json!({}));
     assert_eq!(sim.running(), vec!["start"]);
     sim.succeed("start", json!({}));
     assert_eq!(
@@ -51,7 +36,7 @@ fn unconditional_edges_fan_out_in_parallel() {
 /// completes, whatever order the branches finish in.
 #[test]
 fn join_after_fan_out_runs_once_before_completion_in_every_order() {
-    let branches = ["notify_email", "notify_slack", "notify_sms"];
+    let branches = NOTIFY;
     let orders = [
         [0, 1, 2],
         [0, 2, 1],
@@ -61,8 +46,7 @@ fn join_after_fan_out_runs_once_before_completion_in_every_order() {
         [2, 1, 0],
     ];
     for order in orders {
-        let mut sim = Sim::start(FAN, json!({}));
-        sim.succeed("start", json!({}));
+        let mut sim = scenario::fanned_out_to(&NOTIFY, Some("complete"));
         for (n, &i) in order.iter().enumerate() {
             assert!(
                 sim.dispatch_of("complete").is_none(),
@@ -366,18 +350,10 @@ steps:
 /// Python regression: what a step writes stays in the context; later steps see it.
 #[test]
 fn what_a_step_writes_stays_in_the_context() {
-    let yaml = r#"
-name: chain
-version: "1.0.0"
-steps:
-  a: { type: machine, handler: h }
-  b: { type: machine, handler: h }
-  c: { type: machine, handler: h }
-edges:
-  - { from: a, to: b }
-  - { from: b, to: c }
-"#;
-    let mut sim = Sim::start(yaml, json!({ "order": 7, "note": "initial" }));
+    let mut sim = Sim::start(
+        &scenario::chain_of(3),
+        json!({ "order": 7, "note": "initial" }),
+    );
     sim.succeed("a", json!({ "x": 1, "nested": { "deep": [1, 2] } }));
     let d = sim.dispatch_of("b").unwrap();
     assert_eq!(d.context["x"], json!(1), "the next step sees what a wrote");
@@ -393,20 +369,8 @@ edges:
 
 #[test]
 fn parallel_writes_of_one_key_resolve_to_the_result_applied_last() {
-    let yaml = r#"
-name: race
-version: "1.0.0"
-steps:
-  s: { type: machine, handler: h }
-  a: { type: machine, handler: h }
-  b: { type: machine, handler: h }
-edges:
-  - { from: s, to: a }
-  - { from: s, to: b }
-"#;
     for (first, second) in [("a", "b"), ("b", "a")] {
-        let mut sim = Sim::start(yaml, json!({}));
-        sim.succeed("s", json!({}));
+        let mut sim = scenario::fanned_out_to(&["a", "b"], None);
         sim.succeed(first, json!({ "k": first, first: 1 }));
         sim.succeed(second, json!({ "k": second, second: 1 }));
         assert_eq!(sim.ctx()["k"], json!(second));

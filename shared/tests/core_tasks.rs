@@ -5,54 +5,21 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{schedules, Sim, T0};
+use common::{scenario, schedules, Sim, T0};
 use serde_json::json;
-use weir::core::{Effect, Input, Refusal, StartSpec, TimerKind};
+use weir::core::{Effect, Input, Refusal, TimerKind};
 use weir::model::{Actor, AttemptStatus, EventKind, InstanceStatus, StepStatus, TaskOutcome};
 use weir::Timestamp;
 
 const HOURS: i64 = 3_600_000;
 
-const EXPENSE: &str = r#"
-name: expense
-version: "1.0.0"
-steps:
-  submit: { type: machine, handler: h }
-  approve:
-    type: human
-    title: Approve the expense
-    description: Check the receipt
-    assignee: manager@example.com
-    candidates: [deputy@example.com]
-    form:
-      type: object
-      required: [approved]
-      properties:
-        approved: { type: boolean }
-        comments: { type: string }
-    due: 48h
-  pay: { type: machine, handler: h }
-edges:
-  - { from: submit, to: approve }
-  - { from: approve, to: pay }
-"#;
-
-fn at_task() -> Sim {
-    let wf = Arc::new(common::workflow(EXPENSE));
-    let spec = StartSpec {
-        id: "exp-1".into(),
-        initial_data: common::obj(json!({ "amount": 40 })),
-        tenant_id: Some("acme".into()),
-        created_by: Some("alice".into()),
-    };
-    let mut sim = Sim::start_spec(wf, spec, T0, 1);
-    sim.succeed("submit", json!({ "submitted": true }));
-    sim
-}
+/// The approver of the tasks in these tests (a candidate, `deputy@example.com`, may
+/// complete them too).
+const MANAGER: &str = "manager@example.com";
 
 #[test]
 fn a_human_step_opens_a_task_and_the_instance_waits() {
-    let sim = at_task();
+    let sim = scenario::approval_waiting_on(MANAGER);
     assert_eq!(sim.status(), InstanceStatus::Waiting);
     assert_eq!(sim.step_status("approve"), StepStatus::Waiting);
     let task = &sim.tasks["approve"];
@@ -89,7 +56,7 @@ fn a_human_step_opens_a_task_and_the_instance_waits() {
 /// Python regression: completing a human task resumes the instance.
 #[test]
 fn completing_the_task_resumes_the_instance() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     sim.advance_ms(60_000);
     let effects = sim
         .complete(
@@ -130,7 +97,7 @@ fn completing_the_task_resumes_the_instance() {
 
 #[test]
 fn a_candidate_may_complete_the_task() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     sim.complete(
         "approve",
         "deputy@example.com",
@@ -170,7 +137,7 @@ fn refused(sim: &mut Sim, step: &str, user: &str, data: serde_json::Value) -> Re
 
 #[test]
 fn a_user_the_task_does_not_allow_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let r = refused(
         &mut sim,
         "approve",
@@ -183,7 +150,7 @@ fn a_user_the_task_does_not_allow_is_refused() {
 
 #[test]
 fn data_failing_the_form_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     for bad in [
         json!({}),
         json!({ "approved": "yes" }),
@@ -221,7 +188,7 @@ steps:
 
 #[test]
 fn a_task_already_completed_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     sim.complete(
         "approve",
         "manager@example.com",
@@ -241,8 +208,7 @@ fn a_task_already_completed_is_refused() {
 
 #[test]
 fn a_task_not_reached_yet_is_refused() {
-    let wf = Arc::new(common::workflow(EXPENSE));
-    let mut sim = Sim::start_wf(wf, json!({}));
+    let mut sim = Sim::start(&scenario::expense_approved_by(MANAGER), json!({}));
     let r = refused(
         &mut sim,
         "approve",
@@ -254,7 +220,7 @@ fn a_task_not_reached_yet_is_refused() {
 
 #[test]
 fn an_unknown_step_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let r = refused(
         &mut sim,
         "aprove",
@@ -266,7 +232,7 @@ fn an_unknown_step_is_refused() {
 
 #[test]
 fn a_step_that_is_not_human_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let r = refused(&mut sim, "pay", "manager@example.com", json!({}));
     assert_eq!(r, Refusal::NotAHumanStep("pay".into()));
     let r = refused(&mut sim, "submit", "manager@example.com", json!({}));
@@ -275,7 +241,7 @@ fn a_step_that_is_not_human_is_refused() {
 
 #[test]
 fn completing_a_task_of_a_canceled_instance_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     sim.cancel("customer asked").unwrap();
     let r = refused(
         &mut sim,
@@ -297,7 +263,7 @@ fn completing_a_task_of_a_canceled_instance_is_refused() {
 
 #[test]
 fn task_due_without_a_timeout_edge_only_says_it_is_overdue() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let effects = sim.fire("approve", TimerKind::TaskDue);
     assert_eq!(sim.now, Timestamp(T0.0 + 48 * HOURS));
     assert_eq!(common::event_types(&effects), vec!["HumanTaskOverdue"]);
@@ -585,7 +551,7 @@ fn reassign_as(
 
 #[test]
 fn a_reassigned_task_is_completed_by_the_new_people_only() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let token = sim.tasks["approve"].token;
     sim.advance_ms(1_000);
     reassign(
@@ -628,8 +594,8 @@ fn a_reassigned_task_is_completed_by_the_new_people_only() {
 
 #[test]
 fn only_an_admin_or_a_user_the_task_allows_now_may_reassign() {
-    // `at_task`: assignee manager@example.com, candidate deputy@example.com.
-    let mut sim = at_task();
+    // Assignee manager@example.com, candidate deputy@example.com.
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let before = sim.tasks["approve"].clone();
     let history = sim.history.len();
     for stranger in ["mallory@example.com", "", "MANAGER@example.com"] {
@@ -687,7 +653,7 @@ fn only_an_admin_or_a_user_the_task_allows_now_may_reassign() {
 
 #[test]
 fn reassigning_refuses_no_one_a_closed_task_and_a_machine_step() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let refused = reassign(&mut sim, "ops", None, &[" "]);
     assert!(
         matches!(refused, Err(Refusal::InvalidData { .. })),
@@ -757,7 +723,7 @@ edges:
 /// `MAX_CONTEXT_BYTES` is refused (kind `too_large`) and changes nothing.
 #[test]
 fn a_completion_that_makes_the_context_too_large_is_refused() {
-    let mut sim = at_task();
+    let mut sim = scenario::approval_waiting_on(MANAGER);
     let before = sim.ctx().clone();
     let refused = sim.complete(
         "approve",

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod scenario;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
