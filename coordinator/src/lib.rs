@@ -7,6 +7,9 @@
 //!   sets on the Redis clock, retention of finished instances.
 //! - [`serve`]: `weir serve`, the HTTP API (JSON under `/api/v1`) over the Redis client.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod bench;
 pub mod serve;
 pub mod service;

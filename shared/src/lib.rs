@@ -28,6 +28,9 @@
 //! - `process` (feature `process`): the plumbing of the Weir binaries: logging, the
 //!   shutdown signal, the metrics and health server, the Redis TLS flags.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod api;
 pub mod condition;
 pub mod core;

@@ -30,6 +30,9 @@
 //! from plain `#[test]`s and from `#[tokio::test]`s alike; [`wait_until_async`] and
 //! [`cluster`] need a Tokio runtime. [`serve`] runs `weir serve` as a child process.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod cluster;
 pub mod redis_cluster;
 pub mod redis_sentinel;

@@ -12,6 +12,9 @@
 //! - [`shutdown`]: the signal every Weir process stops on.
 //! - [`tls_args`]: the Redis TLS flags, shared with the `weir` command.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 pub mod handlers;
 pub mod runtime;
 

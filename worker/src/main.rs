@@ -4,6 +4,9 @@
 //!
 //! Every failure ends with one line on stderr and a non-zero exit code.
 
+#![warn(missing_docs)]
+#![warn(unreachable_pub)]
+
 use std::process::ExitCode;
 use std::time::Duration;
 
