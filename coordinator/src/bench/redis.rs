@@ -228,7 +228,7 @@ struct OwnServer {
 
 mod tempdir {
     /// A directory removed on drop.
-    pub struct Dir(pub std::path::PathBuf);
+    pub(super) struct Dir(pub std::path::PathBuf);
     impl Drop for Dir {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);

@@ -10,7 +10,7 @@ use weir_coordinator::bench::{local, redis as redis_bench, workloads};
 
 /// `weir bench ...`.
 #[derive(Debug, Subcommand)]
-pub enum BenchCommand {
+pub(crate) enum BenchCommand {
     /// The in-process LocalEngine: steps per second, linear and fan-out workloads.
     Local(LocalArgs),
     /// One coordinator and two workers against Redis (its own redis-server by default).
@@ -19,7 +19,7 @@ pub enum BenchCommand {
 
 /// `weir bench local`.
 #[derive(Debug, Args)]
-pub struct LocalArgs {
+pub(crate) struct LocalArgs {
     /// Instances per workload.
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     pub instances: usize,
@@ -28,7 +28,7 @@ pub struct LocalArgs {
 /// `weir bench redis`. With `--redis URL` given on the command line it uses that Redis (its
 /// namespace `weir-bench` is wiped first) instead of starting a private redis-server.
 #[derive(Debug, Args)]
-pub struct RedisArgs {
+pub(crate) struct RedisArgs {
     /// A quick run with small numbers (the same code paths).
     #[arg(long)]
     pub smoke: bool,
@@ -38,7 +38,7 @@ pub struct RedisArgs {
 const LOCAL_CONCURRENCY: usize = 64;
 
 /// Runs a `weir bench` command.
-pub async fn run(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Local(args) => {
             out(&format!(

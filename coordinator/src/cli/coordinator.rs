@@ -13,7 +13,7 @@ use weir_coordinator::service::{Coordinator, CoordinatorConfig};
 
 /// `weir coordinator`.
 #[derive(Debug, Args)]
-pub struct CoordinatorArgs {
+pub(crate) struct CoordinatorArgs {
     /// This coordinator's id (unique among live coordinators); random by default.
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
@@ -33,7 +33,7 @@ pub struct CoordinatorArgs {
 }
 
 /// Runs `weir coordinator`.
-pub async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, args: CoordinatorArgs) -> anyhow::Result<ExitCode> {
     // First of all: a SIGTERM while connecting must stop it gracefully, not kill it.
     let signal = process::shutdown::signal();
     let mut cfg = CoordinatorConfig::new(config(global));

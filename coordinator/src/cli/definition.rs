@@ -19,7 +19,7 @@ use super::Global;
 
 /// `weir definition ...`.
 #[derive(Debug, Subcommand)]
-pub enum DefinitionCommand {
+pub(crate) enum DefinitionCommand {
     /// Check definition files (YAML or JSON); prints NAME@VERSION for each valid one.
     Validate(ValidateArgs),
     /// Print a definition (a file, or a name registered in Redis) as YAML, JSON or a
@@ -33,7 +33,7 @@ pub enum DefinitionCommand {
 
 /// `weir definition list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +41,7 @@ pub struct ListArgs {
 
 /// `weir definition validate`.
 #[derive(Debug, Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// Definition files.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -49,7 +49,7 @@ pub struct ValidateArgs {
 
 /// `weir definition show`.
 #[derive(Debug, Args)]
-pub struct ShowArgs {
+pub(crate) struct ShowArgs {
     /// A definition file, or the name of a definition registered in Redis.
     #[arg(value_name = "FILE|NAME")]
     pub file: PathBuf,
@@ -63,7 +63,7 @@ pub struct ShowArgs {
 
 /// How `show` prints a definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// The definition as YAML.
     Yaml,
     /// The definition as JSON.
@@ -73,7 +73,7 @@ pub enum Format {
 }
 
 /// Runs a `weir definition` command.
-pub async fn run(global: &Global, cmd: DefinitionCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, cmd: DefinitionCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DefinitionCommand::Validate(args) => validate(&args.files),
         DefinitionCommand::Show(args) => {
@@ -192,14 +192,14 @@ async fn list(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
 
 /// Reads, parses and checks a definition file. The error is one line naming the file and
 /// every problem (step, edge or field at fault).
-pub fn load(path: &Path) -> anyhow::Result<Workflow> {
+pub(crate) fn load(path: &Path) -> anyhow::Result<Workflow> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow!("{}: cannot read the file: {e}", path.display()))?;
     load_text(&path.display().to_string(), &text)
 }
 
 /// Parses and checks definition text; `origin` (a file name) starts any error.
-pub fn load_text(origin: &str, text: &str) -> anyhow::Result<Workflow> {
+pub(crate) fn load_text(origin: &str, text: &str) -> anyhow::Result<Workflow> {
     let def = parse_definition(text).map_err(|e| match e {
         // The parser's message is a first line that says it all, then a source snippet
         // (for terminals); the first line is kept.

@@ -36,7 +36,7 @@ use super::Global;
 
 /// `weir demo`.
 #[derive(Debug, Args)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Run distributed on the Redis of --redis / WEIR_REDIS_URL (implied when --redis is
     /// given on the command line).
     #[arg(long)]
@@ -45,7 +45,7 @@ pub struct DemoArgs {
 
 /// Where the demo's workflows run.
 #[derive(Debug, Clone)]
-pub enum DemoTarget {
+pub(crate) enum DemoTarget {
     /// In this process: one LocalEngine per example with the built-in handlers, its events
     /// printed by a [`Printer`] bus.
     Local,
@@ -232,7 +232,7 @@ struct Row {
 }
 
 /// Runs `weir demo`.
-pub async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, args: DemoArgs) -> anyhow::Result<ExitCode> {
     if args.distributed || global.redis_given {
         let (cluster, target) = Cluster::start(global).await?;
         let outcome = run_on(&target).await;

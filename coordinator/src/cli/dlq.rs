@@ -14,7 +14,7 @@ use super::Global;
 
 /// `weir dlq ...`.
 #[derive(Debug, Subcommand)]
-pub enum DlqCommand {
+pub(crate) enum DlqCommand {
     /// List dead letters: id, source stream, error, deliveries, message size.
     List(ListArgs),
     /// Put dead letters back on the stream they came from.
@@ -25,7 +25,7 @@ pub enum DlqCommand {
 
 /// `weir dlq list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// At most this many.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub limit: usize,
@@ -37,7 +37,7 @@ pub struct ListArgs {
 /// Which dead letters.
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
-pub struct Select {
+pub(crate) struct Select {
     /// Dead letter ids, as `weir dlq list` prints them (P/STREAM-ID).
     #[arg(value_name = "ID")]
     pub ids: Vec<String>,
@@ -47,7 +47,7 @@ pub struct Select {
 }
 
 /// Runs a `weir dlq` command.
-pub async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, cmd: DlqCommand) -> anyhow::Result<ExitCode> {
     let c = connections(global).await?;
     match cmd {
         DlqCommand::List(args) => {

@@ -17,7 +17,7 @@ use super::printer::Printer;
 use super::prompt;
 
 /// Who completes a task that names no assignee and no candidate.
-pub const DEFAULT_USER: &str = "cli";
+pub(crate) const DEFAULT_USER: &str = "cli";
 
 /// How long one wait lasts before it is renewed (a run may sleep on timers for days).
 const WAIT_SLICE: Duration = Duration::from_secs(3600);
@@ -25,7 +25,7 @@ const WAIT_SLICE: Duration = Duration::from_secs(3600);
 /// The data for human tasks: given up front, in order per step, and whether a person may be
 /// asked for the rest.
 #[derive(Debug, Default)]
-pub struct Answers {
+pub(crate) struct Answers {
     given: HashMap<String, VecDeque<Value>>,
     interactive: bool,
     source: &'static str,
@@ -34,7 +34,11 @@ pub struct Answers {
 impl Answers {
     /// Answers given up front (`source` names where they came from, e.g. `--task`); with
     /// `interactive`, the rest are asked on the terminal.
-    pub fn new(given: Vec<(String, Value)>, interactive: bool, source: &'static str) -> Answers {
+    pub(crate) fn new(
+        given: Vec<(String, Value)>,
+        interactive: bool,
+        source: &'static str,
+    ) -> Answers {
         let mut map: HashMap<String, VecDeque<Value>> = HashMap::new();
         for (step, data) in given {
             map.entry(step).or_default().push_back(data);
@@ -49,7 +53,7 @@ impl Answers {
 
 /// How a run ended.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// The instance at the end.
     pub view: InstanceView,
     /// Its attempts.
@@ -62,7 +66,7 @@ pub struct Finished {
 
 impl Finished {
     /// Distinct steps that ran (succeeded, failed or timed out), and attempts in all.
-    pub fn counts(&self) -> (usize, usize) {
+    pub(crate) fn counts(&self) -> (usize, usize) {
         use weir::model::AttemptStatus as A;
         let ran: Vec<&AttemptRecord> = self
             .history
@@ -86,7 +90,7 @@ impl Finished {
 }
 
 /// Starts `name` and runs the instance until it is completed, failed or canceled.
-pub async fn drive(
+pub(crate) async fn drive(
     engine: &dyn Engine,
     name: &str,
     options: StartOptions,
@@ -166,7 +170,7 @@ async fn settle_and_answer(
 }
 
 /// The user a task is completed as.
-pub fn user_for(task: &Task) -> &str {
+pub(crate) fn user_for(task: &Task) -> &str {
     task.assignee
         .as_deref()
         .or(task.candidates.first().map(String::as_str))

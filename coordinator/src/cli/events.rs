@@ -16,7 +16,7 @@ const BATCH: usize = 1000;
 
 /// `weir events`.
 #[derive(Debug, Args)]
-pub struct EventsArgs {
+pub(crate) struct EventsArgs {
     /// After what is stored, keep printing new events until Ctrl-C.
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -29,7 +29,7 @@ pub struct EventsArgs {
 }
 
 /// Runs `weir events`.
-pub async fn run(global: &Global, args: EventsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     let mut cursor = EventCursor::default();
     // What is stored now.

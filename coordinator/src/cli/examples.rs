@@ -6,7 +6,7 @@ use weir::model::InstanceStatus;
 
 /// One example workflow and how the demo runs it.
 #[derive(Debug, Clone, Copy)]
-pub struct Example {
+pub(crate) struct Example {
     /// Its file, relative to the repository root.
     pub path: &'static str,
     /// The file's text.
@@ -24,7 +24,7 @@ pub struct Example {
 }
 
 /// Every example, in the order the demo runs them.
-pub const EXAMPLES: [Example; 5] = [
+pub(crate) const EXAMPLES: [Example; 5] = [
     Example {
         path: "deploy/examples/expense_approval.yaml",
         source: include_str!("../../../deploy/examples/expense_approval.yaml"),

@@ -13,17 +13,17 @@ use std::fmt;
 use std::process::ExitCode;
 
 /// Exit code of an error.
-pub const ERROR: u8 = 1;
+pub(crate) const ERROR: u8 = 1;
 /// Exit code of a workflow that ended failed or canceled.
-pub const WORKFLOW_FAILED: u8 = 3;
+pub(crate) const WORKFLOW_FAILED: u8 = 3;
 /// Exit code of a wait that ran out of time.
-pub const TIMEOUT: u8 = 4;
+pub(crate) const TIMEOUT: u8 = 4;
 /// Exit code after Ctrl-C.
-pub const INTERRUPTED: u8 = 130;
+pub(crate) const INTERRUPTED: u8 = 130;
 
 /// An error that carries its own exit code (the others exit with [`ERROR`]).
 #[derive(Debug)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// The exit code.
     pub code: u8,
     /// The line printed on stderr.
@@ -40,7 +40,7 @@ impl std::error::Error for Exit {}
 
 impl Exit {
     /// An error with exit code `code`.
-    pub fn new(code: u8, message: impl Into<String>) -> Exit {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> Exit {
         Exit {
             code,
             message: message.into(),
@@ -49,7 +49,7 @@ impl Exit {
 }
 
 /// Prints `error: ...` as one line on stderr and returns its exit code.
-pub fn report(e: &anyhow::Error) -> ExitCode {
+pub(crate) fn report(e: &anyhow::Error) -> ExitCode {
     let code = e.downcast_ref::<Exit>().map_or(ERROR, |x| x.code);
     eprintln!("error: {}", one_line(&chain_text(e)));
     ExitCode::from(code)
@@ -59,7 +59,7 @@ pub fn report(e: &anyhow::Error) -> ExitCode {
 /// a cause the text already shows: errors that name their source in their own message
 /// (`Redis at URL is unreachable or failed: REASON`) also return it as their source, and
 /// the reason should be printed once.
-pub fn chain_text(e: &anyhow::Error) -> String {
+pub(crate) fn chain_text(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
         let part = cause.to_string();
@@ -75,7 +75,7 @@ pub fn chain_text(e: &anyhow::Error) -> String {
 }
 
 /// Folds text onto one line: line breaks and runs of spaces become one space.
-pub fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -19,7 +19,7 @@ use super::Global;
 
 /// `weir start`.
 #[derive(Debug, Args)]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The workflow's name (registered with `weir definition register`).
     #[arg(value_name = "NAME")]
     pub name: String,
@@ -56,7 +56,7 @@ pub struct StartArgs {
 
 /// `weir status ID`.
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
@@ -67,7 +67,7 @@ pub struct StatusArgs {
 
 /// `weir wait ID`.
 #[derive(Debug, Args)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
@@ -78,7 +78,7 @@ pub struct WaitArgs {
 
 /// `weir list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only this status: pending, running, waiting, completed, failed or canceled.
     #[arg(long, value_name = "S")]
     pub status: Option<InstanceStatus>,
@@ -101,7 +101,7 @@ pub struct ListArgs {
 
 /// `weir history ID`.
 #[derive(Debug, Args)]
-pub struct HistoryArgs {
+pub(crate) struct HistoryArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
@@ -112,7 +112,7 @@ pub struct HistoryArgs {
 
 /// `weir cancel ID`.
 #[derive(Debug, Args)]
-pub struct CancelArgs {
+pub(crate) struct CancelArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
@@ -123,7 +123,7 @@ pub struct CancelArgs {
 
 /// `weir retry ID`.
 #[derive(Debug, Args)]
-pub struct RetryArgs {
+pub(crate) struct RetryArgs {
     /// The instance id (a failed instance).
     #[arg(value_name = "ID")]
     pub id: String,
@@ -133,7 +133,7 @@ pub struct RetryArgs {
 }
 
 /// Runs `weir start`.
-pub async fn start(global: &Global, args: StartArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn start(global: &Global, args: StartArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = args.data_file.as_ref().filter(|p| is_json_lines(p)) {
         return start_lines(global, &args, path).await;
     }
@@ -278,7 +278,7 @@ async fn wait_created(
 }
 
 /// Runs `weir status`.
-pub async fn status(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn status(global: &Global, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     let view = client
         .get_instance(&args.id)
@@ -327,7 +327,7 @@ fn steps_text(steps: &[String]) -> String {
 }
 
 /// Runs `weir wait`.
-pub async fn wait(global: &Global, args: WaitArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn wait(global: &Global, args: WaitArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     match client.wait(&args.id, args.timeout).await {
         Ok(view) => {
@@ -357,7 +357,7 @@ pub async fn wait(global: &Global, args: WaitArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `weir list`.
-pub async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     let filter = InstanceFilter {
         status: args.status,
@@ -404,7 +404,7 @@ pub async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `weir history`.
-pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     let records: Vec<AttemptRecord> = client
         .history(&args.id)
@@ -444,7 +444,7 @@ pub async fn history(global: &Global, args: HistoryArgs) -> anyhow::Result<ExitC
 }
 
 /// Runs `weir cancel`.
-pub async fn cancel(global: &Global, args: CancelArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn cancel(global: &Global, args: CancelArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     let view = client
         .cancel_workflow(&args.id, args.reason.as_deref())
@@ -455,7 +455,7 @@ pub async fn cancel(global: &Global, args: CancelArgs) -> anyhow::Result<ExitCod
 }
 
 /// Runs `weir retry`.
-pub async fn retry(global: &Global, args: RetryArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn retry(global: &Global, args: RetryArgs) -> anyhow::Result<ExitCode> {
     let client = client(global).await?;
     let view = client
         .retry(&args.id, args.from_step.as_deref())

@@ -23,23 +23,23 @@
 //! [`exit`] (exit codes and the one-line error), [`remote`] (connecting to Redis, engine
 //! errors as one line).
 
-pub mod bench;
-pub mod coordinator;
-pub mod definition;
-pub mod demo;
-pub mod dlq;
-pub mod drive;
-pub mod events;
-pub mod examples;
-pub mod exit;
-pub mod instance;
-pub mod printer;
-pub mod prompt;
-pub mod remote;
-pub mod run;
-pub mod serve;
-pub mod stats;
-pub mod task;
+pub(crate) mod bench;
+pub(crate) mod coordinator;
+pub(crate) mod definition;
+pub(crate) mod demo;
+pub(crate) mod dlq;
+pub(crate) mod drive;
+pub(crate) mod events;
+pub(crate) mod examples;
+pub(crate) mod exit;
+pub(crate) mod instance;
+pub(crate) mod printer;
+pub(crate) mod prompt;
+pub(crate) mod remote;
+pub(crate) mod run;
+pub(crate) mod serve;
+pub(crate) mod stats;
+pub(crate) mod task;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -48,12 +48,12 @@ use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// The default Redis URL.
-pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub(crate) const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Weir: workflows on Redis, or in-process with no Redis.
 #[derive(Debug, Parser)]
 #[command(name = "weir", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Flags every command takes.
     #[command(flatten)]
     pub global: Global,
@@ -64,7 +64,7 @@ pub struct Cli {
 
 /// Flags every command takes (before or after the command's name).
 #[derive(Debug, Clone, Args)]
-pub struct Global {
+pub(crate) struct Global {
     /// Redis to use, e.g. redis://127.0.0.1:6379 or redis://user:password@host:6379/0
     /// (rediss:// for TLS).
     #[arg(
@@ -100,11 +100,11 @@ pub struct Global {
     pub namespace_given: bool,
 }
 
-pub use weir::process::LogFormat;
+pub(crate) use weir::process::LogFormat;
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run one definition file to its end in-process (no Redis), printing each step.
     Run(run::RunArgs),
     /// Run the example workflows in-process and print what happened (no Redis needed).
@@ -171,7 +171,7 @@ impl Command {
 }
 
 /// Parses the command line, runs the command and turns its outcome into an exit code.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     // Usage errors, --help and --version are clap's: it prints them and exits (code 2 for
     // usage errors).
     let cli = parse(std::env::args_os());

@@ -10,7 +10,7 @@ use weir::model::{Event, EventKind};
 
 /// Writes a line to stdout. A closed stdout (`weir demo | head`) is not an error worth a
 /// panic: the line is dropped.
-pub fn out(line: &str) {
+pub(crate) fn out(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
@@ -18,14 +18,14 @@ pub fn out(line: &str) {
 
 /// An event bus that prints each event on stdout, with the time since it was created.
 #[derive(Debug)]
-pub struct Printer {
+pub(crate) struct Printer {
     start: Instant,
     indent: String,
 }
 
 impl Printer {
     /// A printer whose clock starts now; each line starts with `indent`.
-    pub fn new(indent: impl Into<String>) -> Printer {
+    pub(crate) fn new(indent: impl Into<String>) -> Printer {
         Printer {
             start: Instant::now(),
             indent: indent.into(),
@@ -33,12 +33,12 @@ impl Printer {
     }
 
     /// Prints one event (also the way to print events read from Redis).
-    pub fn print(&self, event: &Event) {
+    pub(crate) fn print(&self, event: &Event) {
         self.note(&describe(event));
     }
 
     /// Prints a line of the caller's, timed like the events.
-    pub fn note(&self, text: &str) {
+    pub(crate) fn note(&self, text: &str) {
         let secs = self.start.elapsed().as_secs_f64();
         out(&format!("{}+{secs:.3}s  {text}", self.indent));
     }
@@ -63,7 +63,7 @@ fn people(assignee: &Option<String>, candidates: &[String]) -> String {
 }
 
 /// What an event says, in words.
-pub fn describe(event: &Event) -> String {
+pub(crate) fn describe(event: &Event) -> String {
     let until = |t: weir::Timestamp| duration::format(&t.since(event.timestamp));
     match &event.kind {
         EventKind::WorkflowStarted {

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use weir::model::Task;
 
 /// Whether stdin is a terminal a person can type into.
-pub fn stdin_is_terminal() -> bool {
+pub(crate) fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
 }
 
@@ -24,7 +24,7 @@ fn say(text: &str) {
 
 /// Describes the task (the first time), then reads JSON lines until one parses; an error
 /// at the end of input.
-pub async fn ask(task: &Task, user: &str, first: bool) -> anyhow::Result<Value> {
+pub(crate) async fn ask(task: &Task, user: &str, first: bool) -> anyhow::Result<Value> {
     if first {
         say(&describe(task, user));
     }
@@ -63,7 +63,7 @@ pub async fn ask(task: &Task, user: &str, first: bool) -> anyhow::Result<Value> 
 }
 
 /// Says that the engine refused the data, before asking again.
-pub fn refused(reason: &str) {
+pub(crate) fn refused(reason: &str) {
     say(&format!("Refused: {reason}\nTry again.\n"));
 }
 
@@ -94,7 +94,7 @@ fn describe(task: &Task, user: &str) -> String {
 }
 
 /// A plausible answer built from the form's required properties and their types.
-pub fn example(task: &Task) -> Value {
+pub(crate) fn example(task: &Task) -> Value {
     let Some(form) = &task.form else {
         return json!({});
     };

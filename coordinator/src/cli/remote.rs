@@ -13,24 +13,24 @@ use super::printer::out;
 use super::Global;
 
 /// The Redis config of the global flags.
-pub fn config(global: &Global) -> RedisConfig {
+pub(crate) fn config(global: &Global) -> RedisConfig {
     RedisConfig::new(&global.redis, &global.namespace).with_tls(global.tls.files())
 }
 
 /// Connects to the namespace, or fails with one line naming the URL.
-pub async fn connections(global: &Global) -> anyhow::Result<Connections> {
+pub(crate) async fn connections(global: &Global) -> anyhow::Result<Connections> {
     Connections::connect(&config(global))
         .await
         .map_err(|e| redis_error(global, e))
 }
 
 /// A client of the namespace.
-pub async fn client(global: &Global) -> anyhow::Result<WeirClient> {
+pub(crate) async fn client(global: &Global) -> anyhow::Result<WeirClient> {
     Ok(WeirClient::from_connections(connections(global).await?))
 }
 
 /// A Redis error as one line with what to do.
-pub fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
+pub(crate) fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
     let url = weir::redis::connect::mask_password(&global.redis);
     match e {
         RedisError::Unreachable { source, .. } => anyhow!(
@@ -43,7 +43,7 @@ pub fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
 }
 
 /// An engine error as one line with what to do.
-pub fn engine_error(global: &Global, e: EngineError) -> anyhow::Error {
+pub(crate) fn engine_error(global: &Global, e: EngineError) -> anyhow::Error {
     let url = weir::redis::connect::mask_password(&global.redis);
     match e {
         EngineError::NotFound(id) => anyhow!(
@@ -66,25 +66,25 @@ pub fn engine_error(global: &Global, e: EngineError) -> anyhow::Error {
 }
 
 /// Parses a duration like `30s`, `5m`, `1h30m` or `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     weir::model::definition::duration::parse(text)
         .map_err(|e| format!("{e} (write it like 30s, 5m, 1h or 500ms)"))
 }
 
 /// Prints a value as one JSON document (pretty) on stdout.
-pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     out(&serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
 /// Prints a value as one JSON line on stdout.
-pub fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json_line<T: Serialize>(value: &T) -> anyhow::Result<()> {
     out(&serde_json::to_string(value)?);
     Ok(())
 }
 
 /// A timestamp as text for tables (RFC 3339), or `-`.
-pub fn when(t: Option<weir::Timestamp>) -> String {
+pub(crate) fn when(t: Option<weir::Timestamp>) -> String {
     t.map_or_else(
         || "-".to_string(),
         |t| {

@@ -20,11 +20,11 @@ use super::printer::{out, Printer};
 use super::{prompt, Global};
 
 /// Who starts the instances of `weir run` and `weir demo`.
-pub const CLI_USER: &str = "cli";
+pub(crate) const CLI_USER: &str = "cli";
 
 /// `weir run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The definition file (YAML or JSON).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
@@ -38,7 +38,7 @@ pub struct RunArgs {
 }
 
 /// Runs `weir run`.
-pub async fn run(_global: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(_global: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
     let wf = load(&args.file)?;
     let data = parse_data(args.data.as_deref())?;
     let given = parse_tasks(&args.tasks, &wf)?;
@@ -63,7 +63,7 @@ pub async fn run(_global: &Global, args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Parses `--data`: a JSON object, or nothing.
-pub fn parse_data(data: Option<&str>) -> anyhow::Result<Context> {
+pub(crate) fn parse_data(data: Option<&str>) -> anyhow::Result<Context> {
     let Some(text) = data else {
         return Ok(Context::new());
     };
@@ -77,7 +77,7 @@ pub fn parse_data(data: Option<&str>) -> anyhow::Result<Context> {
 }
 
 /// Parses `--task STEP=JSON` values, checking each names a human step of the workflow.
-pub fn parse_tasks(tasks: &[String], wf: &Workflow) -> anyhow::Result<Vec<(String, Value)>> {
+pub(crate) fn parse_tasks(tasks: &[String], wf: &Workflow) -> anyhow::Result<Vec<(String, Value)>> {
     tasks
         .iter()
         .map(|raw| {
@@ -109,7 +109,11 @@ pub fn parse_tasks(tasks: &[String], wf: &Workflow) -> anyhow::Result<Vec<(Strin
 }
 
 /// Refuses, before starting, a machine step whose handler is not built in.
-pub fn check_handlers(wf: &Workflow, handlers: &Handlers, origin: &str) -> anyhow::Result<()> {
+pub(crate) fn check_handlers(
+    wf: &Workflow,
+    handlers: &Handlers,
+    origin: &str,
+) -> anyhow::Result<()> {
     for step in &wf.steps {
         if let CompiledKind::Machine { handler, .. } = &step.kind {
             if handlers.get(handler).is_none() {

@@ -16,7 +16,7 @@ use super::Global;
 
 /// `weir serve`.
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -41,7 +41,7 @@ pub struct ServeArgs {
 }
 
 /// Runs `weir serve` until SIGINT or SIGTERM.
-pub async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tokens = match &args.auth_file {
         Some(path) => AuthFile::load(path).map_err(|e| anyhow!(e))?.tokens,
         None => Vec::new(),

@@ -12,14 +12,14 @@ use super::Global;
 
 /// `weir stats`.
 #[derive(Debug, Args)]
-pub struct StatsArgs {
+pub(crate) struct StatsArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 /// Runs `weir stats`.
-pub async fn run(global: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, args: StatsArgs) -> anyhow::Result<ExitCode> {
     let c = connections(global).await?;
     let s = admin::stats(&c).await.map_err(|e| redis_error(global, e))?;
     if args.json {

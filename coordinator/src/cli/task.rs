@@ -15,7 +15,7 @@ use super::Global;
 
 /// `weir task ...`.
 #[derive(Debug, Subcommand)]
-pub enum TaskCommand {
+pub(crate) enum TaskCommand {
     /// List open human tasks (with their form schema).
     List(ListArgs),
     /// Complete a human task as a user, with form data.
@@ -27,7 +27,7 @@ pub enum TaskCommand {
 
 /// `weir task list`.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only tasks assigned to this user.
     #[arg(long, value_name = "U")]
     pub assignee: Option<String>,
@@ -41,7 +41,7 @@ pub struct ListArgs {
 
 /// `weir task complete`.
 #[derive(Debug, Args)]
-pub struct CompleteArgs {
+pub(crate) struct CompleteArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
@@ -58,7 +58,7 @@ pub struct CompleteArgs {
 
 /// `weir task reassign`.
 #[derive(Debug, Args)]
-pub struct ReassignArgs {
+pub(crate) struct ReassignArgs {
     /// The instance id.
     #[arg(value_name = "ID")]
     pub id: String,
@@ -78,7 +78,7 @@ pub struct ReassignArgs {
 }
 
 /// Runs a `weir task` command.
-pub async fn run(global: &Global, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(global: &Global, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TaskCommand::List(args) => list(global, args).await,
         TaskCommand::Complete(args) => complete(global, args).await,

@@ -123,14 +123,14 @@ impl AuthFile {
 
 /// A range of addresses, `10.0.0.0/8` or `::1/128` (a bare address is a range of one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
+pub(super) struct Cidr {
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
     /// Parses `ADDR/PREFIX` or `ADDR`.
-    pub fn parse(text: &str) -> Result<Cidr, String> {
+    pub(super) fn parse(text: &str) -> Result<Cidr, String> {
         let text = text.trim();
         let bad = |why: &str| {
             format!("--trusted-proxy {text:?}: {why} (write it like 10.0.0.0/8, 192.168.1.5 or fd00::/8)")
@@ -153,7 +153,7 @@ impl Cidr {
     }
 
     /// Whether `ip` is in the range (an IPv4-mapped IPv6 peer counts as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(super) fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
@@ -379,7 +379,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// A caller of the event stream, which may also send its token as `?access_token=`.
 #[derive(Debug, Clone)]
-pub struct StreamCaller(pub Caller);
+pub(super) struct StreamCaller(pub Caller);
 
 impl FromRequestParts<AppState> for StreamCaller {
     type Rejection = Problem;

@@ -31,7 +31,7 @@ use super::{openapi, AppState};
 /// `?version=`: a semantic version; the latest when absent.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct VersionQuery {
+pub(super) struct VersionQuery {
     /// A version such as `1.2.0`; the latest when not given.
     pub version: Option<String>,
 }
@@ -43,7 +43,7 @@ pub struct VersionQuery {
         (status = 401, response = openapi::Unauthorized),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<Vec<DefinitionSummary>>, Problem> {
@@ -79,7 +79,7 @@ pub async fn list(
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn detail(
+pub(super) async fn detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -99,7 +99,7 @@ pub async fn detail(
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn graph(
+pub(super) async fn graph(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -110,7 +110,7 @@ pub async fn graph(
 }
 
 /// Whether the caller may see (and use) a definition: see the module doc.
-pub fn may_use(caller: &Caller, wf: &Workflow) -> bool {
+pub(super) fn may_use(caller: &Caller, wf: &Workflow) -> bool {
     match &caller.tenant {
         None => true,
         Some(tenant) => wf.definition.allows_tenant(Some(tenant)),
@@ -118,7 +118,7 @@ pub fn may_use(caller: &Caller, wf: &Workflow) -> bool {
 }
 
 /// [`workflow`], as "not found" when the caller's tenant may not use it.
-pub async fn visible_workflow(
+pub(super) async fn visible_workflow(
     state: &AppState,
     caller: &Caller,
     name: &str,
@@ -138,7 +138,7 @@ pub async fn visible_workflow(
 }
 
 /// A workflow by name and optional version; a version that is not semver is a 400.
-pub async fn workflow(
+pub(super) async fn workflow(
     state: &AppState,
     name: &str,
     version: Option<&str>,
@@ -148,7 +148,7 @@ pub async fn workflow(
 }
 
 /// A 400 naming `version` unless it is a semantic version (or absent).
-pub fn check_version(version: Option<&str>) -> Result<(), Problem> {
+pub(super) fn check_version(version: Option<&str>) -> Result<(), Problem> {
     match version {
         Some(v) if semver::Version::parse(v.trim()).is_err() => Err(Problem::invalid_field(
             "version",

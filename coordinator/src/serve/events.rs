@@ -44,7 +44,7 @@ const TENANT_CACHE: usize = 100_000;
 
 /// An event read from Redis, with its instance's tenant and its JSON text.
 #[derive(Debug)]
-pub struct Published {
+pub(super) struct Published {
     /// The event.
     pub event: Event,
     /// The tenant of its instance.
@@ -55,13 +55,13 @@ pub struct Published {
 
 /// The server's one reader of the event streams, and the broadcast it feeds.
 #[derive(Debug, Clone)]
-pub struct EventHub {
+pub(super) struct EventHub {
     tx: broadcast::Sender<Arc<Published>>,
 }
 
 impl EventHub {
     /// Starts following the event streams (from now) until `shutdown` turns true.
-    pub fn spawn(client: WeirClient, mut shutdown: watch::Receiver<bool>) -> EventHub {
+    pub(super) fn spawn(client: WeirClient, mut shutdown: watch::Receiver<bool>) -> EventHub {
         let (tx, _) = broadcast::channel(BUFFER);
         let hub = EventHub { tx: tx.clone() };
         tokio::spawn(async move {
@@ -74,7 +74,7 @@ impl EventHub {
     }
 
     /// A new subscriber: every event read from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+    pub(super) fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.tx.subscribe()
     }
 }
@@ -161,7 +161,7 @@ async fn resolve_tenants(
 /// `GET /events` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct EventQuery {
+pub(super) struct EventQuery {
     /// Only events of this instance.
     pub instance_id: Option<String>,
     /// The token, for clients that cannot set headers (a browser's EventSource).
@@ -177,7 +177,7 @@ pub struct EventQuery {
         (status = 200, description = "An endless stream of unnamed messages, each `data: <event JSON>` with its kind in `type`", body = String, content_type = "text/event-stream"),
         (status = 401, response = openapi::Unauthorized),
     ))]
-pub async fn stream(
+pub(super) async fn stream(
     State(state): State<AppState>,
     StreamCaller(caller): StreamCaller,
     ApiQuery(q): ApiQuery<EventQuery>,

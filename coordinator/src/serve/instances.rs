@@ -41,14 +41,14 @@ use super::views::{
 use super::{openapi, AppState};
 
 /// The default page size.
-pub const DEFAULT_LIMIT: usize = 50;
+pub(super) const DEFAULT_LIMIT: usize = 50;
 /// The largest page size.
-pub const MAX_LIMIT: usize = 500;
+pub(super) const MAX_LIMIT: usize = 500;
 
 /// `POST /instances`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StartBody {
+pub(super) struct StartBody {
     /// The workflow (definition) name.
     pub workflow: String,
     /// A version; the latest when absent.
@@ -68,7 +68,7 @@ pub struct StartBody {
 /// `GET /instances` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     /// Only this status.
     #[param(value_type = Option<Status>)]
     pub status: Option<String>,
@@ -93,7 +93,7 @@ pub struct ListQuery {
 
 /// A page of instances.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct InstancePage {
+pub(super) struct InstancePage {
     /// Instances, newest first.
     pub items: Vec<InstanceSummary>,
     /// Pass it as `cursor` for the next page; null when there is none.
@@ -103,7 +103,7 @@ pub struct InstancePage {
 /// `GET /instances/{id}/history` paging.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct HistoryQuery {
+pub(super) struct HistoryQuery {
     /// At most this many records (1 to 1000, default 100).
     pub limit: Option<usize>,
     /// Where to go on: `next_cursor` of the previous page.
@@ -112,7 +112,7 @@ pub struct HistoryQuery {
 
 /// A page of an instance's history.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryPageView {
+pub(super) struct HistoryPageView {
     /// Attempts, oldest first: finished ones, then those in flight.
     pub items: Vec<Attempt>,
     /// Pass it as `cursor` for the next page; null when there is none.
@@ -127,7 +127,7 @@ const DEFAULT_HISTORY_PAGE: usize = 100;
 const MAX_HISTORY_PAGE: usize = 1000;
 /// The history records an instance's detail carries at most (its first page); the rest
 /// are read with `GET /instances/{id}/history`.
-pub const DETAIL_HISTORY: usize = 1000;
+pub(super) const DETAIL_HISTORY: usize = 1000;
 
 /// The opaque form of a history position.
 fn history_cursor(offset: usize) -> String {
@@ -152,7 +152,7 @@ fn parse_history_cursor(text: &str) -> Result<usize, Problem> {
 /// `POST /instances/{id}/cancel`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CancelBody {
+pub(super) struct CancelBody {
     /// Why (kept as the instance's error).
     #[serde(default)]
     pub reason: Option<String>,
@@ -161,7 +161,7 @@ pub struct CancelBody {
 /// `POST /instances/{id}/retry`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RetryBody {
+pub(super) struct RetryBody {
     /// Resume from this step instead of the one that failed.
     #[serde(default)]
     pub from_step: Option<String>,
@@ -182,7 +182,7 @@ pub struct RetryBody {
         (status = 409, response = openapi::Conflict),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn start(
+pub(super) async fn start(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<StartBody>,
@@ -226,12 +226,12 @@ pub async fn start(
 }
 
 /// The most starts in one `POST /instances/batch`.
-pub const MAX_BATCH: usize = 1_000;
+pub(super) const MAX_BATCH: usize = 1_000;
 
 /// `POST /instances/batch`: many starts of one workflow.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StartBatchBody {
+pub(super) struct StartBatchBody {
     /// The workflow (definition) name.
     pub workflow: String,
     /// A version; the latest when absent.
@@ -247,7 +247,7 @@ pub struct StartBatchBody {
 /// One start of a batch.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StartBatchItem {
+pub(super) struct StartBatchItem {
     /// The initial context: a JSON object.
     #[serde(default)]
     pub data: Option<Value>,
@@ -259,7 +259,7 @@ pub struct StartBatchItem {
 /// The outcome of one start of a batch: `status` 202 (stored, pending), 200 (this start
 /// was made already) or the problem's status, with `id` or `problem`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StartBatchResult {
+pub(super) struct StartBatchResult {
     /// 202, 200, or the status of `problem`.
     pub status: u16,
     /// The instance id (absent when refused).
@@ -272,7 +272,7 @@ pub struct StartBatchResult {
 
 /// The outcomes of a batch, in the order of its items.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StartBatchAnswer {
+pub(super) struct StartBatchAnswer {
     /// One per item, in order.
     pub items: Vec<StartBatchResult>,
 }
@@ -293,7 +293,7 @@ pub struct StartBatchAnswer {
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn start_batch(
+pub(super) async fn start_batch(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<StartBatchBody>,
@@ -417,7 +417,7 @@ fn start_options(
         (status = 401, response = openapi::Unauthorized),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -479,7 +479,7 @@ pub async fn list(
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn detail(
+pub(super) async fn detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -497,7 +497,7 @@ pub async fn detail(
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn history(
+pub(super) async fn history(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -528,7 +528,7 @@ pub async fn history(
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn graph(
+pub(super) async fn graph(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -568,7 +568,7 @@ pub async fn graph(
         (status = 409, response = openapi::Conflict),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn cancel(
+pub(super) async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -596,7 +596,7 @@ pub async fn cancel(
         (status = 409, response = openapi::Conflict),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn retry(
+pub(super) async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -642,12 +642,12 @@ fn id_taken(id: &str) -> Problem {
 }
 
 /// The 404 of an instance that does not exist or that the caller may not see.
-pub fn not_found(id: &str) -> Problem {
+pub(super) fn not_found(id: &str) -> Problem {
     Problem::not_found(format!("no instance {id:?}"))
 }
 
 /// Checks that the instance exists and the caller may see it.
-pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), Problem> {
+pub(super) async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), Problem> {
     match state.client.get_instance(id).await {
         Ok(v) if caller.sees(v.tenant.as_deref()) => Ok(()),
         Ok(_) | Err(EngineError::NotFound(_)) => Err(not_found(id)),
@@ -656,7 +656,7 @@ pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<(), 
 }
 
 /// The detail of an instance the caller may see.
-pub async fn detail_of(
+pub(super) async fn detail_of(
     state: &AppState,
     caller: &Caller,
     id: &str,

@@ -4,12 +4,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-pub use weir::redis::listing::Cursor;
+pub(super) use weir::redis::listing::Cursor;
 
 use super::problem::Problem;
 
 /// A cursor's opaque text form, as the API hands it out and takes it back.
-pub trait CursorText: Sized {
+pub(super) trait CursorText: Sized {
     /// The opaque text form.
     fn encode(&self) -> String;
 
@@ -46,7 +46,11 @@ impl CursorText for Cursor {
 
 /// A listing's `?limit=`: `default` when absent, else 1 to `max`; a 400 naming `limit`
 /// otherwise.
-pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+pub(super) fn page_limit(
+    limit: Option<usize>,
+    default: usize,
+    max: usize,
+) -> Result<usize, Problem> {
     match limit {
         None => Ok(default),
         Some(n) if (1..=max).contains(&n) => Ok(n),

@@ -110,42 +110,42 @@ pub struct ApiDoc;
 /// was changed.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct BadRequest(#[allow(dead_code)] Problem);
+pub(super) struct BadRequest(#[allow(dead_code)] Problem);
 
 /// 401: no token, an unknown one, or another scheme than `Bearer` (`unauthorized`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct Unauthorized(#[allow(dead_code)] Problem);
+pub(super) struct Unauthorized(#[allow(dead_code)] Problem);
 
 /// 403: the caller may not do this (`forbidden`): an admin-only endpoint, a start in
 /// another tenant, a task the user may not complete or reassign.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct Forbidden(#[allow(dead_code)] Problem);
+pub(super) struct Forbidden(#[allow(dead_code)] Problem);
 
 /// 404: no such workflow, version, instance, step or open task, or one of another tenant
 /// (`not-found`). A start refused with it stored nothing.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct NotFound(#[allow(dead_code)] Problem);
+pub(super) struct NotFound(#[allow(dead_code)] Problem);
 
 /// 409: the state forbids it (`conflict`): the instance is finished or not failed, the
 /// task is already done or not open, or the caller id is taken by another start.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct Conflict(#[allow(dead_code)] Problem);
+pub(super) struct Conflict(#[allow(dead_code)] Problem);
 
 /// 413: the body is over 2 MiB, or the data would make the instance's context larger than
 /// 1 MiB (`too-large`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct TooLarge(#[allow(dead_code)] Problem);
+pub(super) struct TooLarge(#[allow(dead_code)] Problem);
 
 /// 503: Redis is unreachable, or no coordinator applied the command within 10 s
 /// (`unavailable`); a command past its deadline is never applied, so nothing changed.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
-pub struct Unavailable(#[allow(dead_code)] Problem);
+pub(super) struct Unavailable(#[allow(dead_code)] Problem);
 
 /// Adds the bearer-token security scheme.
 struct BearerAuth;
@@ -163,6 +163,6 @@ impl Modify for BearerAuth {
 /// This document.
 #[utoipa::path(operation_id = "openapi_document", get, path = "/api/v1/openapi.json", tag = "ops", security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+pub(super) async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -17,7 +17,7 @@ const DLQ_MAX: usize = 1000;
 
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Health {
+pub(super) struct Health {
     /// `ok`.
     pub status: String,
 }
@@ -28,7 +28,7 @@ pub struct Health {
         (status = 200, description = "Up, and Redis answers", body = Health),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
+pub(super) async fn health(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
     let c = state.client.connections();
     let pong = weir::redis::server::ping(&mut c.conn.clone()).await;
     match pong {
@@ -52,14 +52,14 @@ pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, Probl
         (status = 200, description = "The authenticated caller", body = Caller),
         (status = 401, response = openapi::Unauthorized),
     ))]
-pub async fn me(caller: Caller) -> Json<Caller> {
+pub(super) async fn me(caller: Caller) -> Json<Caller> {
     Json(caller)
 }
 
 /// `GET /dlq?limit=`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct DlqQuery {
+pub(super) struct DlqQuery {
     /// At most this many, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
@@ -67,7 +67,7 @@ pub struct DlqQuery {
 
 /// One dead-lettered message.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetter {
+pub(super) struct DeadLetter {
     /// `P/STREAM-ID`, as `weir dlq replay|purge` name it.
     pub id: String,
     /// The partition.
@@ -96,7 +96,7 @@ pub struct DeadLetter {
         (status = 403, response = openapi::Forbidden),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn dlq(
+pub(super) async fn dlq(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<DlqQuery>,
@@ -138,7 +138,7 @@ pub async fn dlq(
         (status = 403, response = openapi::Forbidden),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn stats(
+pub(super) async fn stats(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<admin::Stats>, Problem> {

@@ -31,7 +31,7 @@ use weir::form::FormError;
 use weir::registry::RegistryError;
 
 /// The base of every problem's `type` URI.
-pub const TYPE_BASE: &str = "https://weir.dev/problems/";
+pub(super) const TYPE_BASE: &str = "https://weir.dev/problems/";
 
 /// An RFC 9457 problem document.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
@@ -262,7 +262,7 @@ fn from_kind(kind: &str, detail: String) -> Problem {
 /// A JSON body whose rejection (malformed JSON, wrong content type, a field of the wrong
 /// type) is a 400 problem.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ApiJson<T>(pub T);
+pub(super) struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
@@ -294,7 +294,7 @@ fn json_problem(e: &JsonRejection) -> Problem {
 /// A query string whose rejection (an unknown value, a number that is not one) is a 400
 /// problem.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ApiQuery<T>(pub T);
+pub(super) struct ApiQuery<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Problem;
@@ -315,7 +315,7 @@ fn query_problem(e: &QueryRejection) -> Problem {
 }
 
 /// The answer to a path that matches no route.
-pub async fn no_route() -> Problem {
+pub(super) async fn no_route() -> Problem {
     Problem::not_found("no such API path: see /api/v1/openapi.json for the paths")
 }
 

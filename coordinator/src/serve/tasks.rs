@@ -32,7 +32,7 @@ use super::{openapi, AppState};
 /// `GET /tasks` filters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct TaskQuery {
+pub(super) struct TaskQuery {
     /// Only tasks assigned to exactly this user.
     pub assignee: Option<String>,
     /// Only tasks naming this user among their candidates.
@@ -51,16 +51,16 @@ pub struct TaskQuery {
 }
 
 /// The default page size of `GET /tasks`.
-pub const DEFAULT_TASK_PAGE: usize = 100;
+pub(super) const DEFAULT_TASK_PAGE: usize = 100;
 /// The largest page size of `GET /tasks`.
-pub const MAX_TASK_PAGE: usize = 1000;
+pub(super) const MAX_TASK_PAGE: usize = 1000;
 /// The response header holding the cursor of the next page of `GET /tasks`.
-pub const NEXT_CURSOR_HEADER: &str = "weir-next-cursor";
+pub(super) const NEXT_CURSOR_HEADER: &str = "weir-next-cursor";
 
 /// `POST /tasks/{instance_id}/{step}/complete`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompleteBody {
+pub(super) struct CompleteBody {
     /// The form data (checked against the task's form).
     #[serde(default = "empty_object")]
     pub data: Value,
@@ -69,7 +69,7 @@ pub struct CompleteBody {
 /// `POST /tasks/{instance_id}/{step}/reassign`: who may complete the task from now on.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReassignBody {
+pub(super) struct ReassignBody {
     /// The new assignee.
     #[serde(default)]
     pub assignee: Option<String>,
@@ -93,7 +93,7 @@ fn empty_object() -> Value {
         (status = 401, response = openapi::Unauthorized),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn list(
+pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<TaskQuery>,
@@ -157,7 +157,7 @@ pub async fn list(
         (status = 404, response = openapi::NotFound),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn detail(
+pub(super) async fn detail(
     State(state): State<AppState>,
     caller: Caller,
     Path((instance_id, step)): Path<(String, String)>,
@@ -188,7 +188,7 @@ pub async fn detail(
         (status = 409, response = openapi::Conflict),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn complete(
+pub(super) async fn complete(
     State(state): State<AppState>,
     caller: Caller,
     Path((instance_id, step)): Path<(String, String)>,
@@ -219,7 +219,7 @@ pub async fn complete(
         (status = 409, response = openapi::Conflict),
         (status = 503, response = openapi::Unavailable),
     ))]
-pub async fn reassign(
+pub(super) async fn reassign(
     State(state): State<AppState>,
     caller: Caller,
     Path((instance_id, step)): Path<(String, String)>,
@@ -265,7 +265,7 @@ pub async fn reassign(
 }
 
 /// The open task of a step that the caller may see; 404 otherwise.
-pub async fn open_task(
+pub(super) async fn open_task(
     state: &AppState,
     caller: &Caller,
     instance_id: &str,
@@ -294,7 +294,7 @@ pub async fn open_task(
 }
 
 /// The open tasks of one instance (its human steps' tasks).
-pub async fn open_tasks_of(
+pub(super) async fn open_tasks_of(
     state: &AppState,
     caller: &Caller,
     view: &InstanceView,

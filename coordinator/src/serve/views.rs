@@ -58,7 +58,7 @@ impl From<Status> for InstanceStatus {
 
 /// An instance in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct InstanceSummary {
+pub(super) struct InstanceSummary {
     /// Its id.
     pub id: String,
     /// The workflow (definition) name.
@@ -106,7 +106,7 @@ impl From<&InstanceView> for InstanceSummary {
 
 /// An instance with its context, history and open tasks.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct InstanceDetail {
+pub(super) struct InstanceDetail {
     /// The summary fields.
     #[serde(flatten)]
     pub summary: InstanceSummary,
@@ -125,7 +125,7 @@ pub struct InstanceDetail {
 
 /// One attempt of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Attempt {
+pub(super) struct Attempt {
     /// The step.
     pub step: String,
     /// The attempt number, from 1.
@@ -163,7 +163,7 @@ impl From<&AttemptRecord> for Attempt {
 }
 
 /// The lowercase name serde gives a unit enum variant.
-pub fn enum_name<T: Serialize>(v: &T) -> String {
+pub(super) fn enum_name<T: Serialize>(v: &T) -> String {
     serde_json::to_value(v)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -172,7 +172,7 @@ pub fn enum_name<T: Serialize>(v: &T) -> String {
 
 /// An open human task.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct TaskView {
+pub(super) struct TaskView {
     /// Its instance.
     pub instance_id: String,
     /// Its human step; with the instance id it names the task.
@@ -203,7 +203,7 @@ pub struct TaskView {
 
 impl TaskView {
     /// The view of a task for a user.
-    pub fn new(t: &Task, workflow: Option<String>, user: &str) -> TaskView {
+    pub(super) fn new(t: &Task, workflow: Option<String>, user: &str) -> TaskView {
         TaskView {
             instance_id: t.instance_id.to_string(),
             step: t.step.to_string(),
@@ -223,7 +223,7 @@ impl TaskView {
 
 /// A workflow's diagram: Mermaid text and the same graph as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Graph {
+pub(super) struct Graph {
     /// A Mermaid `flowchart TD` (node ids `s0`, `s1`, ... in step order).
     pub mermaid: String,
     /// The steps.
@@ -234,7 +234,7 @@ pub struct Graph {
 
 /// A step of a graph.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Node {
+pub(super) struct Node {
     /// The step name.
     pub id: String,
     /// `machine`, `human`, `gateway` or `timer`.
@@ -250,7 +250,7 @@ pub struct Node {
 
 /// An edge of a graph.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Edge {
+pub(super) struct Edge {
     /// Source step.
     pub from: String,
     /// Target step.
@@ -266,7 +266,7 @@ pub struct Edge {
 
 impl Graph {
     /// The graph of a compiled workflow.
-    pub fn new(wf: &Workflow) -> Graph {
+    pub(super) fn new(wf: &Workflow) -> Graph {
         let nodes = wf
             .steps
             .iter()
@@ -318,7 +318,7 @@ impl Graph {
 
 /// An instance's diagram: the definition's graph and each step's state.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct InstanceGraph {
+pub(super) struct InstanceGraph {
     /// The definition's graph.
     #[serde(flatten)]
     pub graph: Graph,
@@ -328,7 +328,7 @@ pub struct InstanceGraph {
 }
 
 /// The state name of a step for diagrams (`idle` is shown as `pending`).
-pub fn step_state(s: StepStatus) -> String {
+pub(super) fn step_state(s: StepStatus) -> String {
     match s {
         StepStatus::Idle => "pending".to_string(),
         other => enum_name(&other),
@@ -337,7 +337,7 @@ pub fn step_state(s: StepStatus) -> String {
 
 /// A registered workflow with its versions.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct DefinitionSummary {
+pub(super) struct DefinitionSummary {
     /// The name.
     pub name: String,
     /// The highest version.
@@ -352,7 +352,7 @@ pub struct DefinitionSummary {
 
 /// One version of a definition, as in its file.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct DefinitionDetail {
+pub(super) struct DefinitionDetail {
     /// The name.
     pub name: String,
     /// The version.
@@ -372,12 +372,12 @@ pub struct DefinitionDetail {
 }
 
 /// What a non-admin sees in place of a handler's `config` (which may hold credentials).
-pub const REDACTED: &str = "[redacted]";
+pub(super) const REDACTED: &str = "[redacted]";
 
 impl DefinitionDetail {
     /// The detail of a compiled workflow; with `redact`, each step's handler `config` is
     /// replaced by [`REDACTED`] (for callers who are not admins).
-    pub fn new(wf: &Workflow, redact: bool) -> DefinitionDetail {
+    pub(super) fn new(wf: &Workflow, redact: bool) -> DefinitionDetail {
         let def = &wf.definition;
         let mut steps = serde_json::to_value(&def.steps).unwrap_or(Value::Null);
         if redact {

@@ -36,7 +36,7 @@ pub(super) enum Outcome {
 
 impl Outcome {
     /// How the history records an attempt that ended this way.
-    pub fn attempt_status(self) -> AttemptStatus {
+    pub(super) fn attempt_status(self) -> AttemptStatus {
         match self {
             Outcome::Success => AttemptStatus::Completed,
             Outcome::Failure => AttemptStatus::Failed,
@@ -67,7 +67,7 @@ pub(super) struct Transition<'a> {
 }
 
 impl<'a> Transition<'a> {
-    pub fn new(
+    pub(super) fn new(
         wf: &'a Workflow,
         inst: &'a mut Instance,
         env: Env,
@@ -85,7 +85,7 @@ impl<'a> Transition<'a> {
 
     /// Runs queued work, settles the status and bumps the revision. The effects are in the
     /// buffer the transition was given.
-    pub fn finish(mut self) {
+    pub(super) fn finish(mut self) {
         self.drain();
         while self.close_idle_loops() {
             self.drain();
@@ -95,7 +95,7 @@ impl<'a> Transition<'a> {
         self.inst.updated_at = self.env.now;
     }
 
-    pub fn emit(&mut self, kind: EventKind) {
+    pub(super) fn emit(&mut self, kind: EventKind) {
         self.effects.push(Effect::Emit(Event {
             instance_id: self.inst.id.clone(),
             timestamp: self.env.now,
@@ -103,12 +103,12 @@ impl<'a> Transition<'a> {
         }));
     }
 
-    pub fn name(&self, s: StepId) -> Arc<str> {
+    pub(super) fn name(&self, s: StepId) -> Arc<str> {
         self.wf.steps[s].name.clone()
     }
 
     /// A fencing token no earlier activation or attempt of this instance had.
-    pub fn new_token(&mut self) -> u64 {
+    pub(super) fn new_token(&mut self) -> u64 {
         self.inst.next_token += 1;
         self.inst.next_token
     }
@@ -125,7 +125,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Queues a step to start now.
-    pub fn activate(&mut self, s: StepId) {
+    pub(super) fn activate(&mut self, s: StepId) {
         self.work.push_back(Work::Activate(s));
     }
 
@@ -260,7 +260,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Sends the step's next attempt to a worker. `attempt` and `tries` count up.
-    pub fn dispatch_attempt(&mut self, s: StepId) {
+    pub(super) fn dispatch_attempt(&mut self, s: StepId) {
         let now = self.env.now;
         let step = &self.wf.steps[s];
         let CompiledKind::Machine {
@@ -305,7 +305,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Records a step's success: merges its output, records the attempt, routes onwards.
-    pub fn succeed(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
+    pub(super) fn succeed(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
         self.record_success(s, output, worker);
         self.route(s, Outcome::Success);
     }
@@ -333,7 +333,7 @@ impl<'a> Transition<'a> {
     /// A step failed (`outcome` is [`Outcome::Failure`] or [`Outcome::Timeout`]) and will
     /// not be retried: route along failure (or timeout) edges, or fail the instance when
     /// there are none.
-    pub fn fail_for_good(
+    pub(super) fn fail_for_good(
         &mut self,
         s: StepId,
         err: &StepError,
@@ -367,7 +367,7 @@ impl<'a> Transition<'a> {
     /// `error`) first, for the edges' conditions and for the path that handles it. When no
     /// edge of the outcome is taken (there is none, or no condition matched and there is no
     /// default), the failure is not handled: `None`, with the context as it was.
-    pub fn decide_failure(
+    pub(super) fn decide_failure(
         &mut self,
         s: StepId,
         outcome: Outcome,
@@ -388,7 +388,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Whether a failure with this outcome has somewhere to go.
-    pub fn has_edges(&self, s: StepId, outcome: Outcome) -> bool {
+    pub(super) fn has_edges(&self, s: StepId, outcome: Outcome) -> bool {
         self.wf.steps[s]
             .outgoing
             .iter()
@@ -425,7 +425,7 @@ impl<'a> Transition<'a> {
     /// is taken: the step will run again and decide its exits then. An edge that leaves a
     /// loop is not decided dead here at all: the loop may take it on a later turn, so it
     /// dies only when the loop is over ([`Self::close_idle_loops`]).
-    pub fn route(&mut self, s: StepId, outcome: Outcome) {
+    pub(super) fn route(&mut self, s: StepId, outcome: Outcome) {
         let taken = self.decide(s, outcome);
         self.follow(s, &taken);
     }
@@ -473,7 +473,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Marks the edges [`Self::decide`] took and those that are dead now.
-    pub fn follow(&mut self, s: StepId, taken: &[bool]) {
+    pub(super) fn follow(&mut self, s: StepId, taken: &[bool]) {
         let wf = self.wf;
         let step = &wf.steps[s];
         let looping = step
@@ -584,7 +584,7 @@ impl<'a> Transition<'a> {
     }
 
     /// Fails the instance because step `s` failed for good.
-    pub fn fail_instance(&mut self, s: StepId, err: &StepError) {
+    pub(super) fn fail_instance(&mut self, s: StepId, err: &StepError) {
         let name = self.name(s);
         self.interrupt_active();
         let inst = &mut *self.inst;
@@ -601,7 +601,7 @@ impl<'a> Transition<'a> {
 
     /// Stops every active step: timers dropped, tasks voided, running attempts recorded as
     /// canceled (their late results will be stale).
-    pub fn interrupt_active(&mut self) {
+    pub(super) fn interrupt_active(&mut self) {
         let now = self.env.now;
         for s in 0..self.inst.steps.len() {
             let status = self.inst.steps[s].status;

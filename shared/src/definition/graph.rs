@@ -11,7 +11,7 @@ pub(super) struct Graph<'a> {
 
 impl Graph<'_> {
     /// Steps reachable from `start`, following every edge.
-    pub fn reachable_from(&self, start: usize) -> Vec<bool> {
+    pub(super) fn reachable_from(&self, start: usize) -> Vec<bool> {
         let mut seen = vec![false; self.outgoing.len()];
         let mut stack = vec![start];
         while let Some(n) = stack.pop() {
@@ -24,7 +24,7 @@ impl Graph<'_> {
     }
 
     /// Steps from which some step in `ends` can be reached (ends included).
-    pub fn can_reach(&self, ends: &[bool]) -> Vec<bool> {
+    pub(super) fn can_reach(&self, ends: &[bool]) -> Vec<bool> {
         let mut incoming: Vec<Vec<usize>> = vec![Vec::new(); self.outgoing.len()];
         for &(from, to) in self.edges {
             incoming[to].push(from);
@@ -43,7 +43,7 @@ impl Graph<'_> {
 
     /// Strongly connected components: `comp[s]` is the same for steps that lie on a common
     /// cycle (Kosaraju's two walks, iterative so that no definition can overflow the stack).
-    pub fn components(&self) -> Vec<usize> {
+    pub(super) fn components(&self) -> Vec<usize> {
         let n = self.outgoing.len();
         // Steps by the time a depth-first walk finishes with them.
         let mut order = Vec::with_capacity(n);
@@ -95,7 +95,7 @@ impl Graph<'_> {
     /// Edges that close a cycle: in a depth-first walk from `start` (edges taken in definition
     /// order, so the answer is deterministic), an edge to a step still on the walk's path.
     /// Removing them leaves a DAG; joins wait only on the remaining (forward) edges.
-    pub fn back_edges(&self, start: usize) -> Vec<bool> {
+    pub(super) fn back_edges(&self, start: usize) -> Vec<bool> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             New,

@@ -6,7 +6,7 @@ use super::DefinitionError;
 use crate::model::Definition;
 
 /// The largest definition file accepted, so a huge upload cannot exhaust memory.
-pub const MAX_DEFINITION_BYTES: usize = 1 << 20;
+pub(super) const MAX_DEFINITION_BYTES: usize = 1 << 20;
 
 /// Parses a definition from YAML or JSON text. Structure only: call
 /// [`super::compile`] to check it.

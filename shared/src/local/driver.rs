@@ -39,7 +39,7 @@ pub(crate) struct SlotState {
 }
 
 impl Slot {
-    pub fn new(wf: Arc<Workflow>, inst: Instance) -> Arc<Slot> {
+    pub(super) fn new(wf: Arc<Workflow>, inst: Instance) -> Arc<Slot> {
         Arc::new(Slot {
             id: inst.id.clone(),
             status: OnceLock::new(),
@@ -55,14 +55,14 @@ impl Slot {
     }
 
     /// A receiver of the instance's status.
-    pub async fn watch(&self) -> watch::Receiver<InstanceStatus> {
+    pub(super) async fn watch(&self) -> watch::Receiver<InstanceStatus> {
         let state = self.state.lock().await;
         self.status
             .get_or_init(|| watch::Sender::new(state.inst.status))
             .subscribe()
     }
 
-    pub async fn view(&self) -> InstanceView {
+    pub(super) async fn view(&self) -> InstanceView {
         let state = self.state.lock().await;
         InstanceView::new(&state.inst, &self.wf)
     }
@@ -256,7 +256,7 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub fn new() -> Clock {
+    pub(super) fn new() -> Clock {
         Clock {
             anchor: OnceLock::new(),
             key: std::collections::hash_map::RandomState::new()
@@ -272,18 +272,18 @@ impl Clock {
             .get_or_init(|| (Instant::now(), Timestamp::now_system().millis()))
     }
 
-    pub fn now(&self) -> Timestamp {
+    pub(super) fn now(&self) -> Timestamp {
         let (at, ms) = self.anchor();
         let elapsed = i64::try_from(at.elapsed().as_millis()).unwrap_or(i64::MAX);
         Timestamp(ms.saturating_add(elapsed))
     }
 
-    pub fn instant_of(&self, t: Timestamp) -> Instant {
+    pub(super) fn instant_of(&self, t: Timestamp) -> Instant {
         let (at, ms) = self.anchor();
         at + Duration::from_millis(u64::try_from(t.millis().saturating_sub(ms)).unwrap_or(0))
     }
 
-    pub fn env(&self) -> Env {
+    pub(super) fn env(&self) -> Env {
         let n = self.transitions.fetch_add(1, Ordering::Relaxed);
         Env {
             now: self.now(),

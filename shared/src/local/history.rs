@@ -46,14 +46,14 @@ struct Rest {
 
 impl History {
     /// Room for `n` records.
-    pub fn with_capacity(n: usize) -> History {
+    pub(super) fn with_capacity(n: usize) -> History {
         History {
             records: Vec::with_capacity(n),
         }
     }
 
     /// Appends a record.
-    pub fn push(&mut self, r: AttemptRecord) {
+    pub(super) fn push(&mut self, r: AttemptRecord) {
         let mut flags = 0;
         if r.started_at.is_some() {
             flags |= STARTED;
@@ -85,7 +85,7 @@ impl History {
     }
 
     /// The records, as they were pushed.
-    pub fn to_records(&self) -> Vec<AttemptRecord> {
+    pub(super) fn to_records(&self) -> Vec<AttemptRecord> {
         self.records
             .iter()
             .map(|r| {

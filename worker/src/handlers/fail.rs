@@ -26,7 +26,7 @@ use super::{config_error, config_object, json_type, opt_string};
 pub struct Fail;
 
 /// The error kind `fail` uses unless its config names another.
-pub const FAIL_KIND: &str = "fail";
+pub(super) const FAIL_KIND: &str = "fail";
 
 struct FailConfig {
     /// `None`: every attempt fails.

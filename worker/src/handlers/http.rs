@@ -68,16 +68,16 @@ use super::{
 };
 
 /// The error kind of every `http` failure except configuration.
-pub const HTTP_KIND: &str = "http";
+pub(super) const HTTP_KIND: &str = "http";
 
 /// The largest response body read, in bytes.
-pub const MAX_RESPONSE_BYTES: usize = 1 << 20;
+pub(super) const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default total time of one request ([`HttpPolicy::timeout`]).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most redirects followed for one request.
 const MAX_REDIRECTS: usize = 10;

@@ -19,7 +19,7 @@ use weir::{Step, StepContext, StepError};
 use super::{config_error, config_object, opt_string, render};
 
 /// The `tracing` target of the `log` handler's events.
-pub const LOG_TARGET: &str = "weir::log";
+pub(super) const LOG_TARGET: &str = "weir::log";
 
 /// The `log` handler.
 #[derive(Debug, Default, Clone, Copy)]

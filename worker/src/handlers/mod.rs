@@ -215,7 +215,7 @@ pub(crate) mod testing {
     use weir::{Context, StepContext};
 
     /// A context for attempt `attempt` of step `step` with this config and instance context.
-    pub fn ctx(step: &str, attempt: u32, config: Value, context: Value) -> StepContext {
+    pub(crate) fn ctx(step: &str, attempt: u32, config: Value, context: Value) -> StepContext {
         let context: Context = match context {
             Value::Object(m) => m,
             _ => Context::new(),

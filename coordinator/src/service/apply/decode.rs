@@ -9,26 +9,38 @@ use weir::redis::wire::{self, CommandMessage, ResultMessage};
 pub enum Inbound {
     /// A client command, with its deadline (ms, Redis clock) when it has one.
     Command {
+        /// The command stream it was read from; the turn acknowledges the entry there.
         stream: String,
+        /// Its stream entry id.
         id: String,
+        /// The decoded command.
         msg: CommandMessage,
+        /// When its caller stops waiting (ms, Redis clock): read later, it is discarded unapplied.
         deadline_ms: Option<i64>,
     },
     /// A worker's result, with its bytes (dead-lettered as they came when its instance is
     /// quarantined).
     Result {
+        /// The result stream it was read from; the turn acknowledges the entry there.
         stream: String,
+        /// Its stream entry id.
         id: String,
+        /// The decoded result.
         msg: ResultMessage,
+        /// The entry's payload bytes exactly as read.
         raw: Vec<u8>,
     },
     /// A due timer: its member (a [`TimerMember`]) and its due time (ms) as read.
     Timer(String, i64),
     /// An entry that could not be decoded.
     Poison {
+        /// The stream it was read from.
         stream: String,
+        /// Its stream entry id.
         id: String,
+        /// The payload bytes as read (empty when the payload field is missing).
         raw: Vec<u8>,
+        /// Why it could not be decoded, kept with the dead letter.
         error: String,
     },
 }
