@@ -5,6 +5,18 @@
 //! coordinator that holds a partition's lease writes instance state there, one atomic
 //! script call per batch of transitions (invariant 3).
 //!
+//! # What is public
+//!
+//! A service needs [`WeirClient`] (through the [`Engine`](crate::Engine) trait), the
+//! connection settings ([`RedisConfig`], [`Connections`], [`RedisMode`], [`TlsFiles`]), the
+//! key names ([`Keys`]), the messages on the streams ([`wire`]), the operators' reads and
+//! repairs ([`admin`]) and [`RedisError`]. Everything else in this module (the batch of
+//! writes and the Lua scripts, the store's encoding, and the per-concern queries of the
+//! coordinator and the workers: inputs, effects, leases, steps, timers, tasks, presence,
+//! retention, ...) is the engine's internals, shared with `weir-coordinator` and
+//! `weir-worker`: it is public only because those are separate crates, is left out of this
+//! documentation, and carries no stability promise; it may change in any release.
+//!
 //! # Key layout (namespace `NS`, default `weir`)
 //!
 //! Instances are spread over a fixed number of partitions (`NS:meta` field `partitions`,
@@ -23,7 +35,7 @@
 //! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators`, as above |
 //! | `{NS:pN}:q:QUEUE`            | stream | step attempts, `m` = [`wire::StepMessage`]; group `workers` |
 //! | `{NS:pN}:queues`             | set    | queue names used in the partition |
-//! | `{NS:pN}:timers`             | zset   | [`timer::TimerMember`] `id|step|kind` (parsed from the right: ids may hold `|`) -> due time (ms, Redis clock) |
+//! | `{NS:pN}:timers`             | zset   | members `id|step|kind` (parsed from the right: ids may hold `|`) -> due time (ms, Redis clock) |
 //! | `{NS:pN}:events`             | stream | events, field `e` = JSON (capped, `MAXLEN ~`) |
 //! | `{NS:pN}:dlq`                | stream | dead letters: `source`, `group`, `id`, `m`, `error`, `deliveries` |
 //! | `{NS:pN}:tasks`              | hash   | `id|step` -> open task (MessagePack) |
@@ -51,30 +63,52 @@
 
 // Every Redis command Weir sends lives in this module, by concern (a CI check,
 // `.ci/redis-boundary`, keeps them out of every other file).
+//
+// The `#[doc(hidden)]` modules are the engine's internals (see the module doc, "What is
+// public"): public only because weir-coordinator and weir-worker are other crates.
 pub mod admin;
+#[doc(hidden)]
 pub mod batch;
 pub mod client;
+#[doc(hidden)]
 pub mod cluster_reads;
 pub mod connect;
 pub mod connection;
+#[doc(hidden)]
 pub mod effects;
+#[doc(hidden)]
 pub mod events;
+#[doc(hidden)]
 pub mod groups;
+#[doc(hidden)]
 pub mod health;
+#[doc(hidden)]
 pub mod inputs;
 pub mod keys;
+#[doc(hidden)]
 pub mod lease;
+#[doc(hidden)]
 pub mod listing;
+#[doc(hidden)]
 pub mod presence;
+#[doc(hidden)]
 pub mod retention;
+#[doc(hidden)]
 pub mod safety;
+#[doc(hidden)]
 pub mod scripts;
 mod sentinel;
+#[doc(hidden)]
 pub mod server;
+#[doc(hidden)]
 pub mod slots;
+#[doc(hidden)]
 pub mod steps;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod tasks;
+#[doc(hidden)]
 pub mod timer;
 pub mod topology;
 pub mod wire;
