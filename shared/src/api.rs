@@ -27,7 +27,8 @@ pub struct StartOptions {
     /// A caller-chosen id: starting the same id again returns the existing instance.
     #[serde(default)]
     pub id: Option<String>,
-    /// Tenant.
+    /// The tenant that owns it, if any: only that tenant's callers see it, and a
+    /// caller-chosen `id` becomes `TENANT:ID`.
     #[serde(default)]
     pub tenant_id: Option<String>,
     /// Who starts it.
@@ -128,13 +129,13 @@ pub fn start_instance_id(options: &StartOptions) -> Result<Option<String>, Engin
 /// Which instances to list. Every field set must match.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceFilter {
-    /// Status.
+    /// Only instances in this status.
     pub status: Option<InstanceStatus>,
     /// Definition name.
     pub definition: Option<String>,
-    /// Tenant.
+    /// Only this tenant's instances.
     pub tenant_id: Option<String>,
-    /// Creator.
+    /// Only instances started by this user.
     pub created_by: Option<String>,
     /// Created at or after.
     pub created_after: Option<Timestamp>,
@@ -208,13 +209,13 @@ impl TaskFilter {
 /// An instance as callers see it (`weir status --json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstanceView {
-    /// Id.
+    /// The instance id, as every call about this instance takes it.
     pub id: String,
     /// Definition name.
     pub definition: String,
     /// Definition version.
     pub version: String,
-    /// Status.
+    /// Where it is in its life: pending, running, waiting on people, or how it ended.
     pub status: InstanceStatus,
     /// Steps running, retrying, waiting or sleeping now.
     pub current_steps: Vec<String>,
@@ -224,15 +225,15 @@ pub struct InstanceView {
     pub error: Option<String>,
     /// The step that failed it.
     pub failed_step: Option<String>,
-    /// Tenant.
+    /// The tenant that owns it, if any.
     pub tenant: Option<String>,
-    /// Creator.
+    /// Who started it, if given.
     pub created_by: Option<String>,
-    /// Created.
+    /// When it was started.
     pub created_at: Timestamp,
     /// Last changed.
     pub updated_at: Timestamp,
-    /// Finished.
+    /// When it completed, failed or was canceled (`None` while it runs).
     pub finished_at: Option<Timestamp>,
 }
 

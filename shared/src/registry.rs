@@ -20,15 +20,15 @@ pub enum RegistryError {
          definitions are immutable, register a new version"
     )]
     Conflict {
-        /// Name.
+        /// The workflow name.
         name: String,
-        /// Version.
+        /// The version already registered with different content.
         version: String,
     },
     /// No such workflow (or version).
     #[error("unknown workflow {name}{}", version.as_ref().map(|v| format!("@{v}")).unwrap_or_default())]
     Unknown {
-        /// Name.
+        /// The workflow name asked for.
         name: String,
         /// Version, when one was asked for.
         version: Option<String>,

@@ -39,7 +39,7 @@ pub(crate) struct StartArgs {
     /// With a tenant, the instance's id is `TENANT:ID` (caller ids are per tenant).
     #[arg(long, value_name = "ID")]
     pub id: Option<String>,
-    /// Tenant.
+    /// The tenant to start it for (its id becomes `TENANT:ID`).
     #[arg(long, value_name = "T")]
     pub tenant: Option<String>,
     /// Who starts it.

@@ -139,7 +139,7 @@ pub(crate) enum Command {
     /// Inspect, replay or drop dead-lettered messages.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
-    /// Benchmarks.
+    /// Measure throughput: the in-process engine, or a Redis deployment.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
     /// Serve the HTTP API (and the dashboard) until SIGINT or SIGTERM.

@@ -89,13 +89,13 @@ impl Counters {
 
 /// What the parts of a running coordinator share.
 pub struct Shared {
-    /// Settings.
+    /// The coordinator's settings.
     pub config: CoordinatorConfig,
-    /// Redis.
+    /// Its connections to Redis.
     pub conns: Connections,
     /// Compiled definitions.
     pub defs: DefinitionCache,
-    /// Counters.
+    /// The counters it exports as metrics.
     pub counters: Arc<Counters>,
 }
 

@@ -34,7 +34,7 @@ pub enum Effect {
     CloseTask {
         /// Its step.
         step: Arc<str>,
-        /// How.
+        /// Completed, expired, or voided with its instance.
         outcome: TaskOutcome,
     },
     /// Append to the execution history.
@@ -73,6 +73,6 @@ pub struct Timer {
     pub kind: TimerKind,
     /// The token to hand back.
     pub token: u64,
-    /// When.
+    /// When it fires (engine clock).
     pub due_at: Timestamp,
 }

@@ -66,7 +66,7 @@ pub enum Input {
     },
     /// Cancel the instance.
     Cancel {
-        /// Why.
+        /// Why, kept on the instance (`None`: no reason given).
         reason: Option<String>,
     },
     /// Resume a failed instance.

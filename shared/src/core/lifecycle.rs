@@ -15,7 +15,7 @@ pub struct StartSpec {
     pub id: String,
     /// The initial context.
     pub initial_data: Context,
-    /// Tenant.
+    /// The tenant that owns it (`None`: no tenant); only that tenant's callers see it.
     pub tenant_id: Option<String>,
     /// Who starts it.
     pub created_by: Option<String>,

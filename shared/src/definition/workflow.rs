@@ -87,13 +87,13 @@ pub enum CompiledKind {
     },
     /// A task for a person.
     Human {
-        /// Title.
+        /// What the task list shows (the step's `title`).
         title: Option<String>,
-        /// Description.
+        /// Longer text shown with the form, if any.
         description: Option<String>,
-        /// Assignee.
+        /// The one person it is assigned to, if any.
         assignee: Option<String>,
-        /// Candidates.
+        /// Who else may complete it (empty: only the assignee, or anyone when there is none).
         candidates: Vec<String>,
         /// The compiled form.
         form: Option<FormSchema>,

@@ -38,7 +38,7 @@ pub enum EventKind {
     WorkflowFailed {
         /// The step that failed it.
         step: Option<Arc<str>>,
-        /// Why.
+        /// The error that ended it, as the step or the engine reported it.
         error: String,
     },
     /// An instance was canceled.

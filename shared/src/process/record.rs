@@ -124,13 +124,13 @@ fn describe_all() {
 /// How an instance ended (or that it started), for [`Tally`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InstanceOutcome {
-    /// Started.
+    /// A new instance was created.
     Started,
-    /// Completed.
+    /// It reached an end step.
     Completed,
-    /// Failed.
+    /// It failed: a step failed for good or the engine could not go on.
     Failed,
-    /// Canceled.
+    /// It was canceled.
     Canceled,
 }
 

@@ -399,9 +399,9 @@ pub struct StartFields {
     pub version: String,
     /// Initial context.
     pub initial_data: crate::model::Context,
-    /// Tenant.
+    /// The tenant that owns the instance, if any.
     pub tenant_id: Option<String>,
-    /// Creator.
+    /// Who started it, if given.
     pub created_by: Option<String>,
 }
 

@@ -72,7 +72,7 @@ pub struct ResultMessage {
 pub enum Outcome {
     /// Success: keys merged into the context.
     Ok(Context),
-    /// Failure.
+    /// Failure: the error, and whether a retry may help.
     Err(StepError),
 }
 
@@ -100,23 +100,23 @@ pub enum Command {
         version: String,
         /// Initial context.
         initial_data: Context,
-        /// Tenant.
+        /// The tenant that owns it, if any: only that tenant's callers see it.
         tenant_id: Option<String>,
-        /// Creator.
+        /// Who starts it (kept for listing by creator).
         created_by: Option<String>,
     },
     /// Complete a human task.
     CompleteTask {
-        /// Step.
+        /// The human step whose open task this completes.
         step: String,
-        /// User.
+        /// Who completes it: the assignee or one of the candidates.
         user: String,
-        /// Data.
+        /// The answers, checked against the task's form.
         data: Value,
     },
     /// Reassign an open human task.
     ReassignTask {
-        /// Step.
+        /// The human step whose open task is reassigned.
         step: String,
         /// Who reassigns it.
         by: String,
@@ -129,9 +129,9 @@ pub enum Command {
         /// The new candidates.
         candidates: Vec<String>,
     },
-    /// Cancel.
+    /// Cancel the instance: what runs is interrupted, and it ends as canceled.
     Cancel {
-        /// Reason.
+        /// Why, kept on the instance and in its `WorkflowCanceled` event.
         reason: Option<String>,
     },
     /// Retry a failed instance.
@@ -145,7 +145,7 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
-    /// Applied.
+    /// The command was applied.
     Applied,
     /// Refused; nothing changed.
     Refused {

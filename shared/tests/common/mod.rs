@@ -67,7 +67,7 @@ pub struct Sim {
     pub closed: Vec<(String, TaskOutcome)>,
     /// History records.
     pub history: Vec<AttemptRecord>,
-    /// Events.
+    /// Events emitted, in order.
     pub events: Vec<Event>,
 }
 

@@ -111,13 +111,13 @@ pub(crate) type InFlight = Arc<Mutex<HashMap<(String, String), ()>>>;
 
 /// What the worker's tasks share.
 pub struct WorkerShared {
-    /// Settings.
+    /// The worker's settings.
     pub config: WorkerConfig,
-    /// Redis.
+    /// Its connections to Redis.
     pub conns: Connections,
     /// Handlers by name.
     pub handlers: Handlers,
-    /// Counters.
+    /// The counters it exports as metrics.
     pub counters: Arc<WorkerCounters>,
     pub(crate) in_flight: InFlight,
     pub(crate) slots: consume::Slots,

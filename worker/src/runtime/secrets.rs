@@ -53,7 +53,7 @@ pub enum SecretsError {
     Unreadable {
         /// The file.
         path: String,
-        /// Why.
+        /// The I/O error.
         message: String,
     },
     /// A line is not `NAME=value`.
