@@ -219,7 +219,7 @@ pub struct InstanceView {
     pub status: InstanceStatus,
     /// Steps running, retrying, waiting or sleeping now.
     pub current_steps: Vec<String>,
-    /// The context.
+    /// Its context: the data its steps read and write, as it is now.
     pub context: Value,
     /// Why it failed or was canceled.
     pub error: Option<String>,
@@ -421,7 +421,7 @@ pub enum EngineError {
         match tenant { Some(t) => format!("tenant {t:?}"), None => "an instance without a tenant".to_string() }
     )]
     TenantNotAllowed {
-        /// The workflow.
+        /// The definition's name.
         workflow: String,
         /// The start's tenant.
         tenant: Option<String>,
@@ -453,7 +453,7 @@ pub enum EngineError {
     Rejected {
         /// Machine-readable kind.
         kind: String,
-        /// The reason.
+        /// Why, for people.
         message: String,
     },
     /// The command was queued, but no coordinator applied it in time.

@@ -59,17 +59,17 @@ impl From<Status> for InstanceStatus {
 /// An instance in a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub(super) struct InstanceSummary {
-    /// Its id.
+    /// The instance id, as the other routes take it.
     pub id: String,
     /// The workflow (definition) name.
     pub workflow: String,
     /// The definition version it is pinned to.
     pub version: String,
-    /// Its status.
+    /// Where it is in its life.
     pub status: Status,
     /// Steps running, retrying, waiting or sleeping now.
     pub current_steps: Vec<String>,
-    /// Its tenant.
+    /// The tenant that owns it, if any.
     pub tenant: Option<String>,
     /// Who started it.
     pub created_by: Option<String>,

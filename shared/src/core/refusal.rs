@@ -36,9 +36,9 @@ pub enum Refusal {
     /// The user may not complete the task.
     #[error("user {user:?} may not complete the task of step {step:?}")]
     Forbidden {
-        /// The user.
+        /// The user who tried to complete it.
         user: String,
-        /// The step.
+        /// The human step whose task it is.
         step: String,
     },
     /// The user may not reassign the task: they are neither an admin nor a user the task
@@ -48,15 +48,15 @@ pub enum Refusal {
          the task allows (its assignee or a candidate) may"
     )]
     ReassignForbidden {
-        /// The user.
+        /// The user who tried to reassign it.
         user: String,
-        /// The step.
+        /// The human step whose task it is.
         step: String,
     },
     /// The completion data is not acceptable.
     #[error("invalid task data for step {step:?}: {message}")]
     InvalidData {
-        /// The step.
+        /// The human step whose task it is.
         step: String,
         /// What is wrong.
         message: String,

@@ -71,7 +71,7 @@ pub enum EventKind {
         step: Arc<str>,
         /// Attempt number.
         attempt: u32,
-        /// The error.
+        /// What went wrong, as the handler (or the engine) reported it.
         error: String,
     },
     /// A step attempt failed and will be retried.
@@ -80,7 +80,7 @@ pub enum EventKind {
         step: Arc<str>,
         /// The attempt that failed.
         attempt: u32,
-        /// The error.
+        /// What went wrong in that attempt.
         error: String,
         /// When the next attempt is due.
         retry_at: Timestamp,
@@ -101,9 +101,9 @@ pub enum EventKind {
     HumanTaskCreated {
         /// Step name.
         step: Arc<str>,
-        /// Its assignee.
+        /// The one person it is assigned to, if any.
         assignee: Option<String>,
-        /// Its candidates.
+        /// Who else may complete it.
         candidates: Vec<String>,
     },
     /// A human task was completed.

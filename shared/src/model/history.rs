@@ -31,7 +31,7 @@ pub enum AttemptStatus {
 /// One attempt of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
-    /// The step.
+    /// The step this attempt ran.
     pub step: Arc<str>,
     /// The attempt number, from 1.
     pub attempt: u32,

@@ -51,7 +51,7 @@ pub enum SecretsError {
     /// The file cannot be read.
     #[error("cannot read the secrets file {path}: {message}")]
     Unreadable {
-        /// The file.
+        /// The secrets file's path.
         path: String,
         /// The I/O error.
         message: String,
@@ -61,7 +61,7 @@ pub enum SecretsError {
         "secrets file {path}, line {line}: expected NAME=value (NAME of letters, digits and _)"
     )]
     BadLine {
-        /// The file.
+        /// The secrets file's path.
         path: String,
         /// The line number (from 1).
         line: usize,
