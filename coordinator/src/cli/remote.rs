@@ -14,7 +14,9 @@ use super::Global;
 
 /// The Redis config of the global flags.
 pub fn config(global: &Global) -> RedisConfig {
-    RedisConfig::new(&global.redis, &global.namespace).with_tls(global.tls.files())
+    global
+        .mode
+        .apply(RedisConfig::new(&global.redis, &global.namespace).with_tls(global.tls.files()))
 }
 
 /// Connects to the namespace, or fails with one line naming the URL.
