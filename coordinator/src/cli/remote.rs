@@ -41,6 +41,7 @@ pub fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
         ),
         RedisError::Config(m) => anyhow!("{m}"),
         RedisError::Corrupt(m) => anyhow!("Redis at {url}: {m}"),
+        e @ RedisError::NotReplicated { .. } => anyhow!("{e}"),
     }
 }
 
