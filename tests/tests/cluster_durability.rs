@@ -1,4 +1,4 @@
-//! `--durability replicated` (ARCHITECTURE.md invariant 12): a start is acknowledged only
+//! `--durability replicated` (ARCHITECTURE.md invariant 10): a start is acknowledged only
 //! once `WAIT` confirms that a replica holds it, so it survives the SIGKILL of its master;
 //! with no replica to confirm it, the start fails with a typed error that says the write
 //! may not survive a failover (the write itself is done, and a retry with the same id is
@@ -11,8 +11,10 @@ use weir::model::InstanceStatus;
 use weir::redis::{Durability, RedisConfig, RedisError, WeirClient};
 use weir::Engine;
 use weir::{parse_definition, StartOptions};
-use weir_tests::cluster::init_logs;
+use weir_coordinator::service::CoordinatorConfig;
+use weir_tests::cluster::{init_logs, start_builtin_worker, start_coordinator_with};
 use weir_tests::{wait_until_async, RedisCluster, RedisServer};
+use weir_worker::WorkerConfig;
 
 const FLOW: &str = r#"
 name: flow
@@ -99,5 +101,30 @@ async fn without_a_replica_a_replicated_start_fails_and_says_why() -> anyhow::Re
         again.created_at, view.created_at,
         "the retry stored another start"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workflows_run_on_a_cluster_with_every_process_replicated() -> anyhow::Result<()> {
+    init_logs();
+    let cluster = RedisCluster::start()?;
+    let config = RedisConfig::new(cluster.urls(), "t").with_durability(Durability::Replicated);
+    let mut coordinator = CoordinatorConfig::new(config.clone());
+    coordinator.lease = Duration::from_secs(1);
+    let _coordinator = start_coordinator_with(coordinator).await?;
+    let mut worker = WorkerConfig::new(config.clone());
+    worker.grace = Duration::from_secs(2);
+    let _worker = start_builtin_worker(worker).await?;
+    let client = WeirClient::connect(&config).await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let id = format!("order-{i}");
+        ids.push(client.start_workflow("flow", start_options(&id)).await?.id);
+    }
+    for id in &ids {
+        let view = client.wait(id, Duration::from_secs(20)).await?;
+        assert_eq!(view.status, InstanceStatus::Completed, "{view:?}");
+    }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! When a write counts as done (ARCHITECTURE.md invariant 12). Redis replicates
+//! When a write counts as done (ARCHITECTURE.md invariant 10). Redis replicates
 //! asynchronously: a master can acknowledge a write and die before any replica has it, and
 //! the replica promoted in its place then lacks it. Under [`Durability::Replicated`] a call
 //! is acknowledged only after `WAIT` has confirmed that at least one replica holds the
