@@ -45,6 +45,9 @@ struct Args {
     /// Certificates for rediss://.
     #[command(flatten)]
     tls: process::RedisTlsArgs,
+    /// One server or a cluster, and the partition count.
+    #[command(flatten)]
+    mode: process::RedisModeArgs,
     /// Attempts run at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     concurrency: usize,
@@ -128,7 +131,9 @@ async fn run(args: Args) -> Result<(), String> {
     if args.queues.iter().any(String::is_empty) {
         return Err("--queue must not be empty".into());
     }
-    let redis = RedisConfig::new(&args.redis, &args.namespace).with_tls(args.tls.files());
+    let redis = args
+        .mode
+        .apply(RedisConfig::new(&args.redis, &args.namespace).with_tls(args.tls.files()));
     let mut config = WorkerConfig::new(redis);
     config.queues = args.queues;
     config.concurrency = args.concurrency.max(1);

@@ -172,7 +172,9 @@ impl Cluster {
             let ns = format!("weir-demo-{}", uuid::Uuid::now_v7().simple());
             (ns.clone(), Some(ns))
         };
-        let config = RedisConfig::new(&global.redis, &namespace).with_tls(global.tls.files());
+        let config = global
+            .mode
+            .apply(RedisConfig::new(&global.redis, &namespace).with_tls(global.tls.files()));
         let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone()))
             .await
             .map_err(|e| redis_error(global, e))?;

@@ -88,6 +88,9 @@ pub(crate) struct Global {
     /// Certificates for rediss://.
     #[command(flatten)]
     pub tls: weir::process::RedisTlsArgs,
+    /// One server or a cluster, and the partition count.
+    #[command(flatten)]
+    pub mode: weir::process::RedisModeArgs,
     /// How log lines (on stderr) are written.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -14,7 +14,9 @@ use super::Global;
 
 /// The Redis config of the global flags.
 pub(crate) fn config(global: &Global) -> RedisConfig {
-    RedisConfig::new(&global.redis, &global.namespace).with_tls(global.tls.files())
+    global
+        .mode
+        .apply(RedisConfig::new(&global.redis, &global.namespace).with_tls(global.tls.files()))
 }
 
 /// Connects to the namespace, or fails with one line naming the URL.
@@ -39,6 +41,7 @@ pub(crate) fn redis_error(global: &Global, e: RedisError) -> anyhow::Error {
         ),
         RedisError::Config(m) => anyhow!("{m}"),
         RedisError::Corrupt(m) => anyhow!("Redis at {url}: {m}"),
+        e @ RedisError::NotReplicated { .. } => anyhow!("{e}"),
     }
 }
 

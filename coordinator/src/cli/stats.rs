@@ -1,5 +1,6 @@
 //! `weir stats [--json]`: instances per status, queue depths and pending entries, consumers,
-//! dead letters, leases, live coordinators and workers, counters.
+//! dead letters, the Redis node of each partition, leases, live coordinators and workers,
+//! counters.
 
 use std::process::ExitCode;
 
@@ -48,6 +49,19 @@ pub(crate) async fn run(global: &Global, args: StatsArgs) -> anyhow::Result<Exit
         }
     ));
     out(&format!("dead letters: {}", s.dlq));
+    // The Redis node of each partition (one on a single server; a cluster's slot owners).
+    let mut nodes: Vec<(&str, Vec<String>)> = Vec::new();
+    for l in &s.leases {
+        let part = format!("p{}", l.partition);
+        match nodes.iter_mut().find(|(node, _)| *node == l.node) {
+            Some((_, parts)) => parts.push(part),
+            None => nodes.push((&l.node, vec![part])),
+        }
+    }
+    out(&format!("redis nodes:  {}", nodes.len()));
+    for (node, parts) in &nodes {
+        out(&format!("  {node}: {}", parts.join(" ")));
+    }
     let held = s.leases.iter().filter(|l| l.holder.is_some()).count();
     out(&format!(
         "leases:       {held} of {} partitions held",

@@ -207,7 +207,12 @@ pub async fn run(
                 backoff = (backoff * 2).min(Duration::from_secs(2));
                 continue;
             }
-            Err(e @ (TurnError::Redis(_) | TurnError::Connect(_) | TurnError::Load(_))) => {
+            Err(
+                e @ (TurnError::Redis(_)
+                | TurnError::Connect(_)
+                | TurnError::Unreplicated(_)
+                | TurnError::Load(_)),
+            ) => {
                 Counters::add(&shared.counters.redis_errors, 1);
                 weir::process::metrics::redis_error("coordinator");
                 tracing::warn!(error = %e, "partition turn failed; will retry");
@@ -246,6 +251,10 @@ enum TurnError {
     /// The blocking reads' connection could not be made: an outage too, backed off alike.
     #[error("cannot connect the reader: {0}")]
     Connect(#[source] weir::redis::RedisError),
+    /// The commit was written, but no replica confirmed it (replicated durability): an
+    /// outage of the replicas, backed off alike.
+    #[error(transparent)]
+    Unreplicated(weir::redis::RedisError),
     /// Loading the instances or definitions the turn touches failed in Redis: an outage
     /// too, backed off alike (a definition that is broken for good quarantines its
     /// instances instead; see [`apply`]).
@@ -391,6 +400,17 @@ async fn turn(
         .await
     {
         Ok((_, due)) => {
+            // Under replicated durability a commit counts once a replica holds it. If none
+            // confirms it, the turn fails as a commit of unknown fate does: the cache is
+            // dropped and what Redis holds is read again (the commit itself stands).
+            weir::redis::durability::confirm(
+                shared.conns.durability,
+                &mut shared.conns.conn.clone(),
+                &part.commands(),
+                &shared.conns.display_url,
+            )
+            .await
+            .map_err(TurnError::Unreplicated)?;
             state.cache.keep(built.kept);
             state.clock = due.map(|d| (d, Instant::now()));
             Counters::add(&shared.counters.commits, 1);

@@ -43,6 +43,7 @@
 //! ```
 
 mod logging;
+mod mode_args;
 pub mod names;
 mod readiness;
 mod record;
@@ -51,6 +52,7 @@ pub mod shutdown;
 mod tls_args;
 
 pub use logging::{init_logging, LogFormat};
+pub use mode_args::{RedisModeArg, RedisModeArgs};
 pub use readiness::{coordinator_readiness, redis_readiness, Readiness, ReadyFuture};
 pub use record::{install_recorder, sample_partitions, InstanceOutcome, Tally};
 pub use server::{serve, OpsServer};

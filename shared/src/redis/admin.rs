@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::connect::Connections;
 use super::keys::{PartitionKeys, COORDINATOR_GROUP, WORKER_GROUP};
+use super::slots::key_slot;
 use super::{scripts, RedisError};
 use crate::model::InstanceStatus;
 
@@ -88,6 +89,10 @@ pub struct LeaseStats {
     pub holder: Option<String>,
     /// Time left on the lease (ms).
     pub ttl_ms: Option<i64>,
+    /// The Redis node (`host:port`) that holds the partition's keys: on a cluster the
+    /// master of the partition's slot, otherwise the one server (or Sentinel's primary).
+    #[serde(default)]
+    pub node: String,
 }
 
 /// A coordinator or worker and its last heartbeat.
@@ -142,11 +147,76 @@ fn absent(e: &redis::RedisError) -> bool {
     text.contains("NOGROUP") || text.contains("no such key") || text.contains("ERR no such")
 }
 
+/// The node (`host:port`) of each partition, in partition order: on a cluster the master
+/// of the slot of the partition's hash tag (`CLUSTER SLOTS`), otherwise the address of the
+/// server this connection talks to (`CLIENT INFO`'s `laddr`).
+async fn partition_nodes(
+    c: &Connections,
+    parts: &[PartitionKeys],
+) -> Result<Vec<String>, RedisError> {
+    let mut conn = c.conn.clone();
+    if c.conn.mode() != "cluster" {
+        let info: String = redis::cmd("CLIENT")
+            .arg("INFO")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| err(c, e))?;
+        let node = info
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("laddr="))
+            .unwrap_or("?")
+            .to_string();
+        return Ok(parts.iter().map(|_| node.clone()).collect());
+    }
+    let reply: redis::Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| err(c, e))?;
+    let ranges = slot_ranges(&reply)
+        .ok_or_else(|| RedisError::Corrupt(format!("unexpected CLUSTER SLOTS reply: {reply:?}")))?;
+    Ok(parts
+        .iter()
+        .map(|part| {
+            let slot = key_slot(part.commands().as_bytes());
+            ranges
+                .iter()
+                .find(|(start, end, _)| (*start..=*end).contains(&slot))
+                .map(|(_, _, node)| node.clone())
+                .unwrap_or_else(|| "unassigned".to_string())
+        })
+        .collect())
+}
+
+/// `CLUSTER SLOTS` as (first slot, last slot, master `host:port`).
+fn slot_ranges(reply: &redis::Value) -> Option<Vec<(u16, u16, String)>> {
+    let redis::Value::Array(ranges) = reply else {
+        return None;
+    };
+    ranges
+        .iter()
+        .map(|range| {
+            let redis::Value::Array(fields) = range else {
+                return None;
+            };
+            let start: u16 = redis::from_redis_value_ref(fields.first()?).ok()?;
+            let end: u16 = redis::from_redis_value_ref(fields.get(1)?).ok()?;
+            let redis::Value::Array(master) = fields.get(2)? else {
+                return None;
+            };
+            let host: String = redis::from_redis_value_ref(master.first()?).ok()?;
+            let port: u16 = redis::from_redis_value_ref(master.get(1)?).ok()?;
+            Some((start, end, format!("{host}:{port}")))
+        })
+        .collect()
+}
+
 /// Reads a snapshot of the namespace.
 pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
     let mut conn = c.conn.clone();
     let parts: Vec<PartitionKeys> = c.keys.all_parts().collect();
     let now = c.server_time().await?;
+    let nodes = partition_nodes(c, &parts).await?;
 
     // One pipeline for the plain counts.
     let mut pipe = redis::pipe();
@@ -189,6 +259,10 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
         let holder: Option<String> = redis::from_redis_value_ref(holder).unwrap_or(None);
         let ttl: i64 = redis::from_redis_value_ref(ttl).unwrap_or(-2);
         leases.push(LeaseStats {
+            node: nodes
+                .get(usize::from(part.partition))
+                .cloned()
+                .unwrap_or_default(),
             partition: part.partition,
             ttl_ms: holder.as_ref().map(|_| ttl).filter(|t| *t >= 0),
             holder,

@@ -31,6 +31,7 @@ use serde_json::Value;
 use async_trait::async_trait;
 
 use super::connect::{Connections, RedisConfig};
+use super::durability;
 use super::scripts;
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
@@ -252,7 +253,16 @@ impl Engine for WeirClient {
                     .arg(&s.bytes);
             }
             let mut conn = self.c.conn.clone();
-            async move { inv.invoke_async::<Vec<i64>>(&mut conn).await }
+            let commands = part.commands();
+            async move {
+                let answer = inv
+                    .invoke_async::<Vec<i64>>(&mut conn)
+                    .await
+                    .map_err(|e| RedisError::from_redis(&self.c.display_url, e))?;
+                durability::confirm(self.c.durability, &mut conn, &commands, &self.c.display_url)
+                    .await?;
+                Ok::<_, RedisError>(answer)
+            }
         });
         let answers = futures_util::future::join_all(calls).await;
         let mut results: Vec<Option<Result<Started, EngineError>>> =
@@ -262,7 +272,7 @@ impl Engine for WeirClient {
                 Ok(a) => a,
                 Err(e) => {
                     for &i in idx {
-                        results[i] = Some(Err(self.redis_err(e.clone())));
+                        results[i] = Some(Err(self.copy_err(&e)));
                     }
                     continue;
                 }
@@ -382,6 +392,15 @@ impl Engine for WeirClient {
                 .invoke_async(&mut self.c.conn.clone())
                 .await
                 .map_err(|e| self.redis_err(e))?;
+            if answer == "canceled" {
+                durability::confirm(
+                    self.c.durability,
+                    &mut self.c.conn.clone(),
+                    &part.instance(instance_id),
+                    &self.c.display_url,
+                )
+                .await?;
+            }
             match answer.as_str() {
                 "canceled" => return self.get_instance(instance_id).await,
                 "not_found" => return Err(EngineError::NotFound(instance_id.to_string())),
@@ -701,6 +720,15 @@ impl WeirClient {
             .invoke_async(&mut self.c.conn.clone())
             .await
             .map_err(|e| self.redis_err(e))?;
+        // Under replicated durability the command is on a replica before the wait for its
+        // verdict starts (the coordinator's commit waits for its own write in turn).
+        durability::confirm(
+            self.c.durability,
+            &mut self.c.conn.clone(),
+            &part.commands(),
+            &self.c.display_url,
+        )
+        .await?;
         let mut conn = self.c.blocking().await?;
         // The wait starts after the deadline was set, and lasts a little longer: a verdict
         // committed by the deadline is on the list by the time it ends.
@@ -745,6 +773,20 @@ impl WeirClient {
     /// A redis-rs error of this client's Redis.
     fn redis_err(&self, e: redis::RedisError) -> EngineError {
         RedisError::from_redis(&self.c.display_url, e).into()
+    }
+
+    /// The same error again, for each start of a failed script call.
+    fn copy_err(&self, e: &RedisError) -> EngineError {
+        match e {
+            RedisError::Unreachable { source, .. } => self.redis_err(source.clone()),
+            RedisError::NotReplicated { url, key } => RedisError::NotReplicated {
+                url: url.clone(),
+                key: key.clone(),
+            }
+            .into(),
+            RedisError::Config(m) => RedisError::Config(m.clone()).into(),
+            RedisError::Corrupt(m) => RedisError::Corrupt(m.clone()).into(),
+        }
     }
 
     /// A reply this client did not expect (see [`RedisError::unexpected`]).

@@ -17,6 +17,7 @@ use redis::cluster::ClusterClient;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 
 use super::connection::{RedisConnection, SentinelConnection};
+use super::durability::Durability;
 use super::keys::{Keys, DEFAULT_PARTITIONS};
 use super::sentinel::SentinelTarget;
 use super::topology::{RedisMode, Topology};
@@ -47,6 +48,9 @@ pub struct RedisConfig {
     /// (or gives a new namespace [`DEFAULT_PARTITIONS`]); `Some(n)` gives a new namespace
     /// `n` and refuses to connect to one that has another count.
     pub partitions: Option<u16>,
+    /// When a write is acknowledged: on the master (default), or once a replica has it
+    /// too (see [`super::durability`]).
+    pub durability: Durability,
 }
 
 /// PEM files for TLS (`rediss://`): the CA that signed the server's certificate, when it is
@@ -116,6 +120,7 @@ impl RedisConfig {
             tls: TlsFiles::default(),
             mode: RedisMode::Detect,
             partitions: None,
+            durability: Durability::Local,
         }
     }
 
@@ -128,6 +133,12 @@ impl RedisConfig {
     /// The same, expecting `partitions` partitions (see [`RedisConfig::partitions`]).
     pub fn with_partitions(mut self, partitions: u16) -> RedisConfig {
         self.partitions = Some(partitions);
+        self
+    }
+
+    /// The same, acknowledging writes as `durability` says.
+    pub fn with_durability(mut self, durability: Durability) -> RedisConfig {
+        self.durability = durability;
         self
     }
 
@@ -209,6 +220,8 @@ pub struct Connections {
     pub keys: Keys,
     /// The URL with any password masked, for messages.
     pub display_url: String,
+    /// When a write is acknowledged (the config's).
+    pub durability: Durability,
     link: Link,
 }
 
@@ -372,6 +385,7 @@ impl Connections {
             conn,
             keys: Keys::new(&config.namespace, partitions),
             display_url,
+            durability: config.durability,
             link,
         })
     }

@@ -74,6 +74,7 @@ pub mod client;
 pub mod cluster_reads;
 pub mod connect;
 pub mod connection;
+pub mod durability;
 #[doc(hidden)]
 pub mod effects;
 #[doc(hidden)]
@@ -116,6 +117,7 @@ pub mod wire;
 pub use client::WeirClient;
 pub use connect::{BlockingConnection, Connections, RedisConfig, TlsFiles};
 pub use connection::RedisConnection;
+pub use durability::Durability;
 pub use keys::{Keys, PartitionKeys};
 pub use topology::RedisMode;
 
@@ -139,6 +141,20 @@ pub enum RedisError {
     /// Stored data could not be decoded (written by an incompatible version, or damaged).
     #[error("stored data is not readable: {0}")]
     Corrupt(String),
+    /// Under `--durability replicated`, no replica confirmed the write in time (`WAIT`).
+    /// The write is done on the master, but may not survive its failover; a retry with the
+    /// same caller id (instance id, task) is safe: it does not write twice.
+    #[error(
+        "Redis at {url} stored the write to {key} but no replica confirmed it within the \
+         durability wait: it may not survive a failover of that master (check that the \
+         master has a connected replica; retrying with the same id is safe)"
+    )]
+    NotReplicated {
+        /// The URL (password masked).
+        url: String,
+        /// The key written.
+        key: String,
+    },
 }
 
 impl RedisError {

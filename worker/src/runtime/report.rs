@@ -157,6 +157,19 @@ async fn send_until_refused(
         .await;
         match sent {
             Ok(appended) => {
+                // Under replicated durability, wait for a replica. The results are written
+                // either way (sending them again would not help): a failed wait is a warning
+                // that a failover of this master now may run these steps again.
+                if let Err(e) = weir::redis::durability::confirm(
+                    shared.conns.durability,
+                    &mut shared.conns.conn.clone(),
+                    results_key,
+                    &shared.conns.display_url,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "step results not confirmed by a replica");
+                }
                 let total = reports.len() as u64;
                 shared
                     .counters
