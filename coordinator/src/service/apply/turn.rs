@@ -141,20 +141,17 @@ pub async fn build(
                     kind,
                     token,
                 };
-                match core::apply(&wf, inst, input, env) {
-                    Ok(effects) => {
-                        w.changed = true;
-                        out.applied += 1;
-                        write::transition(
-                            &mut out.batch,
-                            (&mut out.tally, &wf),
-                            part,
-                            inst,
-                            effects,
-                            now_ms,
-                            cfg.events_cap,
-                        );
-                    }
+                match apply_input(
+                    &mut out,
+                    part,
+                    &wf,
+                    inst,
+                    input,
+                    env,
+                    now_ms,
+                    cfg.events_cap,
+                ) {
+                    Ok(()) => w.changed = true,
                     Err(_) => out.stale += 1,
                 }
             }
@@ -203,20 +200,17 @@ pub async fn build(
                         worker,
                     },
                 };
-                match core::apply(&wf, inst, input, env) {
-                    Ok(effects) => {
-                        w.changed = true;
-                        out.applied += 1;
-                        write::transition(
-                            &mut out.batch,
-                            (&mut out.tally, &wf),
-                            part,
-                            inst,
-                            effects,
-                            now_ms,
-                            cfg.events_cap,
-                        );
-                    }
+                match apply_input(
+                    &mut out,
+                    part,
+                    &wf,
+                    inst,
+                    input,
+                    env,
+                    now_ms,
+                    cfg.events_cap,
+                ) {
+                    Ok(()) => w.changed = true,
                     Err(refusal) => {
                         tracing::debug!(instance_id = %msg.instance_id, %refusal, "stale result dropped");
                         out.stale += 1;
@@ -422,19 +416,9 @@ async fn apply_command(
             refusal: None,
         };
     };
-    match core::apply(&wf, inst, input, env) {
-        Ok(effects) => {
-            write::transition(
-                &mut out.batch,
-                (&mut out.tally, &wf),
-                part,
-                inst,
-                effects,
-                now_ms,
-                cap,
-            );
+    match apply_input(out, part, &wf, inst, input, env, now_ms, cap) {
+        Ok(()) => {
             w.changed = true;
-            out.applied += 1;
             Reply::Applied
         }
         Err(refusal) => Reply::Refused {
@@ -443,6 +427,33 @@ async fn apply_command(
             refusal: Some(refusal),
         },
     }
+}
+
+/// Applies `input` to `inst` with the core and, when the core accepts it, writes the
+/// transition into the batch and counts it; a refusal writes nothing.
+#[allow(clippy::too_many_arguments)]
+fn apply_input(
+    out: &mut Built,
+    part: &PartitionKeys,
+    wf: &Workflow,
+    inst: &mut Instance,
+    input: Input,
+    env: Env,
+    now_ms: i64,
+    events_cap: usize,
+) -> Result<(), weir::Refusal> {
+    let effects = core::apply(wf, inst, input, env)?;
+    out.applied += 1;
+    write::transition(
+        &mut out.batch,
+        (&mut out.tally, wf),
+        part,
+        inst,
+        effects,
+        now_ms,
+        events_cap,
+    );
+    Ok(())
 }
 
 /// The token a due timer stands for: there is one timer per (instance, step, kind), so a
