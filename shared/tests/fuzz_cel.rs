@@ -10,6 +10,7 @@
 //!
 //! `PROPTEST_CASES=1000000 cargo test --release -p weir --test fuzz_cel -- --nocapture`
 
+#[path = "../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
 use fuzz_support::cel::{expression, macro_name, KEYS};

@@ -13,6 +13,7 @@
 //!
 //! `PROPTEST_CASES=1000000 cargo test --release -p weir --test fuzz_definitions -- --nocapture`
 
+#[path = "../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
 use std::sync::OnceLock;

@@ -5,6 +5,7 @@
 //!
 //! `PROPTEST_CASES=1000000 cargo test --release -p weir --test fuzz_form -- --nocapture`
 
+#[path = "../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
 use fuzz_support::fuzz;
