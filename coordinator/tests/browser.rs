@@ -3,7 +3,9 @@
 //! then `node tests/browser/run.mjs`, which drives Debian's chromium headless through
 //! playwright-core: sign in, start an instance from the start form, the inbox, the task's
 //! form with bad data (the errors show next to the field) and good data, and the instance
-//! page until it shows `completed`; each page is also checked with axe-core (WCAG 2 AA).
+//! page until it shows `completed`; tasks that say what they are about (three told apart on
+//! the inbox by their shown fields), a required choice the browser refuses to leave unset,
+//! and an outcome button that completes a task; each page is also checked with axe-core (WCAG 2 AA).
 //! Screenshots land in `target/browser-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (`bash .ci/setup.d/browser.sh`
@@ -28,6 +30,9 @@ const TOKEN: &str = "browser-test-token-ann";
 const USER: &str = "ann@example.com";
 /// A user of another tenant, who must see none of the instances.
 const TENANT_TOKEN: &str = "browser-test-token-bob";
+/// A candidate of the approval task, in a second browser context: sees Ann's claim.
+const PEER_TOKEN: &str = "browser-test-token-pat";
+const PEER: &str = "pat@example.com";
 const WORKFLOW: &str = "expense_approval_ui";
 
 /// The approval workflow: the human step's form has a required number with a minimum (the
@@ -46,6 +51,7 @@ steps:
     title: Approve the expense
     description: Check the amount against the receipt, then approve or reject.
     assignee: {USER}
+    candidates: [{PEER}]
     form:
       type: object
       required: [amount, category]
@@ -70,6 +76,44 @@ edges:
   - {{ from: decide, to: reject, default: true }}
 "#
     )
+}
+
+/// A task that says what it is about: a templated title, three shown fields, and a
+/// required boolean drawn as two choices with none selected.
+const CHOICE_WORKFLOW: &str = "expense_choice_ui";
+/// The same approval decided by outcome buttons, with no `show` (the page shows the whole
+/// context, collapsed).
+const OUTCOME_WORKFLOW: &str = "expense_outcome_ui";
+
+fn task_view_yamls() -> [String; 2] {
+    let form = "form: { type: object, required: [approved], properties: {                 approved: { type: boolean, title: Approved },                 amount: { type: number, title: Amount },                 comment: { type: string, title: Comment, maxLength: 200 } } }";
+    let choice = format!(
+        r#"
+name: {CHOICE_WORKFLOW}
+version: "1.0.0"
+steps:
+  approve:
+    type: human
+    title: "Approve {{employee}}'s expense of {{amount}}"
+    assignee: {USER}
+    show: [employee, amount, receipt.number]
+    {form}
+"#
+    );
+    let outcome = format!(
+        r#"
+name: {OUTCOME_WORKFLOW}
+version: "1.0.0"
+steps:
+  approve:
+    type: human
+    title: "Decide on {{employee}}'s expense"
+    assignee: {USER}
+    {form}
+    outcomes: {{ approve: {{ approved: true }}, reject: {{ approved: false }} }}
+"#
+    );
+    [choice, outcome]
 }
 
 fn workspace() -> PathBuf {
@@ -163,8 +207,11 @@ fn the_dashboard_in_a_real_browser() {
     };
 
     let definition = write_temp(dir.path(), "approval.yaml", &workflow_yaml());
+    let [choice, outcome] = task_view_yamls();
+    let choice = write_temp(dir.path(), "choice.yaml", &choice);
+    let outcome = write_temp(dir.path(), "outcome.yaml", &outcome);
     let registered = weir()
-        .args(["definition", "register", &definition])
+        .args(["definition", "register", &definition, &choice, &outcome])
         .output()
         .expect("weir definition register runs");
     assert!(
@@ -177,7 +224,8 @@ fn the_dashboard_in_a_real_browser() {
         "auth.yaml",
         &format!(
             "tokens:\n  - {{ token: \"{TOKEN}\", user: \"{USER}\", admin: true }}\n  \
-             - {{ token: \"{TENANT_TOKEN}\", user: \"bob@example.com\", tenant: \"acme\" }}\n"
+             - {{ token: \"{TENANT_TOKEN}\", user: \"bob@example.com\", tenant: \"acme\" }}\n  \
+             - {{ token: \"{PEER_TOKEN}\", user: \"{PEER}\" }}\n"
         ),
     );
 
@@ -239,7 +287,11 @@ fn the_dashboard_in_a_real_browser() {
         .env("WEIR_URL", format!("http://{addr}/"))
         .env("WEIR_TOKEN", TOKEN)
         .env("WEIR_TENANT_TOKEN", TENANT_TOKEN)
+        .env("WEIR_PEER_TOKEN", PEER_TOKEN)
+        .env("WEIR_USER", USER)
         .env("WEIR_WORKFLOW", WORKFLOW)
+        .env("WEIR_CHOICE_WORKFLOW", CHOICE_WORKFLOW)
+        .env("WEIR_OUTCOME_WORKFLOW", OUTCOME_WORKFLOW)
         .env("WEIR_SCREENSHOTS", &shots)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -78,6 +78,33 @@ fn run_expense_approval_with_the_task_given() {
     assert!(out.contains(r#""paid": true"#), "{out}");
 }
 
+/// A task open to a candidate group only: `weir run` plays a member of it (a user outside
+/// the group would be refused for ever).
+#[test]
+fn run_completes_a_task_open_to_a_candidate_group() {
+    let wf = write_temp(
+        r#"
+name: group_review
+version: "1.0.0"
+steps:
+  review:
+    type: human
+    title: "Review {doc}"
+    candidate_groups: [finance]
+"#,
+    );
+    let (code, out, err) = run(weir().args([
+        "run",
+        &wf.path().display().to_string(),
+        "--data",
+        r#"{"doc": "Q4"}"#,
+        "--task",
+        r#"review={"ok": true}"#,
+    ]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("status:  completed"), "{out}\n{err}");
+}
+
 #[test]
 fn run_expense_rejected_takes_the_default_edge() {
     let (code, out, err) = run(weir().args([
@@ -271,6 +298,7 @@ fn demo_runs_every_example_and_prints_the_summary() {
         "ticket_routing",
         "reminder_timer",
         "flaky_payment",
+        "order_payment",
     ] {
         let row = out
             .lines()
@@ -279,7 +307,11 @@ fn demo_runs_every_example_and_prints_the_summary() {
         assert!(row.ends_with("ok"), "{row}");
     }
     assert!(out.contains("approve: completing as manager"), "{out}");
-    assert!(out.contains("All 5 workflows ended as expected."), "{out}");
+    assert!(
+        out.contains("wait_payment: sending message payment_received with key A-17"),
+        "{out}"
+    );
+    assert!(out.contains("All 6 workflows ended as expected."), "{out}");
 }
 
 #[test]
@@ -341,4 +373,22 @@ fn show_prints_yaml_json_and_mermaid() {
     let (code, out, err) = run(weir().args(["definition", "validate"]).arg(again.path()));
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "expense_approval@1.0.0");
+}
+
+#[test]
+fn bench_redis_cluster_refuses_a_redis_url_and_says_what_to_do() {
+    // It starts its own server and cluster; an existing Redis is not supported yet, and
+    // nothing is sent to it (the port here is closed).
+    let (code, out, err) = run(weir().args([
+        "bench",
+        "redis",
+        "--cluster",
+        "--smoke",
+        "--redis",
+        "redis://127.0.0.1:1",
+    ]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line = one_error_line(&err);
+    assert!(line.contains("does not take --redis"), "{line}");
+    assert!(line.contains("leave --redis out"), "{line}");
 }

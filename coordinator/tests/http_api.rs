@@ -27,6 +27,7 @@ const ALICE: &str = "t-alice-0123456789"; // tenant acme
 const MANAGER: &str = "t-manager-0123456789"; // tenant acme, may approve
 const BOB: &str = "t-bob-0123456789"; // tenant globex
 const CAROL: &str = "t-carol-0123456789"; // no tenant, not an admin
+const DORA: &str = "t-dora-0123456789"; // tenant acme, group finance
 
 const AUTH: &str = r#"
 tokens:
@@ -35,6 +36,7 @@ tokens:
   - { token: "t-manager-0123456789", user: "manager@example.com", tenant: "acme" }
   - { token: "t-bob-0123456789", user: "bob@example.com", tenant: "globex" }
   - { token: "t-carol-0123456789", user: "carol@example.com" }
+  - { token: "t-dora-0123456789", user: "dora@example.com", tenant: "acme", groups: ["finance"] }
 "#;
 
 /// Definitions the tests use.
@@ -56,6 +58,10 @@ const DEFINITIONS: &[&str] = &[
            "pause": { "type": "timer", "duration": "300ms" },
            "approve": { "type": "human", "title": "Approve it", "candidates": ["manager@example.com"] } },
          "edges": [ { "from": "pause", "to": "approve" } ] }"#,
+    r#"{ "name": "group_review", "version": "1.0.0", "description": "finance or the manager reviews",
+         "steps": {
+           "review": { "type": "human", "title": "Review it", "candidates": ["manager@example.com"],
+                       "candidate_groups": ["finance"], "due": "2d" } } }"#,
     r#"{ "name": "globex_only", "version": "1.0.0", "tenants": ["globex"],
          "steps": { "call": { "type": "machine", "handler": "set",
                               "config": { "api_key": "s3cret-globex", "called": true } } } }"#,
@@ -517,7 +523,7 @@ async fn me_names_the_caller_its_tenant_and_whether_it_is_an_admin() {
     let s = Stack::start().await;
     assert_eq!(
         s.ok("/me", ALICE).await,
-        json!({ "user": "alice@example.com", "tenant": "acme", "admin": false })
+        json!({ "user": "alice@example.com", "tenant": "acme", "admin": false, "groups": [] })
     );
     assert_eq!(s.ok("/me", ADMIN).await["admin"], true);
 }
@@ -1359,6 +1365,8 @@ async fn trusted_headers_and_secure_defaults() {
             "X-User",
             "--trusted-tenant-header",
             "X-Tenant",
+            "--trusted-groups-header",
+            "X-Groups",
         ],
     );
     let base = serve.base().to_string();
@@ -1367,13 +1375,15 @@ async fn trusted_headers_and_secure_defaults() {
         .get(format!("{base}/api/v1/me"))
         .header("x-user", "dana@example.com")
         .header("x-tenant", "acme")
+        .header("x-groups", "finance, ops,")
         .send()
         .await
         .unwrap();
     assert_eq!(me.status(), StatusCode::OK);
     assert_eq!(
         me.json::<Value>().await.unwrap(),
-        json!({ "user": "dana@example.com", "tenant": "acme", "admin": false })
+        json!({ "user": "dana@example.com", "tenant": "acme", "admin": false,
+                "groups": ["finance", "ops"] })
     );
     let no_tenant = http
         .get(format!("{base}/api/v1/me"))
@@ -1523,18 +1533,33 @@ async fn task_listing_pages_and_skips_corrupt_records() {
             .await;
         s.wait_status(&format!("acme:{id}"), ALICE, "waiting").await;
     }
-    // A record that is not a task, where tasks live.
+    // One indexed task's record corrupted where it lives: it is skipped and counted, and
+    // the listing goes on for everyone.
     let c = s._client.connections();
     let _: i64 = redis::cmd("HSET")
         .arg(c.keys.part_of("acme:page-0").tasks())
-        .arg("garbage|approve")
+        .arg("acme:page-0|approve")
         .arg(b"\xff\x00 not a task".as_slice())
         .query_async(&mut c.conn.clone())
         .await
         .expect("garbage written");
 
-    let all = s.ok("/tasks", MANAGER).await;
-    assert_eq!(all.as_array().map(Vec::len), Some(TASKS), "{all}");
+    let resp = s
+        .http
+        .get(s.url("/tasks"))
+        .bearer_auth(MANAGER)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()
+            .get("weir-unreadable-tasks")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let all: Value = resp.json().await.expect("body");
+    assert_eq!(all.as_array().map(Vec::len), Some(TASKS - 1), "{all}");
     // Two at a time: every task once, in the same order, then no cursor.
     let mut walked = Vec::new();
     let mut cursor: Option<String> = None;
@@ -1629,6 +1654,23 @@ async fn history_is_paged() {
         StatusCode::NOT_FOUND,
         "another tenant's history is not found"
     );
+    // Nothing dropped yet; once the cap dropped records (counted on the instance, as the
+    // coordinator's commit does), the page and the detail say how many.
+    assert_eq!(all["dropped"], 0, "{all}");
+    assert_eq!(detail["history_dropped"], 0, "{detail}");
+    let c = s._client.connections();
+    let keys = c.keys.part_of("acme:h-1");
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg(keys.instance("acme:h-1"))
+        .arg("history_dropped")
+        .arg(7)
+        .query_async(&mut c.conn.clone())
+        .await
+        .expect("count set");
+    let all = s.ok("/instances/acme:h-1/history", ALICE).await;
+    assert_eq!(all["dropped"], 7, "{all}");
+    let detail = s.ok("/instances/acme:h-1", ALICE).await;
+    assert_eq!(detail["history_dropped"], 7, "{detail}");
 }
 
 /// Issue 15, item 6: a start with a 5 MB context is refused by the Redis client before
@@ -1969,4 +2011,329 @@ async fn a_batch_of_starts_is_checked_whole_then_answered_per_item() {
     assert_eq!(done["context"]["n"], 0);
     assert_eq!(done["tenant"], "acme");
     s.wait_status("acme:b-1", ALICE, "completed").await;
+}
+
+/// An expense approval whose task says what it is about and offers outcome buttons.
+const EXPENSE: &str = r#"
+name: expense
+version: "1.0.0"
+steps:
+  approve:
+    type: human
+    title: "Approve {employee}'s expense of {amount}"
+    candidates: [manager@example.com]
+    show: [employee, amount, receipt.number]
+    form:
+      type: object
+      required: [approved]
+      properties:
+        approved: { type: boolean }
+        amount: { type: number, title: "Amount (EUR)" }
+    outcomes:
+      approve: { approved: true }
+      reject: { approved: false }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_resource_carries_its_rendered_title_shown_fields_and_outcomes() {
+    let s = Stack::start().await;
+    s._client
+        .register_definition(weir::parse_definition(EXPENSE).expect("parses"))
+        .await
+        .expect("registers");
+    let hostile = "<script>alert(1)</script>\u{1b}[31m";
+    let v = s
+        .start_instance(
+            ALICE,
+            json!({ "workflow": "expense",
+                    "data": { "employee": hostile, "amount": 150, "receipt": { "number": "R-2" } } }),
+        )
+        .await;
+    let id = v["id"].as_str().expect("an id").to_string();
+    s.wait_status(&id, ALICE, "waiting").await;
+
+    // The text comes back exactly as the context had it, as JSON text (never HTML).
+    let task = s.ok(&format!("/tasks/{id}/approve"), MANAGER).await;
+    assert_eq!(
+        task["title"],
+        format!("Approve {hostile}'s expense of 150"),
+        "{task}"
+    );
+    assert_eq!(
+        task["fields"],
+        json!([
+            { "path": "employee", "title": null, "value": hostile },
+            { "path": "amount", "title": "Amount (EUR)", "value": 150 },
+            { "path": "receipt.number", "title": null, "value": "R-2" },
+        ])
+    );
+    assert_eq!(
+        task["outcomes"],
+        json!([
+            { "name": "approve", "data": { "approved": true } },
+            { "name": "reject", "data": { "approved": false } },
+        ])
+    );
+    let listed = s.ok("/tasks?mine=true", MANAGER).await;
+    assert_eq!(listed[0]["fields"][1]["value"], 150, "{listed}");
+    let (_, doc) = s.call(Method::GET, "/openapi.json", None, None).await;
+    let schemas = &doc["components"]["schemas"];
+    assert!(
+        schemas["TaskView"]["properties"]["fields"].is_object(),
+        "{}",
+        schemas["TaskView"]
+    );
+    assert!(schemas["TaskView"]["properties"]["outcomes"].is_object());
+    assert!(schemas["CompleteBody"]["properties"]["outcome"].is_object());
+
+    // An outcome the task does not offer is a 400 naming the field; nothing changes.
+    let complete = format!("/tasks/{id}/approve/complete");
+    let (status, p) = s
+        .post(&complete, MANAGER, json!({ "outcome": "escalate" }))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    assert_eq!(p["field"], "outcome");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("approve, reject"),
+        "{p}"
+    );
+    // The outcome's data is merged over the data: its keys win; the form checks the rest.
+    let (status, p) = s
+        .post(
+            &complete,
+            MANAGER,
+            json!({ "outcome": "reject", "data": { "approved": true, "amount": "x" } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    assert_eq!(p["errors"][0]["field"], "/amount", "{p}");
+    let (status, done) = s
+        .post(
+            &complete,
+            MANAGER,
+            json!({ "outcome": "reject", "data": { "amount": 140 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["context"]["approved"], false, "{done}");
+    assert_eq!(done["context"]["amount"], 140, "{done}");
+    // Done: the same outcome again is the engine's 409, as without one.
+    let (status, p) = s
+        .post(&complete, MANAGER, json!({ "outcome": "reject" }))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_reaches_the_waiting_step_once_per_id_and_is_409_when_none_waits() {
+    let s = Stack::start().await;
+    let def = weir::parse_definition(
+        r#"{ "name": "signalled", "version": "1.0.0",
+             "steps": { "wait_go": { "type": "event", "event": "go", "output": "go" },
+                        "wait_more": { "type": "event", "event": "more" } },
+             "edges": [ { "from": "wait_go", "to": "wait_more" } ] }"#,
+    )
+    .expect("parses");
+    s._client.register_definition(def).await.expect("registers");
+    let started = s
+        .start_instance(ALICE, json!({ "workflow": "signalled" }))
+        .await;
+    let id = started["id"].as_str().unwrap_or_default().to_string();
+    s.wait_status(&id, ALICE, "waiting").await;
+    let path = format!("/instances/{id}/signal");
+
+    // No step waits on `more`: 409, nothing changed.
+    let (status, p) = s.post(&path, ALICE, json!({ "name": "more" })).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    assert!(p["detail"].as_str().unwrap_or("").contains("more"), "{p}");
+    // A body without a name: 400. Another tenant: 404, as if it did not exist.
+    let (status, p) = s.post(&path, ALICE, json!({ "data": {} })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    let (status, p) = s.post(&path, BOB, json!({ "name": "go" })).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{p}");
+    let v = s.ok(&format!("/instances/{id}"), ALICE).await;
+    assert_eq!(v["status"], "waiting", "{v}");
+    assert!(v["context"].get("go").is_none(), "{v}");
+
+    // Delivered; the same id again changes nothing.
+    let body = json!({ "name": "go", "data": { "by": "ops" }, "id": "m1" });
+    let (status, v) = s.post(&path, ALICE, body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["context"]["go"]["by"], "ops", "{v}");
+    let again = json!({ "name": "go", "data": { "by": "x" }, "id": "m1" });
+    let (status, v) = s.post(&path, ALICE, again).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["context"]["go"]["by"], "ops", "{v}");
+    let (status, v) = s.post(&path, ALICE, json!({ "name": "more" })).await;
+    assert_eq!(
+        (status, v["status"].as_str()),
+        (StatusCode::OK, Some("completed")),
+        "{v}"
+    );
+}
+
+/// Issue 16 (claim, groups, inbox): a member of a candidate group (from the auth file) sees
+/// the task under `view=groups` and claims it; the others see it taken and are refused;
+/// an admin releases it; the filters narrow the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_is_claimed_by_a_group_member_seen_taken_released_by_an_admin_and_filtered() {
+    let s = Stack::start().await;
+    s.start_instance(ALICE, json!({ "workflow": "group_review", "id": "gr-1" }))
+        .await;
+    s.wait_status("acme:gr-1", ALICE, "waiting").await;
+    let a = s.approvals().await;
+    let count = |v: &Value| v.as_array().map(Vec::len).unwrap_or(usize::MAX);
+
+    let groups = s.ok("/tasks?view=groups", DORA).await;
+    assert_eq!(count(&groups), 1, "{groups}");
+    assert_eq!(groups[0]["claimable"], true);
+    assert_eq!(groups[0]["candidate_groups"], json!(["finance"]));
+    assert_eq!(count(&s.ok("/tasks?view=groups", MANAGER).await), 0);
+    assert_eq!(count(&s.ok("/tasks?view=all", ALICE).await), 0);
+    let manager_all = s.ok("/tasks?view=all", MANAGER).await;
+    assert_eq!(count(&manager_all), 2, "{manager_all}");
+    let only_reviews = s
+        .ok("/tasks?view=all&workflow=group_review&sort=due", MANAGER)
+        .await;
+    assert_eq!(count(&only_reviews), 1, "{only_reviews}");
+    assert_eq!(only_reviews[0]["instance_id"], "acme:gr-1");
+    assert_eq!(only_reviews[0]["overdue"], false);
+    for bad in ["/tasks?view=everyone", "/tasks?sort=newest"] {
+        assert_eq!(s.get(bad, DORA).await.0, StatusCode::BAD_REQUEST, "{bad}");
+    }
+
+    let task = "/tasks/acme:gr-1/review";
+    let (status, t) = s.post(&format!("{task}/claim"), DORA, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["claimed_by"], "dora@example.com");
+    assert_eq!(count(&s.ok("/tasks?view=mine", DORA).await), 1);
+    // The manager sees it taken, and may neither claim nor complete it.
+    let seen = s.ok(task, MANAGER).await;
+    assert_eq!(
+        (seen["claimed_by"].as_str(), seen["allowed"].as_bool()),
+        (Some("dora@example.com"), Some(false))
+    );
+    let (status, p) = s.post(&format!("{task}/claim"), MANAGER, json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{p}");
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("dora"),
+        "{p}"
+    );
+    let (status, _) = s
+        .post(&format!("{task}/complete"), MANAGER, json!({ "data": {} }))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        s.post(&format!("{task}/claim"), ALICE, json!({})).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post(&format!("{task}/release"), MANAGER, json!({}))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    // An admin releases anyone's claim; then the manager claims and completes it.
+    let (status, t) = s.post(&format!("{task}/release"), ADMIN, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["claimed_by"], Value::Null);
+    assert_eq!(count(&s.ok("/tasks?view=mine", DORA).await), 0);
+    assert_eq!(
+        s.post(&format!("{task}/claim"), MANAGER, json!({})).await.0,
+        StatusCode::OK
+    );
+    let (status, done) = s
+        .post(&format!("{task}/complete"), MANAGER, json!({ "data": {} }))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let history = s.ok("/instances/acme:gr-1", ALICE).await["history"].clone();
+    let statuses: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["status"].as_str())
+        .collect();
+    assert!(
+        statuses.contains(&"claimed") && statuses.contains(&"released"),
+        "{history}"
+    );
+    assert_eq!(count(&s.ok("/tasks?view=groups", DORA).await), 0);
+    let _ = a;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_and_delayed_starts_over_http() {
+    let s = Stack::start().await;
+    // A delayed start: pending with its start time, canceled before it.
+    let (status, started) = s
+        .post(
+            "/instances",
+            ADMIN,
+            json!({ "workflow": "approval", "id": "later-1", "delay": "1h" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    assert_eq!(started["status"], "pending");
+    assert!(started["start_at"].is_string(), "{started}");
+    let (status, p) = s
+        .post(
+            "/instances",
+            ADMIN,
+            json!({ "workflow": "approval", "delay": "soon" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    let (status, canceled) = s.post("/instances/later-1/cancel", ADMIN, json!({})).await;
+    assert_eq!(
+        (status, canceled["status"].as_str()),
+        (StatusCode::OK, Some("canceled"))
+    );
+    // Schedules: admin only; created, shown with five fire times, paused, deleted.
+    let body = json!({ "name": "hourly", "workflow": "approval", "cron": "0 * * * *", "timezone": "Europe/Paris" });
+    let (status, _) = s.post("/schedules", ALICE, body.clone()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, created) = s.post("/schedules", ADMIN, body).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let (status, shown) = s
+        .call(Method::GET, "/schedules/hourly", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        shown["upcoming"].as_array().map(Vec::len),
+        Some(5),
+        "{shown}"
+    );
+    let (status, p) = s
+        .post(
+            "/schedules",
+            ADMIN,
+            json!({ "name": "bad", "workflow": "approval", "cron": "99 * * * *" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    let (status, paused) = s.post("/schedules/hourly/pause", ADMIN, json!({})).await;
+    assert_eq!(
+        (status, paused["paused"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (status, fired) = s.post("/schedules/hourly/trigger", ADMIN, json!({})).await;
+    assert_eq!(
+        (status, fired["outcome"].as_str()),
+        (StatusCode::OK, Some("started")),
+        "{fired}"
+    );
+    let (status, deleted) = s
+        .call(Method::DELETE, "/schedules/hourly", Some(ADMIN), None)
+        .await;
+    assert_eq!(
+        (status, deleted["deleted"].as_str()),
+        (StatusCode::OK, Some("hourly"))
+    );
+    let (status, _) = s
+        .call(Method::GET, "/schedules/hourly", Some(ADMIN), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

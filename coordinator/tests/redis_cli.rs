@@ -506,6 +506,66 @@ fn tasks_are_listed_with_their_form_and_a_refused_completion_changes_nothing() {
 }
 
 #[test]
+fn a_task_shows_what_it_is_about_and_completes_with_an_outcome() {
+    let env = Env::registered(1);
+    // A name with terminal escapes: printed as text, never obeyed.
+    let data = r#"{"employee": "ann\u001b[2J", "amount": 120, "receipt": {"number": "R-7"}}"#;
+    env.ok(&["start", "expense_approval", "--id", "e3", "--data", data]);
+    let v = env.json(&["wait", "e3", "--timeout", "20s"]);
+    assert_eq!(v["status"], "waiting", "{v}");
+    let tasks = env.json(&["task", "list", "--instance", "e3", "--json"]);
+    assert_eq!(
+        tasks[0]["title"], "Approve ann\u{1b}[2J's expense of 120",
+        "{tasks}"
+    );
+    assert_eq!(tasks[0]["fields"][1]["title"], "Amount (EUR)", "{tasks}");
+    assert_eq!(tasks[0]["fields"][2]["value"], "R-7", "{tasks}");
+    assert_eq!(tasks[0]["outcomes"][0]["name"], "approve", "{tasks}");
+    let text = env.ok(&["task", "list", "--instance", "e3"]);
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+    assert!(
+        text.contains("Approve ann\\u{1b}[2J's expense of 120"),
+        "{text}"
+    );
+    assert!(
+        text.contains("employee: ann\\u{1b}[2J · Amount (EUR): 120 · receipt.number: R-7"),
+        "{text}"
+    );
+    assert!(text.contains("outcomes: approve, reject"), "{text}");
+    let line = env.fails(&[
+        "task",
+        "complete",
+        "e3",
+        "approve",
+        "--user",
+        "manager",
+        "--outcome",
+        "maybe",
+    ]);
+    assert!(
+        line.contains("no outcome \"maybe\"") && line.contains("approve, reject"),
+        "{line}"
+    );
+    env.ok(&[
+        "task",
+        "complete",
+        "e3",
+        "approve",
+        "--user",
+        "manager",
+        "--outcome",
+        "reject",
+        "--data",
+        r#"{"comment": "no receipt"}"#,
+    ]);
+    let v = env.json(&["wait", "e3", "--timeout", "20s"]);
+    assert_eq!(v["status"], "completed", "{v}");
+    let v = env.json(&["status", "e3", "--json"]);
+    assert_eq!(v["context"]["approved"], false, "{v}");
+    assert_eq!(v["context"]["comment"], "no receipt", "{v}");
+}
+
+#[test]
 fn a_reassigned_task_is_listed_for_its_new_assignee_and_completes_once() {
     let env = Env::registered(1);
     env.expense_waiting();
@@ -779,6 +839,7 @@ fn demo_runs_distributed_and_bench_runs() {
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("distributed"), "{out}");
     assert!(out.contains("All 5 workflows ended as expected."), "{out}");
+    assert!(out.contains("order_payment: skipped here"), "{out}");
     assert!(out.contains("approve: completed by manager"), "{out}");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*weir-demo-*")
@@ -894,4 +955,129 @@ fn starts_need_no_coordinator_and_a_jsonl_file_starts_one_per_line() {
     if let Some(c) = env.coordinator.take() {
         assert_eq!(c.terminate(), Some(0));
     }
+}
+
+/// An instance that waits for two signals in turn (event steps without `correlation`).
+const SIGNALLED: &str = r#"
+name: signalled
+version: "1.0.0"
+steps:
+  wait_go: { type: event, event: go, output: go }
+  wait_more: { type: event, event: more }
+edges:
+  - { from: wait_go, to: wait_more }
+"#;
+
+#[test]
+fn signal_delivers_to_the_waiting_step_once_per_id_and_refuses_when_none_waits() {
+    let env = Env::start(0);
+    let def = write_temp(".yaml", SIGNALLED);
+    env.ok(&["definition", "register", &def.path().display().to_string()]);
+    env.ok(&["start", "signalled", "--id", "s1"]);
+    let v = env.json(&["wait", "s1", "--timeout", "20s"]);
+    assert_eq!(v["status"], "waiting", "{v}");
+    // No step waits on `more` yet: refused, nothing changed.
+    let line = env.fails(&["signal", "s1", "more"]);
+    assert!(line.contains("not_waiting"), "{line}");
+    let line = env.fails(&["signal", "s1", "go", "--data", "{not json"]);
+    assert!(line.contains("--data is not JSON"), "{line}");
+    assert_eq!(
+        env.ok(&[
+            "signal",
+            "s1",
+            "go",
+            "--data",
+            r#"{"by": "ops"}"#,
+            "--id",
+            "m1"
+        ]),
+        "s1 waiting wait_more\n"
+    );
+    // The same id again: delivered once, nothing changed.
+    assert_eq!(
+        env.ok(&[
+            "signal",
+            "s1",
+            "go",
+            "--data",
+            r#"{"by": "x"}"#,
+            "--id",
+            "m1"
+        ]),
+        "s1 waiting wait_more\n"
+    );
+    let v = env.json(&["status", "s1", "--json"]);
+    assert_eq!(v["context"]["go"]["by"], "ops", "{v}");
+    assert_eq!(env.ok(&["signal", "s1", "more"]), "s1 completed\n");
+    let line = env.fails(&["signal", "nope", "go"]);
+    assert!(line.contains("no instance \"nope\""), "{line}");
+}
+
+/// Issue 16: `weir task claim` and `release`, and the inbox filters of `weir task list`.
+#[test]
+fn a_task_is_claimed_refused_to_others_released_by_an_admin_and_filtered() {
+    let env = Env::registered(1);
+    env.expense_waiting();
+    // Carol is the assignee now, the manager a candidate.
+    env.ok(&REASSIGN_E1);
+    fn claim(user: &str) -> [&str; 6] {
+        ["task", "claim", "acme:e1", "approve", "--user", user]
+    }
+    env.ok(&claim("manager"));
+    let line = env.fails(&claim("carol"));
+    assert!(
+        line.contains("claimed") && line.contains("manager"),
+        "{line}"
+    );
+    let line = env.fails(&claim("mallory"));
+    assert!(line.contains("forbidden"), "{line}");
+    let mine = env.json(&[
+        "task", "list", "--user", "manager", "--view", "mine", "--json",
+    ]);
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    assert_eq!(mine[0]["claimed_by"], "manager");
+    let text = env.ok(&["task", "list", "--user", "carol"]);
+    assert!(text.contains("taken by manager"), "{text}");
+    let line = env.fails(&[
+        "task",
+        "complete",
+        "acme:e1",
+        "approve",
+        "--user",
+        "carol",
+        "--data",
+        r#"{"approved": true}"#,
+    ]);
+    assert!(line.contains("claimed"), "{line}");
+    let release = ["task", "release", "acme:e1", "approve", "--user", "carol"];
+    let line = env.fails(&release);
+    assert!(line.contains("forbidden"), "{line}");
+    env.ok(&[
+        "task", "release", "acme:e1", "approve", "--user", "ops", "--admin",
+    ]);
+    let mine = env.json(&[
+        "task", "list", "--user", "manager", "--view", "mine", "--json",
+    ]);
+    assert_eq!(mine, serde_json::json!([]));
+    let by_group = env.json(&[
+        "task", "list", "--user", "zoe", "--group", "finance", "--view", "groups", "--json",
+    ]);
+    assert_eq!(by_group, serde_json::json!([]));
+    let by_workflow = env.json(&[
+        "task",
+        "list",
+        "--workflow",
+        "expense_approval",
+        "--sort",
+        "due",
+        "--json",
+    ]);
+    assert_eq!(
+        by_workflow.as_array().map(Vec::len),
+        Some(1),
+        "{by_workflow}"
+    );
+    let line = env.fails(&["task", "list", "--sort", "newest"]);
+    assert!(line.contains("--sort"), "{line}");
+    env.ok(&COMPLETE_E1);
 }

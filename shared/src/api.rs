@@ -34,9 +34,35 @@ pub struct StartOptions {
     /// Who starts it.
     #[serde(default)]
     pub created_by: Option<String>,
+    /// A delayed start: create the instance at this time (the engine's clock; Redis time
+    /// on the Redis engine). The start is stored now, with the same checks and caller-id
+    /// rule, and stays `pending` (with this time as its `start_at`) until then; it can be
+    /// canceled meanwhile. A time in the past starts it at once. Not with `start_delay_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Timestamp>,
+    /// A delayed start: create the instance this many milliseconds after the start is
+    /// stored (measured on the engine's clock, so the caller's clock does not matter).
+    /// Not with `start_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_delay_ms: Option<u64>,
 }
 
+/// The longest a start may be delayed: ten years (a later time is a mistake, not a plan).
+pub const MAX_START_DELAY_MS: u64 = 10 * 366 * 24 * 3600 * 1000;
+
 impl StartOptions {
+    /// When the instance is to be created, by the engine's clock `now`: `None` for a start
+    /// due now (no delay, or a time already past). `start_at` wins over `start_delay_ms`
+    /// ([`check_start`] refuses both at once).
+    pub fn due_time(&self, now: Timestamp) -> Option<Timestamp> {
+        let due = match (self.start_at, self.start_delay_ms) {
+            (Some(at), _) => at,
+            (None, Some(ms)) => now.after(std::time::Duration::from_millis(ms)),
+            (None, None) => return None,
+        };
+        (due > now).then_some(due)
+    }
+
     /// Options with initial data.
     pub fn with_data(data: Context) -> StartOptions {
         StartOptions {
@@ -61,6 +87,19 @@ pub fn check_start(wf: &Workflow, options: &StartOptions) -> Result<(), EngineEr
             tenant: tenant.map(str::to_string),
             allowed: wf.definition.tenants.clone(),
         });
+    }
+    if options.start_at.is_some() && options.start_delay_ms.is_some() {
+        return Err(EngineError::BadRequest(
+            "give either a start time (start_at) or a delay (start_delay_ms), not both".into(),
+        ));
+    }
+    if options
+        .start_delay_ms
+        .is_some_and(|ms| ms > MAX_START_DELAY_MS)
+    {
+        return Err(EngineError::BadRequest(
+            "the start delay is over ten years; give a shorter one".into(),
+        ));
     }
     crate::model::check_context_size(&options.initial_data)
         .map_err(|e| EngineError::Refused(Refusal::TooLarge(e)))
@@ -174,23 +213,156 @@ impl InstanceFilter {
     }
 }
 
-/// Which open tasks to list.
+/// Which open tasks to list, in which order, and which page.
+///
+/// `user` with `groups` names the caller; `scope` says which of their tasks: with `user` and
+/// no `scope`, every task the user may act on ([`TaskScope::MayDo`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TaskFilter {
-    /// Tasks this user may complete (assignee or candidate, or open to anyone).
+    /// Tasks this user may act on (assignee, claimer, candidate, member of a candidate
+    /// group, or open to anyone), narrowed by `scope`.
     pub user: Option<String>,
+    /// The groups `user` is a member of.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Which of `user`'s tasks (default: all they may act on).
+    #[serde(default)]
+    pub scope: Option<TaskScope>,
     /// Tasks assigned to exactly this user.
     pub assignee: Option<String>,
     /// Tasks of one instance.
     pub instance_id: Option<String>,
     /// Tasks of one tenant.
     pub tenant_id: Option<String>,
+    /// Tasks of one workflow (definition name).
+    #[serde(default)]
+    pub workflow: Option<String>,
+    /// The order: oldest first (default) or soonest due first.
+    #[serde(default)]
+    pub sort: TaskSort,
+    /// Only tasks after this position (the `next` of the previous page).
+    #[serde(default)]
+    pub after: Option<TaskCursor>,
+    /// At most this many (none: no limit).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Which of a user's tasks to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskScope {
+    /// Assigned to the user, or claimed by them.
+    Mine,
+    /// Open to one of the user's groups.
+    Groups,
+    /// Everything the user may act on: theirs, as a candidate, through a group, or open to
+    /// anyone.
+    MayDo,
+}
+
+impl TaskScope {
+    /// The name used by the API and the CLI: `mine`, `groups`, `all`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskScope::Mine => "mine",
+            TaskScope::Groups => "groups",
+            TaskScope::MayDo => "all",
+        }
+    }
+
+    /// The inverse of [`TaskScope::as_str`].
+    pub fn parse(s: &str) -> Option<TaskScope> {
+        [TaskScope::Mine, TaskScope::Groups, TaskScope::MayDo]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// The order of a task listing. Ties are broken by instance id and step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskSort {
+    /// Oldest first (by opening time).
+    #[default]
+    Oldest,
+    /// Soonest due first; tasks without a due time last.
+    Due,
+}
+
+impl TaskSort {
+    /// The name used by the API and the CLI: `oldest`, `due`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskSort::Oldest => "oldest",
+            TaskSort::Due => "due",
+        }
+    }
+
+    /// The inverse of [`TaskSort::as_str`].
+    pub fn parse(s: &str) -> Option<TaskSort> {
+        [TaskSort::Oldest, TaskSort::Due]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// A task's position in this order: the sort key in ms (no due time sorts last), then
+    /// `INSTANCE_ID|STEP`.
+    pub fn position(self, t: &Task) -> TaskCursor {
+        let key_ms = match self {
+            TaskSort::Oldest => t.created_at.millis(),
+            TaskSort::Due => t
+                .due_at
+                .map_or(NO_DUE_MS + t.created_at.millis(), |d| d.millis()),
+        };
+        TaskCursor {
+            key_ms,
+            task: format!("{}|{}", t.instance_id, t.step),
+        }
+    }
+}
+
+/// Where tasks without a due time start under [`TaskSort::Due`]: their sort key is this plus
+/// their opening time, so they come after every real due time, oldest first among
+/// themselves (and do not all tie), and stay exact as a Redis score (a double).
+pub const NO_DUE_MS: i64 = 1 << 52;
+
+/// A position in a task listing: the sort key (ms) and `INSTANCE_ID|STEP`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskCursor {
+    /// The sort key: opening time or due time, in ms.
+    pub key_ms: i64,
+    /// `INSTANCE_ID|STEP`.
+    pub task: String,
+}
+
+/// One page of open tasks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskPage {
+    /// Matching tasks, in the filter's order.
+    pub items: Vec<Task>,
+    /// Where the next page begins, when there may be more.
+    pub next: Option<TaskCursor>,
+    /// Stored tasks that could not be read and were left out (logged).
+    pub unreadable: usize,
 }
 
 impl TaskFilter {
-    /// Whether a task matches.
+    /// Whether a task matches (every filter but the page).
     pub fn matches(&self, t: &Task) -> bool {
-        self.user.as_deref().is_none_or(|u| t.allows(u))
+        let user_ok = match self.user.as_deref() {
+            None => true,
+            Some(u) => {
+                let mine = t.assignee.as_deref() == Some(u) || t.claimed_by.as_deref() == Some(u);
+                let by_group = t.candidate_groups.iter().any(|g| self.groups.contains(g));
+                match self.scope.unwrap_or(TaskScope::MayDo) {
+                    TaskScope::Mine => mine,
+                    TaskScope::Groups => by_group,
+                    TaskScope::MayDo => mine || t.allows_member(u, &self.groups),
+                }
+            }
+        };
+        user_ok
             && self
                 .assignee
                 .as_deref()
@@ -203,7 +375,52 @@ impl TaskFilter {
                 .tenant_id
                 .as_deref()
                 .is_none_or(|x| t.tenant_id.as_deref() == Some(x))
+            && self
+                .workflow
+                .as_deref()
+                .is_none_or(|w| t.workflow.as_deref() == Some(w))
     }
+
+    /// One page of `tasks` (any order) under this filter: the matches in its order, after
+    /// its cursor, at most its limit. The LocalEngine's listing; the Redis client reads its
+    /// indexes instead.
+    pub fn page_of(&self, tasks: impl IntoIterator<Item = Task>) -> TaskPage {
+        let mut items: Vec<(TaskCursor, Task)> = tasks
+            .into_iter()
+            .filter(|t| self.matches(t))
+            .map(|t| (self.sort.position(&t), t))
+            .filter(|(p, _)| self.after.as_ref().is_none_or(|a| p > a))
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut next = None;
+        if let Some(limit) = self.limit {
+            if items.len() > limit {
+                items.truncate(limit);
+                next = items.last().map(|(p, _)| p.clone());
+            }
+        }
+        TaskPage {
+            items: items.into_iter().map(|(_, t)| t).collect(),
+            next,
+            unreadable: 0,
+        }
+    }
+}
+
+/// What the instance's event steps wait for, in step order.
+fn waiting_for(inst: &Instance, wf: &Workflow) -> Vec<WaitingFor> {
+    inst.steps
+        .iter()
+        .enumerate()
+        .filter_map(|(s, st)| {
+            let awaiting = st.awaiting.as_ref()?;
+            Some(WaitingFor {
+                step: wf.steps.get(s)?.name.to_string(),
+                event: awaiting.event.to_string(),
+                key: awaiting.key.clone(),
+            })
+        })
+        .collect()
 }
 
 /// An instance as callers see it (`weir status --json`).
@@ -235,6 +452,24 @@ pub struct InstanceView {
     pub updated_at: Timestamp,
     /// When it completed, failed or was canceled (`None` while it runs).
     pub finished_at: Option<Timestamp>,
+    /// The messages its event steps wait for now.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<WaitingFor>,
+    /// A delayed start not created yet: when it will be (see [`StartOptions::start_at`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at: Option<Timestamp>,
+}
+
+/// A message an event step of an instance waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitingFor {
+    /// The event step.
+    pub step: String,
+    /// The message name.
+    pub event: String,
+    /// The correlation key (`None`: the step takes signals only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl InstanceView {
@@ -254,6 +489,8 @@ impl InstanceView {
             created_at: inst.created_at,
             updated_at: inst.updated_at,
             finished_at: inst.finished_at,
+            waiting_for: waiting_for(inst, wf),
+            start_at: None,
         }
     }
 
@@ -295,15 +532,26 @@ pub struct StartBatchError {
     pub error: EngineError,
 }
 
-/// One page of an instance's execution history ([`crate::redis::WeirClient::history_page`]).
+/// The finished attempt records an instance keeps, in both engines: past it, each new
+/// record drops the oldest one, and the instance counts how many were dropped
+/// ([`HistoryPage::dropped`]). A workflow that loops for ever (a polling loop, retries
+/// without end) would otherwise grow its history without bound; 10,000 records are about
+/// 1 MB in Redis, and more than anyone pages through.
+pub const MAX_HISTORY_RECORDS: usize = 10_000;
+
+/// One page of an instance's execution history ([`crate::redis::WeirClient::history_page`],
+/// [`crate::LocalEngine::history_page`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryPage {
     /// The records of the page, oldest first.
     pub records: Vec<AttemptRecord>,
     /// The position of the next page, or `None` when this is the last.
     pub next: Option<usize>,
-    /// Records in all: the finished ones and those in flight.
+    /// Records in all: the finished ones kept and those in flight.
     pub total: usize,
+    /// Older finished records dropped by the cap ([`MAX_HISTORY_RECORDS`]); positions count
+    /// from the oldest record kept.
+    pub dropped: u64,
 }
 
 impl HistoryPage {
@@ -332,6 +580,7 @@ impl HistoryPage {
             records,
             next: (end < total && limit > 0).then_some(end),
             total,
+            dropped: 0,
         }
     }
 }
@@ -459,10 +708,24 @@ pub enum EngineError {
     /// The command was queued, but no coordinator applied it in time.
     #[error("{0}")]
     NotApplied(String),
+    /// No schedule with this name.
+    #[error("no schedule {0:?}")]
+    ScheduleNotFound(String),
+    /// A schedule with this name exists with another spec (the same spec is a no-op).
+    #[error("schedule {0:?} exists with another spec: delete it first, or choose another name")]
+    ScheduleExists(String),
     /// Redis failed or is unreachable (the Redis engine only); the call may be retried.
     /// The [`RedisError`] keeps what failed (and its redis-rs error) as the source.
     #[error(transparent)]
     Redis(#[from] RedisError),
+}
+
+impl From<crate::schedule::ScheduleError> for EngineError {
+    fn from(e: crate::schedule::ScheduleError) -> EngineError {
+        match e {
+            crate::schedule::ScheduleError::Invalid(m) => EngineError::BadRequest(m),
+        }
+    }
 }
 
 impl EngineError {
@@ -484,6 +747,8 @@ impl EngineError {
             EngineError::Quarantined(_) => QUARANTINED,
             EngineError::Rejected { kind, .. } => kind,
             EngineError::NotApplied(_) => "not_applied",
+            EngineError::ScheduleNotFound(_) => NOT_FOUND,
+            EngineError::ScheduleExists(_) => "conflict",
             EngineError::Redis(_) => "redis",
         }
     }

@@ -24,9 +24,14 @@ use serde_json::Value;
 
 use crate::api::{
     EngineError, InstanceFilter, InstanceView, StartBatchError, StartOptions, Started, TaskFilter,
+    TaskPage,
 };
 use crate::definition::Workflow;
-use crate::model::{Actor, Assignment, AttemptRecord, Definition, InstanceStatus, Task};
+use crate::model::{
+    Actor, Assignment, AttemptRecord, Definition, InstanceStatus, KeptMessage, MessageFilter,
+    MessageSent, SendMessage, Task,
+};
+use crate::schedule::{Firing, ScheduleDetail, ScheduleSpec, ScheduleView};
 
 /// A status predicate for [`Engine::wait_for`].
 pub type StatusCheck = dyn Fn(InstanceStatus) -> bool + Send + Sync;
@@ -76,14 +81,50 @@ pub trait Engine: Send + Sync {
         starts: Vec<StartOptions>,
     ) -> Result<Vec<Result<Started, EngineError>>, StartBatchError>;
 
-    /// Completes a human task as `user` with `data`. Refused, with nothing changed, for a
-    /// user the task does not allow, data that fails its form, or a task not open.
+    /// Completes a human task as `user` (a member of no group) with `data`: as
+    /// [`Engine::complete_task_as`].
     async fn complete_human_task(
         &self,
         instance_id: &str,
         step: &str,
         user: &str,
         data: Value,
+    ) -> Result<InstanceView, EngineError> {
+        self.complete_task_as(instance_id, step, &Actor::user(user), data)
+            .await
+    }
+
+    /// Completes a human task as `by` (a user with their groups) with `data`. Refused, with
+    /// nothing changed, for a user the task does not allow, a task claimed by someone else,
+    /// data that fails its form, or a task not open.
+    async fn complete_task_as(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &Actor,
+        data: Value,
+    ) -> Result<InstanceView, EngineError>;
+
+    /// Claims an open human task for `by`, so that only they may complete it until it is
+    /// released; announced as `HumanTaskClaimed` and recorded in the history. Refused, with
+    /// nothing changed, when someone else holds it ([`crate::Refusal::Claimed`]: of two
+    /// claims at once, one wins), for a user the task does not allow, or a task not open.
+    /// Claiming one's own claim again is refused the same way (it changes nothing).
+    async fn claim_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &Actor,
+    ) -> Result<InstanceView, EngineError>;
+
+    /// Releases the claim on an open human task: by the claimer, or an admin. Announced as
+    /// `HumanTaskReleased` and recorded. Refused, with nothing changed, for a task not
+    /// claimed or anyone else.
+    async fn release_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &Actor,
     ) -> Result<InstanceView, EngineError>;
 
     /// Gives an open human task to `to` (an assignee and/or candidates), recorded in the
@@ -112,6 +153,29 @@ pub trait Engine: Send + Sync {
         from_step: Option<&str>,
     ) -> Result<InstanceView, EngineError>;
 
+    /// Sends a message: it goes to the oldest instance (of the message's tenant) whose event
+    /// step waits on (name, key); when none waits it is kept until its time to live runs
+    /// out, so an instance reaching the step later receives it at once. The same id within
+    /// the time to live is delivered once (a resend answers
+    /// [`crate::model::MessageOutcome::Duplicate`]). A malformed message is refused
+    /// ([`EngineError::BadRequest`]) with nothing stored.
+    async fn send_message(&self, message: SendMessage) -> Result<MessageSent, EngineError>;
+
+    /// Delivers a message named `name` to one instance by id (a signal), whatever key its
+    /// event step waits on. Refused, with nothing changed, when the instance is not waiting
+    /// on `name` ([`crate::Refusal::NotWaiting`]). With an `id` already used within the
+    /// default time to live, nothing is delivered again and the instance is returned as it is.
+    async fn signal(
+        &self,
+        instance_id: &str,
+        name: &str,
+        data: Value,
+        id: Option<&str>,
+    ) -> Result<InstanceView, EngineError>;
+
+    /// The messages kept and not yet delivered, oldest first.
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<KeptMessage>, EngineError>;
+
     /// An instance by id.
     async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError>;
 
@@ -122,8 +186,16 @@ pub trait Engine: Send + Sync {
         filter: &InstanceFilter,
     ) -> Result<Vec<InstanceView>, EngineError>;
 
-    /// Open human tasks matching a filter, oldest first.
-    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError>;
+    /// Open human tasks matching a filter, in its order (oldest first by default), at most
+    /// its limit: the items of [`Engine::task_page`].
+    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
+        Ok(self.task_page(filter).await?.items)
+    }
+
+    /// One page of open human tasks matching a filter, in its order, after its cursor, at
+    /// most its limit, with where the next page begins. A stored task that cannot be read
+    /// is left out and counted, never failing the listing.
+    async fn task_page(&self, filter: &TaskFilter) -> Result<TaskPage, EngineError>;
 
     /// The execution history: one record per finished attempt, then one `running` record
     /// per attempt in flight.
@@ -137,6 +209,32 @@ pub trait Engine: Send + Sync {
         timeout: Duration,
         done: &StatusCheck,
     ) -> Result<InstanceView, EngineError>;
+
+    /// Creates a schedule (see [`crate::schedule`]): checked first (name, trigger, time
+    /// zone, the workflow and version exist, the data's size), then stored with its first
+    /// slot after now. The same name with the same spec is a no-op; with another spec,
+    /// [`EngineError::ScheduleExists`].
+    async fn create_schedule(&self, spec: ScheduleSpec) -> Result<ScheduleView, EngineError>;
+
+    /// Every schedule, by name.
+    async fn list_schedules(&self) -> Result<Vec<ScheduleView>, EngineError>;
+
+    /// A schedule with its next five fire times and its last ten firings;
+    /// [`EngineError::ScheduleNotFound`] for an unknown name.
+    async fn get_schedule(&self, name: &str) -> Result<ScheduleDetail, EngineError>;
+
+    /// Pauses a schedule: no slot fires until it is resumed.
+    async fn pause_schedule(&self, name: &str) -> Result<ScheduleView, EngineError>;
+
+    /// Resumes a paused schedule from its first slot after now (the slots of the pause are
+    /// not fired).
+    async fn resume_schedule(&self, name: &str) -> Result<ScheduleView, EngineError>;
+
+    /// Deletes a schedule; the instances it started stay.
+    async fn delete_schedule(&self, name: &str) -> Result<(), EngineError>;
+
+    /// Fires a schedule now, outside its slots, under its overlap rule.
+    async fn trigger_schedule(&self, name: &str) -> Result<Firing, EngineError>;
 
     /// Waits (up to `timeout`) until the instance is completed, failed, canceled or waiting
     /// on a human task: no longer `pending` or `running`.

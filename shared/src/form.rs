@@ -146,9 +146,30 @@ impl FormSchema {
     /// Checks completion data: `Ok(())`, or [`FormError::Invalid`] listing every violation
     /// (up to [`MAX_ERRORS`]).
     pub fn validate(&self, data: &Json) -> Result<(), FormError> {
+        self.check(data, false)
+    }
+
+    /// Checks the data of an outcome button (checked when a definition is registered): as
+    /// [`FormSchema::validate`] does, except that a top-level required field may be
+    /// missing, as the person fills it in beside the button. Whatever the outcome sets
+    /// must fit the form.
+    pub fn validate_outcome(&self, data: &Json) -> Result<(), FormError> {
+        self.check(data, true)
+    }
+
+    fn check(&self, data: &Json, partial: bool) -> Result<(), FormError> {
         let checked = catch_unwind(AssertUnwindSafe(|| {
             let mut errors = Vec::new();
             for error in self.inner.validator.iter_errors(data) {
+                if partial
+                    && error.instance_path().as_str().is_empty()
+                    && matches!(
+                        error.kind(),
+                        jsonschema::error::ValidationErrorKind::Required { .. }
+                    )
+                {
+                    continue;
+                }
                 if errors.len() == MAX_ERRORS {
                     errors.push(FieldError {
                         field: String::new(),
@@ -426,6 +447,23 @@ mod tests {
             &json!({"type": "string", "pattern": "^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$"}),
         )
         .expect("an IBAN pattern compiles");
+    }
+
+    #[test]
+    fn outcome_data_may_leave_out_what_the_person_fills_in() {
+        let f = approval();
+        assert_eq!(f.validate_outcome(&json!({"approved": true})), Ok(()));
+        let errs = match f.validate_outcome(&json!({"approved": "yes", "bogus": 1})) {
+            Err(FormError::Invalid { errors }) => errors,
+            other => panic!("expected violations, got {other:?}"),
+        };
+        let mut fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        fields.sort_unstable();
+        assert_eq!(fields, ["", "/approved"], "{errs:?}");
+        // A nested object it sets must still be whole.
+        assert!(f.validate_outcome(&json!({"reviewer": {}})).is_err());
+        // The full check still wants every required field.
+        assert!(f.validate(&json!({"approved": true})).is_err());
     }
 
     #[test]

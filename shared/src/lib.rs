@@ -24,6 +24,7 @@
 //! - [`redis`]: Weir on Redis: the key layout, the wire format, the scripts, and the client
 //!   that services use; the coordinator (crate `weir-coordinator`) is the other driver of the
 //!   core, and workers (crate `weir-worker`) run the machine steps.
+//! - [`template`]: the text templates of human tasks' titles and descriptions.
 //! - [`time`]: timestamps; time is always passed in.
 //! - `process` (feature `process`): the plumbing of the Weir binaries: logging, the
 //!   shutdown signal, the metrics and health server, the Redis TLS flags.
@@ -44,7 +45,10 @@ pub mod model;
 pub mod process;
 pub mod redis;
 pub mod registry;
+pub mod schedule;
+pub mod schedule_run;
 pub mod step;
+pub mod template;
 pub mod time;
 
 pub use crate::api::{EngineError, InstanceFilter, InstanceView, StartOptions, TaskFilter};

@@ -199,8 +199,12 @@ fn a_definition_built_in_rust_compiles_and_equals_its_file() {
             description: None,
             assignee: Some("u".into()),
             candidates: vec![],
+            candidate_groups: vec![],
+            assignee_expr: None,
+            candidates_expr: None,
             form: None,
             due: None,
+            ..HumanStep::default()
         }),
     );
     steps.insert("gw".to_string(), StepDef::Gateway(GatewayStep::default()));

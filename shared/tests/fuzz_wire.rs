@@ -12,6 +12,7 @@
 //! `PROPTEST_CASES=1000000 cargo test --release -p weir --test fuzz_wire -- --nocapture`
 
 mod common;
+#[path = "../../tests/fuzz_support/mod.rs"]
 mod fuzz_support;
 
 use std::sync::OnceLock;
@@ -140,8 +141,26 @@ fn command() -> impl Strategy<Value = Command> {
                     created_by,
                 }
             ),
-        (any_string(), any_string(), json_value(KEYS, 2))
-            .prop_map(|(step, user, data)| Command::CompleteTask { step, user, data }),
+        (
+            any_string(),
+            any_string(),
+            json_value(KEYS, 2),
+            proptest::collection::vec(any_string(), 0..3)
+        )
+            .prop_map(|(step, user, data, groups)| Command::CompleteTask {
+                step,
+                user,
+                data,
+                groups
+            }),
+        (
+            any_string(),
+            any_string(),
+            proptest::collection::vec(any_string(), 0..3)
+        )
+            .prop_map(|(step, by, groups)| Command::ClaimTask { step, by, groups }),
+        (any_string(), any_string(), any::<bool>())
+            .prop_map(|(step, by, admin)| Command::ReleaseTask { step, by, admin }),
         (
             any_string(),
             any_string(),
@@ -154,12 +173,15 @@ fn command() -> impl Strategy<Value = Command> {
                     step,
                     by,
                     admin,
+                    groups: Vec::new(),
                     assignee,
                     candidates,
                 }
             ),
         opt().prop_map(|reason| Command::Cancel { reason }),
         opt().prop_map(|from_step| Command::Retry { from_step }),
+        (any_string(), any_string(), json_value(KEYS, 2))
+            .prop_map(|(id, name, data)| Command::Signal { id, name, data }),
     ]
 }
 

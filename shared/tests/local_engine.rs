@@ -74,6 +74,7 @@ async fn start_workflow_with_every_option() {
                 id: Some("order-1".into()),
                 tenant_id: Some("acme-corp".into()),
                 created_by: Some("user@example.com".into()),
+                ..StartOptions::default()
             },
         )
         .await
@@ -400,6 +401,7 @@ async fn a_reassigned_task_is_listed_for_and_completed_by_its_new_assignee() {
     let to = weir::model::Assignment {
         assignee: Some("bob@example.com".into()),
         candidates: vec![],
+        groups: Vec::new(),
     };
     engine
         .reassign_task(

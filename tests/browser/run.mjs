@@ -10,6 +10,11 @@
 //                     comment: string}, then a gateway and machine steps)
 //   WEIR_TENANT_TOKEN optional: a token bound to another tenant, which must see none of
 //                     the instances above and no admin page
+//   WEIR_CHOICE_WORKFLOW  optional: a workflow whose human step `approve` (for WEIR_TOKEN's
+//                     user) has the title "Approve {employee}'s expense of {amount}", shows
+//                     [employee, amount, receipt.number] and requires a boolean `approved`
+//   WEIR_OUTCOME_WORKFLOW optional: the same form decided by outcome buttons approve / reject,
+//                     with no `show`
 //   WEIR_SCREENSHOTS  where to save the screenshots (created; default target/browser-screenshots)
 //   WEIR_CHROMIUM     the browser (default /usr/bin/chromium)
 // The user's path: sign in, the home page, the definition's diagram, start an instance from
@@ -27,7 +32,11 @@ import { chromium } from 'playwright-core';
 const URL_ = process.env.WEIR_URL;
 const TOKEN = process.env.WEIR_TOKEN;
 const TENANT_TOKEN = process.env.WEIR_TENANT_TOKEN || '';
+const PEER_TOKEN = process.env.WEIR_PEER_TOKEN || '';
+const USER = process.env.WEIR_USER || '';
 const WORKFLOW = process.env.WEIR_WORKFLOW || 'approval';
+const CHOICE_WORKFLOW = process.env.WEIR_CHOICE_WORKFLOW || '';
+const OUTCOME_WORKFLOW = process.env.WEIR_OUTCOME_WORKFLOW || '';
 const SHOTS = resolve(process.env.WEIR_SCREENSHOTS || 'target/browser-screenshots');
 const CHROMIUM = process.env.WEIR_CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 20_000; // one expectation
@@ -244,6 +253,19 @@ async function main() {
   await page.locator('main table, main .empty').first().waitFor();
   await screenshot('dlq');
 
+  // 8a. the schedules page (admin): a schedule created through the API, paused and resumed
+  // from its card, its next fire times and firings one click away
+  await checkSchedules();
+
+  // 8b. tasks that say what they are about, explicit choices, outcome buttons
+  if (CHOICE_WORKFLOW) await checkTasksTellWhatTheyAreAbout();
+  if (OUTCOME_WORKFLOW) await checkOutcomeButtons();
+  // 8b. a claim, seen by a candidate signed in in another browser context
+  if (PEER_TOKEN) {
+    await checkClaimSeenByPeer(browser);
+    log('a claim is seen as "taken" by another candidate in another browser context');
+  }
+
   // 9. another tenant's user: counts from the lists (not an admin), sees nothing of the above
   if (TENANT_TOKEN) {
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -264,6 +286,190 @@ async function main() {
 
   expect(accessibility.length === 0, `accessibility violations (axe-core):\n  ${accessibility.join('\n  ')}`);
   expect(problems.length === 0, `the page had errors:\n  ${problems.join('\n  ')}`);
+}
+
+/** The schedules page: a schedule of WORKFLOW created through the API (hourly, so it does
+ * not fire during the test) shows as active with its trigger; Pause marks it paused and its
+ * fire times empty; Resume brings five fire times back. Then it is deleted. */
+async function checkSchedules() {
+  const name = `browser-${Date.now()}`;
+  const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+  const created = await fetch(new URL('api/v1/schedules', URL_), {
+    method: 'POST', headers,
+    body: JSON.stringify({ name, workflow: WORKFLOW, cron: '0 * * * *', timezone: 'Europe/Paris', data: { employee: 'scheduled' } }),
+  });
+  expect(created.status === 201, `creating a schedule answers 201, got ${created.status}: ${await created.text()}`);
+  await page.locator('#nav a[data-nav="schedules"]').click();
+  await page.waitForURL(/#\/schedules$/);
+  const card = page.locator(`.schedule-card[data-schedule="${name}"]`);
+  await card.waitFor();
+  const text = await card.innerText();
+  expect(text.includes('cron 0 * * * * (Europe/Paris)') && text.includes('active'), `the card says when it fires: ${text}`);
+  await card.getByRole('button', { name: `Pause ${name}` }).click();
+  await page.locator(`.schedule-card[data-schedule="${name}"] .badge`).filter({ hasText: 'paused' }).waitFor();
+  await page.locator(`.schedule-card[data-schedule="${name}"]`).getByText('Fire times and firings').click();
+  await page.locator(`.schedule-card[data-schedule="${name}"]`).getByText('None while paused.').waitFor();
+  await screenshot('schedule-paused');
+  await page.locator(`.schedule-card[data-schedule="${name}"]`).getByRole('button', { name: `Resume ${name}` }).click();
+  await page.locator(`.schedule-card[data-schedule="${name}"] .badge`).filter({ hasText: 'active' }).waitFor();
+  await page.locator(`.schedule-card[data-schedule="${name}"]`).getByText('Fire times and firings').click();
+  const upcoming = page.locator(`.schedule-card[data-schedule="${name}"] .schedule-detail ol li`);
+  await upcoming.nth(4).waitFor();
+  expect(await upcoming.count() === 5, `five next fire times, got ${await upcoming.count()}`);
+  await screenshot('schedules');
+  const deleted = await fetch(new URL(`api/v1/schedules/${encodeURIComponent(name)}`, URL_), { method: 'DELETE', headers });
+  expect(deleted.status === 200, `deleting the schedule answers 200, got ${deleted.status}`);
+  log('the schedules page shows a schedule, pauses and resumes it, and lists its next fire times');
+}
+
+/** Starts an instance through the API (as WEIR_TOKEN's user); resolves to its id. */
+async function startInstance(workflow, data) {
+  const r = await fetch(new URL('api/v1/instances', URL_), {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ workflow, data }),
+  });
+  expect(r.status === 202, `starting ${workflow} answers 202, got ${r.status}`);
+  return (await r.json()).id;
+}
+
+/** The context of an instance once it completed (waits for it, with a deadline). */
+async function completedContext(id) {
+  const deadline = Date.now() + LIVE_TIMEOUT;
+  for (;;) {
+    const r = await fetch(new URL(`api/v1/instances/${encodeURIComponent(id)}`, URL_), { headers: { authorization: `Bearer ${TOKEN}` } });
+    const v = await r.json();
+    if (v.status === 'completed') return v.context;
+    expect(Date.now() < deadline, `instance ${id} completes (it is ${v.status})`);
+    await new Promise((done) => setTimeout(done, 100));
+  }
+}
+
+/** Three approvals of different employees and amounts are told apart on the inbox by their
+ * titles and shown fields (a hostile name shows as text); the task page shows the amount;
+ * "Complete task" is refused by the browser until a choice is made. */
+async function checkTasksTellWhatTheyAreAbout() {
+  const people = [
+    { employee: 'Ann', amount: 50, receipt: { number: 'R-100' } },
+    { employee: 'Bob', amount: 150, receipt: { number: 'R-200' } },
+    { employee: '<b>Eve</b>', amount: 75 },
+  ];
+  const ids = [];
+  for (const data of people) ids.push(await startInstance(CHOICE_WORKFLOW, data));
+  await page.locator('#nav a[data-nav="inbox"]').click();
+  const cards = ids.map((id) => page.locator(`.task-card[data-instance="${id}"][data-step="approve"]`));
+  for (const card of cards) await card.waitFor({ timeout: LIVE_TIMEOUT });
+  const texts = await Promise.all(cards.map((c) => c.innerText()));
+  people.forEach((p, i) => {
+    expect(texts[i].includes(`Approve ${p.employee}'s expense of ${p.amount}`), `card ${i} has its title: ${texts[i]}`);
+    expect(/Amount\s*:?\s*/.test(texts[i]) && texts[i].includes(String(p.amount)), `card ${i} shows the amount: ${texts[i]}`);
+  });
+  expect(texts[0].includes('R-100') && texts[1].includes('R-200') && !texts[0].includes('Bob') && !texts[1].includes('Ann'),
+    `the cards tell Ann's from Bob's: ${JSON.stringify(texts)}`);
+  expect(texts[2].includes('receipt.number') && texts[2].includes('—'), `a missing shown field reads as a dash: ${texts[2]}`);
+  expect(await cards[2].locator('b').count() === 0, 'a name holding HTML is shown as text, never as markup');
+  log('three tasks told apart on the inbox by their titles and shown fields');
+  await screenshot('inbox-shown-fields');
+
+  // Bob's task: the page says the amount; nothing is chosen, and the browser refuses.
+  await cards[1].getByRole('link').first().click();
+  await page.getByRole('heading', { name: "Approve Bob's expense of 150" }).waitFor();
+  const amount = page.locator('dl.task-fields div[data-path="amount"] dd');
+  expect((await amount.textContent()).trim() === '150', 'the task page shows the amount');
+  const yes = page.getByRole('radio', { name: 'Yes' });
+  const no = page.getByRole('radio', { name: 'No' });
+  expect(!(await yes.isChecked()) && !(await no.isChecked()), 'a required boolean starts with no choice');
+  let posted = 0;
+  const count = (r) => { if (r.url().includes('/complete') && r.method() === 'POST') posted += 1; };
+  page.on('request', count);
+  await page.getByRole('button', { name: 'Complete task' }).click();
+  await page.locator('.field-error').filter({ hasText: 'Choose one' }).waitFor();
+  expect(posted === 0, 'the browser sends nothing until a choice is made');
+  expect(await yes.getAttribute('aria-invalid') === 'true', 'the choice is marked invalid');
+  log('"Complete task" is refused by the browser until a choice is made');
+  await screenshot('task-choice-required');
+  await no.check();
+  await page.getByRole('button', { name: 'Complete task' }).click();
+  await page.waitForURL(/#\/instances\//);
+  page.off('request', count);
+  expect(posted === 1, `one completion sent, got ${posted}`);
+  const context = await completedContext(ids[1]);
+  expect(context.approved === false, `the choice "No" sends approved: false: ${JSON.stringify(context)}`);
+  log('the explicit choice completed the task');
+}
+
+/** An outcome button completes a task with its data; the fields it sets are not drawn; a
+ * task without `show` shows the whole context, collapsed. */
+async function checkOutcomeButtons() {
+  const id = await startInstance(OUTCOME_WORKFLOW, { employee: 'Dan', amount: 30 });
+  await page.goto(`${URL_}#/inbox`);
+  const card = page.locator(`.task-card[data-instance="${id}"][data-step="approve"]`);
+  await card.waitFor({ timeout: LIVE_TIMEOUT });
+  await card.getByRole('link').first().click();
+  await page.getByRole('heading', { name: "Decide on Dan's expense" }).waitFor();
+  const approve = page.getByRole('button', { name: 'Approve', exact: true });
+  const reject = page.getByRole('button', { name: 'Reject', exact: true });
+  await approve.waitFor();
+  expect(await reject.isVisible(), 'one button per outcome');
+  expect(await page.getByRole('button', { name: 'Complete task' }).count() === 0, 'no plain submit beside the outcomes');
+  expect(await page.getByRole('radio').count() === 0, 'the field the outcomes set is not asked');
+  const details = page.locator('details.task-context');
+  expect(!(await details.getAttribute('open')), 'the context starts collapsed');
+  await details.locator('summary').click();
+  expect((await details.locator('pre').textContent()).includes('"Dan"'), 'the whole context is one click away');
+  await page.getByLabel('Comment').fill('ok for the client visit');
+  await screenshot('task-outcomes');
+  await approve.click();
+  await page.waitForURL(/#\/instances\//);
+  const context = await completedContext(id);
+  expect(context.approved === true && context.comment === 'ok for the client visit',
+    `the outcome's data and the comment are sent: ${JSON.stringify(context)}`);
+  log('an outcome button completed the task');
+}
+
+/** Starts an instance, claims its task as the signed-in user, and checks in a second browser
+ * context, signed in as another candidate, that the inbox card and the task page say who took
+ * it and offer neither "Claim" nor completion; then releases the claim. Both pages are checked
+ * with axe-core. */
+async function checkClaimSeenByPeer(browser) {
+  await page.goto(`${URL_}#/start?workflow=${encodeURIComponent(WORKFLOW)}`);
+  await page.getByLabel('Data (JSON object)').fill('{"employee": "cid"}');
+  await page.getByRole('button', { name: 'Start', exact: true }).click();
+  await page.waitForURL((u) => /#\/instances\/[^/?]+$/.test(u.hash));
+  const id = decodeURIComponent(new URL(page.url()).hash.split('/').pop());
+  await page.locator(`a[href="#/tasks/${id}/approve"]`).click({ timeout: LIVE_TIMEOUT });
+  await page.getByRole('button', { name: 'Claim' }).click();
+  await page.locator('.taken-by').filter({ hasText: USER }).waitFor();
+  await page.getByRole('button', { name: 'Release' }).waitFor();
+  await screenshot('task-claimed');
+
+  const other = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  other.setDefaultTimeout(STEP_TIMEOUT);
+  const mine = page;
+  page = await other.newPage();
+  page.on('pageerror', (err) => problems.push(`uncaught page error (second user): ${err.message}`));
+  try {
+    await page.goto(URL_);
+    await page.getByLabel('API token').fill(PEER_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    await page.locator('#nav a[data-nav="inbox"]').click();
+    const card = page.locator(`.task-card[data-instance="${id}"][data-step="approve"]`);
+    await card.waitFor({ timeout: LIVE_TIMEOUT });
+    await card.getByText(`Taken by ${USER}`).waitFor();
+    expect(await card.getByRole('button', { name: /Claim/ }).count() === 0, 'no "Claim" on a task someone took');
+    await screenshot('inbox-taken-second-user');
+    await card.getByRole('link').first().click();
+    await page.locator('.taken-by').filter({ hasText: USER }).waitFor();
+    expect(await page.getByRole('button', { name: 'Complete task' }).isDisabled(), 'the second user may not complete a taken task');
+    expect(await page.getByRole('button', { name: 'Claim' }).count() === 0, 'the second user may not claim a taken task');
+    await screenshot('task-taken-second-user');
+  } finally {
+    page = mine;
+    await other.close();
+  }
+  await page.getByRole('button', { name: 'Release' }).click();
+  await page.locator('.taken-by').filter({ hasText: 'no one' }).waitFor();
 }
 
 /** Draws a rich schema with the dashboard's own form module, fills it, and checks the data

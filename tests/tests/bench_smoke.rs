@@ -24,6 +24,42 @@ async fn redis_bench_smoke_measures_everything() -> anyhow::Result<()> {
     assert!(report.fanout_steps_per_second > 0.0, "{report}");
     assert!(report.latency_samples > 0, "{report}");
     assert!(report.latency_p99_ms >= report.latency_p50_ms, "{report}");
+    // The retention phase ran to its end: every instance it started was deleted.
+    assert_eq!(report.retention.instances, 500, "{report}");
+    assert!(report.retention.deleted_per_second > 0.0, "{report}");
     // Memory figures are not checked here: at smoke scale the allocator's noise swamps them.
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_bench_smoke_measures_both_topologies() -> anyhow::Result<()> {
+    use weir_coordinator::bench::cluster::{self, ClusterBenchOptions, MASTERS};
+    let report = cluster::run(ClusterBenchOptions::smoke()).await?;
+    for t in [&report.single, &report.cluster] {
+        assert_eq!(t.steps, 40 * 10, "{report}");
+        assert!(t.steps_per_second > 0.0, "{report}");
+        assert!(t.redis_cpu_us_per_step > 0.0, "{report}");
+        assert!(t.redis_capacity_steps_per_second > 0.0, "{report}");
+    }
+    // One server reports as one; the cluster's CPU comes from every master, and each of
+    // them did some of the work (the partitions spread over the masters).
+    assert_eq!(
+        report.single.per_master_cpu_us_per_step.len(),
+        1,
+        "{report}"
+    );
+    assert_eq!(
+        report.cluster.per_master_cpu_us_per_step.len(),
+        MASTERS,
+        "{report}"
+    );
+    assert!(
+        report
+            .cluster
+            .per_master_cpu_us_per_step
+            .iter()
+            .all(|(_, us)| *us > 0.0),
+        "{report}"
+    );
     Ok(())
 }

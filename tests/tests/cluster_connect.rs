@@ -113,7 +113,7 @@ async fn a_cluster_is_detected_from_one_node_or_seeds_and_blocking_reads_do_not_
     let popped: Option<(String, String)> = redis::cmd("BLPOP")
         .arg(&reply)
         .arg(1)
-        .query_async(&mut *blocking)
+        .query_async(&mut blocking)
         .await?;
     assert_eq!(popped.map(|p| p.1).as_deref(), Some("done"));
 

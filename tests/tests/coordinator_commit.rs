@@ -1,7 +1,8 @@
 //! `commit.lua` (issue 15, lows): everything is validated before the first write, so a
 //! malformed batch or a reply key of the wrong type leaves its inputs unacknowledged and
 //! writes nothing; and a due timer is removed only if it still has the due time read, so a
-//! timer rescheduled earlier in the same batch stays.
+//! timer rescheduled earlier in the same batch stays. And a history is capped: the oldest
+//! records past the cap are dropped and counted on the instance.
 
 mod common;
 
@@ -53,7 +54,13 @@ async fn a_batch_that_fails_validation_writes_and_acknowledges_nothing() -> anyh
         .await?;
     let mut b = Batch::new(part.lease());
     b.ack(&part.commands(), "coordinators", &entry);
-    b.rpush(&part.history("i"), b"record");
+    b.rpush_capped(
+        &part.history("i"),
+        10,
+        &part.instance("i"),
+        "history_dropped",
+        b"record",
+    );
     b.reply(&reply, 60_000, b"verdict");
     let err = b.commit(&mut conn.clone(), "me").await.unwrap_err();
     assert!(matches!(err, CommitError::Rejected(_)), "{err:?}");
@@ -111,5 +118,40 @@ async fn a_due_timer_rescheduled_in_the_same_batch_is_kept() -> anyhow::Result<(
         .query_async(&mut conn)
         .await?;
     assert_eq!(score, None);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_keeps_its_last_records_and_counts_those_dropped() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let mut conn = raw(&redis.url()).await?;
+    let part = Keys::new("t", 8).part(0);
+    let _: () = redis::cmd("SET")
+        .arg(part.lease())
+        .arg("me")
+        .query_async(&mut conn)
+        .await?;
+    let (history, instance) = (part.history("i"), part.instance("i"));
+    // Seven records under a cap of 4: three turns, the last one pushing several at once.
+    for records in [&[0u8, 1][..], &[2, 3, 4], &[5, 6]] {
+        let mut b = Batch::new(part.lease());
+        for r in records {
+            b.rpush_capped(&history, 4, &instance, "history_dropped", &[b'r', b'0' + r]);
+        }
+        b.commit(&mut conn.clone(), "me").await?;
+    }
+    let kept: Vec<String> = redis::cmd("LRANGE")
+        .arg(&history)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(kept, ["r3", "r4", "r5", "r6"]);
+    let dropped: u64 = redis::cmd("HGET")
+        .arg(&instance)
+        .arg("history_dropped")
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(dropped, 3);
     Ok(())
 }

@@ -306,5 +306,71 @@ async fn an_input_whose_writes_redis_refuses_is_dead_lettered_and_the_rest_goes_
         },
     )
     .await?;
+    // Its instance ends visibly with the dead letter: failed, saying why and what to do,
+    // announced as WorkflowFailed; never `pending` for ever.
+    let failed = wait_for_async(
+        Duration::from_secs(10),
+        "the start's instance fails",
+        async || {
+            client
+                .get_instance(jam)
+                .await
+                .ok()
+                .filter(|v| v.status == InstanceStatus::Failed)
+        },
+    )
+    .await?;
+    let error = failed.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("dead-lettered")
+            && error.contains("not a stream")
+            && error.contains("weir dlq replay"),
+        "{failed:?}"
+    );
+    assert!(failed.finished_at.is_some(), "{failed:?}");
+    let pending = client
+        .list_instances(&InstanceFilter {
+            status: Some(InstanceStatus::Pending),
+            ..InstanceFilter::default()
+        })
+        .await?;
+    assert!(pending.is_empty(), "{pending:?}");
+    let listed = client
+        .list_instances(&InstanceFilter {
+            status: Some(InstanceStatus::Failed),
+            ..InstanceFilter::default()
+        })
+        .await?;
+    assert!(listed.iter().any(|v| v.id == jam), "{listed:?}");
+    let (events, _) = client
+        .read_events(&Default::default(), 10_000, None)
+        .await?;
+    assert!(
+        events.iter().any(|e| &*e.instance_id == jam
+            && matches!(&e.kind, weir::EventKind::WorkflowFailed { step: None, error } if error.contains("dead-lettered"))),
+        "no WorkflowFailed for {jam}"
+    );
+    // Once the cause is fixed, replaying the dead letter creates the instance after all.
+    for part in keys.all_parts() {
+        let _: () = redis::cmd("DEL")
+            .arg(part.queue("jammed"))
+            .query_async(&mut conn)
+            .await?;
+    }
+    weir::redis::admin::replay(client.connections(), None).await?;
+    let created = wait_for_async(
+        Duration::from_secs(15),
+        "the replayed start is created",
+        async || {
+            client.get_instance(jam).await.ok().filter(|v| {
+                matches!(
+                    v.status,
+                    InstanceStatus::Running | InstanceStatus::Completed
+                )
+            })
+        },
+    )
+    .await?;
+    assert_eq!(created.error, None, "{created:?}");
     Ok(())
 }

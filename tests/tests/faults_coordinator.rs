@@ -339,7 +339,7 @@ async fn a_commit_is_fenced_by_the_lease_and_revision_and_all_or_nothing() -> an
         .await?;
     let batch = |rev: Option<u64>| {
         let mut b = Batch::new(part.lease());
-        b.rpush(&part.history("i"), b"record");
+        b.rpush_capped(&part.history("i"), 10, &inst, "history_dropped", b"record");
         b.check_revision(&inst, rev);
         b.hset(&inst, &[("state", b"new"), ("rev", b"6")]);
         b.xadd(&part.events(), 100, "e", b"{}");

@@ -690,6 +690,7 @@ async fn a_reassigned_task_moves_to_the_new_assignee_and_only_they_complete_it(
     let to = weir::model::Assignment {
         assignee: Some("bob".into()),
         candidates: vec![],
+        groups: Vec::new(),
     };
     let view = client
         .reassign_task("r1", "approve", &weir::model::Actor::admin("ops"), to)

@@ -163,6 +163,21 @@ async fn starts_without_a_coordinator_are_pending_then_a_coordinator_runs_them(
             .count();
         assert_eq!(started, n, "WorkflowStarted events of {id}");
     }
+    // The canceled one was announced as any cancel is: one WorkflowCanceled, with the
+    // reason, stamped when it was canceled (the JSON the engine writes, or it would not
+    // have been read back as an event at all).
+    let announced: Vec<_> = events
+        .iter()
+        .filter(|e| &*e.instance_id == doomed.id.as_str())
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert_eq!(
+        announced[0].kind,
+        weir::EventKind::WorkflowCanceled {
+            reason: Some("customer changed their mind".into())
+        }
+    );
+    assert_eq!(Some(announced[0].timestamp), canceled.finished_at);
     worker.stop().await;
     coordinator.stop().await;
     Ok(())

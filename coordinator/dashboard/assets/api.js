@@ -38,7 +38,8 @@ export function setToken(value) {
 /**
  * Calls the API: `api('/instances?status=failed')`, `api('/instances', { method: 'POST', body })`.
  * Resolves to the parsed JSON (or null for an empty body); rejects with an `ApiError`.
- * `opts.token` overrides the stored token (used to check a token at sign-in).
+ * `opts.token` overrides the stored token (used to check a token at sign-in). With
+ * `opts.withNext`, resolves to `{ data, next }`: `next` is the `Weir-Next-Cursor` header.
  */
 export async function api(path, opts = {}) {
   const headers = { Accept: 'application/json' };
@@ -73,7 +74,7 @@ export async function api(path, opts = {}) {
     }
     throw error;
   }
-  return data;
+  return opts.withNext ? { data, next: response.headers.get('weir-next-cursor') } : data;
 }
 
 /** Builds a query string from an object, skipping empty values: `?a=1&b=x`. */

@@ -17,6 +17,7 @@ import instance from './views/instance.js';
 import inbox from './views/inbox.js';
 import task from './views/task.js';
 import dlq from './views/dlq.js';
+import schedules from './views/schedules.js';
 
 route('/', home);
 route('/definitions', definitions);
@@ -27,6 +28,7 @@ route('/instances/:id', instance);
 route('/inbox', inbox);
 route('/tasks/:instance/:step', task);
 route('/dlq', dlq);
+route('/schedules', schedules);
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -59,6 +61,7 @@ function showChrome(user) {
   if (!user) return;
   document.getElementById('user').textContent = user.tenant ? `${user.user} · ${user.tenant}` : user.user;
   nav.querySelector('[data-nav="dlq"]').hidden = !user.admin;
+  nav.querySelector('[data-nav="schedules"]').hidden = !user.admin;
 }
 
 function highlight(pattern) {

@@ -1,7 +1,8 @@
 // A form drawn from a task's JSON Schema, with errors shown next to the fields.
 //
 // Supported: objects (nested ones as fieldsets), string (text, textarea for long text, date
-// and email inputs by `format`), number, integer, boolean, `enum` (a select), arrays of simple
+// and email inputs by `format`), number, integer, boolean (a checkbox; a required one is two
+// radio choices with none selected), `enum` (a select), arrays of simple
 // values (a list of inputs; of an enum, checkboxes); `required`, `title`, `description`,
 // `default`. Anything else is edited as JSON text. The browser checks the basics before
 // sending (required, types, minimum/maximum, lengths, pattern, enum, item counts); the server
@@ -176,6 +177,7 @@ function objectField(schema, pointer, name, required, initial, fields, isRoot) {
 }
 
 function simpleField(schema, type, pointer, name, required, initial, fields) {
+  if (type === 'boolean' && required) return booleanChoice(schema, pointer, name, fields);
   let control;
   if (type === 'boolean') {
     control = h('input', { type: 'checkbox', checked: initial === true });
@@ -241,6 +243,38 @@ function checkSimple(schema, type, value, raw, required, pointer, errors) {
     }
   }
   return undefined;
+}
+
+/**
+ * A required boolean: two radio choices, none selected (never pre-filled, even by a
+ * `default`), so a person cannot send `false` by not touching it. The labels are Yes / No, or
+ * the `title`s of a `oneOf` of `{ const: true }` / `{ const: false }` when the schema has them.
+ */
+function booleanChoice(schema, pointer, name, fields) {
+  const titled = (value) => (Array.isArray(schema.oneOf) ? schema.oneOf : [])
+    .find((c) => c && c.const === value && typeof c.title === 'string')?.title;
+  const group = uid('choice');
+  const errorEl = h('p', { class: 'field-error', id: `${group}-error`, hidden: true, 'aria-live': 'polite' });
+  const help = schema.description ? h('p', { class: 'field-help', id: `${group}-help`, text: schema.description }) : null;
+  const radios = [true, false].map((value) => {
+    const radio = h('input', { type: 'radio', name: `${group}`, id: uid('choice'), value: String(value),
+      'aria-describedby': [help ? `${group}-help` : null, `${group}-error`].filter(Boolean).join(' ') });
+    return { value, radio, label: h('label', { for: radio.id, text: titled(value) || (value ? 'Yes' : 'No') }) };
+  });
+  const el = h('fieldset', { class: 'group choices boolean-choice', role: 'radiogroup', 'aria-required': 'true', dataset: { field: pointer } },
+    h('legend', {}, label(schema, name), h('span', { class: 'req', title: 'required', text: ' *' })),
+    help,
+    radios.map((r) => h('div', { class: 'inline-row' }, r.radio, r.label)),
+    errorEl);
+  fields.set(pointer, { errorEl, control: radios[0].radio, wrap: el });
+  const get = () => radios.find((r) => r.radio.checked)?.value;
+  return {
+    el,
+    get,
+    check(errors) {
+      if (get() === undefined) errors.push({ field: pointer, message: 'Choose one.' });
+    },
+  };
 }
 
 function enumField(schema, pointer, name, required, initial, fields) {

@@ -54,3 +54,22 @@ export function errorText(err) {
   if (err.detail && err.title) return `${err.title}: ${err.detail}`;
   return err.detail || err.title || err.message || String(err);
 }
+
+/** A shown context value as a person reads it: a string as it is, anything else as JSON. */
+export function valueText(value) {
+  if (value === null || value === undefined) return '—';
+  return typeof value === 'string' ? value : JSON.stringify(value);
+}
+
+/**
+ * A task's shown fields (its step's `show`) as a description list, each labelled with the
+ * form's title or the path; null when the step shows none. Values go in as text.
+ */
+export function shownFields(task, className = 'facts-grid task-fields') {
+  const fields = Array.isArray(task.fields) ? task.fields : [];
+  if (!fields.length) return null;
+  return h('dl', { class: className },
+    fields.map((f) => h('div', { dataset: { path: f.path } },
+      h('dt', { text: f.title || f.path }),
+      h('dd', { class: f.value === null || f.value === undefined ? 'muted' : null, text: valueText(f.value) }))));
+}

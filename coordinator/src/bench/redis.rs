@@ -7,6 +7,9 @@
 //! - start throughput from one client process, with no coordinator (a start is one script
 //!   call that stores it, pending): single starts by 64 concurrent callers, and batched
 //!   starts (batches of 100, one script call per partition each);
+//! - retention: with a retention of zero, whether the coordinator deletes finished
+//!   instances as fast as they complete (deleted per second, the largest backlog, the lag
+//!   after the last completion; namespace `weir-bench-retention`);
 //! - beside them, the raw `redis-benchmark` figure of pipelined XADD on the same server.
 //!
 //! The linear figure is end to end: 32 producers start the 10-step chains while the
@@ -51,6 +54,8 @@ pub struct RedisBenchOptions {
     pub single_starts: usize,
     /// Starts in the batched phase (in batches of [`START_BATCH`]).
     pub batched_starts: usize,
+    /// Instances of the retention phase (a 2-step chain each, deleted as they finish).
+    pub retention_instances: usize,
 }
 
 /// Concurrent callers of the single-start phase.
@@ -70,6 +75,7 @@ impl RedisBenchOptions {
             concurrency: 64,
             single_starts: 60_000,
             batched_starts: 200_000,
+            retention_instances: 20_000,
         }
     }
 
@@ -82,6 +88,7 @@ impl RedisBenchOptions {
             concurrency: 16,
             single_starts: 640,
             batched_starts: 1_000,
+            retention_instances: 500,
         }
     }
 }
@@ -129,6 +136,29 @@ pub struct RedisBenchReport {
     /// Linear workload: this process's CPU time (coordinator, workers and the client
     /// starting instances) per step, microseconds.
     pub linear_engine_cpu_us_per_step: f64,
+    /// Retention phase: what it measured (see [`RetentionFigures`]).
+    pub retention: RetentionFigures,
+}
+
+/// The retention phase: a coordinator with a retention of zero (every finished instance is
+/// due for deletion at once) while instances are started in batches and completed as fast
+/// as the engine goes; retention must delete them as fast as they finish.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RetentionFigures {
+    /// Instances started (and, by the end, deleted).
+    pub instances: u64,
+    /// Completions per second: instances over the time until none was left unfinished.
+    pub completed_per_second: f64,
+    /// Deletions per second: instances over the time until none was left at all.
+    pub deleted_per_second: f64,
+    /// The most finished instances seen waiting for deletion at once (sampled every 50 ms).
+    pub max_backlog: u64,
+    /// How long after the last completion the last deletion came, seconds.
+    pub lag_seconds: f64,
+    /// Retention kept up: the backlog never grew past what one second of completions makes
+    /// (a sweep runs about once a second per partition), and it was empty within 2 s of
+    /// the last completion.
+    pub kept_up: bool,
 }
 
 impl std::fmt::Display for RedisBenchReport {
@@ -187,6 +217,16 @@ impl std::fmt::Display for RedisBenchReport {
             "linear CPU per step:              redis {:.1} us, coordinator+workers+client {:.1} us",
             self.linear_redis_cpu_us_per_step, self.linear_engine_cpu_us_per_step
         )?;
+        let r = &self.retention;
+        writeln!(
+            f,
+            "retention (retention 0):          {:>10.0} deleted/s, {:.0} completed/s, backlog at most {}, last deletion {:.2} s after the last completion: {}",
+            r.deleted_per_second,
+            r.completed_per_second,
+            r.max_backlog,
+            r.lag_seconds,
+            if r.kept_up { "kept up" } else { "FELL BEHIND" }
+        )?;
         match self.redis_benchmark_xadd_per_second {
             Some(x) => writeln!(f, "redis-benchmark XADD -P 100:      {x:>10.0} requests/s"),
             None => writeln!(f, "redis-benchmark XADD:             not available"),
@@ -220,9 +260,10 @@ impl Step for ProbeStep {
 }
 
 /// A private redis-server, killed on drop.
-struct OwnServer {
+pub(super) struct OwnServer {
     child: Child,
-    port: u16,
+    /// Its loopback port.
+    pub(super) port: u16,
     _dir: tempdir::Dir,
 }
 
@@ -243,14 +284,29 @@ impl Drop for OwnServer {
     }
 }
 
-fn start_server() -> anyhow::Result<OwnServer> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+impl OwnServer {
+    /// Its URL.
+    pub(super) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+/// A free loopback port (bound, then released).
+pub(super) fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts a private redis-server on a free loopback port, with no persistence and `extra`
+/// arguments (`--name value` pairs), and waits until it answers.
+pub(super) fn start_server(extra: &[String]) -> anyhow::Result<OwnServer> {
+    let port = free_port()?;
     let dir = std::env::temp_dir().join(format!("weir-bench-{port}"));
     std::fs::create_dir_all(&dir)?;
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
         .arg("--dir")
         .arg(&dir)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -262,7 +318,7 @@ fn start_server() -> anyhow::Result<OwnServer> {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if server::answers_ping(&format!("redis://127.0.0.1:{port}/")) {
+        if server::answers_ping(&server.url()) {
             return Ok(server);
         }
         anyhow::ensure!(
@@ -273,26 +329,47 @@ fn start_server() -> anyhow::Result<OwnServer> {
     }
 }
 
+/// Redis memory in use, summed over the masters (one on a single server).
 async fn used_memory(client: &WeirClient) -> anyhow::Result<u64> {
-    let info = server::info(&mut client.connections().conn.clone(), "memory").await?;
-    server::info_field(&info, "used_memory")
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("INFO memory has no used_memory"))
+    let mut total = 0;
+    for (node, info) in server::info_per_master(&client.connections().conn, "memory").await? {
+        total += server::info_field(&info, "used_memory")
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("INFO memory of {node} has no used_memory"))?;
+    }
+    Ok(total)
 }
 
-/// The Redis server's CPU time so far (user + system), seconds.
+/// Each master's CPU time so far (user + system), seconds, by address (one entry on a
+/// single server).
+pub(super) async fn redis_cpu_per_master(
+    client: &WeirClient,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    let infos = server::info_per_master(&client.connections().conn, "cpu").await?;
+    Ok(infos
+        .into_iter()
+        .map(|(node, info)| {
+            let field = |name: &str| {
+                server::info_field(&info, name)
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            (node, field("used_cpu_user") + field("used_cpu_sys"))
+        })
+        .collect())
+}
+
+/// The Redis servers' CPU time so far (user + system, summed over the masters), seconds.
 async fn redis_cpu(client: &WeirClient) -> anyhow::Result<f64> {
-    let info = server::info(&mut client.connections().conn.clone(), "cpu").await?;
-    let field = |name: &str| {
-        server::info_field(&info, name)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    Ok(field("used_cpu_user") + field("used_cpu_sys"))
+    Ok(redis_cpu_per_master(client)
+        .await?
+        .iter()
+        .map(|(_, cpu)| cpu)
+        .sum())
 }
 
 /// This process's CPU time so far (user + system), seconds; 0 where `/proc` is missing.
-fn own_cpu() -> f64 {
+pub(super) fn own_cpu() -> f64 {
     // Fields 14 and 15 of /proc/self/stat, in clock ticks (100 per second on Linux); the
     // command name (field 2) may hold spaces, so count from its closing parenthesis.
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
@@ -317,7 +394,7 @@ async fn count_status(client: &WeirClient, status: InstanceStatus) -> anyhow::Re
 }
 
 /// Starts `n` instances with `parallel` concurrent starters; returns their ids.
-async fn start_many(
+pub(super) async fn start_many(
     client: &WeirClient,
     name: &str,
     n: usize,
@@ -433,7 +510,11 @@ async fn start_throughput(
     Ok((single, batched, single_cpu, batched_cpu))
 }
 
-async fn wait_completed(client: &WeirClient, target: u64, timeout: Duration) -> anyhow::Result<()> {
+pub(super) async fn wait_completed(
+    client: &WeirClient,
+    target: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     loop {
         let done = count_status(client, InstanceStatus::Completed).await?;
@@ -448,15 +529,87 @@ async fn wait_completed(client: &WeirClient, target: u64, timeout: Duration) -> 
     }
 }
 
+/// The retention phase (see [`RetentionFigures`]), in its own namespace with its own
+/// coordinator (retention zero) and two workers.
+async fn retention_phase(url: &str, opts: &RedisBenchOptions) -> anyhow::Result<RetentionFigures> {
+    let ns = "weir-bench-retention";
+    let config = RedisConfig::new(url, ns);
+    let (stop, stop_rx) = watch::channel(false);
+    let mut cc = CoordinatorConfig::new(config.clone());
+    cc.retention = Duration::ZERO;
+    let coordinator = tokio::spawn(Coordinator::connect(cc).await?.run(stop_rx.clone()));
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let mut wc = WorkerConfig::new(config.clone());
+        wc.concurrency = opts.concurrency;
+        let worker = Worker::connect(wc, weir_worker::builtin_handlers()).await?;
+        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
+    }
+    let client = WeirClient::connect(&config).await?;
+    let def = workloads::linear(2);
+    client.register_definition(def.clone()).await?;
+    let n = opts.retention_instances as u64;
+    let t = Instant::now();
+    let starter = {
+        let (client, name) = (client.clone(), def.name.clone());
+        let n = opts.retention_instances;
+        tokio::spawn(async move { start_batches(&client, &name, n, START_BATCH, 2).await })
+    };
+    let (mut completed_at, mut deleted_at, mut max_backlog) = (None, None, 0u64);
+    let deadline = t + Duration::from_secs(120);
+    let mut conn = client.connections().conn.clone();
+    let keys = client.connections().keys.clone();
+    while deleted_at.is_none() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "retention phase: not every instance was deleted within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = starter.is_finished();
+        let left = server::count_instances(&mut conn, &keys).await?;
+        let backlog = count_status(&client, InstanceStatus::Completed).await?;
+        max_backlog = max_backlog.max(backlog);
+        if started && completed_at.is_none() && left == backlog {
+            completed_at = Some(t.elapsed());
+        }
+        if started && left == 0 {
+            deleted_at = Some(t.elapsed());
+        }
+    }
+    starter.await??;
+    let _ = stop.send(true);
+    let _ = coordinator.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    let mut wipe = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    server::wipe_namespace(&mut wipe, ns).await?;
+    let deleted_at = deleted_at.unwrap_or_default();
+    let completed_at = completed_at.unwrap_or(deleted_at);
+    let completed_per_second = n as f64 / completed_at.as_secs_f64().max(1e-3);
+    let lag = deleted_at.saturating_sub(completed_at);
+    Ok(RetentionFigures {
+        instances: n,
+        completed_per_second,
+        deleted_per_second: n as f64 / deleted_at.as_secs_f64().max(1e-3),
+        max_backlog,
+        lag_seconds: lag.as_secs_f64(),
+        kept_up: lag <= Duration::from_secs(2)
+            && (max_backlog as f64) <= completed_per_second * 1.5 + START_BATCH as f64,
+    })
+}
+
 /// Runs the benchmark.
 pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     let own = match &opts.url {
         Some(_) => None,
-        None => Some(start_server()?),
+        None => Some(start_server(&[])?),
     };
     let url = match (&opts.url, &own) {
         (Some(u), _) => u.clone(),
-        (None, Some(s)) => format!("redis://127.0.0.1:{}/", s.port),
+        (None, Some(s)) => s.url(),
         (None, None) => unreachable!("a server was started when no URL was given"),
     };
     let ns = "weir-bench";
@@ -511,8 +664,12 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
             description: None,
             assignee: Some("bench".into()),
             candidates: vec![],
+            candidate_groups: vec![],
+            assignee_expr: None,
+            candidates_expr: None,
             form: None,
             due: None,
+            ..HumanStep::default()
         }),
     );
     waiting_def.edges.push(weir::model::EdgeDef {
@@ -623,6 +780,8 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     for w in workers {
         let _ = w.await;
     }
+    // Retention last, with the main coordinator and workers stopped.
+    let retention = retention_phase(&url, &opts).await?;
     let xadd = own.as_ref().and_then(|s| redis_benchmark_xadd(s.port));
     if own.is_none() {
         server::wipe_namespace(&mut wipe_conn, ns).await?;
@@ -646,6 +805,7 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
         redis_benchmark_xadd_per_second: xadd,
         linear_redis_cpu_us_per_step,
         linear_engine_cpu_us_per_step,
+        retention,
     })
 }
 

@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::printer::out;
 use super::Global;
-use weir_coordinator::bench::{local, redis as redis_bench, workloads};
+use weir_coordinator::bench::{cluster as cluster_bench, local, redis as redis_bench, workloads};
 
 /// `weir bench ...`.
 #[derive(Debug, Subcommand)]
@@ -32,6 +32,10 @@ pub(crate) struct RedisArgs {
     /// A quick run with small numbers (the same code paths).
     #[arg(long)]
     pub smoke: bool,
+    /// Instead of the full benchmark, the linear workload on one private redis-server and
+    /// on a private Redis Cluster of three masters, in alternating rounds.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 /// Instances run at once in the local benchmark.
@@ -57,6 +61,20 @@ pub(crate) async fn run(global: &Global, cmd: BenchCommand) -> anyhow::Result<Ex
                     r.events
                 ));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        BenchCommand::Redis(args) if args.cluster => {
+            anyhow::ensure!(
+                !global.redis_given,
+                "weir bench redis --cluster starts its own server and cluster; it does not take --redis yet (leave --redis out)"
+            );
+            let opts = if args.smoke {
+                cluster_bench::ClusterBenchOptions::smoke()
+            } else {
+                cluster_bench::ClusterBenchOptions::full()
+            };
+            let report = cluster_bench::run(opts).await?;
+            out(report.to_string().trim_end());
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Redis(args) => {

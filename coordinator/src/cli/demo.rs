@@ -90,7 +90,16 @@ impl DemoTarget {
                     .map_err(|e| anyhow!("{}: task data of {step}: {e}", ex.path))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let mut answers = Answers::new(tasks, false, "the demo");
+        let messages = ex
+            .messages
+            .iter()
+            .map(|(name, data)| {
+                serde_json::from_str::<Value>(data)
+                    .map(|v| (name.to_string(), v))
+                    .map_err(|e| anyhow!("{}: message data of {name}: {e}", ex.path))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut answers = Answers::new(tasks, false, "the demo").with_messages(messages);
         match self {
             DemoTarget::Local => {
                 let printer = Arc::new(Printer::new("  "));
@@ -253,6 +262,15 @@ async fn run_on(target: &DemoTarget) -> anyhow::Result<ExitCode> {
     ));
     let mut rows = Vec::new();
     for ex in &EXAMPLES {
+        if ex.local_only && !matches!(target, DemoTarget::Local) {
+            out("");
+            out(&format!(
+                "== {}: skipped here: {} (run `weir demo` without Redis to see it)",
+                name_of(ex),
+                weir::redis::client::MESSAGES_NOT_YET
+            ));
+            continue;
+        }
         out("");
         out(&format!("== {}: {}", name_of(ex), ex.shows));
         out(&format!("   {}, started with {}", ex.path, ex.data));

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use serde_json::Value;
-use weir::api::{EngineError, InstanceView, StartOptions, TaskFilter};
-use weir::model::{AttemptRecord, Task};
+use weir::api::{EngineError, InstanceView, StartOptions, TaskFilter, WaitingFor};
+use weir::model::{Actor, AttemptRecord, SendMessage, Task};
 use weir::Engine;
 
 use super::printer::Printer;
@@ -27,6 +27,8 @@ const WAIT_SLICE: Duration = Duration::from_secs(3600);
 #[derive(Debug, Default)]
 pub(crate) struct Answers {
     given: HashMap<String, VecDeque<Value>>,
+    /// Message data by message name, in order, for event steps (`--message NAME=JSON`).
+    messages: HashMap<String, VecDeque<Value>>,
     interactive: bool,
     source: &'static str,
 }
@@ -45,9 +47,18 @@ impl Answers {
         }
         Answers {
             given: map,
+            messages: HashMap::new(),
             interactive,
             source,
         }
+    }
+
+    /// Adds message data for event steps, in order per message name.
+    pub(crate) fn with_messages(mut self, messages: Vec<(String, Value)>) -> Answers {
+        for (name, data) in messages {
+            self.messages.entry(name).or_default().push_back(data);
+        }
+        self
     }
 }
 
@@ -162,11 +173,63 @@ async fn settle_and_answer(
         // Waiting: answer the oldest open task, then look again (answering one may close
         // or open others).
         let tasks = open_tasks(engine, id).await?;
-        let Some(task) = tasks.into_iter().next() else {
+        if let Some(task) = tasks.into_iter().next() {
+            answer(engine, &task, answers, printer).await?;
+            continue;
+        }
+        let Some(wait) = view.waiting_for.first() else {
             bail!("instance {id} is {} but has no open task", view.status);
         };
-        answer(engine, &task, answers, printer).await?;
+        feed_message(engine, id, wait, answers, printer).await?;
     }
+}
+
+/// Sends an event step the next message given for its name: by its key (as a sender
+/// would), or as a signal to this instance when the step has no key.
+async fn feed_message(
+    engine: &dyn Engine,
+    id: &str,
+    wait: &WaitingFor,
+    answers: &mut Answers,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let Some(data) = answers
+        .messages
+        .get_mut(&wait.event)
+        .and_then(VecDeque::pop_front)
+    else {
+        let key = wait
+            .key
+            .as_deref()
+            .map(|k| format!(" with key {k:?}"))
+            .unwrap_or_default();
+        bail!(
+            "instance {id} waits for message {:?}{key} at step {:?}: give its data with \
+             --message {}=JSON",
+            wait.event,
+            wait.step,
+            wait.event
+        );
+    };
+    match &wait.key {
+        Some(key) => {
+            printer.note(&format!(
+                "{}: sending message {} with key {key}: {data}",
+                wait.step, wait.event
+            ));
+            let message = SendMessage::new(wait.event.clone(), key.clone(), data)
+                .for_tenant(engine.get_instance(id).await?.tenant);
+            engine.send_message(message).await?;
+        }
+        None => {
+            printer.note(&format!(
+                "{}: signaling {} to instance {id}: {data}",
+                wait.step, wait.event
+            ));
+            engine.signal(id, &wait.event, data, None).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The user a task is completed as.
@@ -177,6 +240,17 @@ pub(crate) fn user_for(task: &Task) -> &str {
         .unwrap_or(DEFAULT_USER)
 }
 
+/// Who completes a task in `weir run`: [`user_for`], and when the task names no user but
+/// candidate groups, that user as a member of its first group (`weir run` plays every
+/// person of the workflow, as it plays the assignee).
+fn actor_for(task: &Task) -> Actor {
+    let mut actor = Actor::user(user_for(task));
+    if task.assignee.is_none() && task.candidates.is_empty() {
+        actor.groups = task.candidate_groups.iter().take(1).cloned().collect();
+    }
+    actor
+}
+
 async fn answer(
     engine: &dyn Engine,
     task: &Task,
@@ -184,7 +258,8 @@ async fn answer(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     let step = &*task.step;
-    let user = user_for(task);
+    let actor = actor_for(task);
+    let user = actor.user.as_str();
     let mut asked = false;
     loop {
         let given = answers.given.get_mut(step).and_then(VecDeque::pop_front);
@@ -209,7 +284,7 @@ async fn answer(
             ),
         };
         match engine
-            .complete_human_task(&task.instance_id, step, user, data.clone())
+            .complete_task_as(&task.instance_id, step, &actor, data.clone())
             .await
         {
             Ok(_) => return Ok(()),

@@ -17,6 +17,10 @@ pub(crate) struct Example {
     pub data: &'static str,
     /// Human task data: (step, JSON).
     pub tasks: &'static [(&'static str, &'static str)],
+    /// Messages the demo sends when an event step waits: (message name, JSON data).
+    pub messages: &'static [(&'static str, &'static str)],
+    /// Runs only on the in-process engine (the Redis engine does not support it yet).
+    pub local_only: bool,
     /// How it must end.
     pub expect: InstanceStatus,
     /// Context values it must end with: (key, JSON value).
@@ -24,7 +28,7 @@ pub(crate) struct Example {
 }
 
 /// Every example, in the order the demo runs them.
-pub(crate) const EXAMPLES: [Example; 5] = [
+pub(crate) const EXAMPLES: [Example; 6] = [
     Example {
         path: "deploy/examples/expense_approval.yaml",
         source: include_str!("../../../deploy/examples/expense_approval.yaml"),
@@ -34,6 +38,8 @@ pub(crate) const EXAMPLES: [Example; 5] = [
             "approve",
             r#"{"approved": true, "comment": "receipt checked"}"#,
         )],
+        messages: &[],
+        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("approved", "true"), ("paid", "true")],
     },
@@ -43,6 +49,8 @@ pub(crate) const EXAMPLES: [Example; 5] = [
         shows: "parallel fan-out and a join (two 300ms steps overlap)",
         data: r#"{"order": "A-17"}"#,
         tasks: &[],
+        messages: &[],
+        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("shipped", "true")],
     },
@@ -52,6 +60,8 @@ pub(crate) const EXAMPLES: [Example; 5] = [
         shows: "a gateway routing by a condition; the paths not taken are skipped",
         data: r#"{"ticket": "T-9", "severity": 4}"#,
         tasks: &[],
+        messages: &[],
+        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("queue", r#""on_call""#)],
     },
@@ -61,6 +71,8 @@ pub(crate) const EXAMPLES: [Example; 5] = [
         shows: "a durable timer step (1s)",
         data: "{}",
         tasks: &[],
+        messages: &[],
+        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("reminder", r#""sent""#)],
     },
@@ -70,8 +82,28 @@ pub(crate) const EXAMPLES: [Example; 5] = [
         shows: "retries with backoff: two failed attempts, then success",
         data: "{}",
         tasks: &[],
+        messages: &[],
+        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("charged", "true")],
+    },
+    Example {
+        path: "deploy/examples/order_payment.yaml",
+        source: include_str!("../../../deploy/examples/order_payment.yaml"),
+        shows:
+            "an event step waiting for a payment message (sent by the demo, keyed by the order id)",
+        data: r#"{"order_id": "A-17"}"#,
+        tasks: &[],
+        messages: &[(
+            "payment_received",
+            r#"{"amount": 30, "provider": "stripe"}"#,
+        )],
+        local_only: true,
+        expect: InstanceStatus::Completed,
+        expect_context: &[
+            ("shipped", "true"),
+            ("payment", r#"{"amount": 30, "provider": "stripe"}"#),
+        ],
     },
 ];
 
@@ -94,6 +126,9 @@ mod tests {
                 .is_object());
             for (step, data) in ex.tasks {
                 assert!(wf.step_id(step).is_some(), "{step}");
+                serde_json::from_str::<serde_json::Value>(data).unwrap();
+            }
+            for (_, data) in ex.messages {
                 serde_json::from_str::<serde_json::Value>(data).unwrap();
             }
             for (_, v) in ex.expect_context {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use clap::Args;
+use serde_json::Value;
 use weir::api::{EngineError, InstanceFilter, InstanceView, StartOptions};
 use weir::model::{AttemptRecord, InstanceStatus};
 use weir::Engine;
@@ -45,6 +46,15 @@ pub(crate) struct StartArgs {
     /// Who starts it.
     #[arg(long, value_name = "U")]
     pub created_by: Option<String>,
+    /// A delayed start: create the instance at this time (RFC 3339, e.g.
+    /// 2026-12-24T08:00:00Z). The start is stored now; until then the instance is `pending`
+    /// with its start time, and `weir cancel` cancels it.
+    #[arg(long, value_name = "RFC3339", conflicts_with = "delay")]
+    pub at: Option<String>,
+    /// A delayed start: create the instance this long from now (by the Redis clock), e.g.
+    /// 90s, 15m, 2h.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub delay: Option<Duration>,
     /// Wait until a coordinator created the instance (it is `pending` until then). Without
     /// it, `weir start` returns as soon as the start is stored in Redis, coordinator or not.
     #[arg(long)]
@@ -121,6 +131,24 @@ pub(crate) struct CancelArgs {
     pub reason: Option<String>,
 }
 
+/// `weir signal ID NAME [--data JSON] [--id MSG_ID]`.
+#[derive(Debug, Args)]
+pub(crate) struct SignalArgs {
+    /// The instance id.
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The message name its event step waits on.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// The data (JSON; default `{}`): stored under the step's `output`, or merged into the
+    /// context when the step has none (then it must be an object).
+    #[arg(long, value_name = "JSON")]
+    pub data: Option<String>,
+    /// The signal's id: the same id twice is delivered once (default: a new one).
+    #[arg(long = "id", value_name = "MSG_ID")]
+    pub message_id: Option<String>,
+}
+
 /// `weir retry ID`.
 #[derive(Debug, Args)]
 pub(crate) struct RetryArgs {
@@ -152,6 +180,7 @@ pub(crate) async fn start(global: &Global, args: StartArgs) -> anyhow::Result<Ex
         id: args.id.clone(),
         tenant_id: args.tenant.clone(),
         created_by: args.created_by.clone(),
+        ..start_time(&args)?
     };
     let view = client
         .start_workflow(&args.name, options)
@@ -162,6 +191,25 @@ pub(crate) async fn start(global: &Global, args: StartArgs) -> anyhow::Result<Ex
     }
     out(&view.id);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The start time options of `--at` or `--delay`.
+fn start_time(args: &StartArgs) -> anyhow::Result<StartOptions> {
+    let start_at = match &args.at {
+        Some(text) => Some(weir::Timestamp::parse_rfc3339(text).map_err(|e| {
+            anyhow!(
+                "--at {text:?} is not an RFC 3339 time ({e}); write it like 2026-12-24T08:00:00Z"
+            )
+        })?),
+        None => None,
+    };
+    Ok(StartOptions {
+        start_at,
+        start_delay_ms: args
+            .delay
+            .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+        ..StartOptions::default()
+    })
 }
 
 /// Whether `--data-file` names a JSON Lines file (one start per line).
@@ -208,6 +256,7 @@ async fn start_lines(
             id: None,
             tenant_id: args.tenant.clone(),
             created_by: args.created_by.clone(),
+            ..start_time(args)?
         });
     }
     let client = client(global).await?;
@@ -298,6 +347,17 @@ fn print_view(v: &InstanceView) {
     out(&format!("definition:    {}@{}", v.definition, v.version));
     out(&format!("status:        {}", v.status));
     out(&format!("current steps: {}", steps_text(&v.current_steps)));
+    for w in &v.waiting_for {
+        let key = w
+            .key
+            .as_deref()
+            .map(|k| format!(" with key {k}"))
+            .unwrap_or_else(|| " (signal)".into());
+        out(&format!(
+            "waits for:     message {}{key} at {}",
+            w.event, w.step
+        ));
+    }
     if let Some(e) = &v.error {
         out(&format!("error:         {e}"));
     }
@@ -311,6 +371,11 @@ fn print_view(v: &InstanceView) {
         out(&format!("created by:    {u}"));
     }
     out(&format!("created at:    {}", when(Some(v.created_at))));
+    if let Some(at) = v.start_at {
+        out(&format!(
+            "starts at:     {at} (a delayed start; `weir cancel` cancels it)"
+        ));
+    }
     out(&format!("updated at:    {}", when(Some(v.updated_at))));
     if v.finished_at.is_some() {
         out(&format!("finished at:   {}", when(v.finished_at)));
@@ -397,7 +462,10 @@ pub(crate) async fn list(global: &Global, args: ListArgs) -> anyhow::Result<Exit
             format!("{}@{}", v.definition, v.version),
             v.status.as_str(),
             when(Some(v.created_at)),
-            steps_text(&v.current_steps)
+            match v.start_at {
+                Some(at) => format!("starts at {at}"),
+                None => steps_text(&v.current_steps),
+            }
         ));
     }
     Ok(ExitCode::SUCCESS)
@@ -413,6 +481,18 @@ pub(crate) async fn history(global: &Global, args: HistoryArgs) -> anyhow::Resul
     if args.json {
         print_json(&records)?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // The count of records the history cap dropped (an empty page carries it).
+    let dropped = client
+        .history_page(&args.id, 0, 0)
+        .await
+        .map_err(|e| engine_error(global, e))?
+        .dropped;
+    if dropped > 0 {
+        out(&format!(
+            "({dropped} older records dropped: an instance keeps its last {})",
+            weir::api::MAX_HISTORY_RECORDS
+        ));
     }
     let step_w = records
         .iter()
@@ -462,5 +542,29 @@ pub(crate) async fn retry(global: &Global, args: RetryArgs) -> anyhow::Result<Ex
         .await
         .map_err(|e| engine_error(global, e))?;
     out(&format!("{} {}", view.id, view.status));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `weir signal`: delivers a signal to the instance's event step waiting on NAME, and
+/// prints the instance's id, status and current steps.
+pub(crate) async fn signal(global: &Global, args: SignalArgs) -> anyhow::Result<ExitCode> {
+    let data = match args.data.as_deref() {
+        None => Value::Object(Default::default()),
+        Some(text) => serde_json::from_str::<Value>(text).map_err(|e| {
+            anyhow!("--data is not JSON ({e}): write a JSON value, like '{{\"ok\": true}}'")
+        })?,
+    };
+    let client = client(global).await?;
+    let view = client
+        .signal(&args.id, &args.name, data, args.message_id.as_deref())
+        .await
+        .map_err(|e| engine_error(global, e))?;
+    let steps = view.current_steps.join(",");
+    let line = if steps.is_empty() {
+        format!("{} {}", view.id, view.status)
+    } else {
+        format!("{} {} {steps}", view.id, view.status)
+    };
+    out(&line);
     Ok(ExitCode::SUCCESS)
 }

@@ -37,6 +37,7 @@ pub(crate) mod printer;
 pub(crate) mod prompt;
 pub(crate) mod remote;
 pub(crate) mod run;
+pub(crate) mod schedule;
 pub(crate) mod serve;
 pub(crate) mod stats;
 pub(crate) mod task;
@@ -135,6 +136,9 @@ pub(crate) enum Command {
     Cancel(instance::CancelArgs),
     /// Resume a failed instance.
     Retry(instance::RetryArgs),
+    /// Deliver a signal to an instance's event step waiting on NAME (refused, with nothing
+    /// changed, when none waits).
+    Signal(instance::SignalArgs),
     /// Print events (and follow new ones with --follow).
     Events(events::EventsArgs),
     /// Instances per status, queues, consumers, dead letters, leases.
@@ -142,6 +146,10 @@ pub(crate) enum Command {
     /// Inspect, replay or drop dead-lettered messages.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Start a workflow on a calendar (cron) or at an interval: create, list, show, pause,
+    /// resume, delete, trigger.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
     /// Measure throughput: the in-process engine, or a Redis deployment.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -165,9 +173,11 @@ impl Command {
             | Command::Task(_)
             | Command::Cancel(_)
             | Command::Retry(_)
+            | Command::Signal(_)
             | Command::Events(_)
             | Command::Stats(_)
             | Command::Dlq(_)
+            | Command::Schedule(_)
             | Command::Bench(_) => "warn",
         }
     }
@@ -241,9 +251,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Task(cmd) => task::run(&cli.global, cmd).await,
         Command::Cancel(args) => instance::cancel(&cli.global, args).await,
         Command::Retry(args) => instance::retry(&cli.global, args).await,
+        Command::Signal(args) => instance::signal(&cli.global, args).await,
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Stats(args) => stats::run(&cli.global, args).await,
         Command::Dlq(cmd) => dlq::run(&cli.global, cmd).await,
+        Command::Schedule(cmd) => schedule::run(&cli.global, cmd).await,
         Command::Bench(cmd) => bench::run(&cli.global, cmd).await,
         Command::Serve(args) => serve::run(&cli.global, args).await,
     }

@@ -6,7 +6,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 use weir::events::EventBus;
 use weir::model::definition::duration;
-use weir::model::{Event, EventKind};
+use weir::model::{Event, EventKind, ShownField, Task};
+use weir::template::value_text;
 
 /// Writes a line to stdout. A closed stdout (`weir demo | head`) is not an error worth a
 /// panic: the line is dropped.
@@ -14,6 +15,55 @@ pub(crate) fn out(line: &str) {
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
+}
+
+/// `text` safe to print on a terminal: each control character (escape sequences, carriage
+/// returns, line breaks, ...) is written as its Rust escape (`\u{1b}`), so text that came
+/// from a context (a task's title, a shown value) cannot move the cursor, recolour the
+/// terminal or fake another line.
+pub(crate) fn terminal_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A task's shown fields on one line, safe for a terminal: `Employee: Ann · Amount: 50`
+/// (a field the context lacked reads `(none)`); `None` when the step shows none.
+pub(crate) fn shown_fields(task: &Task) -> Option<String> {
+    if task.fields.is_empty() {
+        return None;
+    }
+    let parts: Vec<String> = task.fields.iter().map(shown_field).collect();
+    Some(parts.join(" · "))
+}
+
+/// One shown field as `Label: value`, safe for a terminal (`(none)` when the context
+/// lacked it).
+pub(crate) fn shown_field(field: &ShownField) -> String {
+    let value = field
+        .value
+        .as_ref()
+        .map_or_else(|| "(none)".to_string(), value_text);
+    format!(
+        "{}: {}",
+        terminal_text(field.label()),
+        terminal_text(&value)
+    )
+}
+
+/// A task's outcome buttons, for a line: `approve, reject`; `None` when it offers none.
+pub(crate) fn outcome_names(task: &Task) -> Option<String> {
+    if task.outcomes.is_empty() {
+        return None;
+    }
+    let names: Vec<&str> = task.outcomes.iter().map(|o| o.name.as_str()).collect();
+    Some(names.join(", "))
 }
 
 /// An event bus that prints each event on stdout, with the time since it was created.
@@ -122,12 +172,48 @@ pub(crate) fn describe(event: &Event) -> String {
         ),
         EventKind::HumanTaskCompleted { step, user } => format!("{step}: completed by {user}"),
         EventKind::HumanTaskOverdue { step } => format!("{step}: task overdue"),
+        EventKind::HumanTaskClaimed { step, user } => format!("{step}: task claimed by {user}"),
+        EventKind::HumanTaskReleased {
+            step,
+            by,
+            claimed_by,
+        } => format!("{step}: claim of {claimed_by} released by {by}"),
+        EventKind::HumanTaskReminder { step, count } => {
+            format!("{step}: reminder {count}, the task is still open")
+        }
         EventKind::TimerScheduled { step, fire_at } => {
             format!("{step}: timer set, fires in {}", until(*fire_at))
         }
         EventKind::TimerFired { step } => format!("{step}: timer fired"),
+        EventKind::MessageAwaited { step, event, key } => match key {
+            Some(key) => format!("{step}: waiting for message {event} with key {key}"),
+            None => format!("{step}: waiting for signal {event}"),
+        },
+        EventKind::MessageReceived {
+            step,
+            event,
+            message_id,
+            ..
+        } => format!("{step}: received message {event} (id {message_id})"),
         EventKind::ConditionFailed { step, to, error } => {
             format!("{step}: the condition of the edge to {to} failed ({error}); counted as false")
+        }
+        EventKind::ScheduleFired {
+            schedule,
+            slot,
+            outcome,
+        } => match slot {
+            Some(slot) => format!(
+                "schedule {schedule} fired slot {slot}: {outcome} (instance {})",
+                event.instance_id
+            ),
+            None => format!(
+                "schedule {schedule} triggered: {outcome} (instance {})",
+                event.instance_id
+            ),
+        },
+        EventKind::ScheduleMissed { schedule, count } => {
+            format!("schedule {schedule} missed {count} slot(s): no coordinator ran at their time")
         }
     }
 }
@@ -144,6 +230,15 @@ mod tests {
             timestamp: Timestamp(1_000),
             kind,
         }
+    }
+
+    #[test]
+    fn terminal_text_shows_control_characters_instead_of_obeying_them() {
+        assert_eq!(
+            terminal_text("\u{1b}[2J\u{1b}[31mAnn\r\nfake line\u{7}"),
+            "\\u{1b}[2J\\u{1b}[31mAnn\\r\\nfake line\\u{7}"
+        );
+        assert_eq!(terminal_text("Zoë <b>{x}</b>"), "Zoë <b>{x}</b>");
     }
 
     #[test]

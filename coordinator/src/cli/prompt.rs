@@ -10,6 +10,8 @@ use anyhow::{anyhow, Context as _};
 use serde_json::{json, Map, Value};
 use weir::model::Task;
 
+use super::printer::{outcome_names, shown_field, terminal_text};
+
 /// Whether stdin is a terminal a person can type into.
 pub(crate) fn stdin_is_terminal() -> bool {
     std::io::stdin().is_terminal()
@@ -52,13 +54,41 @@ pub(crate) async fn ask(task: &Task, user: &str, first: bool) -> anyhow::Result<
         if text.is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(text) {
+        match answer(task, text) {
             Ok(v) => return Ok(v),
-            Err(e) => say(&format!(
-                "That is not JSON ({e}). Type one JSON value, e.g. {}\n",
-                example(task)
-            )),
+            Err(e) => say(&format!("{e}\n")),
         }
+    }
+}
+
+/// The data a typed line stands for: an outcome's name, optionally followed by JSON data
+/// (`approve` or `approve {"comment": "ok"}`), or one JSON value.
+fn answer(task: &Task, text: &str) -> Result<Value, String> {
+    let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let outcome = task.outcomes.iter().find(|o| o.name == first);
+    let (outcome, json) = match outcome {
+        Some(o) => (Some(o.name.as_str()), rest.trim()),
+        None => (None, text),
+    };
+    let data = if json.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_str::<Value>(json).map_err(|e| {
+            format!(
+                "That is not JSON ({e}). Type {}one JSON value, e.g. {}",
+                outcome_hint(task),
+                example(task)
+            )
+        })?
+    };
+    task.submission(outcome, data).map_err(|e| e.to_string())
+}
+
+/// `an outcome (approve, reject) or `, when the task offers outcomes.
+fn outcome_hint(task: &Task) -> String {
+    match outcome_names(task) {
+        Some(names) => format!("an outcome ({}) or ", terminal_text(&names)),
+        None => String::new(),
     }
 }
 
@@ -71,11 +101,14 @@ pub(crate) fn refused(reason: &str) {
 fn describe(task: &Task, user: &str) -> String {
     let mut s = format!("\nHuman task {:?}", task.step);
     if let Some(title) = &task.title {
-        s.push_str(&format!(": {title}"));
+        s.push_str(&format!(": {}", terminal_text(title)));
     }
     s.push('\n');
     if let Some(d) = &task.description {
-        s.push_str(&format!("  {d}\n"));
+        s.push_str(&format!("  {}\n", terminal_text(d)));
+    }
+    for f in &task.fields {
+        s.push_str(&format!("  {}\n", shown_field(f)));
     }
     if let Some(a) = &task.assignee {
         s.push_str(&format!("  assignee:   {a}\n"));
@@ -86,8 +119,12 @@ fn describe(task: &Task, user: &str) -> String {
     if let Some(form) = &task.form {
         s.push_str(&format!("  form:       {form}\n"));
     }
+    if let Some(names) = outcome_names(task) {
+        s.push_str(&format!("  outcomes:   {}\n", terminal_text(&names)));
+    }
     s.push_str(&format!(
-        "Completing it as {user:?}. Type the data as one JSON line, e.g. {}\n",
+        "Completing it as {user:?}. Type {}the data as one JSON line, e.g. {}\n",
+        outcome_hint(task),
         example(task)
     ));
     s
@@ -135,6 +172,7 @@ fn sample(schema: Option<&Value>) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use weir::model::{OutcomeChoice, ShownField};
     use weir::Timestamp;
 
     use super::*;
@@ -148,11 +186,81 @@ mod tests {
             description: None,
             assignee: Some("boss".into()),
             candidates: vec![],
+            candidate_groups: vec![],
+            claimed_by: None,
+            reminders: 0,
+            workflow: None,
             form,
             created_at: Timestamp(0),
             due_at: None,
             tenant_id: None,
+            fields: vec![],
+            outcomes: vec![],
         }
+    }
+
+    fn expense() -> Task {
+        let mut t = task(Some(json!({
+            "type": "object",
+            "required": ["approved"],
+            "properties": { "approved": { "type": "boolean" }, "amount": { "title": "Amount" } }
+        })));
+        t.title = Some("Approve \u{1b}[2JAnn's expense".into());
+        t.fields = vec![
+            ShownField {
+                path: "amount".into(),
+                title: Some("Amount".into()),
+                value: Some(json!(150)),
+            },
+            ShownField {
+                path: "employee".into(),
+                title: None,
+                value: Some(json!("Bob\u{1b}[31m")),
+            },
+        ];
+        t.outcomes = vec![
+            OutcomeChoice {
+                name: "approve".into(),
+                data: json!({ "approved": true })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+            OutcomeChoice {
+                name: "reject".into(),
+                data: json!({ "approved": false })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+            },
+        ];
+        t
+    }
+
+    #[test]
+    fn the_prompt_shows_the_fields_and_outcomes_with_terminal_escapes_disarmed() {
+        let d = describe(&expense(), "boss");
+        assert!(d.contains(": Approve \\u{1b}[2JAnn's expense"), "{d}");
+        assert!(d.contains("  Amount: 150\n"), "{d}");
+        assert!(d.contains("  employee: Bob\\u{1b}[31m\n"), "{d}");
+        assert!(d.contains("outcomes:   approve, reject"), "{d}");
+        assert!(!d.contains('\u{1b}'), "{d}");
+    }
+
+    #[test]
+    fn an_outcome_name_answers_with_its_data_merged() {
+        let t = expense();
+        assert_eq!(answer(&t, "approve"), Ok(json!({ "approved": true })));
+        assert_eq!(
+            answer(&t, r#"reject {"approved": true, "note": "dup"}"#),
+            Ok(json!({ "approved": false, "note": "dup" }))
+        );
+        assert_eq!(
+            answer(&t, r#"{"approved": true}"#),
+            Ok(json!({ "approved": true }))
+        );
+        let err = answer(&t, "maybe").unwrap_err();
+        assert!(err.contains("an outcome (approve, reject) or"), "{err}");
     }
 
     #[test]

@@ -35,6 +35,11 @@ pub(crate) struct RunArgs {
     /// Repeat it for several steps, or for a step reached several times (used in order).
     #[arg(long = "task", value_name = "STEP=JSON")]
     pub tasks: Vec<String>,
+    /// Data of a message for an event step waiting on NAME, e.g. payment_received='{"amount": 30}':
+    /// sent with the key the step waits on when it is reached. Repeat it for several
+    /// messages (used in order).
+    #[arg(long = "message", value_name = "NAME=JSON")]
+    pub messages: Vec<String>,
 }
 
 /// Runs `weir run`.
@@ -42,6 +47,7 @@ pub(crate) async fn run(_global: &Global, args: RunArgs) -> anyhow::Result<ExitC
     let wf = load(&args.file)?;
     let data = parse_data(args.data.as_deref())?;
     let given = parse_tasks(&args.tasks, &wf)?;
+    let messages = parse_messages(&args.messages, &wf)?;
     let handlers = builtin_handlers();
     check_handlers(&wf, &handlers, &args.file.display().to_string())?;
 
@@ -51,7 +57,8 @@ pub(crate) async fn run(_global: &Global, args: RunArgs) -> anyhow::Result<ExitC
         .event_bus(printer.clone())
         .build();
     let wf = engine.registry().insert(Arc::new(wf))?;
-    let mut answers = Answers::new(given, prompt::stdin_is_terminal(), "--task");
+    let mut answers =
+        Answers::new(given, prompt::stdin_is_terminal(), "--task").with_messages(messages);
     let options = StartOptions {
         initial_data: data,
         created_by: Some(CLI_USER.into()),
@@ -104,6 +111,43 @@ pub(crate) fn parse_tasks(tasks: &[String], wf: &Workflow) -> anyhow::Result<Vec
             let data: Value = serde_json::from_str(json)
                 .map_err(|e| anyhow!("--task {step}=...: the data is not JSON ({e})"))?;
             Ok((step.to_string(), data))
+        })
+        .collect()
+}
+
+/// Parses `--message NAME=JSON` values, checking each names a message an event step of the
+/// workflow waits for.
+pub(crate) fn parse_messages(
+    messages: &[String],
+    wf: &Workflow,
+) -> anyhow::Result<Vec<(String, Value)>> {
+    let events: Vec<&str> = wf
+        .steps
+        .iter()
+        .filter_map(|s| match &s.kind {
+            CompiledKind::Event { event, .. } => Some(&**event),
+            _ => None,
+        })
+        .collect();
+    messages
+        .iter()
+        .map(|raw| {
+            let Some((name, json)) = raw.split_once('=') else {
+                bail!(
+                    "--message {raw:?}: write it as NAME=JSON, e.g. payment_received='{{\"amount\": 30}}'"
+                );
+            };
+            let name = name.trim();
+            if !events.contains(&name) {
+                bail!(
+                    "--message {name}=...: no event step of {} waits for {name:?} (it waits for: {})",
+                    wf.key(),
+                    if events.is_empty() { "nothing".to_string() } else { events.join(", ") }
+                );
+            }
+            let data: Value = serde_json::from_str(json)
+                .map_err(|e| anyhow!("--message {name}=...: the data is not JSON ({e})"))?;
+            Ok((name.to_string(), data))
         })
         .collect()
 }
@@ -231,6 +275,29 @@ edges:
         );
         assert!(err("a={}").contains("not a human step"));
         assert!(err("ask={").contains("not JSON"));
+    }
+
+    #[test]
+    fn messages_must_name_an_awaited_message_and_carry_json() {
+        let wf = load_text(
+            "t.yaml",
+            "name: t\nversion: \"1.0.0\"\nsteps:\n  pay: { type: event, event: paid }\n",
+        )
+        .unwrap();
+        let ok = parse_messages(&[r#"paid={"amount": 3}"#.into()], &wf).unwrap();
+        assert_eq!(ok, vec![("paid".into(), json!({ "amount": 3 }))]);
+        let err = |m: &str| {
+            parse_messages(&[m.to_string()], &wf)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("paid").contains("NAME=JSON"));
+        assert!(
+            err("refund={}").contains("it waits for: paid"),
+            "{}",
+            err("refund={}")
+        );
+        assert!(err("paid={").contains("not JSON"));
     }
 
     #[test]

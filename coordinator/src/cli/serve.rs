@@ -33,6 +33,10 @@ pub(crate) struct ServeArgs {
     /// X-Forwarded-Tenant (requests without it are refused).
     #[arg(long, value_name = "HEADER")]
     pub trusted_tenant_header: Option<String>,
+    /// With --trusted-user-header: trust this header as the user's groups, comma-separated,
+    /// e.g. X-Forwarded-Groups (for human tasks with `candidate_groups`).
+    #[arg(long, value_name = "HEADER")]
+    pub trusted_groups_header: Option<String>,
     /// With --trusted-user-header: the proxy's address range (CIDR, e.g. 10.0.0.5/32;
     /// repeat or separate with commas). The headers are read only from these peers.
     /// Required unless --listen is a loopback address (then loopback peers are trusted).
@@ -53,6 +57,7 @@ pub(crate) async fn run(global: &Global, args: ServeArgs) -> anyhow::Result<Exit
         &args.trusted_proxies,
         args.listen,
     )
+    .and_then(|auth| auth.with_groups_header(args.trusted_groups_header.as_deref()))
     .map_err(|e| anyhow!("weir serve: {e}"))?;
     let client = client(global).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -39,6 +39,10 @@ pub(crate) async fn run(global: &Global, args: StatsArgs) -> anyhow::Result<Exit
     out(&format!("instances:    {}", counts.join(", ")));
     out(&format!("open tasks:   {}", s.open_tasks));
     out(&format!("timers:       {}", s.timers));
+    out(&format!(
+        "schedules:    {} (delayed starts waiting: {})",
+        s.schedules, s.delayed_starts
+    ));
     let queues: Vec<String> = s.queues.iter().map(|(k, v)| format!("{k} {v}")).collect();
     out(&format!(
         "queues:       {}",

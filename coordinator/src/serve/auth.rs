@@ -40,7 +40,7 @@ use utoipa::ToSchema;
 use super::problem::Problem;
 use super::AppState;
 
-/// The auth file: `tokens: [{ token, user, tenant?, admin? }]`.
+/// The auth file: `tokens: [{ token, user, tenant?, admin?, groups? }]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthFile {
@@ -63,6 +63,9 @@ pub struct TokenEntry {
     /// Whether it may see every tenant and use the admin-only endpoints.
     #[serde(default)]
     pub admin: bool,
+    /// The groups the user is a member of (for human tasks with `candidate_groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -177,6 +180,8 @@ pub struct Auth {
     tokens: Vec<TokenEntry>,
     user_header: Option<HeaderName>,
     tenant_header: Option<HeaderName>,
+    /// The header naming the user's groups (comma-separated), if trusted.
+    groups_header: Option<HeaderName>,
     /// The peers whose trusted headers are read.
     proxies: Vec<Cidr>,
 }
@@ -253,8 +258,29 @@ impl Auth {
             tokens,
             user_header,
             tenant_header,
+            groups_header: None,
             proxies,
         })
+    }
+
+    /// Also trusts `header` (set by the same proxy as the user header, and read only from a
+    /// trusted proxy) as the user's groups, comma-separated. Refused without
+    /// `--trusted-user-header`.
+    pub fn with_groups_header(mut self, header: Option<&str>) -> Result<Auth, String> {
+        let Some(name) = header else {
+            return Ok(self);
+        };
+        if self.user_header.is_none() {
+            return Err(
+                "--trusted-groups-header needs --trusted-user-header (the proxy names the user)"
+                    .into(),
+            );
+        }
+        self.groups_header =
+            Some(HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+                format!("--trusted-groups-header {name:?} is not a valid header name")
+            })?);
+        Ok(self)
     }
 
     /// The caller a bearer token stands for, compared in constant time with every token.
@@ -269,6 +295,7 @@ impl Auth {
             user: e.user.clone(),
             tenant: e.tenant.clone(),
             admin: e.admin,
+            groups: e.groups.clone(),
         })
     }
 
@@ -323,10 +350,23 @@ impl Auth {
                     })?),
                     None => None,
                 };
+                let groups = self
+                    .groups_header
+                    .as_ref()
+                    .and_then(read)
+                    .map(|list| {
+                        list.split(',')
+                            .map(str::trim)
+                            .filter(|g| !g.is_empty())
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 return Ok(Caller {
                     user,
                     tenant,
                     admin: false,
+                    groups,
                 });
             }
         }
@@ -345,9 +385,20 @@ pub struct Caller {
     pub tenant: Option<String>,
     /// Whether the caller sees every tenant and may use admin-only endpoints.
     pub admin: bool,
+    /// The groups the caller is a member of (for human tasks with `candidate_groups`).
+    pub groups: Vec<String>,
 }
 
 impl Caller {
+    /// The caller as the engine sees them on a task: user, admin, groups.
+    pub fn actor(&self) -> weir::model::Actor {
+        weir::model::Actor {
+            user: self.user.clone(),
+            admin: self.admin,
+            groups: self.groups.clone(),
+        }
+    }
+
     /// Whether the caller may see an instance or task of `tenant`.
     pub fn sees(&self, tenant: Option<&str>) -> bool {
         match &self.tenant {

@@ -63,6 +63,15 @@ pub(super) struct StartBody {
     /// The tenant; a tenant-bound caller may only name its own (or leave it out).
     #[serde(default)]
     pub tenant: Option<String>,
+    /// A delayed start: create the instance at this time (RFC 3339); until then it is
+    /// `pending` with this `start_at`, and can be canceled. Not with `delay`.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub start_at: Option<String>,
+    /// A delayed start: create the instance this long after the start is stored (Redis
+    /// clock), e.g. `90s`, `15m`, `2h`. Not with `start_at`.
+    #[serde(default)]
+    pub delay: Option<String>,
 }
 
 /// `GET /instances` filters.
@@ -117,8 +126,10 @@ pub(super) struct HistoryPageView {
     pub items: Vec<Attempt>,
     /// Pass it as `cursor` for the next page; null when there is none.
     pub next_cursor: Option<String>,
-    /// Records in all.
+    /// Records in all (the finished ones kept, and those in flight).
     pub total: usize,
+    /// Older records dropped: an instance keeps its last 10,000 finished records.
+    pub dropped: u64,
 }
 
 /// The default page size of `GET /instances/{id}/history`.
@@ -167,6 +178,25 @@ pub(super) struct RetryBody {
     pub from_step: Option<String>,
 }
 
+/// `POST /instances/{id}/signal`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SignalBody {
+    /// The message name the instance's event step waits on.
+    pub name: String,
+    /// The data (default `{}`): stored under the step's `output`, or merged into the
+    /// context when the step has none (then it must be an object).
+    #[serde(default = "empty_object")]
+    pub data: Value,
+    /// The signal's id: the same id twice is delivered once (default: a new one).
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
 /// Starts an instance as the caller: the start is stored in Redis and answered at once,
 /// coordinator or not; the instance is `pending` until a coordinator creates it.
 #[utoipa::path(operation_id = "start_instance", post, path = "/api/v1/instances", tag = "instances",
@@ -192,7 +222,25 @@ pub(super) async fn start(
     // but starts for a tenant the definition does not admit is refused by the engine (403).
     visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
     let tenant = start_tenant(&caller, body.tenant)?;
-    let options = start_options(&caller, body.data, body.id, tenant, body.version, "")?;
+    let mut options = start_options(&caller, body.data, body.id, tenant, body.version, "")?;
+    if let Some(at) = &body.start_at {
+        let at = Timestamp::parse_rfc3339(at).map_err(|e| {
+            Problem::invalid_field(
+                "start_at",
+                format!("start_at {at:?} is not an RFC 3339 time ({e}), e.g. 2026-12-24T08:00:00Z"),
+            )
+        })?;
+        options.start_at = Some(at);
+    }
+    if let Some(delay) = &body.delay {
+        let d = weir::model::definition::duration::parse(delay).map_err(|e| {
+            Problem::invalid_field(
+                "delay",
+                format!("delay {delay:?}: {e} (write it like 90s, 15m or 2h)"),
+            )
+        })?;
+        options.start_delay_ms = Some(d.as_millis().min(u128::from(u64::MAX)) as u64);
+    }
     let started = match state
         .client
         .start_workflows(&body.workflow, vec![options])
@@ -405,6 +453,7 @@ fn start_options(
         id,
         tenant_id: tenant,
         created_by: Some(caller.user.clone()),
+        ..StartOptions::default()
     })
 }
 
@@ -516,6 +565,7 @@ pub(super) async fn history(
         items: page.records.iter().map(Attempt::from).collect(),
         next_cursor: page.next.map(history_cursor),
         total: page.total,
+        dropped: page.dropped,
     }))
 }
 
@@ -614,6 +664,36 @@ pub(super) async fn retry(
     Ok(Json(detail_of(&state, &caller, &id).await?))
 }
 
+/// Delivers a signal to the instance's event step waiting on `name` (an event step without
+/// `correlation`). The same `id` twice is delivered once: the resend answers with the
+/// instance as it is. Refused (409 `not_waiting`), with nothing changed, when no step of
+/// the instance waits on `name`.
+#[utoipa::path(operation_id = "signal_instance", post, path = "/api/v1/instances/{id}/signal", tag = "instances",
+    params(("id" = String, Path, description = "The instance id")),
+    request_body = SignalBody,
+    responses(
+        (status = 200, description = "Delivered (or a duplicate id: nothing changed)", body = InstanceDetail),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::TooLarge),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
+    ))]
+pub(super) async fn signal(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<SignalBody>,
+) -> Result<Json<InstanceDetail>, Problem> {
+    visible(&state, &caller, &id).await?;
+    state
+        .client
+        .signal(&id, &body.name, body.data, body.id.as_deref())
+        .await?;
+    Ok(Json(detail_of(&state, &caller, &id).await?))
+}
+
 /// A JSON body that may be left out (empty); anything else must parse.
 fn optional_body<T: DeserializeOwned + Default>(
     bytes: Result<Bytes, BytesRejection>,
@@ -674,6 +754,7 @@ pub(super) async fn detail_of(
         failed_step: view.failed_step.clone(),
         history: history.records.iter().map(Attempt::from).collect(),
         history_total: history.total,
+        history_dropped: history.dropped,
         tasks,
     })
 }

@@ -23,11 +23,12 @@
 //! | `POST /instances` | start `{workflow, version?, data?, id?, tenant?}` -> 202 + detail (pending), 200 when made already |
 //! | `POST /instances/batch` | `{workflow, version?, tenant?, items: [{data?, id?}]}` (1 to 1,000) -> `{items: [{status, id?, problem?}]}` |
 //! | `GET /instances?status=&workflow=&tenant=&created_by=&since=&until=&limit=&cursor=` | `{items, next_cursor}` |
-//! | `GET /instances/{id}` | summary + `context`, `failed_step`, `history` (the first 1,000 records), `history_total`, open `tasks` |
+//! | `GET /instances/{id}` | summary + `context`, `failed_step`, `history` (the first 1,000 records), `history_total`, `history_dropped`, open `tasks` |
 //! | `GET /instances/{id}/graph` | the graph + `states` (step -> state) |
-//! | `GET /instances/{id}/history?limit=&cursor=` | `{items, next_cursor, total}`, oldest first |
+//! | `GET /instances/{id}/history?limit=&cursor=` | `{items, next_cursor, total, dropped}`, oldest first (an instance keeps its last 10,000 finished records; `dropped` counts older ones) |
 //! | `POST /instances/{id}/cancel` | `{reason?}` -> detail; 409 when finished |
 //! | `POST /instances/{id}/retry` | `{from_step?}` -> detail; 409 when not failed |
+//! | `POST /instances/{id}/signal` | `{name, data?, id?}` -> detail; 409 when no step waits on `name` |
 //! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=&limit=&cursor=` | open tasks, oldest first, each with `allowed`; `Weir-Next-Cursor` header when more |
 //! | `GET /tasks/{instance_id}/{step}` | one open task with its form; 404 when not open |
 //! | `POST /tasks/{instance_id}/{step}/complete` | `{data}` as the caller -> detail |
@@ -79,6 +80,7 @@ mod listing;
 mod openapi;
 mod ops;
 mod problem;
+mod schedules;
 mod tasks;
 mod views;
 
@@ -120,6 +122,7 @@ fn api() -> Router<AppState> {
         .route("/instances/{id}/history", get(instances::history))
         .route("/instances/{id}/cancel", post(instances::cancel))
         .route("/instances/{id}/retry", post(instances::retry))
+        .route("/instances/{id}/signal", post(instances::signal))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{instance_id}/{step}", get(tasks::detail))
         .route(
@@ -130,9 +133,19 @@ fn api() -> Router<AppState> {
             "/tasks/{instance_id}/{step}/reassign",
             post(tasks::reassign),
         )
+        .route("/tasks/{instance_id}/{step}/claim", post(tasks::claim))
+        .route("/tasks/{instance_id}/{step}/release", post(tasks::release))
         .route("/events", get(events::stream))
         .route("/dlq", get(ops::dlq))
         .route("/stats", get(ops::stats))
+        .route("/schedules", get(schedules::list).post(schedules::create))
+        .route(
+            "/schedules/{name}",
+            get(schedules::detail).delete(schedules::delete),
+        )
+        .route("/schedules/{name}/pause", post(schedules::pause))
+        .route("/schedules/{name}/resume", post(schedules::resume))
+        .route("/schedules/{name}/trigger", post(schedules::trigger))
         .fallback(problem::no_route)
 }
 

@@ -16,7 +16,7 @@ use utoipa::{Modify, OpenApi, ToResponse};
 
 use super::problem::Problem;
 
-use super::{auth, definitions, events, instances, ops, problem, tasks, views};
+use super::{auth, definitions, events, instances, ops, problem, schedules, tasks, views};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -42,13 +42,23 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
         instances::history,
         instances::cancel,
         instances::retry,
+        instances::signal,
         tasks::list,
         tasks::detail,
         tasks::complete,
         tasks::reassign,
+        tasks::claim,
+        tasks::release,
         events::stream,
         ops::dlq,
         ops::stats,
+        schedules::create,
+        schedules::list,
+        schedules::detail,
+        schedules::pause,
+        schedules::resume,
+        schedules::trigger,
+        schedules::delete,
         document,
     ),
     components(responses(
@@ -68,6 +78,8 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
         views::InstanceDetail,
         views::Attempt,
         views::TaskView,
+        views::ShownFieldView,
+        views::OutcomeView,
         views::Graph,
         views::Node,
         views::Edge,
@@ -75,6 +87,8 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
         views::DefinitionSummary,
         views::DefinitionDetail,
         instances::StartBody,
+        schedules::ScheduleBody,
+        schedules::ScheduleJson,
         instances::StartBatchBody,
         instances::StartBatchItem,
         instances::StartBatchResult,
@@ -83,6 +97,7 @@ use super::{auth, definitions, events, instances, ops, problem, tasks, views};
         instances::HistoryPageView,
         instances::CancelBody,
         instances::RetryBody,
+        instances::SignalBody,
         tasks::CompleteBody,
         tasks::ReassignBody,
         ops::DeadLetter,

@@ -187,6 +187,8 @@ impl From<EngineError> for Problem {
             EngineError::BadRequest(m) => Problem::invalid(m),
             EngineError::TenantNotAllowed { .. } => Problem::forbidden(detail).with_field("tenant"),
             EngineError::IdTaken(_) => Problem::conflict(detail),
+            EngineError::ScheduleNotFound(_) => Problem::not_found(detail),
+            EngineError::ScheduleExists(_) => Problem::conflict(detail),
             EngineError::Rejected { kind, message } => from_kind(&kind, message),
             EngineError::WaitTimeout(..)
             | EngineError::NotApplied(_)
@@ -252,9 +254,8 @@ fn from_kind(kind: &str, detail: String) -> Problem {
         )
         .with_field("data"),
         "invalid_definition" | "bad_request" => Problem::invalid(detail),
-        "conflict" | "task_not_open" | "wrong_status" | "stale" | "id_taken" => {
-            Problem::conflict(detail)
-        }
+        "conflict" | "task_not_open" | "wrong_status" | "stale" | "id_taken" | "claimed"
+        | "not_claimed" | "not_waiting" => Problem::conflict(detail),
         _ => Problem::unavailable(detail),
     }
 }
@@ -359,6 +360,14 @@ mod tests {
                     kind: "wrong_status".into(),
                     message: "m".into(),
                 },
+                409,
+                "conflict",
+            ),
+            (
+                EngineError::Refused(Refusal::NotWaiting {
+                    event: "go".into(),
+                    key: None,
+                }),
                 409,
                 "conflict",
             ),

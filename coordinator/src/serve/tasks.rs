@@ -7,6 +7,11 @@
 //! reassigned by an admin or by a user it allows (its assignee or a candidate, or anyone
 //! when it names no one); the reassignment is recorded in the instance's history as done
 //! by the caller and announced as a `HumanTaskReassigned` event.
+//!
+//! A task carries what it is about, as the core rendered it when it opened: its title and
+//! description, and the context fields its step shows (`fields`). A completion may name
+//! one of the task's `outcomes`: its data is merged over the body's `data` here (from the
+//! stored task), and the engine's form check decides, as for any completion.
 
 use std::collections::HashMap;
 
@@ -16,9 +21,9 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use weir::api::{InstanceView, TaskFilter};
+use weir::api::{InstanceView, TaskCursor, TaskFilter, TaskScope, TaskSort};
 use weir::definition::CompiledKind;
-use weir::model::{Actor, Assignment, Task};
+use weir::model::{Assignment, Task};
 use weir::redis::tasks::{self as stored_tasks, TaskReadError};
 use weir::Engine;
 
@@ -41,8 +46,17 @@ pub(super) struct TaskQuery {
     pub instance_id: Option<String>,
     /// `open` (the only status listed: closed tasks are in the instance's history).
     pub status: Option<String>,
-    /// Only tasks the caller may complete.
+    /// Only tasks the caller may act on (the same as `view=all`).
     pub mine: Option<bool>,
+    /// Which of the caller's tasks: `mine` (assigned to or claimed by them), `groups` (open
+    /// to one of their groups) or `all` (everything they may act on). Without it, every
+    /// open task the caller's tenant sees.
+    pub view: Option<String>,
+    /// Only tasks of this workflow (definition name).
+    pub workflow: Option<String>,
+    /// `oldest` (default: oldest first) or `due` (soonest due first, tasks without a due
+    /// time last).
+    pub sort: Option<String>,
     /// At most this many tasks (1 to 1000, default 100); the position to go on from is
     /// in the `Weir-Next-Cursor` response header when there are more.
     pub limit: Option<usize>,
@@ -56,6 +70,9 @@ pub(super) const DEFAULT_TASK_PAGE: usize = 100;
 pub(super) const MAX_TASK_PAGE: usize = 1000;
 /// The response header holding the cursor of the next page of `GET /tasks`.
 pub(super) const NEXT_CURSOR_HEADER: &str = "weir-next-cursor";
+/// The response header counting stored tasks that could not be read and were left out of
+/// a page of `GET /tasks` (they are logged; the listing does not fail for them).
+pub(super) const UNREADABLE_HEADER: &str = "weir-unreadable-tasks";
 
 /// `POST /tasks/{instance_id}/{step}/complete`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -64,6 +81,10 @@ pub(super) struct CompleteBody {
     /// The form data (checked against the task's form).
     #[serde(default = "empty_object")]
     pub data: Value,
+    /// One of the task's `outcomes` (by name): its data is merged over `data` (its keys
+    /// win) before the form checks the result.
+    #[serde(default)]
+    pub outcome: Option<String>,
 }
 
 /// `POST /tasks/{instance_id}/{step}/reassign`: who may complete the task from now on.
@@ -88,7 +109,8 @@ fn empty_object() -> Value {
     params(TaskQuery),
     responses(
         (status = 200, description = "Open tasks", body = [TaskView],
-            headers(("weir-next-cursor" = String, description = "The cursor of the next page, when there is one"))),
+            headers(("weir-next-cursor" = String, description = "The cursor of the next page, when there is one"),
+                ("weir-unreadable-tasks" = String, description = "How many stored tasks could not be read and were left out (logged)"))),
         (status = 400, response = openapi::BadRequest),
         (status = 401, response = openapi::Unauthorized),
         (status = 503, response = openapi::Unavailable),
@@ -106,40 +128,69 @@ pub(super) async fn list(
     }
     let limit = page_limit(q.limit, DEFAULT_TASK_PAGE, MAX_TASK_PAGE)?;
     let after = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let scope = match q.view.as_deref() {
+        None => q.mine.unwrap_or(false).then_some(TaskScope::MayDo),
+        Some(v) => Some(TaskScope::parse(v).ok_or_else(|| {
+            Problem::invalid_field("view", format!("view {v:?}: use mine, groups or all"))
+        })?),
+    };
+    let sort = match q.sort.as_deref() {
+        None => TaskSort::Oldest,
+        Some(v) => TaskSort::parse(v).ok_or_else(|| {
+            Problem::invalid_field("sort", format!("sort {v:?}: use oldest or due"))
+        })?,
+    };
     let filter = TaskFilter {
-        user: q.mine.unwrap_or(false).then(|| caller.user.clone()),
+        user: scope.map(|_| caller.user.clone()),
+        groups: caller.groups.clone(),
+        scope,
         assignee: q.assignee,
         instance_id: q.instance_id,
         tenant_id: caller.tenant.clone(),
+        workflow: q.workflow,
+        sort,
+        after: after.map(|c| TaskCursor {
+            key_ms: c.created_ms,
+            task: c.id,
+        }),
+        // The candidate filter is applied here, after the page: ask for the page plus one.
+        limit: Some(limit),
     };
-    let mut tasks = state.client.list_tasks(&filter).await?;
+    let mut page = state.client.task_page(&filter).await?;
     if let Some(c) = &q.candidate {
-        tasks.retain(|t| t.candidates.iter().any(|x| x == c));
-    }
-    let position = |t: &Task| Cursor {
-        created_ms: t.created_at.millis(),
-        id: format!("{}|{}", t.instance_id, t.step),
-    };
-    tasks.sort_by_cached_key(position);
-    if let Some(after) = &after {
-        tasks.retain(|t| position(t) > *after);
+        page.items.retain(|t| t.candidates.iter().any(|x| x == c));
     }
     let mut headers = HeaderMap::new();
-    if tasks.len() > limit {
-        tasks.truncate(limit);
-        if let Some(last) = tasks.last() {
-            if let Ok(value) = HeaderValue::from_str(&position(last).encode()) {
-                headers.insert(NEXT_CURSOR_HEADER, value);
-            }
+    if let Some(next) = &page.next {
+        let text = Cursor {
+            created_ms: next.key_ms,
+            id: next.task.clone(),
+        }
+        .encode();
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            headers.insert(NEXT_CURSOR_HEADER, value);
         }
     }
+    if page.unreadable > 0 {
+        if let Ok(value) = HeaderValue::from_str(&page.unreadable.to_string()) {
+            headers.insert(UNREADABLE_HEADER, value);
+        }
+    }
+    let tasks = page.items;
     let names = workflow_names(&state, &tasks).await?;
     Ok((
         headers,
         Json(
             tasks
                 .iter()
-                .map(|t| TaskView::new(t, names.get(&*t.instance_id).cloned(), &caller.user))
+                .map(|t| {
+                    let name = t
+                        .workflow
+                        .as_deref()
+                        .map(str::to_string)
+                        .or_else(|| names.get(&*t.instance_id).cloned());
+                    TaskView::for_caller(t, name, &caller)
+                })
                 .collect(),
         ),
     ))
@@ -164,10 +215,10 @@ pub(super) async fn detail(
 ) -> Result<Json<TaskView>, Problem> {
     let task = open_task(&state, &caller, &instance_id, &step).await?;
     let names = workflow_names(&state, std::slice::from_ref(&task)).await?;
-    Ok(Json(TaskView::new(
+    Ok(Json(TaskView::for_caller(
         &task,
         names.get(&instance_id).cloned(),
-        &caller.user,
+        &caller,
     )))
 }
 
@@ -195,9 +246,23 @@ pub(super) async fn complete(
     ApiJson(body): ApiJson<CompleteBody>,
 ) -> Result<Json<InstanceDetail>, Problem> {
     visible(&state, &caller, &instance_id).await?;
+    let data = match body.outcome.as_deref() {
+        None => body.data,
+        // The outcome's data is the task's, stored with it when it opened. With no open
+        // task, the data goes as it is, and the engine says why (done already: 409).
+        Some(outcome) => {
+            match stored_tasks::open_task(state.client.connections(), &instance_id, &step).await {
+                Ok(Some(task)) => task
+                    .submission(Some(outcome), body.data)
+                    .map_err(|e| Problem::invalid_field("outcome", e.to_string()))?,
+                Ok(None) => body.data,
+                Err(e) => return Err(Problem::unavailable(e.to_string())),
+            }
+        }
+    };
     state
         .client
-        .complete_human_task(&instance_id, &step, &caller.user, body.data)
+        .complete_task_as(&instance_id, &step, &caller.actor(), data)
         .await?;
     Ok(Json(detail_of(&state, &caller, &instance_id).await?))
 }
@@ -236,6 +301,7 @@ pub(super) async fn reassign(
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),
+        groups: Vec::new(),
     };
     if to.assignee.is_none() && to.candidates.is_empty() {
         return Err(Problem::invalid_field(
@@ -247,20 +313,89 @@ pub(super) async fn reassign(
     // Who may reassign is the core's decision, made by the coordinator against the task as
     // it is when the reassignment applies: checking here first would race the task's
     // opening (and fail open on any error). Every refusal, whatever its kind, is an error.
-    let by = Actor {
-        user: caller.user.clone(),
-        admin: caller.admin,
-    };
+    let by = caller.actor();
     state
         .client
         .reassign_task(&instance_id, &step, &by, to)
         .await?;
     let task = open_task(&state, &caller, &instance_id, &step).await?;
     let names = workflow_names(&state, std::slice::from_ref(&task)).await?;
-    Ok(Json(TaskView::new(
+    Ok(Json(TaskView::for_caller(
         &task,
         names.get(&instance_id).cloned(),
-        &caller.user,
+        &caller,
+    )))
+}
+
+/// Claims a task for the caller: until it is released, only they may complete it.
+#[utoipa::path(operation_id = "claim_task", post, path = "/api/v1/tasks/{instance_id}/{step}/claim", tag = "tasks",
+    params(
+        ("instance_id" = String, Path, description = "The instance id"),
+        ("step" = String, Path, description = "The human step"),
+    ),
+    responses(
+        (status = 200, description = "Claimed: the task", body = TaskView),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
+    ))]
+pub(super) async fn claim(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((instance_id, step)): Path<(String, String)>,
+) -> Result<Json<TaskView>, Problem> {
+    visible(&state, &caller, &instance_id).await?;
+    // Decided by the core against the task as it is when the claim applies: of two claims
+    // at once, one wins and the other is a 409 naming the claimer.
+    state
+        .client
+        .claim_task(&instance_id, &step, &caller.actor())
+        .await?;
+    task_reply(&state, &caller, &instance_id, &step).await
+}
+
+/// Releases the claim on a task: the claimer's own, or anyone's for an admin.
+#[utoipa::path(operation_id = "release_task", post, path = "/api/v1/tasks/{instance_id}/{step}/release", tag = "tasks",
+    params(
+        ("instance_id" = String, Path, description = "The instance id"),
+        ("step" = String, Path, description = "The human step"),
+    ),
+    responses(
+        (status = 200, description = "Released: the task", body = TaskView),
+        (status = 401, response = openapi::Unauthorized),
+        (status = 403, response = openapi::Forbidden),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+        (status = 503, response = openapi::Unavailable),
+    ))]
+pub(super) async fn release(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((instance_id, step)): Path<(String, String)>,
+) -> Result<Json<TaskView>, Problem> {
+    visible(&state, &caller, &instance_id).await?;
+    state
+        .client
+        .release_task(&instance_id, &step, &caller.actor())
+        .await?;
+    task_reply(&state, &caller, &instance_id, &step).await
+}
+
+/// The task as the caller sees it now.
+async fn task_reply(
+    state: &AppState,
+    caller: &Caller,
+    instance_id: &str,
+    step: &str,
+) -> Result<Json<TaskView>, Problem> {
+    let task = open_task(state, caller, instance_id, step).await?;
+    let names = workflow_names(state, std::slice::from_ref(&task)).await?;
+    Ok(Json(TaskView::for_caller(
+        &task,
+        names.get(instance_id).cloned(),
+        caller,
     )))
 }
 
@@ -315,10 +450,10 @@ pub(super) async fn open_tasks_of(
     let mut out = Vec::new();
     for task in read {
         match task {
-            Ok(t) => out.push(TaskView::new(
+            Ok(t) => out.push(TaskView::for_caller(
                 &t,
                 Some(view.definition.clone()),
-                &caller.user,
+                caller,
             )),
             Err(e) => tracing::warn!(instance = %view.id, error = %e, "unreadable task skipped"),
         }

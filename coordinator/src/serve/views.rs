@@ -84,6 +84,10 @@ pub(super) struct InstanceSummary {
     pub finished_at: Option<Timestamp>,
     /// Why it failed or was canceled.
     pub error: Option<String>,
+    /// A delayed start not created yet: when it will be.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub start_at: Option<Timestamp>,
 }
 
 impl From<&InstanceView> for InstanceSummary {
@@ -100,6 +104,7 @@ impl From<&InstanceView> for InstanceSummary {
             updated_at: v.updated_at,
             finished_at: v.finished_at,
             error: v.error.clone(),
+            start_at: v.start_at,
         }
     }
 }
@@ -117,8 +122,10 @@ pub(super) struct InstanceDetail {
     /// The attempts, oldest first (finished ones, then those in flight): the first 1,000;
     /// `GET /instances/{id}/history` pages through all of them.
     pub history: Vec<Attempt>,
-    /// How many attempt records the instance has in all.
+    /// How many attempt records the instance has in all (kept, and in flight).
     pub history_total: usize,
+    /// Older finished records dropped: an instance keeps its last 10,000.
+    pub history_dropped: u64,
     /// Its open human tasks.
     pub tasks: Vec<TaskView>,
 }
@@ -183,8 +190,16 @@ pub(super) struct TaskView {
     pub description: Option<String>,
     /// The user it is for.
     pub assignee: Option<String>,
-    /// Others who may complete it (anyone, when neither assignee nor candidates are set).
+    /// Others who may complete it (anyone, when it names no one).
     pub candidates: Vec<String>,
+    /// Groups whose members may complete it.
+    pub candidate_groups: Vec<String>,
+    /// Who claimed it ("taken by"), if anyone: only they may complete it until released.
+    pub claimed_by: Option<String>,
+    /// How many reminders it has had.
+    pub reminders: u32,
+    /// Whether its due time has passed.
+    pub overdue: bool,
     /// The JSON Schema its completion data must satisfy.
     pub form: Option<Value>,
     /// When it opened.
@@ -197,8 +212,36 @@ pub(super) struct TaskView {
     pub tenant: Option<String>,
     /// The instance's workflow name.
     pub workflow: Option<String>,
-    /// Whether the caller may complete it.
+    /// Whether the caller may complete it (it allows them, and no one else claimed it).
     pub allowed: bool,
+    /// The context fields its step shows (`show`), with their values when it opened.
+    pub fields: Vec<ShownFieldView>,
+    /// Its outcome buttons, in order; `POST .../complete` takes one as `outcome`.
+    pub outcomes: Vec<OutcomeView>,
+    /// Whether the caller may claim it (it allows them, and it is not claimed).
+    pub claimable: bool,
+}
+
+/// A context field shown with a task.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub(super) struct ShownFieldView {
+    /// The context path, e.g. `receipt.number`.
+    pub path: String,
+    /// The form schema's title of the field, when it has one.
+    pub title: Option<String>,
+    /// Its value when the task opened (null when the context had none); a value over
+    /// 1 KiB of JSON is the start of its JSON text, cut with `…`.
+    pub value: Option<Value>,
+}
+
+/// An outcome button of a task.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub(super) struct OutcomeView {
+    /// Its name, e.g. `approve`.
+    pub name: String,
+    /// The data it merges into the submission, e.g. `{"approved": true}`.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Map<String, Value>,
 }
 
 impl TaskView {
@@ -211,13 +254,48 @@ impl TaskView {
             description: t.description.clone(),
             assignee: t.assignee.clone(),
             candidates: t.candidates.clone(),
+            candidate_groups: t.candidate_groups.clone(),
+            claimed_by: t.claimed_by.clone(),
+            reminders: t.reminders,
+            overdue: t.due_at.is_some_and(|d| d <= Timestamp::now_system()),
             form: t.form.clone(),
             created_at: t.created_at,
             due_at: t.due_at,
             tenant: t.tenant_id.clone(),
             workflow,
-            allowed: t.allows(user),
+            allowed: t.allows(user) && t.claimed_by.as_deref().is_none_or(|c| c == user),
+            claimable: t.allows(user) && t.claimed_by.is_none(),
+            fields: t
+                .fields
+                .iter()
+                .map(|f| ShownFieldView {
+                    path: f.path.clone(),
+                    title: f.title.clone(),
+                    value: f.value.clone(),
+                })
+                .collect(),
+            outcomes: t
+                .outcomes
+                .iter()
+                .map(|o| OutcomeView {
+                    name: o.name.clone(),
+                    data: o.data.clone(),
+                })
+                .collect(),
         }
+    }
+
+    /// The view of a task for a caller, with their groups.
+    pub(super) fn for_caller(
+        t: &Task,
+        workflow: Option<String>,
+        caller: &super::auth::Caller,
+    ) -> TaskView {
+        let mut view = TaskView::new(t, workflow, &caller.user);
+        let may = t.allows_member(&caller.user, &caller.groups);
+        view.allowed = may && t.claimed_by.as_deref().is_none_or(|c| c == caller.user);
+        view.claimable = may && t.claimed_by.is_none();
+        view
     }
 }
 
@@ -282,6 +360,9 @@ impl Graph {
                     ),
                     CompiledKind::Gateway => ("gateway", s.name.to_string()),
                     CompiledKind::Timer(_) => ("timer", s.name.to_string()),
+                    CompiledKind::Event { event, .. } => {
+                        ("event", format!("{}: message {event}", s.name))
+                    }
                 };
                 Node {
                     id: s.name.to_string(),

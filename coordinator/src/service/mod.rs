@@ -10,6 +10,7 @@
 //! refused as stale by its token).
 
 pub mod apply;
+pub mod due;
 pub mod lease;
 pub mod partition;
 pub mod retention;

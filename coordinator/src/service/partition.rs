@@ -39,11 +39,12 @@ use std::time::Duration;
 use redis::streams::StreamReadReply;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use weir::redis::batch::{CommitError, DueTimers};
+use weir::redis::batch::{CommitError, DueTimers, HeldReplies};
 use weir::redis::groups;
 use weir::redis::inputs::{self, ClaimError, ReadFrom};
 use weir::redis::keys::COORDINATOR_GROUP;
 use weir::redis::wire;
+use weir::redis::Durability;
 
 use super::apply::{self, Inbound, InstanceCache};
 use super::lease::LeaseValidity;
@@ -86,6 +87,9 @@ struct LoopState {
     entries: Vec<String>,
     /// Refusals of turns that held one entry alone: entry id -> (count, last reason).
     refusals: HashMap<String, (u64, String)>,
+    /// Under replicated durability, replies of commits no replica has confirmed yet: they
+    /// are published once one does (a caller never reads a verdict a failover can lose).
+    unpublished: HeldReplies,
 }
 
 /// Runs the partition until told to stop or the lease is lost. The caller instruments it
@@ -100,6 +104,13 @@ pub async fn run(
     if ensure_groups(&shared, &part).await.is_err() {
         tracing::warn!("could not create consumer groups yet; will retry on first read");
     }
+    // Delayed starts and schedules of the partition, beside the loop, for as long as it runs.
+    let due_task = tokio::spawn(super::due::run(
+        shared.clone(),
+        p,
+        stop.clone(),
+        validity.clone(),
+    ));
     let batch = shared.config.batch.max(1);
     let mut state = LoopState {
         read_pending: true,
@@ -234,6 +245,7 @@ pub async fn run(
             }
         }
     }
+    due_task.abort();
 }
 
 /// Why a turn wrote nothing; each calls for its own reaction.
@@ -297,6 +309,19 @@ async fn turn(
 ) -> Result<Duration, TurnError> {
     let commands = part.commands();
     let batch = shared.config.batch;
+    // 0. Replies held back by a replicated commit no replica confirmed in time: publish
+    // them once one does (a WAIT covers every earlier write of the connection).
+    if !state.unpublished.is_empty() {
+        weir::redis::durability::confirm(
+            shared.conns.durability,
+            &mut shared.conns.conn.clone(),
+            &commands,
+            &shared.conns.display_url,
+        )
+        .await
+        .map_err(TurnError::Unreplicated)?;
+        publish_replies(shared, state).await?;
+    }
     let count = state.read_count.clamp(1, batch.max(1));
     // 1. Read input; block only when there is nothing pending and no timer is due.
     let blocks = !state.read_pending && !block.is_zero();
@@ -345,12 +370,21 @@ async fn turn(
                 .get(&entry.id)
                 .filter(|(n, _)| *n >= shared.config.max_deliveries);
             match refused {
-                Some((n, why)) => inbound.push(Inbound::Poison {
-                    stream: key.key.clone(),
-                    raw: entry.get(wire::FIELD).unwrap_or_default(),
-                    id: entry.id,
-                    error: format!("refused {n} times when applied alone: {why}"),
-                }),
+                Some((n, why)) => {
+                    let raw: Vec<u8> = entry.get(wire::FIELD).unwrap_or_default();
+                    // A Start's pending instance is failed with its dead letter, unless
+                    // that failed too (refused once more): then the entry goes alone.
+                    let start_of = (from_commands && *n == shared.config.max_deliveries)
+                        .then(|| apply::start_of(&raw))
+                        .flatten();
+                    inbound.push(Inbound::Poison {
+                        stream: key.key.clone(),
+                        raw,
+                        id: entry.id,
+                        error: format!("refused {n} times when applied alone: {why}"),
+                        start_of,
+                    })
+                }
                 None => inbound.push(apply::decode_entry(&key.key, from_commands, entry)),
             }
         }
@@ -394,23 +428,41 @@ async fn turn(
     let mut built = apply::build(shared, part, &mut state.cache, inbound, now).await?;
     built.batch.then_due_timers(&part.timers(), batch);
     let n = built.inputs;
-    match built
-        .batch
-        .commit_then_due(&mut shared.conns.conn.clone(), &shared.config.id)
-        .await
-    {
-        Ok((_, due)) => {
-            // Under replicated durability a commit counts once a replica holds it. If none
-            // confirms it, the turn fails as a commit of unknown fate does: the cache is
-            // dropped and what Redis holds is read again (the commit itself stands).
-            weir::redis::durability::confirm(
-                shared.conns.durability,
+    let committed = match shared.conns.durability {
+        Durability::Local => built
+            .batch
+            .commit_then_due(&mut shared.conns.conn.clone(), &shared.config.id)
+            .await
+            .map(|(_, due)| (due, None)),
+        Durability::Replicated => built
+            .batch
+            .commit_replicated(
                 &mut shared.conns.conn.clone(),
-                &part.commands(),
-                &shared.conns.display_url,
+                &shared.config.id,
+                weir::redis::durability::REPLICA_WAIT,
             )
             .await
-            .map_err(TurnError::Unreplicated)?;
+            .map(|c| (c.due, Some((c.replicas, c.replies)))),
+    };
+    match committed {
+        Ok((due, replicated)) => {
+            // Under replicated durability a commit counts once a replica holds it (its
+            // `WAIT` went in the same round trip), and only then are its replies
+            // published. If none confirms it, the turn fails as a commit of unknown fate
+            // does: the cache is dropped and what Redis holds is read again (the commit
+            // itself stands), and the replies wait for the next confirmation.
+            if let Some((replicas, replies)) = replicated {
+                state.unpublished.extend(replies);
+                if replicas < 1 {
+                    return Err(TurnError::Unreplicated(
+                        weir::redis::RedisError::NotReplicated {
+                            url: shared.conns.display_url.clone(),
+                            key: part.commands(),
+                        },
+                    ));
+                }
+                publish_replies(shared, state).await?;
+            }
             state.cache.keep(built.kept);
             state.clock = due.map(|d| (d, Instant::now()));
             Counters::add(&shared.counters.commits, 1);
@@ -430,6 +482,16 @@ async fn turn(
         Err(CommitError::Rejected(why)) => Err(TurnError::Refused(why)),
         Err(CommitError::Redis(e)) => Err(e.into()),
     }
+}
+
+/// Publishes the replies of replicated commits a replica now holds.
+async fn publish_replies(shared: &Shared, state: &mut LoopState) -> Result<(), TurnError> {
+    state
+        .unpublished
+        .publish(&mut shared.conns.conn.clone())
+        .await?;
+    state.unpublished = HeldReplies::default();
+    Ok(())
 }
 
 /// Creates the coordinators' groups on the partition's input streams.

@@ -3,9 +3,11 @@
 //!
 //! Each partition loop sweeps about once a second. A sweep deletes batches of
 //! [`SWEEP_BATCH`] instances while some are past their retention, for at most
-//! [`SWEEP_BUDGET`]: it keeps up with any completion rate the loop itself can reach (a
-//! deletion costs far less than the transitions that finished the instance), and never
-//! takes more than a quarter of the loop's time from the live instances.
+//! [`SWEEP_BUDGET`], so that it never takes more than a quarter of the loop's time from the
+//! live instances. That bound is also its limit: `weir bench redis` (its `retention` line)
+//! measured about 4,600 deletions a second against 5,400-6,400 completions a second on a
+//! 2-core machine, so a burst builds a backlog of a second or two of completions, which
+//! empties within about a second after the burst (README, Retention).
 
 use std::time::{Duration, Instant};
 

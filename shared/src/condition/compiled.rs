@@ -178,6 +178,49 @@ impl Condition {
         })
     }
 
+    /// Evaluates the expression to a correlation key, for event steps' `correlation`: a
+    /// string as it is, an int, uint or bool as its JSON text. Anything else (null, a list,
+    /// a map, a double) is [`ConditionError::WrongType`]: a key must compare exactly.
+    pub fn evaluate_key(&self, context: &Map<String, Json>) -> Result<String, ConditionError> {
+        self.run(context, |value| match to_json(value) {
+            Some(Json::String(s)) => Ok(s),
+            Some(Json::Bool(b)) => Ok(b.to_string()),
+            Some(Json::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
+            _ => Err(Failure::WrongType(
+                "a string, an integer or a bool",
+                describe(value),
+            )),
+        })
+    }
+
+    /// Evaluates the expression to user or group names: for human steps' `assignee_expr`
+    /// and `candidates_expr`. A string is one name; a list must hold only strings. Empty or
+    /// whitespace-only names are dropped. Anything else is [`ConditionError::WrongType`].
+    pub fn evaluate_names(
+        &self,
+        context: &Map<String, Json>,
+    ) -> Result<Vec<String>, ConditionError> {
+        self.run(context, |value| {
+            let wrong = || Failure::WrongType("a name or a list of names", describe(value));
+            let names = match to_json(value) {
+                Some(Json::String(s)) => vec![s],
+                Some(Json::Array(items)) => items
+                    .into_iter()
+                    .map(|item| match item {
+                        Json::String(s) => Ok(s),
+                        _ => Err(wrong()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err(wrong()),
+            };
+            Ok(names
+                .into_iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect())
+        })
+    }
+
     /// Runs the program against `context` under the budget and hands the result to
     /// `extract`, all under `catch_unwind`.
     fn run<T>(

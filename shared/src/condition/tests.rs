@@ -70,7 +70,7 @@ fn condition_is_send_sync_clone_debug() {
     fn assert_traits<T: Send + Sync + Clone + fmt::Debug + 'static>() {}
     assert_traits::<Condition>();
     assert_traits::<ConditionError>();
-    let c = Condition::compile("context.score >= 80").unwrap();
+    let c = Condition::compile("context.score >= 80").expect("a valid condition");
     assert_eq!(format!("{c:?}"), r#"Condition("context.score >= 80")"#);
     assert_eq!(c.clone().source(), "context.score >= 80");
 }
@@ -197,7 +197,7 @@ fn strings() {
 fn matches_needs_the_regex_feature() {
     let source = "context.code.matches('^[A-Z]{3}-[0-9]+$')";
     if env().has_matches {
-        let c = Condition::compile(source).unwrap();
+        let c = Condition::compile(source).expect("the case is a valid condition");
         assert_eq!(c.evaluate(&ctx(json!({"code": "ABC-12"}))), Ok(true));
         assert_eq!(c.evaluate(&ctx(json!({"code": "abc-12"}))), Ok(false));
     } else {
@@ -574,7 +574,7 @@ fn timings() {
         let _ = Condition::compile(source);
     }
     let compile = start.elapsed() / rounds;
-    let cond = Condition::compile(source).unwrap();
+    let cond = Condition::compile(source).expect("the case is a valid condition");
     let small = ctx(json!({"score": 85, "approved": true, "name": "Ann", "tags": ["a"]}));
     let mut big = small.clone();
     for i in 0..1000 {

@@ -30,12 +30,38 @@ pub enum Effect {
     /// Open a human task. Boxed: a task is twice the size of any other effect, and every
     /// effect is moved a few times on its way to the driver.
     OpenTask(Box<Task>),
+    /// The task as it was (before this transition) leaves the indexes of the people who
+    /// could act on it: pushed before the task is closed, and before it is opened again
+    /// under the same step for other people, a claim, a release or a reminder count. A
+    /// driver that indexes open tasks by who may act on them (Redis) drops those entries;
+    /// one that keeps tasks by step only (the LocalEngine) has nothing to do.
+    RetireTask(Box<Task>),
     /// Close a human task.
     CloseTask {
         /// Its step.
         step: Arc<str>,
         /// Completed, expired, or voided with its instance.
         outcome: TaskOutcome,
+    },
+    /// Wait for a message: the instance joins the waiters on (event, key), oldest first.
+    /// When a message is kept for (event, key), the driver delivers it at once
+    /// (`Input::DeliverMessage`). Without a key, only signals reach the step.
+    Subscribe {
+        /// The event step.
+        step: Arc<str>,
+        /// The message name.
+        event: Arc<str>,
+        /// The correlation key.
+        key: Option<String>,
+    },
+    /// Stop waiting: the step received its message, timed out, or was interrupted.
+    Unsubscribe {
+        /// The event step.
+        step: Arc<str>,
+        /// The message name.
+        event: Arc<str>,
+        /// The correlation key.
+        key: Option<String>,
     },
     /// Append to the execution history.
     Record(AttemptRecord),

@@ -49,6 +49,26 @@ pub enum Input {
         user: String,
         /// The completion data (a JSON object), checked against the form.
         data: Value,
+        /// The groups `user` is a member of (for tasks with candidate groups).
+        #[serde(default)]
+        groups: Vec<String>,
+    },
+    /// A person the task allows claims it: until it is released, only they may complete
+    /// it. Refused with [`super::Refusal::Claimed`] when someone else holds it (of two
+    /// claims at once, the one applied first wins), and with
+    /// [`super::Refusal::ClaimForbidden`] for a user the task does not allow.
+    ClaimTask {
+        /// The human step.
+        step: Arc<str>,
+        /// Who claims it, with their groups.
+        by: Actor,
+    },
+    /// The claimer, or an admin, releases the claim on a task.
+    ReleaseTask {
+        /// The human step.
+        step: Arc<str>,
+        /// Who releases it, and whether they are an admin.
+        by: Actor,
     },
     /// Give an open human task to other people. Allowed to an admin, or to a user the
     /// task allows at the moment of the transition (its current assignee or a candidate,
@@ -63,6 +83,19 @@ pub enum Input {
         assignee: Option<String>,
         /// The new candidates.
         candidates: Vec<String>,
+    },
+    /// A message (or a signal) for an event step of this instance. Accepted only while a
+    /// step waits on `name` (and on `key`, when given); see [`super::Refusal::NotWaiting`].
+    DeliverMessage {
+        /// The message id, recorded in the history.
+        id: String,
+        /// The message name.
+        name: String,
+        /// The correlation key: only a step waiting on this key receives it. `None`: a
+        /// signal, sent to this instance by id, for a step waiting on `name` with any key.
+        key: Option<String>,
+        /// The data, stored under the step's `output`.
+        data: Value,
     },
     /// Cancel the instance.
     Cancel {
@@ -88,6 +121,8 @@ pub enum TimerKind {
     Timeout,
     /// A human task's due time.
     TaskDue,
+    /// A human task's next reminder (`remind_every`).
+    TaskReminder,
 }
 
 impl TimerKind {
@@ -98,14 +133,21 @@ impl TimerKind {
             Self::Retry => "retry",
             Self::Timeout => "timeout",
             Self::TaskDue => "task_due",
+            Self::TaskReminder => "task_reminder",
         }
     }
 
     /// The inverse of [`TimerKind::as_str`].
     pub fn parse(s: &str) -> Option<TimerKind> {
-        [Self::Wake, Self::Retry, Self::Timeout, Self::TaskDue]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            Self::Wake,
+            Self::Retry,
+            Self::Timeout,
+            Self::TaskDue,
+            Self::TaskReminder,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 

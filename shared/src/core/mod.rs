@@ -18,8 +18,14 @@
 //! | `Timer(Wake)`              | timer step sleeping, token matches      | timer step completes, edges routed |
 //! | `Timer(TaskDue)`           | task open, token matches                | `HumanTaskOverdue`; if a timeout edge matches: task expires, edges taken |
 //! | `CompleteTask`             | task open, user allowed, data fits form | data merged, task closed, edges routed |
+//! | `Timer(TaskReminder)`      | task open, token matches                | reminder counted on the task, `HumanTaskReminder`, next one scheduled |
+//! | `CompleteTask`             | task open, user allowed and not claimed by another, data fits form | (as above) |
+//! | `ClaimTask`                | task open, user allowed, not claimed by another | task claimed, recorded, `HumanTaskClaimed` |
+//! | `ReleaseTask`              | task claimed, by the claimer or an admin | claim dropped, recorded, `HumanTaskReleased` |
 //! | `ReassignTask`             | task open, someone named, by an admin or a user the task allows now | task given to the new assignee/candidates, recorded |
-//! | `Cancel`                   | instance not finished                   | active steps interrupted, CANCELED |
+//! | `Timer(Timeout)` (event)   | event step waiting, token matches       | wait ends; as a failure of kind `timeout` |
+//! | `DeliverMessage`           | an event step waits on the name (and key) | data stored under `output`, message id recorded, edges routed |
+//! | `Cancel`                   | instance not finished                   | active steps interrupted (waits unsubscribed), CANCELED |
 //! | `Retry`                    | instance FAILED                         | from the failed (or named) step on, RUNNING again |
 //!
 //! A result or timer whose token does not match the step's current attempt is refused as
@@ -41,6 +47,7 @@ mod effect;
 mod input;
 mod lifecycle;
 mod machine;
+mod message;
 mod refusal;
 mod task;
 mod transition;
@@ -49,6 +56,7 @@ pub use effect::{Dispatch, Effect, Timer};
 pub use input::{Input, StepError, TimerKind};
 pub use lifecycle::{start, StartSpec};
 pub use refusal::Refusal;
+pub use task::MAX_SHOWN_VALUE_BYTES;
 
 use crate::definition::Workflow;
 use crate::model::{Assignment, Instance};
@@ -88,13 +96,22 @@ pub fn apply(
         } => machine::failed(wf, inst, &step, token, error, worker, env, out),
         Input::Timer { step, kind, token } => match kind {
             TimerKind::Retry => machine::retry_due(wf, inst, &step, token, env, out),
+            TimerKind::Timeout if message::is_event_step(wf, &step) => {
+                message::timed_out(wf, inst, &step, token, env, out)
+            }
             TimerKind::Timeout => machine::timed_out(wf, inst, &step, token, env, out),
             TimerKind::Wake => lifecycle::wake(wf, inst, &step, token, env, out),
             TimerKind::TaskDue => task::due(wf, inst, &step, token, env, out),
+            TimerKind::TaskReminder => task::remind(wf, inst, &step, token, env, out),
         },
-        Input::CompleteTask { step, user, data } => {
-            task::complete(wf, inst, &step, user, data, env, out)
-        }
+        Input::CompleteTask {
+            step,
+            user,
+            data,
+            groups,
+        } => task::complete(wf, inst, &step, (user, groups), data, env, out),
+        Input::ClaimTask { step, by } => task::claim(wf, inst, &step, by, env, out),
+        Input::ReleaseTask { step, by } => task::release(wf, inst, &step, by, env, out),
         Input::ReassignTask {
             step,
             by,
@@ -108,10 +125,17 @@ pub fn apply(
             Assignment {
                 assignee,
                 candidates,
+                groups: Vec::new(),
             },
             env,
             out,
         ),
+        Input::DeliverMessage {
+            id,
+            name,
+            key,
+            data,
+        } => message::deliver(wf, inst, id, &name, key, data, env, out),
         Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env, out),
         Input::Retry { from_step } => lifecycle::retry(wf, inst, from_step.as_deref(), env, out),
     }?;

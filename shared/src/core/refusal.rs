@@ -53,6 +53,42 @@ pub enum Refusal {
         /// The human step whose task it is.
         step: String,
     },
+    /// Someone else holds a claim on the task: only they may complete it (or release it;
+    /// an admin may release it too).
+    #[error("the task of step {step:?} is claimed by {claimed_by:?}")]
+    Claimed {
+        /// The human step whose task it is.
+        step: String,
+        /// Who holds the claim.
+        claimed_by: String,
+    },
+    /// The user may not claim the task: it does not allow them.
+    #[error(
+        "user {user:?} may not claim the task of step {step:?}: only its assignee, a \
+         candidate or a member of a candidate group may"
+    )]
+    ClaimForbidden {
+        /// The user who tried to claim it.
+        user: String,
+        /// The human step whose task it is.
+        step: String,
+    },
+    /// The task is not claimed, so there is nothing to release.
+    #[error("the task of step {0:?} is not claimed")]
+    NotClaimed(String),
+    /// The user may not release the claim: it is someone else's and they are no admin.
+    #[error(
+        "user {user:?} may not release the claim of {claimed_by:?} on the task of step \
+         {step:?}: only the claimer or an admin may"
+    )]
+    ReleaseForbidden {
+        /// The user who tried to release it.
+        user: String,
+        /// The human step whose task it is.
+        step: String,
+        /// Who holds the claim.
+        claimed_by: String,
+    },
     /// The completion data is not acceptable.
     #[error("invalid task data for step {step:?}: {message}")]
     InvalidData {
@@ -62,6 +98,15 @@ pub enum Refusal {
         message: String,
         /// The form's field errors, when a form schema refused it.
         form: Option<FormError>,
+    },
+    /// No step of the instance waits for this message: none waits on its name (and key),
+    /// or the instance is finished.
+    #[error("the instance is not waiting for message {event:?}{}", match key { Some(k) => format!(" with key {k:?}"), None => String::new() })]
+    NotWaiting {
+        /// The message name.
+        event: String,
+        /// The message key (`None`: a signal).
+        key: Option<String>,
     },
     /// The input would make the context larger than [`crate::model::MAX_CONTEXT_BYTES`].
     #[error("{0}")]
@@ -84,8 +129,14 @@ impl Refusal {
             Refusal::UnknownStep(_) => "unknown_step",
             Refusal::NotAHumanStep(_) => "not_a_human_step",
             Refusal::TaskNotOpen(_) => "task_not_open",
-            Refusal::Forbidden { .. } | Refusal::ReassignForbidden { .. } => "forbidden",
+            Refusal::Forbidden { .. }
+            | Refusal::ReassignForbidden { .. }
+            | Refusal::ClaimForbidden { .. }
+            | Refusal::ReleaseForbidden { .. } => "forbidden",
+            Refusal::Claimed { .. } => "claimed",
+            Refusal::NotClaimed(_) => "not_claimed",
             Refusal::InvalidData { .. } => "invalid_data",
+            Refusal::NotWaiting { .. } => "not_waiting",
             Refusal::TooLarge(_) => "too_large",
             Refusal::WrongStatus { .. } => "wrong_status",
         }

@@ -1,15 +1,26 @@
-//! Human task transitions: completion by a person, and the due time passing.
+//! Human task transitions: completion by a person, claims and releases, reassignment,
+//! reminders, and the due time passing.
+//!
+//! # Who may act on a task
+//!
+//! A task is for its assignment: what the step names (`assignee`, `candidates`,
+//! `candidate_groups`, or the names `assignee_expr`/`candidates_expr` gave when the task
+//! opened), or what a reassignment named since. A user it names, or a member of one of its
+//! groups, may complete, claim and reassign it; a task that names no one is open to anyone.
+//! A claim narrows completion to the claimer until the claimer or an admin releases it;
+//! every check is made here, against the task as it is at the transition, so of two claims
+//! at once the first applied wins and the second is refused with nothing changed.
 
 use serde_json::Value;
 
 use super::input::StepError;
 use super::transition::{Outcome, Transition};
-use super::{step_for_token, Effect, Env, Refusal, TimerKind};
+use super::{step_for_token, Effect, Env, Refusal, Timer, TimerKind};
 use crate::definition::{CompiledKind, StepId, Workflow};
-use crate::model::task::allows;
+use crate::model::instance::json_size;
 use crate::model::{
     check_merged_size, Actor, Assignment, AttemptRecord, AttemptStatus, EventKind, Instance,
-    InstanceStatus, StepStatus, Task, TaskOutcome,
+    InstanceStatus, ShownField, StepStatus, Task, TaskOutcome,
 };
 use crate::time::Timestamp;
 
@@ -18,26 +29,31 @@ pub(super) fn complete(
     wf: &Workflow,
     inst: &mut Instance,
     step: &str,
-    user: String,
+    (user, groups): (String, Vec<String>),
     data: Value,
     env: Env,
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
     let s = open_task(wf, inst, step, "completing a task")?;
     let CompiledKind::Human {
-        assignee,
-        candidates,
         form,
         due,
+        remind_every,
         ..
     } = &wf.steps[s].kind
     else {
         return Err(Refusal::NotAHumanStep(step.to_string()));
     };
-    if !task_allows(inst, s, assignee.as_deref(), candidates, &user) {
+    if !assignment(wf, inst, s).allows_member(&user, &groups) {
         return Err(Refusal::Forbidden {
             user,
             step: step.to_string(),
+        });
+    }
+    if let Some(claimer) = inst.steps[s].claimed_by.as_ref().filter(|c| **c != user) {
+        return Err(Refusal::Claimed {
+            step: step.to_string(),
+            claimed_by: claimer.clone(),
         });
     }
     if let Some(form) = form {
@@ -66,6 +82,14 @@ pub(super) fn complete(
             kind: TimerKind::TaskDue,
         });
     }
+    if remind_every.is_some() {
+        t.effects.push(Effect::Unschedule {
+            step: name.clone(),
+            kind: TimerKind::TaskReminder,
+        });
+    }
+    let retired = current_task(wf, s, t.inst, t.env.now);
+    t.effects.push(Effect::RetireTask(Box::new(retired)));
     t.effects.push(Effect::CloseTask {
         step: name.clone(),
         outcome: TaskOutcome::Completed,
@@ -79,19 +103,101 @@ pub(super) fn complete(
     Ok(())
 }
 
-/// Whether `user` may complete the open task of step `s`: by its reassignment when it was
-/// reassigned, else by what the step names.
-fn task_allows(
-    inst: &Instance,
-    s: usize,
-    assignee: Option<&str>,
-    candidates: &[String],
-    user: &str,
-) -> bool {
-    match &inst.steps[s].assignment {
-        Some(reassigned) => reassigned.allows(user),
-        None => allows(assignee, candidates, user),
+/// Who the open task of step `s` is for: its assignment as stored when it was computed at
+/// opening or reassigned since, else what the step names.
+pub(super) fn assignment(wf: &Workflow, inst: &Instance, s: StepId) -> Assignment {
+    if let Some(stored) = &inst.steps[s].assignment {
+        return (**stored).clone();
     }
+    match &wf.steps[s].kind {
+        CompiledKind::Human {
+            assignee,
+            candidates,
+            candidate_groups,
+            ..
+        } => Assignment {
+            assignee: assignee.clone(),
+            candidates: candidates.clone(),
+            groups: candidate_groups.clone(),
+        },
+        _ => Assignment::default(),
+    }
+}
+
+/// The open task of step `s` as it is now (for [`Effect::RetireTask`]).
+pub(super) fn current_task(wf: &Workflow, s: StepId, inst: &Instance, now: Timestamp) -> Task {
+    human_task(wf, s, inst, assignment(wf, inst, s), now)
+}
+
+/// The error kind of a human step whose computed assignment failed.
+pub(super) const ASSIGNMENT_ERROR: &str = "assignment";
+
+/// Who a human step's task opens for: the fixed names of the step, with `assignee_expr` and
+/// `candidates_expr` evaluated over the context now. `Ok(None)`: nothing is computed, the
+/// step's fixed names apply (not stored on the instance). An expression that fails, or a
+/// computed assignment that names no one, is an error: a task meant for someone never opens
+/// to anyone by accident.
+pub(super) fn computed_assignment(
+    wf: &Workflow,
+    s: StepId,
+    inst: &Instance,
+) -> Result<Option<Assignment>, StepError> {
+    let CompiledKind::Human {
+        assignee,
+        candidates,
+        candidate_groups,
+        assignee_expr,
+        candidates_expr,
+        ..
+    } = &wf.steps[s].kind
+    else {
+        return Ok(None);
+    };
+    if assignee_expr.is_none() && candidates_expr.is_none() {
+        return Ok(None);
+    }
+    let fail = |field: &str, message: String| {
+        StepError::fatal(
+            ASSIGNMENT_ERROR,
+            format!(
+                "`{field}` of human step {:?}: {message}",
+                &*wf.steps[s].name
+            ),
+        )
+    };
+    let mut who = Assignment {
+        assignee: assignee.clone(),
+        candidates: candidates.clone(),
+        groups: candidate_groups.clone(),
+    };
+    if let Some(expr) = assignee_expr {
+        let names = expr
+            .evaluate_names(&inst.context)
+            .map_err(|e| fail("assignee_expr", e.to_string()))?;
+        match <[String; 1]>::try_from(names) {
+            Ok([one]) => who.assignee = Some(one),
+            Err(names) => {
+                return Err(fail(
+                    "assignee_expr",
+                    format!("gave {} names; it must give exactly one", names.len()),
+                ))
+            }
+        }
+    }
+    if let Some(expr) = candidates_expr {
+        who.candidates = expr
+            .evaluate_names(&inst.context)
+            .map_err(|e| fail("candidates_expr", e.to_string()))?;
+        if who.is_empty() {
+            return Err(fail(
+                "candidates_expr",
+                "gave no names, and the step names no one else: the task would be open to \
+                 anyone"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Some(who))
 }
 
 /// `ReassignTask`: the open task is given to `to`; the step's state and token do not
@@ -112,15 +218,7 @@ pub(super) fn reassign(
     effects: &mut Vec<Effect>,
 ) -> Result<(), Refusal> {
     let s = open_task(wf, inst, step, "reassigning a task")?;
-    let CompiledKind::Human {
-        assignee,
-        candidates,
-        ..
-    } = &wf.steps[s].kind
-    else {
-        return Err(Refusal::NotAHumanStep(step.to_string()));
-    };
-    if !by.admin && !task_allows(inst, s, assignee.as_deref(), candidates, &by.user) {
+    if !by.admin && !assignment(wf, inst, s).allows_member(&by.user, &by.groups) {
         return Err(Refusal::ReassignForbidden {
             user: by.user,
             step: step.to_string(),
@@ -134,8 +232,13 @@ pub(super) fn reassign(
             .into_iter()
             .filter(|c| !c.trim().is_empty())
             .collect(),
+        groups: to
+            .groups
+            .into_iter()
+            .filter(|g| !g.trim().is_empty())
+            .collect(),
     };
-    if to.assignee.is_none() && to.candidates.is_empty() {
+    if to.is_empty() {
         return Err(Refusal::InvalidData {
             step: step.to_string(),
             message: "a reassignment names an assignee or at least one candidate".into(),
@@ -155,8 +258,16 @@ pub(super) fn reassign(
         note.push_str("; candidates: ");
         note.push_str(&to.candidates.join(", "));
     }
+    if !to.groups.is_empty() {
+        note.push_str("; groups: ");
+        note.push_str(&to.groups.join(", "));
+    }
     // Re-opening under the same step replaces the stored task (both drivers key tasks by
-    // instance and step), so listings by assignee follow at once.
+    // instance and step), so listings by assignee follow at once. A claim does not survive
+    // a reassignment: the task is for other people now.
+    let retired = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::RetireTask(Box::new(retired)));
+    t.inst.steps[s].claimed_by = None;
     let task = human_task(wf, s, t.inst, to.clone(), now);
     t.effects.push(Effect::OpenTask(Box::new(task)));
     let record = AttemptRecord::at(name.clone(), attempt, AttemptStatus::Reassigned, now)
@@ -185,29 +296,73 @@ pub(super) fn human_task(
     now: Timestamp,
 ) -> Task {
     let step = &wf.steps[s];
-    let (title, description, form) = match &step.kind {
-        CompiledKind::Human {
-            title,
-            description,
-            form,
-            ..
-        } => (title.clone(), description.clone(), form.as_ref()),
-        _ => (None, None, None),
-    };
     let st = &inst.steps[s];
-    Task {
+    let mut task = Task {
         instance_id: inst.id.clone(),
         step: step.name.clone(),
         token: st.token,
-        title,
-        description,
+        title: None,
+        description: None,
         assignee: who.assignee,
         candidates: who.candidates,
-        form: form.map(|f| f.schema().clone()),
+        candidate_groups: who.groups,
+        claimed_by: st.claimed_by.clone(),
+        reminders: st.reminders,
+        workflow: Some(inst.definition.clone()),
+        form: None,
         created_at: st.started_at.unwrap_or(now),
         due_at: st.due_at,
         tenant_id: inst.tenant_id.clone(),
+        fields: Vec::new(),
+        outcomes: Vec::new(),
+    };
+    if let CompiledKind::Human {
+        title,
+        description,
+        show,
+        outcomes,
+        form,
+        ..
+    } = &step.kind
+    {
+        // What the task is about, from the context as it is now: the title and the shown
+        // fields are stored with the task, so the inbox never reads instances.
+        task.title = title.as_ref().map(|t| t.render(&inst.context));
+        task.description = description.as_ref().map(|t| t.render(&inst.context));
+        task.fields = show
+            .iter()
+            .map(|f| ShownField {
+                path: f.path.to_string(),
+                title: f.title.clone(),
+                value: f.path.lookup(&inst.context).map(shown_value),
+            })
+            .collect();
+        task.outcomes = outcomes.clone();
+        task.form = form.as_ref().map(|f| f.schema().clone());
     }
+    task
+}
+
+/// The largest shown value stored with a task, in bytes of JSON; a larger one is stored as
+/// the start of its JSON text, cut with `…` (a task is a card, and its record stays small
+/// whatever the context holds).
+pub const MAX_SHOWN_VALUE_BYTES: usize = 1024;
+
+/// A shown value as stored with the task: itself, or when over
+/// [`MAX_SHOWN_VALUE_BYTES`] the start of its JSON as a string.
+fn shown_value(value: &Value) -> Value {
+    if json_size(value) <= MAX_SHOWN_VALUE_BYTES {
+        return value.clone();
+    }
+    let text = match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut cut = MAX_SHOWN_VALUE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Value::String(format!("{}…", &text[..cut]))
 }
 
 /// The checks every action on an open task makes first: the instance is live, the step
@@ -271,6 +426,20 @@ pub(super) fn due(
         return Ok(());
     };
     let now = t.env.now;
+    if matches!(
+        wf.steps[s].kind,
+        CompiledKind::Human {
+            remind_every: Some(_),
+            ..
+        }
+    ) {
+        t.effects.push(Effect::Unschedule {
+            step: name.clone(),
+            kind: TimerKind::TaskReminder,
+        });
+    }
+    let retired = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::RetireTask(Box::new(retired)));
     t.effects.push(Effect::CloseTask {
         step: name.clone(),
         outcome: TaskOutcome::Expired,
@@ -282,6 +451,136 @@ pub(super) fn due(
         AttemptRecord::ended(name, st, Outcome::Timeout.attempt_status(), now).with_error(OVERDUE);
     t.effects.push(Effect::Record(record));
     t.follow(s, &taken);
+    t.finish();
+    Ok(())
+}
+
+/// `ClaimTask`: a user the task allows takes it, so that no one else completes it meanwhile.
+/// A claim held already, even by the same user, is refused with [`Refusal::Claimed`]
+/// (nothing changes; an applied input always changes the instance).
+pub(super) fn claim(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    by: Actor,
+    env: Env,
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
+    let s = open_task(wf, inst, step, "claiming a task")?;
+    let who = assignment(wf, inst, s);
+    if !who.allows_member(&by.user, &by.groups) {
+        return Err(Refusal::ClaimForbidden {
+            user: by.user,
+            step: step.to_string(),
+        });
+    }
+    if let Some(claimer) = &inst.steps[s].claimed_by {
+        return Err(Refusal::Claimed {
+            step: step.to_string(),
+            claimed_by: claimer.clone(),
+        });
+    }
+    let mut t = Transition::new(wf, inst, env, effects);
+    let name = t.name(s);
+    let now = t.env.now;
+    let retired = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::RetireTask(Box::new(retired)));
+    t.inst.steps[s].claimed_by = Some(by.user.clone());
+    let task = human_task(wf, s, t.inst, who, now);
+    t.effects.push(Effect::OpenTask(Box::new(task)));
+    let attempt = t.inst.steps[s].attempt;
+    let record = AttemptRecord::at(name.clone(), attempt, AttemptStatus::Claimed, now)
+        .by(Some(by.user.clone()))
+        .with_note(format!("claimed by {}", by.user));
+    t.effects.push(Effect::Record(record));
+    t.emit(EventKind::HumanTaskClaimed {
+        step: name,
+        user: by.user,
+    });
+    t.finish();
+    Ok(())
+}
+
+/// `ReleaseTask`: the claimer, or an admin, gives the claim up; the task is for all its
+/// people again.
+pub(super) fn release(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    by: Actor,
+    env: Env,
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
+    let s = open_task(wf, inst, step, "releasing a task")?;
+    let Some(claimer) = inst.steps[s].claimed_by.clone() else {
+        return Err(Refusal::NotClaimed(step.to_string()));
+    };
+    if claimer != by.user && !by.admin {
+        return Err(Refusal::ReleaseForbidden {
+            user: by.user,
+            step: step.to_string(),
+            claimed_by: claimer,
+        });
+    }
+    let mut t = Transition::new(wf, inst, env, effects);
+    let name = t.name(s);
+    let now = t.env.now;
+    let retired = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::RetireTask(Box::new(retired)));
+    t.inst.steps[s].claimed_by = None;
+    let task = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::OpenTask(Box::new(task)));
+    let attempt = t.inst.steps[s].attempt;
+    let record = AttemptRecord::at(name.clone(), attempt, AttemptStatus::Released, now)
+        .by(Some(by.user.clone()))
+        .with_note(format!("claim of {claimer} released"));
+    t.effects.push(Effect::Record(record));
+    t.emit(EventKind::HumanTaskReleased {
+        step: name,
+        by: by.user,
+        claimed_by: claimer,
+    });
+    t.finish();
+    Ok(())
+}
+
+/// `Timer(TaskReminder)`: the task is still open after another `remind_every`: the
+/// reminder is counted on the task, announced, and the next one scheduled.
+pub(super) fn remind(
+    wf: &Workflow,
+    inst: &mut Instance,
+    step: &str,
+    token: u64,
+    env: Env,
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
+    let s = step_for_token(wf, inst, step, token, StepStatus::Waiting)?;
+    let CompiledKind::Human {
+        remind_every: Some(every),
+        ..
+    } = &wf.steps[s].kind
+    else {
+        return Err(Refusal::Stale {
+            step: step.to_string(),
+            reason: "the step has no reminders".into(),
+        });
+    };
+    let mut t = Transition::new(wf, inst, env, effects);
+    let name = t.name(s);
+    let now = t.env.now;
+    let retired = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::RetireTask(Box::new(retired)));
+    t.inst.steps[s].reminders += 1;
+    let count = t.inst.steps[s].reminders;
+    let task = current_task(wf, s, t.inst, now);
+    t.effects.push(Effect::OpenTask(Box::new(task)));
+    t.effects.push(Effect::Schedule(Timer {
+        step: name.clone(),
+        kind: TimerKind::TaskReminder,
+        token,
+        due_at: now.after(*every),
+    }));
+    t.emit(EventKind::HumanTaskReminder { step: name, count });
     t.finish();
     Ok(())
 }

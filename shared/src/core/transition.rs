@@ -11,12 +11,12 @@ use serde_json::json;
 
 use super::effect::{Dispatch, Effect, Timer};
 use super::input::{StepError, TimerKind};
-use super::task::human_task;
+use super::task::{assignment, computed_assignment, current_task, human_task};
 use super::Env;
 use crate::definition::{CompiledKind, EdgeId, StepId, TimerSpec, Workflow};
 use crate::model::{
-    Assignment, AttemptRecord, AttemptStatus, Context, EdgeMark, EdgeOn, Event, EventKind,
-    Instance, InstanceStatus, StepStatus, TaskOutcome,
+    AttemptRecord, AttemptStatus, Awaiting, Context, EdgeMark, EdgeOn, Event, EventKind, Instance,
+    InstanceStatus, StepStatus, TaskOutcome,
 };
 
 /// How many activations one transition may make before the instance fails: only a loop of
@@ -170,24 +170,40 @@ impl<'a> Transition<'a> {
         match &step.kind {
             CompiledKind::Machine { .. } => self.dispatch_attempt(s),
             CompiledKind::Human {
-                assignee,
-                candidates,
-                due,
-                ..
+                due, remind_every, ..
             } => {
                 let token = self.begin_attempt(s);
-                let due_at = due.map(|d| now.after(d));
+                let computed = computed_assignment(self.wf, s, self.inst);
                 let st = &mut self.inst.steps[s];
+                st.claimed_by = None;
+                st.reminders = 0;
+                st.assignment = None;
+                let computed = match computed {
+                    Ok(computed) => computed,
+                    Err(err) => {
+                        // The task opens for no one: the step (and with it the instance, as
+                        // human steps take no failure edges) fails with the reason.
+                        st.status = StepStatus::Running;
+                        self.fail_for_good(s, &err, None, Outcome::Failure);
+                        return;
+                    }
+                };
+                let due_at = due.map(|d| now.after(d));
                 st.status = StepStatus::Waiting;
                 st.due_at = due_at;
-                st.assignment = None;
+                st.assignment = computed.map(Box::new);
                 let name = step.name.clone();
-                let who = Assignment {
-                    assignee: assignee.clone(),
-                    candidates: candidates.clone(),
-                };
-                let task = human_task(self.wf, s, self.inst, who, now);
+                let who = assignment(self.wf, self.inst, s);
+                let task = human_task(self.wf, s, self.inst, who.clone(), now);
                 self.effects.push(Effect::OpenTask(Box::new(task)));
+                if let Some(every) = remind_every {
+                    self.effects.push(Effect::Schedule(Timer {
+                        step: name.clone(),
+                        kind: TimerKind::TaskReminder,
+                        token,
+                        due_at: now.after(*every),
+                    }));
+                }
                 if let Some(due_at) = due_at {
                     self.effects.push(Effect::Schedule(Timer {
                         step: name.clone(),
@@ -198,8 +214,8 @@ impl<'a> Transition<'a> {
                 }
                 self.emit(EventKind::HumanTaskCreated {
                     step: name,
-                    assignee: assignee.clone(),
-                    candidates: candidates.clone(),
+                    assignee: who.assignee,
+                    candidates: who.candidates,
                 });
             }
             CompiledKind::Gateway => {
@@ -219,7 +235,7 @@ impl<'a> Transition<'a> {
                     );
                     self.fail_for_good(s, &err, None, Outcome::Failure);
                 } else {
-                    self.record_success(s, None, None);
+                    self.record_success(s, None, None, None);
                     self.follow(s, &taken);
                 }
             }
@@ -248,6 +264,61 @@ impl<'a> Transition<'a> {
                         self.emit(EventKind::TimerScheduled {
                             step: name,
                             fire_at,
+                        });
+                    }
+                    Err(err) => {
+                        st.status = StepStatus::Running;
+                        self.fail_for_good(s, &err, None, Outcome::Failure);
+                    }
+                }
+            }
+            CompiledKind::Event {
+                event,
+                correlation,
+                timeout,
+                ..
+            } => {
+                let key = match correlation {
+                    Some(expr) => expr
+                        .evaluate_key(&self.inst.context)
+                        .map(Some)
+                        .map_err(|e| {
+                            StepError::fatal(
+                                "correlation",
+                                format!("the step's `correlation` gave no key: {e}"),
+                            )
+                        }),
+                    None => Ok(None),
+                };
+                let token = self.begin_attempt(s);
+                let st = &mut self.inst.steps[s];
+                match key {
+                    Ok(key) => {
+                        let due_at = timeout.map(|d| now.after(d));
+                        st.status = StepStatus::Waiting;
+                        st.due_at = due_at;
+                        st.awaiting = Some(Box::new(Awaiting {
+                            event: event.clone(),
+                            key: key.clone(),
+                        }));
+                        let name = step.name.clone();
+                        self.effects.push(Effect::Subscribe {
+                            step: name.clone(),
+                            event: event.clone(),
+                            key: key.clone(),
+                        });
+                        if let Some(due_at) = due_at {
+                            self.effects.push(Effect::Schedule(Timer {
+                                step: name.clone(),
+                                kind: TimerKind::Timeout,
+                                token,
+                                due_at,
+                            }));
+                        }
+                        self.emit(EventKind::MessageAwaited {
+                            step: name,
+                            event: event.clone(),
+                            key,
                         });
                     }
                     Err(err) => {
@@ -306,13 +377,25 @@ impl<'a> Transition<'a> {
 
     /// Records a step's success: merges its output, records the attempt, routes onwards.
     pub(super) fn succeed(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
-        self.record_success(s, output, worker);
+        self.record_success(s, output, worker, None);
+        self.route(s, Outcome::Success);
+    }
+
+    /// [`Self::succeed`] with a note on the history record (an event step: the message id).
+    pub(super) fn succeed_with_note(&mut self, s: StepId, output: Option<Context>, note: String) {
+        self.record_success(s, output, None, Some(note));
         self.route(s, Outcome::Success);
     }
 
     /// The part of a success before routing: output merged, step completed, attempt
     /// recorded, `StepExecuted` published.
-    fn record_success(&mut self, s: StepId, output: Option<Context>, worker: Option<String>) {
+    fn record_success(
+        &mut self,
+        s: StepId,
+        output: Option<Context>,
+        worker: Option<String>,
+        note: Option<String>,
+    ) {
         if let Some(output) = output {
             merge(&mut self.inst.context, output);
         }
@@ -320,8 +403,9 @@ impl<'a> Transition<'a> {
         let name = self.name(s);
         let st = &mut self.inst.steps[s];
         st.end(StepStatus::Completed, now);
-        let record =
+        let mut record =
             AttemptRecord::ended(name.clone(), st, AttemptStatus::Completed, now).by(worker);
+        record.note = note;
         let attempt = st.attempt;
         self.effects.push(Effect::Record(record));
         self.emit(EventKind::StepExecuted {
@@ -609,10 +693,13 @@ impl<'a> Transition<'a> {
                 continue;
             }
             let name = self.name(s);
+            // An event step waits too, but for a message rather than a person.
+            let awaiting = self.inst.steps[s].awaiting.take();
             let kind = match status {
                 StepStatus::Running => Some(TimerKind::Timeout),
                 StepStatus::Retrying => Some(TimerKind::Retry),
                 StepStatus::Sleeping => Some(TimerKind::Wake),
+                StepStatus::Waiting if awaiting.is_some() => Some(TimerKind::Timeout),
                 StepStatus::Waiting => Some(TimerKind::TaskDue),
                 _ => None,
             };
@@ -623,7 +710,27 @@ impl<'a> Transition<'a> {
                     kind,
                 });
             }
-            if status == StepStatus::Waiting {
+            if let Some(awaiting) = awaiting {
+                self.effects.push(Effect::Unsubscribe {
+                    step: name.clone(),
+                    event: awaiting.event,
+                    key: awaiting.key,
+                });
+            } else if status == StepStatus::Waiting {
+                if matches!(
+                    self.wf.steps[s].kind,
+                    CompiledKind::Human {
+                        remind_every: Some(_),
+                        ..
+                    }
+                ) {
+                    self.effects.push(Effect::Unschedule {
+                        step: name.clone(),
+                        kind: TimerKind::TaskReminder,
+                    });
+                }
+                let retired = current_task(self.wf, s, self.inst, now);
+                self.effects.push(Effect::RetireTask(Box::new(retired)));
                 self.effects.push(Effect::CloseTask {
                     step: name.clone(),
                     outcome: TaskOutcome::Voided,
@@ -640,7 +747,7 @@ impl<'a> Transition<'a> {
     }
 
     /// After the work is done: COMPLETED when nothing is active, WAITING when only human
-    /// tasks are open, RUNNING otherwise.
+    /// tasks are open and event steps wait for messages, RUNNING otherwise.
     fn settle_status(&mut self) {
         if self.inst.status.is_terminal() {
             return;

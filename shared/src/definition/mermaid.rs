@@ -54,6 +54,18 @@ pub fn to_mermaid(wf: &Workflow) -> String {
                 };
                 format!("s{i}((\"{name}<br/><i>{}</i>\")):::timer", escape(&wait))
             }
+            CompiledKind::Event {
+                event, correlation, ..
+            } => {
+                let on = match correlation {
+                    Some(c) => format!("{event} by {}", c.source()),
+                    None => event.to_string(),
+                };
+                format!(
+                    "s{i}>\"{name}<br/><i>message: {}</i>\"]:::event",
+                    escape(&on)
+                )
+            }
         };
         let _ = writeln!(out, "    {node}");
     }
@@ -85,7 +97,8 @@ pub fn to_mermaid(wf: &Workflow) -> String {
     let _ = writeln!(out, "    classDef machine fill:#e8f0fe,stroke:#4a6fa5");
     let _ = writeln!(out, "    classDef human fill:#fff4e0,stroke:#c98a1b");
     let _ = writeln!(out, "    classDef gateway fill:#f3e8fd,stroke:#7b4fa5");
-    let _ = write!(out, "    classDef timer fill:#e6f6ea,stroke:#3b8a4f");
+    let _ = writeln!(out, "    classDef timer fill:#e6f6ea,stroke:#3b8a4f");
+    let _ = write!(out, "    classDef event fill:#fde8ec,stroke:#a54f62");
     out.push('\n');
     out
 }

@@ -15,6 +15,6 @@ pub use error::{DefinitionError, Problem};
 pub use load::{parse_definition, parse_definition_file};
 pub use mermaid::to_mermaid;
 pub use workflow::{
-    compile, CompiledEdge, CompiledKind, CompiledStep, EdgeId, StepId, TimerSpec, Workflow,
-    DEFAULT_QUEUE,
+    compile, CompiledEdge, CompiledKind, CompiledStep, EdgeId, ShowField, StepId, TimerSpec,
+    Workflow, DEFAULT_QUEUE, MAX_SHOWN,
 };

@@ -10,7 +10,8 @@ use super::graph::Graph;
 use super::{DefinitionError, Problem};
 use crate::condition::Condition;
 use crate::form::FormSchema;
-use crate::model::{Definition, EdgeOn, RetryPolicy, StepDef};
+use crate::model::{Definition, EdgeOn, OutcomeChoice, RetryPolicy, StepDef};
+use crate::template::{Path, Template};
 use crate::time::Timestamp;
 
 /// Index of a step in [`Workflow::steps`].
@@ -87,23 +88,55 @@ pub enum CompiledKind {
     },
     /// A task for a person.
     Human {
-        /// What the task list shows (the step's `title`).
-        title: Option<String>,
-        /// Longer text shown with the form, if any.
-        description: Option<String>,
+        /// What the task list shows (the step's `title`), rendered when the task opens.
+        title: Option<Template>,
+        /// Longer text shown with the form, if any, rendered when the task opens.
+        description: Option<Template>,
+        /// The context fields shown with the task (`show`), with their form titles.
+        show: Vec<ShowField>,
+        /// The outcome buttons, in order (`outcomes`).
+        outcomes: Vec<OutcomeChoice>,
         /// The one person it is assigned to, if any.
         assignee: Option<String>,
         /// Who else may complete it (empty: only the assignee, or anyone when there is none).
         candidates: Vec<String>,
+        /// Groups whose members may also complete it.
+        candidate_groups: Vec<String>,
+        /// The assignee computed from the context when the task opens (instead of `assignee`).
+        assignee_expr: Option<Condition>,
+        /// Candidates computed from the context when the task opens (instead of `candidates`).
+        candidates_expr: Option<Condition>,
         /// The compiled form.
         form: Option<FormSchema>,
         /// Overdue after.
         due: Option<Duration>,
+        /// A reminder this often while the task is open.
+        remind_every: Option<Duration>,
     },
     /// Routing only.
     Gateway,
     /// A durable wait.
     Timer(TimerSpec),
+    /// A wait for a message.
+    Event {
+        /// The message name.
+        event: Arc<str>,
+        /// The correlation key's expression; `None`: signals only.
+        correlation: Option<Condition>,
+        /// The context key the data goes under; `None`: merged key by key.
+        output: Option<Arc<str>>,
+        /// How long to wait at most.
+        timeout: Option<Duration>,
+    },
+}
+
+/// A context field a human step shows (an entry of its `show`).
+#[derive(Debug)]
+pub struct ShowField {
+    /// Where it is in the context.
+    pub path: Path,
+    /// The form schema's `title` of the same field, if it has one.
+    pub title: Option<String>,
 }
 
 /// When a timer step fires.
@@ -253,16 +286,70 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                         "assignee and candidates must not be empty".into(),
                     );
                 }
+                if h.candidate_groups.iter().any(|g| g.trim().is_empty()) {
+                    problem(
+                        at.clone(),
+                        "candidate_groups must not be empty names".into(),
+                    );
+                }
                 if h.due == Some(Duration::ZERO) {
                     problem(at.clone(), "due must be longer than zero".into());
                 }
+                let mut template = |field: &str, text: &Option<String>| {
+                    let parsed = text.as_deref().map(Template::parse).transpose();
+                    parsed.unwrap_or_else(|e| {
+                        problem(at.clone(), format!("`{field}`: {e}"));
+                        None
+                    })
+                };
+                let title = template("title", &h.title);
+                let description = template("description", &h.description);
+                let show = show_fields(&h.show, h.form.as_ref(), &mut |m| problem(at.clone(), m));
+                let outcomes =
+                    outcome_choices(&h.outcomes, form.as_ref(), &mut |m| problem(at.clone(), m));
+                if h.remind_every.is_some_and(|r| r < Duration::from_secs(1)) {
+                    problem(at.clone(), "remind_every must be at least 1s".into());
+                }
+                if h.assignee.is_some() && h.assignee_expr.is_some() {
+                    problem(
+                        at.clone(),
+                        "name either a fixed `assignee` or a computed `assignee_expr`, not both"
+                            .into(),
+                    );
+                }
+                if !h.candidates.is_empty() && h.candidates_expr.is_some() {
+                    problem(
+                        at.clone(),
+                        "name either fixed `candidates` or computed `candidates_expr`, not both"
+                            .into(),
+                    );
+                }
+                let mut compile_names = |field: &str, source: &Option<String>| {
+                    source
+                        .as_deref()
+                        .and_then(|src| match Condition::compile(src) {
+                            Ok(c) => Some(c),
+                            Err(e) => {
+                                problem(at.clone(), format!("`{field}` does not compile: {e}"));
+                                None
+                            }
+                        })
+                };
+                let assignee_expr = compile_names("assignee_expr", &h.assignee_expr);
+                let candidates_expr = compile_names("candidates_expr", &h.candidates_expr);
                 CompiledKind::Human {
-                    title: h.title.clone(),
-                    description: h.description.clone(),
+                    title,
+                    description,
+                    show,
+                    outcomes,
                     assignee: h.assignee.clone(),
                     candidates: h.candidates.clone(),
+                    candidate_groups: h.candidate_groups.clone(),
+                    assignee_expr,
+                    candidates_expr,
                     form,
                     due: h.due,
+                    remind_every: h.remind_every,
                 }
             }
             StepDef::Gateway(_) => CompiledKind::Gateway,
@@ -303,6 +390,44 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                     None
                 };
                 CompiledKind::Timer(spec.unwrap_or(TimerSpec::After(Duration::ZERO)))
+            }
+            StepDef::Event(ev) => {
+                if ev.event.trim().is_empty() {
+                    problem(
+                        at.clone(),
+                        "event step has no `event`: add `event: MESSAGE_NAME`".into(),
+                    );
+                } else if !is_identifier(&ev.event) {
+                    problem(
+                        at.clone(),
+                        format!(
+                            "invalid event name {:?}: use 1-128 letters, digits, '_', '-' or '.'",
+                            ev.event
+                        ),
+                    );
+                }
+                let correlation = match &ev.correlation {
+                    Some(src) => match Condition::compile(src) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            problem(at.clone(), format!("`correlation` does not compile: {e}"));
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                if ev.output.as_deref().is_some_and(|o| o.trim().is_empty()) {
+                    problem(at.clone(), "`output` must not be empty".into());
+                }
+                if ev.timeout == Some(Duration::ZERO) {
+                    problem(at.clone(), "timeout must be longer than zero".into());
+                }
+                CompiledKind::Event {
+                    event: Arc::from(ev.event.as_str()),
+                    correlation,
+                    output: ev.output.as_deref().map(Arc::from),
+                    timeout: ev.timeout,
+                }
             }
         };
         steps.push(CompiledStep {
@@ -352,7 +477,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                 (EdgeOn::Failure, CompiledKind::Human { .. }) => problem(
                     at.clone(),
                     format!(
-                        "`on: failure` from {:?}, which cannot fail: only machine, gateway and timer steps fail",
+                        "`on: failure` from {:?}, which cannot fail: only machine, gateway, timer and event steps fail",
                         e.from
                     ),
                 ),
@@ -363,6 +488,10 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
                 (EdgeOn::Timeout, CompiledKind::Human { due: None, .. }) => problem(
                     at.clone(),
                     format!("`on: timeout` from {:?}, which has no `due`", e.from),
+                ),
+                (EdgeOn::Timeout, CompiledKind::Event { timeout: None, .. }) => problem(
+                    at.clone(),
+                    format!("`on: timeout` from {:?}, which has no `timeout`", e.from),
                 ),
                 (EdgeOn::Timeout, CompiledKind::Gateway | CompiledKind::Timer(_)) => problem(
                     at.clone(),
@@ -581,6 +710,87 @@ fn retry_problems(r: &RetryPolicy) -> Vec<String> {
 }
 
 /// Names used in keys, messages and URLs: 1-128 of `[A-Za-z0-9_.-]`.
+/// The most fields a step may show, and the most outcome buttons it may offer: a task is a
+/// card for a person, not a report.
+pub const MAX_SHOWN: usize = 20;
+
+/// Checks a human step's `show` and titles each field from the form schema.
+fn show_fields(
+    show: &[String],
+    form: Option<&Value>,
+    problem: &mut dyn FnMut(String),
+) -> Vec<ShowField> {
+    if show.len() > MAX_SHOWN {
+        problem(format!(
+            "`show` lists {} fields; at most {MAX_SHOWN} are shown",
+            show.len()
+        ));
+    }
+    let mut fields: Vec<ShowField> = Vec::new();
+    for text in show {
+        match Path::parse(text) {
+            Ok(path) if fields.iter().any(|f| f.path == path) => {
+                problem(format!("`show` lists {text:?} twice"))
+            }
+            Ok(path) => {
+                let title = form.and_then(|f| form_title(f, &path));
+                fields.push(ShowField { path, title });
+            }
+            Err(e) => problem(format!("`show`: {e}")),
+        }
+    }
+    fields
+}
+
+/// The `title` the form schema gives the field at `path` (`properties` of `properties`).
+fn form_title(form: &Value, path: &Path) -> Option<String> {
+    let mut schema = form;
+    for key in path.keys() {
+        schema = schema.get("properties")?.get(key)?;
+    }
+    schema.get("title")?.as_str().map(str::to_string)
+}
+
+/// Checks a human step's `outcomes`: names, objects, and data that fits the form.
+fn outcome_choices(
+    outcomes: &serde_json::Map<String, Value>,
+    form: Option<&FormSchema>,
+    problem: &mut dyn FnMut(String),
+) -> Vec<OutcomeChoice> {
+    if outcomes.len() > MAX_SHOWN {
+        problem(format!(
+            "`outcomes` has {} buttons; at most {MAX_SHOWN} are offered",
+            outcomes.len()
+        ));
+    }
+    let mut choices = Vec::new();
+    for (name, data) in outcomes {
+        if !is_identifier(name) {
+            problem(format!(
+                "outcome {name:?}: name it with 1-128 letters, digits, '_', '-' or '.'"
+            ));
+            continue;
+        }
+        let Value::Object(data) = data else {
+            problem(format!(
+                "outcome {name:?}: its data must be an object of the fields it sets, like                  {{ approved: true }}"
+            ));
+            continue;
+        };
+        if let Some(form) = form {
+            if let Err(e) = form.validate_outcome(&Value::Object(data.clone())) {
+                problem(format!("outcome {name:?}: {e}"));
+                continue;
+            }
+        }
+        choices.push(OutcomeChoice {
+            name: name.clone(),
+            data: data.clone(),
+        });
+    }
+    choices
+}
+
 fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128

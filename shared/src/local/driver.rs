@@ -12,12 +12,13 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use super::history::{History, LOCAL_WORKER};
+use super::messages::{Message, Route, Waiter};
 use super::Inner;
 use crate::api::InstanceView;
 use crate::core::StepError;
 use crate::core::{self, Dispatch, Effect, Env, Input, Refusal, TimerKind};
 use crate::definition::Workflow;
-use crate::model::{Instance, InstanceStatus, Task};
+use crate::model::{Event, EventKind, Instance, InstanceStatus, Task};
 use crate::step::{execute_step, unknown_handler, Step, StepContext};
 use crate::time::Timestamp;
 
@@ -36,6 +37,8 @@ pub(crate) struct SlotState {
     pub history: History,
     pub tasks: BTreeMap<Arc<str>, Task>,
     timers: HashMap<(Arc<str>, TimerKind), AbortHandle>,
+    /// A delayed start still pending: when it is due.
+    start_at: Option<Timestamp>,
 }
 
 impl Slot {
@@ -49,6 +52,7 @@ impl Slot {
                 history: History::with_capacity(wf.steps.len()),
                 tasks: BTreeMap::new(),
                 timers: HashMap::new(),
+                start_at: None,
             }),
             wf,
         })
@@ -64,8 +68,88 @@ impl Slot {
 
     pub(super) async fn view(&self) -> InstanceView {
         let state = self.state.lock().await;
-        InstanceView::new(&state.inst, &self.wf)
+        view_of(&state, &self.wf)
     }
+}
+
+/// The view of an instance, with the start time of a delayed start still pending.
+pub(crate) fn view_of(state: &SlotState, wf: &Workflow) -> InstanceView {
+    let mut view = InstanceView::new(&state.inst, wf);
+    if state.inst.status == InstanceStatus::Pending {
+        view.start_at = state.start_at;
+    }
+    view
+}
+
+/// A delayed start (its slot holds the pending instance): creates the instance at `due`
+/// on the engine's clock, unless it was canceled before. Returns the pending view.
+pub(crate) async fn start_later(
+    inner: &Arc<Inner>,
+    slot: &Arc<Slot>,
+    spec: core::StartSpec,
+    due: Timestamp,
+) -> InstanceView {
+    let view = {
+        let mut state = slot.state.lock().await;
+        state.start_at = Some(due);
+        view_of(&state, &slot.wf)
+    };
+    let at = inner.clock.instant_of(due);
+    let (inner, slot) = (Arc::downgrade(inner), slot.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let mut state = slot.state.lock().await;
+        if state.inst.status != InstanceStatus::Pending {
+            return;
+        }
+        let (inst, effects) = core::start(&slot.wf, spec, inner.clock.env());
+        state.inst = inst;
+        state.start_at = None;
+        carry_out(&inner, &slot, &mut state, effects).await;
+    });
+    view
+}
+
+/// Cancels a delayed start still pending; `false` when the instance is not pending.
+pub(crate) async fn cancel_pending(
+    inner: &Arc<Inner>,
+    slot: &Arc<Slot>,
+    reason: Option<&str>,
+) -> bool {
+    let mut state = slot.state.lock().await;
+    if state.inst.status != InstanceStatus::Pending {
+        return false;
+    }
+    let now = inner.clock.now();
+    state.inst.status = InstanceStatus::Canceled;
+    state.inst.error = Some(
+        reason
+            .filter(|r| !r.is_empty())
+            .unwrap_or("canceled before it started")
+            .to_string(),
+    );
+    state.inst.finished_at = Some(now);
+    state.inst.updated_at = now;
+    state.start_at = None;
+    if let Some(tx) = slot.status.get() {
+        tx.send_if_modified(|s| {
+            std::mem::replace(s, InstanceStatus::Canceled) != InstanceStatus::Canceled
+        });
+    }
+    // Announced as any cancel is, and as the Redis engine announces a pending one.
+    let event = Event {
+        instance_id: state.inst.id.clone(),
+        timestamp: now,
+        kind: EventKind::WorkflowCanceled {
+            reason: reason.filter(|r| !r.is_empty()).map(str::to_string),
+        },
+    };
+    drop(state);
+    if !inner.bus.try_emit(&event) {
+        inner.bus.emit(&event).await;
+    }
+    true
 }
 
 /// Applies one input and carries out its effects.
@@ -128,6 +212,8 @@ async fn carry_out(
     effects: Vec<Effect>,
 ) {
     let mut ready: VecDeque<Input> = VecDeque::new();
+    // Kept messages that subscriptions took, until their delivery is applied.
+    let mut taken: Vec<(Route, Message)> = Vec::new();
     let mut effects = effects;
     loop {
         for effect in effects.drain(..) {
@@ -176,8 +262,47 @@ async fn carry_out(
                 Effect::OpenTask(task) => {
                     state.tasks.insert(task.step.clone(), *task);
                 }
+                // Tasks are kept by step here, not indexed by who may act on them.
+                Effect::RetireTask(_) => {}
                 Effect::CloseTask { step, .. } => {
                     state.tasks.remove(&step);
+                }
+                Effect::Subscribe { step, event, key } => {
+                    // Without a key the step receives signals only: nothing to register.
+                    let Some(key) = key else { continue };
+                    let route = Route {
+                        tenant: state.inst.tenant_id.clone(),
+                        name: event,
+                        key,
+                    };
+                    let waiter = Waiter {
+                        instance: slot.id.clone(),
+                        step,
+                    };
+                    let now = inner.clock.now();
+                    if let Some(message) = inner.messages.subscribe(route.clone(), waiter, now) {
+                        ready.push_back(Input::DeliverMessage {
+                            id: message.id.clone(),
+                            name: route.name.to_string(),
+                            key: Some(route.key.clone()),
+                            data: message.data.clone(),
+                        });
+                        taken.push((route, message));
+                    }
+                }
+                Effect::Unsubscribe { step, event, key } => {
+                    if let Some(key) = key {
+                        let route = Route {
+                            tenant: state.inst.tenant_id.clone(),
+                            name: event,
+                            key,
+                        };
+                        let waiter = Waiter {
+                            instance: slot.id.clone(),
+                            step,
+                        };
+                        inner.messages.unsubscribe(&route, &waiter);
+                    }
                 }
                 Effect::Record(record) => state.history.push(record),
                 Effect::Emit(event) => {
@@ -191,9 +316,27 @@ async fn carry_out(
             break;
         };
         let env = inner.clock.env();
+        let message_id = match &input {
+            Input::DeliverMessage { id, .. } => Some(id.clone()),
+            _ => None,
+        };
+        let taken_message = message_id
+            .and_then(|id| taken.iter().position(|(_, m)| m.id == id))
+            .map(|i| taken.swap_remove(i));
         match core::apply(&slot.wf, &mut state.inst, input, env) {
-            Ok(next) => effects = next,
-            Err(refusal) => note_refusal(inner, slot, &refusal),
+            Ok(next) => {
+                if taken_message.is_some() {
+                    inner.messages.delivered();
+                }
+                effects = next;
+            }
+            Err(refusal) => {
+                // A kept message the step could not take after all goes back, first in line.
+                if let Some((route, message)) = taken_message {
+                    inner.messages.put_back(route, message, env.now);
+                }
+                note_refusal(inner, slot, &refusal);
+            }
         }
     }
     let status = state.inst.status;

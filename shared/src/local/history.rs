@@ -6,8 +6,10 @@
 //! and note out of line only when there is an error, a note, or a worker other than this
 //! engine. The records read back are equal to the ones stored.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::api::MAX_HISTORY_RECORDS;
 use crate::model::{AttemptRecord, AttemptStatus};
 use crate::time::Timestamp;
 
@@ -18,10 +20,12 @@ const STARTED: u8 = 1;
 const FINISHED: u8 = 2;
 const LOCAL: u8 = 4;
 
-/// Attempt records of one instance, in the order they were recorded.
+/// Attempt records of one instance, in the order they were recorded: the last
+/// [`MAX_HISTORY_RECORDS`], and how many older ones were dropped.
 #[derive(Debug, Default)]
 pub(crate) struct History {
-    records: Vec<Record>,
+    records: VecDeque<Record>,
+    dropped: u64,
 }
 
 #[derive(Debug)]
@@ -48,12 +52,17 @@ impl History {
     /// Room for `n` records.
     pub(super) fn with_capacity(n: usize) -> History {
         History {
-            records: Vec::with_capacity(n),
+            records: VecDeque::with_capacity(n.min(MAX_HISTORY_RECORDS)),
+            dropped: 0,
         }
     }
 
-    /// Appends a record.
+    /// Appends a record, dropping the oldest one when [`MAX_HISTORY_RECORDS`] are kept.
     pub(super) fn push(&mut self, r: AttemptRecord) {
+        if self.records.len() >= MAX_HISTORY_RECORDS {
+            self.records.pop_front();
+            self.dropped += 1;
+        }
         let mut flags = 0;
         if r.started_at.is_some() {
             flags |= STARTED;
@@ -73,7 +82,7 @@ impl History {
                 note,
             })),
         };
-        self.records.push(Record {
+        self.records.push_back(Record {
             step: r.step,
             started_at: r.started_at.map_or(0, Timestamp::millis),
             finished_at: r.finished_at.map_or(0, Timestamp::millis),
@@ -84,10 +93,27 @@ impl History {
         });
     }
 
-    /// The records, as they were pushed.
+    /// How many records are kept.
+    pub(super) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// How many older records the cap dropped.
+    pub(super) fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// The records kept, as they were pushed.
     pub(super) fn to_records(&self) -> Vec<AttemptRecord> {
+        self.range(0, usize::MAX)
+    }
+
+    /// Up to `limit` records kept from position `offset`.
+    pub(super) fn range(&self, offset: usize, limit: usize) -> Vec<AttemptRecord> {
         self.records
             .iter()
+            .skip(offset)
+            .take(limit)
             .map(|r| {
                 let (worker, error, note) = match &r.rest {
                     Some(rest) => (rest.worker.clone(), rest.error.clone(), rest.note.clone()),
@@ -142,5 +168,29 @@ mod tests {
         }
         assert_eq!(h.to_records(), all);
         assert_eq!(std::mem::size_of::<Record>(), 48);
+    }
+
+    #[test]
+    fn the_oldest_records_past_the_cap_are_dropped_and_counted() {
+        let mut h = History::with_capacity(4);
+        let extra = 25;
+        for attempt in 0..(MAX_HISTORY_RECORDS + extra) as u32 {
+            let mut r = record(None, None, (true, true));
+            r.attempt = attempt;
+            h.push(r);
+        }
+        assert_eq!(h.len(), MAX_HISTORY_RECORDS);
+        assert_eq!(h.dropped(), extra as u64);
+        let kept = h.to_records();
+        assert_eq!(kept[0].attempt, extra as u32, "the oldest kept");
+        assert_eq!(
+            kept.last().map(|r| r.attempt),
+            Some((MAX_HISTORY_RECORDS + extra - 1) as u32)
+        );
+        let page = h.range(10, 3);
+        assert_eq!(
+            page.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+            vec![35, 36, 37]
+        );
     }
 }

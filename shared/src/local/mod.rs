@@ -13,6 +13,8 @@
 
 mod driver;
 mod history;
+mod messages;
+mod schedules;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -24,18 +26,22 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::api::{
-    check_start, history_with_running, is_same_start, start_instance_id, EngineError,
-    InstanceFilter, InstanceView, StartBatchError, StartOptions, Started, TaskFilter,
+    check_start, history_with_running, is_same_start, start_instance_id, EngineError, HistoryPage,
+    InstanceFilter, InstanceView, StartBatchError, StartOptions, Started, TaskFilter, TaskPage,
 };
 use crate::core::{self, Input, StartSpec};
 use crate::definition::Workflow;
 use crate::engine::{Engine, StatusCheck};
 use crate::events::{EventBus, NullBus};
-use crate::model::{Actor, Assignment, AttemptRecord, Definition, InstanceStatus, Task};
+use crate::model::{
+    check_signal, Actor, Assignment, AttemptRecord, Definition, InstanceStatus, KeptMessage,
+    MessageCounts, MessageFilter, MessageOutcome, MessageSent, SendMessage, DEFAULT_MESSAGE_TTL,
+};
 use crate::registry::Registry;
 use crate::step::{Handlers, Step};
 
 use driver::{Clock, Slot};
+use messages::{Claim, Message, Route};
 
 /// The in-process engine. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -50,6 +56,8 @@ pub(crate) struct Inner {
     instances: Instances,
     clock: Clock,
     stale: std::sync::atomic::AtomicU64,
+    messages: messages::Correlations,
+    schedules: schedules::Schedules,
 }
 
 /// How many parts the instance map is split into, so that starts on different threads
@@ -135,6 +143,8 @@ impl LocalEngineBuilder {
                 instances: Instances::new(),
                 clock: Clock::new(),
                 stale: std::sync::atomic::AtomicU64::new(0),
+                messages: messages::Correlations::default(),
+                schedules: schedules::Schedules::default(),
             }),
         }
     }
@@ -155,9 +165,33 @@ impl LocalEngine {
         &self.inner.registry
     }
 
+    /// What happened to messages since the engine started.
+    pub fn message_counts(&self) -> MessageCounts {
+        self.inner.messages.counts(self.inner.clock.now())
+    }
+
     /// How many stale results and timers were dropped (late, duplicated or canceled).
     pub fn stale_dropped(&self) -> u64 {
         self.inner.stale.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// One page of the execution history, as [`crate::redis::WeirClient::history_page`]
+    /// gives it: up to `limit` records from position `offset` (oldest first), the attempts
+    /// in flight after the last finished one, and how many older records the cap
+    /// ([`crate::api::MAX_HISTORY_RECORDS`]) dropped.
+    pub async fn history_page(
+        &self,
+        instance_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<HistoryPage, EngineError> {
+        let slot = self.slot(instance_id)?;
+        let state = slot.state.lock().await;
+        let kept = state.history.len();
+        let records = state.history.range(offset, limit);
+        let mut page = HistoryPage::new(records, offset, limit, kept, &state.inst, &slot.wf);
+        page.dropped = state.history.dropped();
+        Ok(page)
     }
 
     /// The checks of a start that need no instance state (see [`Engine::start_workflow`]),
@@ -185,6 +219,7 @@ impl LocalEngine {
     ) -> Result<Started, EngineError> {
         let PreparedStart { wf, id, options } = start;
         let env = self.inner.clock.env();
+        let due = options.due_time(env.now);
         let (version, tenant) = (options.version, options.tenant_id.clone());
         let spec = StartSpec {
             id,
@@ -192,9 +227,26 @@ impl LocalEngine {
             tenant_id: options.tenant_id,
             created_by: options.created_by,
         };
+        // A delayed start: a pending instance now, created by its first transition at `due`.
+        let (inst, effects, later) = match due {
+            Some(due) => {
+                let fields = crate::redis::store::StartFields {
+                    definition: wf.name.to_string(),
+                    version: wf.semver.to_string(),
+                    initial_data: spec.initial_data.clone(),
+                    tenant_id: spec.tenant_id.clone(),
+                    created_by: spec.created_by.clone(),
+                };
+                let inst = crate::redis::store::unstarted_instance(&spec.id, fields, env.now, None);
+                (inst, Vec::new(), Some((due, spec)))
+            }
+            None => {
+                let (inst, effects) = core::start(&wf, spec, env);
+                (inst, effects, None)
+            }
+        };
         // The map lock is held only to check and insert: starting the same id twice at once
         // starts one instance.
-        let (inst, effects) = core::start(&wf, spec, env);
         let (slot, created) = {
             let mut map = self.inner.instances.shard(&inst.id);
             // One hash of the id for the check and the insert.
@@ -208,6 +260,10 @@ impl LocalEngine {
             }
         };
         if created {
+            if let Some((due, spec)) = later {
+                let view = driver::start_later(&self.inner, &slot, spec, due).await;
+                return Ok(Started { view, stored: true });
+            }
             let view = driver::run_effects(&self.inner, &slot, effects).await;
             return Ok(Started { view, stored: true });
         }
@@ -301,17 +357,44 @@ impl Engine for LocalEngine {
         Ok(out)
     }
 
-    async fn complete_human_task(
+    async fn complete_task_as(
         &self,
         instance_id: &str,
         step: &str,
-        user: &str,
+        by: &Actor,
         data: Value,
     ) -> Result<InstanceView, EngineError> {
         let input = Input::CompleteTask {
             step: Arc::from(step),
-            user: user.to_string(),
+            user: by.user.clone(),
             data,
+            groups: by.groups.clone(),
+        };
+        self.apply(instance_id, input).await
+    }
+
+    async fn claim_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::ClaimTask {
+            step: Arc::from(step),
+            by: by.clone(),
+        };
+        self.apply(instance_id, input).await
+    }
+
+    async fn release_task(
+        &self,
+        instance_id: &str,
+        step: &str,
+        by: &Actor,
+    ) -> Result<InstanceView, EngineError> {
+        let input = Input::ReleaseTask {
+            step: Arc::from(step),
+            by: by.clone(),
         };
         self.apply(instance_id, input).await
     }
@@ -337,6 +420,10 @@ impl Engine for LocalEngine {
         instance_id: &str,
         reason: Option<&str>,
     ) -> Result<InstanceView, EngineError> {
+        let slot = self.slot(instance_id)?;
+        if driver::cancel_pending(&self.inner, &slot, reason).await {
+            return Ok(slot.view().await);
+        }
         let input = Input::Cancel {
             reason: reason.map(str::to_string),
         };
@@ -354,6 +441,99 @@ impl Engine for LocalEngine {
         self.apply(instance_id, input).await
     }
 
+    async fn send_message(&self, message: SendMessage) -> Result<MessageSent, EngineError> {
+        message.check().map_err(EngineError::BadRequest)?;
+        let now = self.inner.clock.now();
+        let ttl = message.ttl.unwrap_or(DEFAULT_MESSAGE_TTL);
+        let expires_at = now.after(ttl);
+        let id = message.id.unwrap_or_else(new_instance_id);
+        let tenant = message.tenant_id;
+        let sent = |outcome, instance_id| MessageSent {
+            id: id.clone(),
+            outcome,
+            instance_id,
+        };
+        let table = &self.inner.messages;
+        if !table.first_send(tenant.as_deref(), &id, expires_at, now) {
+            return Ok(sent(MessageOutcome::Duplicate, None));
+        }
+        let route = Route {
+            tenant,
+            name: Arc::from(message.name.as_str()),
+            key: message.key,
+        };
+        let kept = Message {
+            id: id.clone(),
+            data: message.data,
+            sent_at: now,
+            expires_at,
+        };
+        loop {
+            let now = self.inner.clock.now();
+            let waiter = match table.claim_or_keep(&route, &kept, now) {
+                Claim::Deliver(waiter) => waiter,
+                Claim::Kept => return Ok(sent(MessageOutcome::Kept, None)),
+            };
+            let input = Input::DeliverMessage {
+                id: id.clone(),
+                name: message.name.clone(),
+                key: Some(route.key.clone()),
+                data: kept.data.clone(),
+            };
+            // A waiter that stopped waiting in the meantime refuses; the next one (or the
+            // kept list) gets the message.
+            let Ok(slot) = self.slot(&waiter.instance) else {
+                continue;
+            };
+            if driver::apply(&self.inner, &slot, input).await.is_ok() {
+                table.delivered();
+                return Ok(sent(
+                    MessageOutcome::Delivered,
+                    Some(waiter.instance.to_string()),
+                ));
+            }
+        }
+    }
+
+    async fn signal(
+        &self,
+        instance_id: &str,
+        name: &str,
+        data: Value,
+        id: Option<&str>,
+    ) -> Result<InstanceView, EngineError> {
+        check_signal(name, id).map_err(EngineError::BadRequest)?;
+        let slot = self.slot(instance_id)?;
+        let tenant = slot.state.lock().await.inst.tenant_id.clone();
+        let now = self.inner.clock.now();
+        let id = id.map(str::to_string).unwrap_or_else(new_instance_id);
+        let table = &self.inner.messages;
+        if !table.first_send(tenant.as_deref(), &id, now.after(DEFAULT_MESSAGE_TTL), now) {
+            return Ok(slot.view().await);
+        }
+        let input = Input::DeliverMessage {
+            id: id.clone(),
+            name: name.to_string(),
+            key: None,
+            data,
+        };
+        match driver::apply(&self.inner, &slot, input).await {
+            Ok(()) => {
+                table.delivered();
+                Ok(slot.view().await)
+            }
+            Err(refusal) => {
+                // A refused signal was not sent: its id may be used again.
+                table.forget(tenant.as_deref(), &id);
+                Err(refusal.into())
+            }
+        }
+    }
+
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<KeptMessage>, EngineError> {
+        Ok(self.inner.messages.list(filter, self.inner.clock.now()))
+    }
+
     async fn get_instance(&self, instance_id: &str) -> Result<InstanceView, EngineError> {
         Ok(self.slot(instance_id)?.view().await)
     }
@@ -367,7 +547,7 @@ impl Engine for LocalEngine {
         for slot in slots {
             let state = slot.state.lock().await;
             if filter.matches(&state.inst) {
-                out.push(InstanceView::new(&state.inst, &slot.wf));
+                out.push(driver::view_of(&state, &slot.wf));
             }
         }
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -375,19 +555,14 @@ impl Engine for LocalEngine {
         Ok(out)
     }
 
-    async fn list_tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, EngineError> {
+    async fn task_page(&self, filter: &TaskFilter) -> Result<TaskPage, EngineError> {
         let slots = self.inner.instances.all();
         let mut out = Vec::new();
         for slot in slots {
             let state = slot.state.lock().await;
             out.extend(state.tasks.values().filter(|t| filter.matches(t)).cloned());
         }
-        out.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then(a.instance_id.cmp(&b.instance_id))
-        });
-        Ok(out)
+        Ok(filter.page_of(out))
     }
 
     async fn history(&self, instance_id: &str) -> Result<Vec<AttemptRecord>, EngineError> {
@@ -398,6 +573,46 @@ impl Engine for LocalEngine {
             &state.inst,
             &slot.wf,
         ))
+    }
+
+    async fn create_schedule(
+        &self,
+        spec: crate::schedule::ScheduleSpec,
+    ) -> Result<crate::schedule::ScheduleView, EngineError> {
+        self.create_schedule_local(spec).await
+    }
+
+    async fn list_schedules(&self) -> Result<Vec<crate::schedule::ScheduleView>, EngineError> {
+        Ok(self.list_schedules_local())
+    }
+
+    async fn get_schedule(
+        &self,
+        name: &str,
+    ) -> Result<crate::schedule::ScheduleDetail, EngineError> {
+        self.get_schedule_local(name)
+    }
+
+    async fn pause_schedule(
+        &self,
+        name: &str,
+    ) -> Result<crate::schedule::ScheduleView, EngineError> {
+        self.set_paused_local(name, true)
+    }
+
+    async fn resume_schedule(
+        &self,
+        name: &str,
+    ) -> Result<crate::schedule::ScheduleView, EngineError> {
+        self.set_paused_local(name, false)
+    }
+
+    async fn delete_schedule(&self, name: &str) -> Result<(), EngineError> {
+        self.delete_schedule_local(name)
+    }
+
+    async fn trigger_schedule(&self, name: &str) -> Result<crate::schedule::Firing, EngineError> {
+        self.trigger_schedule_local(name).await
     }
 
     async fn wait_for(

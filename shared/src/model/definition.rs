@@ -55,6 +55,8 @@ pub enum StepDef {
     Gateway(GatewayStep),
     /// A durable wait.
     Timer(TimerStep),
+    /// A wait for a message from the outside world (a webhook, a callback, a reply).
+    Event(EventStep),
 }
 
 /// A step run by a handler.
@@ -86,13 +88,14 @@ pub struct MachineStep {
 }
 
 /// A task for a person.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HumanStep {
-    /// The task's title.
+    /// The task's title; may name context values: `"Approve {employee}'s expense"` (see
+    /// [`crate::template`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// A longer description for people.
+    /// A longer description for people; may name context values like `title`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// The one user the task is for.
@@ -101,6 +104,18 @@ pub struct HumanStep {
     /// Users who may also complete it. With neither `assignee` nor `candidates`, anyone may.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<String>,
+    /// Groups whose members may also complete it (a user's groups come from the auth file or
+    /// a trusted proxy header, or `--group` on the command line).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate_groups: Vec<String>,
+    /// A CEL expression over the context giving the assignee (a user name), evaluated when
+    /// the task opens, e.g. `context.manager_email`. Not with `assignee`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_expr: Option<String>,
+    /// A CEL expression over the context giving candidate users (a name or a list of names),
+    /// evaluated when the task opens. Not with `candidates`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates_expr: Option<String>,
     /// A JSON Schema that the completion data must satisfy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<Value>,
@@ -111,6 +126,22 @@ pub struct HumanStep {
         with = "opt_duration"
     )]
     pub due: Option<Duration>,
+    /// Context fields shown with the task (`[employee, amount, receipt.number]`), each
+    /// titled by the form schema's `title` of the same field when it has one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub show: Vec<String>,
+    /// Outcome buttons, in order: each name with the data it merges into the submission,
+    /// e.g. `{ approve: { approved: true }, reject: { approved: false } }`.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub outcomes: serde_json::Map<String, Value>,
+    /// While the task is open, a `HumanTaskReminder` event this often (e.g. `1d`), counted
+    /// on the task.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub remind_every: Option<Duration>,
 }
 
 /// A routing step. It has no settings; its outgoing edges decide.
@@ -140,6 +171,39 @@ pub struct TimerStep {
     /// milliseconds since the epoch), evaluated against the context when the step is reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until_expr: Option<String>,
+    /// A description for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A wait for a message: the instance waits (status `waiting`) until a message named
+/// `event` arrives for the key `correlation` gives, or until `timeout`.
+///
+/// Without `correlation` the step receives only signals (messages sent to this instance by
+/// its id); with one, it also receives messages sent by name and key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventStep {
+    /// The message name waited for, e.g. `payment_received`.
+    #[serde(default)]
+    pub event: String,
+    /// A CEL expression over `context` giving the key this instance waits on, e.g.
+    /// `context.order_id` (a string, an integer or a bool), evaluated when the step is
+    /// reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
+    /// The context key the message data is stored under; without it the data (a JSON
+    /// object) is merged into the context key by key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// How long to wait at most, e.g. `2h`; then the step's `on: timeout` edges are
+    /// followed (else its `on: failure` edges; else the instance fails).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub timeout: Option<Duration>,
     /// A description for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -292,19 +356,19 @@ pub mod duration {
     }
 }
 
-mod opt_duration {
+pub(crate) mod opt_duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => super::duration::serialize(d, s),
             None => s.serialize_none(),
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Duration>, D::Error> {
         match Option::<String>::deserialize(d)? {

@@ -129,6 +129,29 @@ pub enum EventKind {
         /// Step name.
         step: Arc<str>,
     },
+    /// A candidate claimed a human task: until it is released, only they may complete it.
+    HumanTaskClaimed {
+        /// Step name.
+        step: Arc<str>,
+        /// Who claimed it.
+        user: String,
+    },
+    /// The claim on a human task was released: its candidates may claim or complete it again.
+    HumanTaskReleased {
+        /// Step name.
+        step: Arc<str>,
+        /// Who released it (the claimer, or an admin).
+        by: String,
+        /// Whose claim it was.
+        claimed_by: String,
+    },
+    /// A human task is still open after another `remind_every`.
+    HumanTaskReminder {
+        /// Step name.
+        step: Arc<str>,
+        /// The how-manyth reminder this is, from 1.
+        count: u32,
+    },
     /// A timer step was set.
     TimerScheduled {
         /// Step name.
@@ -141,6 +164,26 @@ pub enum EventKind {
         /// Step name.
         step: Arc<str>,
     },
+    /// An event step started waiting for a message.
+    MessageAwaited {
+        /// Step name.
+        step: Arc<str>,
+        /// The message name.
+        event: Arc<str>,
+        /// The correlation key (`None`: signals only).
+        key: Option<String>,
+    },
+    /// An event step received a message (or a signal).
+    MessageReceived {
+        /// Step name.
+        step: Arc<str>,
+        /// The message name.
+        event: Arc<str>,
+        /// The message's key (`None`: a signal, sent by instance id).
+        key: Option<String>,
+        /// The message id.
+        message_id: String,
+    },
     /// An edge condition could not be evaluated (it counted as false).
     ConditionFailed {
         /// The source step of the edge.
@@ -149,6 +192,25 @@ pub enum EventKind {
         to: Arc<str>,
         /// The evaluation error.
         error: String,
+    },
+    /// A schedule fired a slot; the event's instance is the slot's instance (started,
+    /// found started, or skipped by the overlap rule).
+    ScheduleFired {
+        /// The schedule's name.
+        schedule: String,
+        /// The slot (`None` for a manual trigger).
+        slot: Option<Timestamp>,
+        /// `started`, `already_started`, `started_after_cancel`, `skipped_overlap` or
+        /// `failed`.
+        outcome: String,
+    },
+    /// A schedule skipped due slots because more than its catch-up were due (no driver ran
+    /// at their time); the event's instance is `schedule:NAME`.
+    ScheduleMissed {
+        /// The schedule's name.
+        schedule: String,
+        /// How many slots were skipped.
+        count: u64,
     },
 }
 
@@ -171,9 +233,16 @@ impl EventKind {
             Self::HumanTaskCompleted { .. } => "HumanTaskCompleted",
             Self::HumanTaskReassigned { .. } => "HumanTaskReassigned",
             Self::HumanTaskOverdue { .. } => "HumanTaskOverdue",
+            Self::HumanTaskClaimed { .. } => "HumanTaskClaimed",
+            Self::HumanTaskReleased { .. } => "HumanTaskReleased",
+            Self::HumanTaskReminder { .. } => "HumanTaskReminder",
             Self::TimerScheduled { .. } => "TimerScheduled",
             Self::TimerFired { .. } => "TimerFired",
+            Self::MessageAwaited { .. } => "MessageAwaited",
+            Self::MessageReceived { .. } => "MessageReceived",
             Self::ConditionFailed { .. } => "ConditionFailed",
+            Self::ScheduleFired { .. } => "ScheduleFired",
+            Self::ScheduleMissed { .. } => "ScheduleMissed",
         }
     }
 }

@@ -26,6 +26,11 @@ pub enum AttemptStatus {
     Skipped,
     /// Not an end: the open task was given to other people (see the record's note).
     Reassigned,
+    /// Not an end: a candidate claimed the open task (the record's `worker` is who).
+    Claimed,
+    /// Not an end: the claim on the open task was released (the record's `worker` is who
+    /// released it, its note whose claim it was).
+    Released,
 }
 
 /// One attempt of one step.

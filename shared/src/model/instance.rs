@@ -169,7 +169,7 @@ pub enum StepStatus {
     Running,
     /// A failed attempt waits for its retry backoff.
     Retrying,
-    /// A human task is open.
+    /// A human task is open, or an event step waits for its message.
     Waiting,
     /// A timer step waits for its due time.
     Sleeping,
@@ -232,6 +232,18 @@ pub struct StepState {
     /// the step's definition names. Cleared when the step is activated again.
     #[serde(default)]
     pub assignment: Option<Box<super::Assignment>>,
+    /// What the step waits for while an event step waits: the message name and key.
+    // Stored records are positional (MessagePack arrays): no field may be skipped when
+    // serializing, or the fields after it would shift.
+    #[serde(default)]
+    pub awaiting: Option<Box<super::Awaiting>>,
+    /// Who claimed the step's open task, if anyone. Cleared when the step is activated
+    /// again, and by a release or a reassignment.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    /// How many reminders the step's open task has had in this activation.
+    #[serde(default)]
+    pub reminders: u32,
 }
 
 impl StepState {
@@ -251,6 +263,7 @@ impl StepState {
         self.status = status;
         self.finished_at = Some(now);
         self.due_at = None;
+        self.awaiting = None;
     }
 }
 

@@ -32,30 +32,164 @@ pub struct Task {
     pub due_at: Option<Timestamp>,
     /// Tenant of the instance.
     pub tenant_id: Option<String>,
+    /// The context fields its step shows (`show`), with their values when it opened.
+    // Stored records are positional (MessagePack arrays): new fields go last, with a
+    // default, so tasks stored before them still decode.
+    #[serde(default)]
+    pub fields: Vec<ShownField>,
+    /// The outcome buttons its step offers, in order (empty: one plain submission).
+    #[serde(default)]
+    pub outcomes: Vec<OutcomeChoice>,
+    /// Groups whose members may complete it.
+    #[serde(default)]
+    pub candidate_groups: Vec<String>,
+    /// Who claimed it, if anyone: then only they may complete it until they (or an admin)
+    /// release it.
+    #[serde(default)]
+    pub claimed_by: Option<String>,
+    /// How many `HumanTaskReminder` events it has had.
+    #[serde(default)]
+    pub reminders: u32,
+    /// The workflow (definition name) of its instance.
+    #[serde(default)]
+    pub workflow: Option<Arc<str>>,
 }
 
 impl Task {
-    /// Whether `user` may complete the task: the assignee or a candidate, or anyone when the
-    /// step names neither.
+    /// Whether `user` (a member of no group) may complete the task: the assignee or a
+    /// candidate, or anyone when the task names no one.
     pub fn allows(&self, user: &str) -> bool {
-        allows(self.assignee.as_deref(), &self.candidates, user)
+        self.allows_member(user, &[])
+    }
+
+    /// Whether `user`, a member of `groups`, may act on the task: the assignee, a
+    /// candidate, a member of a candidate group, or anyone when the task names no one. A
+    /// claim does not change who may act; it changes who may complete (see
+    /// [`Task::claimed_by`]).
+    pub fn allows_member(&self, user: &str, groups: &[String]) -> bool {
+        self.assignment().allows_member(user, groups)
+    }
+
+    /// Who the task is for.
+    pub fn assignment(&self) -> Assignment {
+        Assignment {
+            assignee: self.assignee.clone(),
+            candidates: self.candidates.clone(),
+            groups: self.candidate_groups.clone(),
+        }
+    }
+
+    /// Whether the task names no one: then anyone may act on it.
+    pub fn open_to_anyone(&self) -> bool {
+        self.assignee.is_none() && self.candidates.is_empty() && self.candidate_groups.is_empty()
+    }
+
+    /// The completion data for `outcome` (one of [`Task::outcomes`], by name) and the data
+    /// a person entered: `data` with the outcome's data merged over it (an outcome's keys
+    /// win). Without an outcome, `data` as it is. The form still checks the result when the
+    /// completion is applied: this only builds it.
+    pub fn submission(&self, outcome: Option<&str>, data: Value) -> Result<Value, UnknownOutcome> {
+        let Some(name) = outcome else {
+            return Ok(data);
+        };
+        let Some(choice) = self.outcomes.iter().find(|o| o.name == name) else {
+            return Err(UnknownOutcome {
+                outcome: name.to_string(),
+                offered: self.outcomes.iter().map(|o| o.name.clone()).collect(),
+            });
+        };
+        let mut merged = match data {
+            Value::Object(map) => map,
+            Value::Null => serde_json::Map::new(),
+            other => return Ok(other), // not an object: the form refuses it, as without one
+        };
+        for (k, v) in &choice.data {
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(Value::Object(merged))
     }
 }
 
-/// Who may complete a task, when it was reassigned away from what its step names.
+/// A context field shown with a task (a step's `show`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShownField {
+    /// The context path, e.g. `receipt.number`.
+    pub path: String,
+    /// The form schema's `title` of the same field, when it has one.
+    pub title: Option<String>,
+    /// The value when the task opened; `None` when the context has none.
+    pub value: Option<Value>,
+}
+
+impl ShownField {
+    /// The label for people: the title, else the path.
+    pub fn label(&self) -> &str {
+        self.title.as_deref().unwrap_or(&self.path)
+    }
+}
+
+/// One outcome button of a task: its name and the data it merges into the submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutcomeChoice {
+    /// The name, e.g. `approve`; also the button's label.
+    pub name: String,
+    /// The data it merges into the submission, e.g. `{"approved": true}`.
+    pub data: serde_json::Map<String, Value>,
+}
+
+/// A completion named an outcome the task does not offer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the task has no outcome {outcome:?}; it offers: {}",
+    offered_list(offered)
+)]
+pub struct UnknownOutcome {
+    /// The outcome asked for.
+    pub outcome: String,
+    /// The outcomes the task offers.
+    pub offered: Vec<String>,
+}
+
+fn offered_list(offered: &[String]) -> String {
+    if offered.is_empty() {
+        "none (complete it with its form data)".to_string()
+    } else {
+        offered.join(", ")
+    }
+}
+
+/// Who may complete a task: what its step names (fixed or computed when it opened), or
+/// what a reassignment named.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Assignment {
     /// The user it is for.
     pub assignee: Option<String>,
     /// Others who may complete it.
     pub candidates: Vec<String>,
+    /// Groups whose members may complete it.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl Assignment {
     /// Whether `user` may complete a task with this assignment: the assignee or a
-    /// candidate, or anyone when it names neither.
+    /// candidate, or anyone when it names no one.
     pub fn allows(&self, user: &str) -> bool {
-        allows(self.assignee.as_deref(), &self.candidates, user)
+        self.allows_member(user, &[])
+    }
+
+    /// Whether `user`, a member of `groups`, may complete a task with this assignment: the
+    /// assignee, a candidate, a member of a candidate group, or anyone when it names no one.
+    pub fn allows_member(&self, user: &str, groups: &[String]) -> bool {
+        self.is_empty()
+            || self.assignee.as_deref() == Some(user)
+            || self.candidates.iter().any(|c| c == user)
+            || self.groups.iter().any(|g| groups.contains(g))
+    }
+
+    /// Whether it names no one.
+    pub fn is_empty(&self) -> bool {
+        self.assignee.is_none() && self.candidates.is_empty() && self.groups.is_empty()
     }
 }
 
@@ -69,6 +203,9 @@ pub struct Actor {
     /// Whether the user is an admin (an admin API token, or an operator with Redis access).
     #[serde(default)]
     pub admin: bool,
+    /// The groups the user is a member of (for tasks with `candidate_groups`).
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl Actor {
@@ -77,6 +214,7 @@ impl Actor {
         Actor {
             user: user.into(),
             admin: false,
+            groups: Vec::new(),
         }
     }
 
@@ -85,15 +223,15 @@ impl Actor {
         Actor {
             user: user.into(),
             admin: true,
+            groups: Vec::new(),
         }
     }
-}
 
-/// The one rule for who may complete a task.
-pub(crate) fn allows(assignee: Option<&str>, candidates: &[String], user: &str) -> bool {
-    (assignee.is_none() && candidates.is_empty())
-        || assignee == Some(user)
-        || candidates.iter().any(|c| c == user)
+    /// The same actor, a member of `groups`.
+    pub fn in_groups(mut self, groups: Vec<String>) -> Actor {
+        self.groups = groups;
+        self
+    }
 }
 
 /// How a task was closed.

@@ -64,6 +64,6 @@ pub use tls_args::RedisTlsArgs;
 pub mod metrics {
     pub use super::record::{
         attempt_finished, attempt_picked_up, batch_committed, dead_lettered, dead_letters_trimmed,
-        leases_held, reclaimed, redis_error, results_dropped, stale_dropped,
+        leases_held, reclaimed, redis_error, results_dropped, schedule_fired, stale_dropped,
     };
 }

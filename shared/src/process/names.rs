@@ -58,3 +58,9 @@ pub const RESULTS_DROPPED: &str = "weir_results_dropped_total";
 /// Counter `{component}`: Redis commands that failed (`component` = `coordinator` or
 /// `worker`). Connections reconnect by themselves; a rising rate means Redis is away.
 pub const REDIS_ERRORS: &str = "weir_redis_errors_total";
+/// Schedule slots that started (or found) an instance.
+pub const SCHEDULE_FIRED: &str = "weir_schedule_fired_total";
+/// Schedule slots skipped as missed (no coordinator ran at their time).
+pub const SCHEDULE_MISSED: &str = "weir_schedule_missed_total";
+/// Schedule slots skipped by the overlap rule.
+pub const SCHEDULE_SKIPPED: &str = "weir_schedule_skipped_total";

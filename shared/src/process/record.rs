@@ -119,6 +119,34 @@ fn describe_all() {
         "Client commands discarded unapplied past their deadline."
     );
     describe_counter!(REDIS_ERRORS, "Redis commands that failed.");
+    describe_counter!(
+        SCHEDULE_FIRED,
+        "Schedule slots that started (or found) an instance."
+    );
+    describe_counter!(
+        SCHEDULE_MISSED,
+        "Schedule slots skipped as missed (no coordinator ran at their time)."
+    );
+    describe_counter!(
+        SCHEDULE_SKIPPED,
+        "Schedule slots skipped by the overlap rule."
+    );
+}
+
+/// A schedule fired: slots `fired`, `missed` and `skipped` (overlap).
+pub fn schedule_fired(fired: u64, missed: u64, skipped: u64) {
+    if !enabled() {
+        return;
+    }
+    for (name, n) in [
+        (SCHEDULE_FIRED, fired),
+        (SCHEDULE_MISSED, missed),
+        (SCHEDULE_SKIPPED, skipped),
+    ] {
+        if n > 0 {
+            counter!(name).increment(n);
+        }
+    }
 }
 
 /// How an instance ended (or that it started), for [`Tally`].

@@ -32,6 +32,12 @@ pub struct Stats {
     pub open_tasks: u64,
     /// Pending timers.
     pub timers: u64,
+    /// Schedules (paused ones too).
+    #[serde(default)]
+    pub schedules: u64,
+    /// Delayed starts not due yet.
+    #[serde(default)]
+    pub delayed_starts: u64,
     /// Entries waiting in each queue, summed over partitions.
     pub queues: BTreeMap<String, u64>,
     /// Every stream with entries, pending entries or consumers.
@@ -173,7 +179,7 @@ async fn partition_nodes(
         .query_async(&mut conn)
         .await
         .map_err(|e| err(c, e))?;
-    let ranges = slot_ranges(&reply)
+    let ranges = super::cluster_reads::slot_ranges(&reply)
         .ok_or_else(|| RedisError::Corrupt(format!("unexpected CLUSTER SLOTS reply: {reply:?}")))?;
     Ok(parts
         .iter()
@@ -186,29 +192,6 @@ async fn partition_nodes(
                 .unwrap_or_else(|| "unassigned".to_string())
         })
         .collect())
-}
-
-/// `CLUSTER SLOTS` as (first slot, last slot, master `host:port`).
-fn slot_ranges(reply: &redis::Value) -> Option<Vec<(u16, u16, String)>> {
-    let redis::Value::Array(ranges) = reply else {
-        return None;
-    };
-    ranges
-        .iter()
-        .map(|range| {
-            let redis::Value::Array(fields) = range else {
-                return None;
-            };
-            let start: u16 = redis::from_redis_value_ref(fields.first()?).ok()?;
-            let end: u16 = redis::from_redis_value_ref(fields.get(1)?).ok()?;
-            let redis::Value::Array(master) = fields.get(2)? else {
-                return None;
-            };
-            let host: String = redis::from_redis_value_ref(master.first()?).ok()?;
-            let port: u16 = redis::from_redis_value_ref(master.get(1)?).ok()?;
-            Some((start, end, format!("{host}:{port}")))
-        })
-        .collect()
 }
 
 /// Reads a snapshot of the namespace.
@@ -231,15 +214,19 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
         pipe.cmd("PTTL").arg(part.lease());
         pipe.cmd("HGETALL").arg(part.stats());
         pipe.cmd("SMEMBERS").arg(part.queues());
+        pipe.cmd("ZCARD").arg(part.schedules_all());
+        pipe.cmd("ZCARD").arg(part.due_starts());
     }
     let values: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(|e| err(c, e))?;
-    let per_part = InstanceStatus::ALL.len() + 7;
+    let per_part = InstanceStatus::ALL.len() + 9;
     let mut instances: BTreeMap<String, u64> = InstanceStatus::ALL
         .iter()
         .map(|s| (s.as_str().to_string(), 0))
         .collect();
     let mut open_tasks = 0;
     let mut timers = 0;
+    let mut schedules = 0;
+    let mut delayed_starts = 0;
     let mut dlq = 0;
     let mut leases = Vec::new();
     let mut counters: BTreeMap<String, i64> = BTreeMap::new();
@@ -250,10 +237,12 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
             *instances.entry(s.as_str().to_string()).or_default() += get_u64(v);
         }
         let rest = &chunk[InstanceStatus::ALL.len()..];
-        let [tasks, tim, dl, holder, ttl, hash, queues] = rest else {
+        let [tasks, tim, dl, holder, ttl, hash, queues, scheds, delayed] = rest else {
             return Err(RedisError::Corrupt("short pipeline reply".into()));
         };
         open_tasks += get_u64(tasks);
+        schedules += get_u64(scheds);
+        delayed_starts += get_u64(delayed);
         timers += get_u64(tim);
         dlq += get_u64(dl);
         let holder: Option<String> = redis::from_redis_value_ref(holder).unwrap_or(None);
@@ -390,6 +379,8 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
         instances,
         open_tasks,
         timers,
+        schedules,
+        delayed_starts,
         queues,
         streams,
         dlq,

@@ -29,6 +29,60 @@ pub struct Batch {
     due_timers: Option<(usize, usize)>,
     /// The earliest deadline (ms, Redis clock) of the commands the batch applies.
     deadline_ms: Option<i64>,
+    /// Command replies: (key, ttl ms, value). Written by the commit, or after it once a
+    /// replica holds it ([`Batch::commit_replicated`]).
+    replies: Vec<(String, u64, Vec<u8>)>,
+}
+
+/// Replies a replicated commit holds back until a replica has the commit (see
+/// [`Batch::commit_replicated`]); [`HeldReplies::publish`] writes them.
+#[derive(Debug, Default)]
+pub struct HeldReplies(Vec<(String, u64, Vec<u8>)>);
+
+impl HeldReplies {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Adds those of `other` (held by a later commit).
+    pub fn extend(&mut self, other: HeldReplies) {
+        self.0.extend(other.0);
+    }
+
+    /// Writes the replies (LPUSH then PEXPIRE each), in one pipeline. Call it only once
+    /// `WAIT` has confirmed the commit that decided them.
+    pub async fn publish<C: ConnectionLike>(&self, conn: &mut C) -> redis::RedisResult<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (key, ttl_ms, value) in &self.0 {
+            pipe.cmd("LPUSH")
+                .arg(key)
+                .arg(value)
+                .ignore()
+                .cmd("PEXPIRE")
+                .arg(key)
+                .arg(*ttl_ms)
+                .ignore();
+        }
+        pipe.query_async::<()>(conn).await
+    }
+}
+
+/// What [`Batch::commit_replicated`] did: the commit's answer, how many replicas
+/// confirmed it, and the replies it held back.
+#[derive(Debug)]
+pub struct ReplicatedCommit {
+    /// The number of writes applied.
+    pub applied: usize,
+    /// The Redis clock and due timers read after the writes, if asked for.
+    pub due: Option<DueTimers>,
+    /// How many replicas `WAIT` counted (0: none confirmed within its time).
+    pub replicas: i64,
+    /// The replies, to publish once a replica holds the commit.
+    pub replies: HeldReplies,
 }
 
 /// The Redis clock and the timers due by it, as read at the end of a commit (or by
@@ -107,12 +161,12 @@ impl Batch {
 
     /// No writes yet.
     pub fn is_empty(&self) -> bool {
-        self.writes == 0 && self.acks.is_empty()
+        self.writes == 0 && self.acks.is_empty() && self.replies.is_empty()
     }
 
     /// How many writes (an acknowledgement of several entries of one stream counts once).
     pub fn len(&self) -> usize {
-        self.writes + self.acks.len()
+        self.writes + self.acks.len() + self.replies.len()
     }
 
     fn key_idx(&mut self, key: &str) -> usize {
@@ -178,9 +232,28 @@ impl Batch {
         self.op("HDEL", key, &[field.as_bytes()]);
     }
 
-    /// RPUSH key value
-    pub fn rpush(&mut self, key: &str, value: &[u8]) {
-        self.op("RPUSH", key, &[value]);
+    /// RPUSH key value, then keeps the last `cap` entries of the list (0: all) and adds how
+    /// many were dropped to `counter_field` of the hash `counter_key` (same slot).
+    pub fn rpush_capped(
+        &mut self,
+        key: &str,
+        cap: usize,
+        counter_key: &str,
+        counter_field: &str,
+        value: &[u8],
+    ) {
+        let cap = cap.to_string();
+        let h = self.key_idx(counter_key).to_string();
+        self.op(
+            "RPUSHCAP",
+            key,
+            &[
+                cap.as_bytes(),
+                h.as_bytes(),
+                counter_field.as_bytes(),
+                value,
+            ],
+        );
     }
 
     /// DEL key
@@ -247,10 +320,10 @@ impl Batch {
         }
     }
 
-    /// LPUSH + PEXPIRE of a reply.
+    /// LPUSH + PEXPIRE of a reply: in the commit, or after it under
+    /// [`Batch::commit_replicated`].
     pub fn reply(&mut self, key: &str, ttl_ms: u64, value: &[u8]) {
-        let ttl = ttl_ms.to_string();
-        self.op("REPLY", key, &[ttl.as_bytes(), value]);
+        self.replies.push((key.to_string(), ttl_ms, value.to_vec()));
     }
 
     /// HINCRBY key field n
@@ -273,10 +346,73 @@ impl Batch {
     /// if [`Batch::then_due_timers`] was called, the Redis clock and the due timers read
     /// after the writes.
     pub async fn commit_then_due<C: ConnectionLike>(
-        self,
+        mut self,
         conn: &mut C,
         owner: &str,
     ) -> Result<(usize, Option<DueTimers>), CommitError> {
+        for (key, ttl_ms, value) in std::mem::take(&mut self.replies) {
+            let ttl = ttl_ms.to_string();
+            self.op("REPLY", &key, &[ttl.as_bytes(), &value]);
+        }
+        let answer = self
+            .invocation(owner)
+            .invoke_async::<redis::Value>(conn)
+            .await;
+        parse_answer(answer)
+    }
+
+    /// Sends the batch as one `commit.lua` call without its replies, pipelined with a
+    /// `WAIT 1 wait` (one round trip, on the partition's node: `WAIT` has no key and goes
+    /// with the script's slot). The replies are returned held: a caller must see a verdict
+    /// only once a replica holds the commit that decided it, or a failover could lose a
+    /// commit whose reply was read. Publish them with [`HeldReplies::publish`] when
+    /// [`ReplicatedCommit::replicas`] is at least 1.
+    pub async fn commit_replicated<C: ConnectionLike>(
+        mut self,
+        conn: &mut C,
+        owner: &str,
+        wait: std::time::Duration,
+    ) -> Result<ReplicatedCommit, CommitError> {
+        let replies = HeldReplies(std::mem::take(&mut self.replies));
+        let inv = self.invocation(owner);
+        let mut loaded = false;
+        loop {
+            let mut pipe = redis::pipe();
+            pipe.invoke_script(&inv)
+                .cmd("WAIT")
+                .arg(1)
+                .arg(wait.as_millis() as u64);
+            let answer: redis::RedisResult<(redis::Value, i64)> =
+                pipe.ignore_errors().query_async(conn).await;
+            let (value, replicas) = match answer {
+                Ok(answer) => answer,
+                Err(e) => return Err(CommitError::Redis(e)),
+            };
+            let script = match value {
+                redis::Value::ServerError(e) => Err(redis::RedisError::from(e)),
+                other => Ok(other),
+            };
+            if let Err(e) = &script {
+                if !loaded && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript)
+                {
+                    // The node does not have the script yet (a new or failed-over master).
+                    inv.load_async(conn).await.map_err(CommitError::Redis)?;
+                    loaded = true;
+                    continue;
+                }
+            }
+            let (applied, due) = parse_answer(script)?;
+            return Ok(ReplicatedCommit {
+                applied,
+                due,
+                replicas,
+                replies,
+            });
+        }
+    }
+
+    /// The `commit.lua` call of the batch.
+    fn invocation(&self, owner: &str) -> redis::ScriptInvocation<'static> {
         let mut inv = scripts::COMMIT.prepare_invoke();
         for k in &self.keys {
             inv.key(k);
@@ -303,48 +439,54 @@ impl Batch {
             inv.arg(&self.op_bytes[start..end]);
             start = end;
         }
-        let answer = inv.invoke_async::<redis::Value>(conn).await;
-        match answer {
-            Ok(redis::Value::Int(n)) => Ok((n.max(0) as usize, None)),
-            Ok(redis::Value::Array(values)) => {
-                let applied = match values.first() {
-                    Some(redis::Value::Int(n)) => (*n).max(0) as usize,
-                    _ => 0,
-                };
-                Ok((
-                    applied,
-                    Some(DueTimers::parse(&values[1.min(values.len())..])),
+        inv
+    }
+}
+
+/// `commit.lua`'s answer: the writes applied and the due timers, or why nothing was.
+fn parse_answer(
+    answer: redis::RedisResult<redis::Value>,
+) -> Result<(usize, Option<DueTimers>), CommitError> {
+    match answer {
+        Ok(redis::Value::Int(n)) => Ok((n.max(0) as usize, None)),
+        Ok(redis::Value::Array(values)) => {
+            let applied = match values.first() {
+                Some(redis::Value::Int(n)) => (*n).max(0) as usize,
+                _ => 0,
+            };
+            Ok((
+                applied,
+                Some(DueTimers::parse(&values[1.min(values.len())..])),
+            ))
+        }
+        Ok(other) => Err(CommitError::Redis(redis::RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "unexpected answer from commit.lua",
+            format!("{other:?}"),
+        )))),
+        Err(e) => {
+            // The script's error reply is `LEASE` or `REV <key>`; redis-rs splits it
+            // into a code and a detail (or a generic kind and the text as detail), so
+            // match those exactly: a key name may contain "LEASE" or "REV ".
+            let code = e.code().unwrap_or_default();
+            let detail = e.detail().unwrap_or_default().trim();
+            let refused = ["BADOP", "BADKEY"]
+                .iter()
+                .any(|c| code == *c || detail.starts_with(&format!("{c} ")));
+            if code == "LEASE" || detail == "LEASE" {
+                Err(CommitError::LeaseLost)
+            } else if refused {
+                Err(CommitError::Rejected(
+                    format!("{code} {detail}").trim().to_string(),
                 ))
-            }
-            Ok(other) => Err(CommitError::Redis(redis::RedisError::from((
-                redis::ErrorKind::UnexpectedReturnType,
-                "unexpected answer from commit.lua",
-                format!("{other:?}"),
-            )))),
-            Err(e) => {
-                // The script's error reply is `LEASE` or `REV <key>`; redis-rs splits it
-                // into a code and a detail (or a generic kind and the text as detail), so
-                // match those exactly: a key name may contain "LEASE" or "REV ".
-                let code = e.code().unwrap_or_default();
-                let detail = e.detail().unwrap_or_default().trim();
-                let refused = ["BADOP", "BADKEY"]
-                    .iter()
-                    .any(|c| code == *c || detail.starts_with(&format!("{c} ")));
-                if code == "LEASE" || detail == "LEASE" {
-                    Err(CommitError::LeaseLost)
-                } else if refused {
-                    Err(CommitError::Rejected(
-                        format!("{code} {detail}").trim().to_string(),
-                    ))
-                } else if code == "DEADLINE" || detail == "DEADLINE" {
-                    Err(CommitError::Conflict(DEADLINE_PASSED.to_string()))
-                } else if code == "REV" {
-                    Err(CommitError::Conflict(detail.to_string()))
-                } else if let Some(key) = detail.strip_prefix("REV ") {
-                    Err(CommitError::Conflict(key.trim().to_string()))
-                } else {
-                    Err(CommitError::Redis(e))
-                }
+            } else if code == "DEADLINE" || detail == "DEADLINE" {
+                Err(CommitError::Conflict(DEADLINE_PASSED.to_string()))
+            } else if code == "REV" {
+                Err(CommitError::Conflict(detail.to_string()))
+            } else if let Some(key) = detail.strip_prefix("REV ") {
+                Err(CommitError::Conflict(key.trim().to_string()))
+            } else {
+                Err(CommitError::Redis(e))
             }
         }
     }

@@ -5,17 +5,20 @@
 //!
 //! redis-rs times async requests out after 500 ms by default; a blocking `XREADGROUP …
 //! BLOCK` or `BLPOP` on such a connection fails, and any command sharing its socket waits
-//! behind it. So blocking commands get connections of their own: pooled (deadpool-redis)
-//! on one server; on a cluster or with Sentinel each blocking reader gets its own cluster
-//! or primary connection, which follows `MOVED`/`ASK` or a failover like the shared one.
+//! behind it. So blocking commands get connections of their own, pooled on every topology
+//! (deadpool-redis on one server; a pool of cluster or primary connections, which follow
+//! `MOVED`/`ASK` or a failover like the shared one, on a cluster or with Sentinel). A
+//! loop that blocks all its life (a coordinator's partition reader) takes a
+//! [`Connections::dedicated`] one instead.
 
-use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 
+use super::cluster_reads::ClusterReader;
 use super::connection::{RedisConnection, SentinelConnection};
 use super::durability::Durability;
 use super::keys::{Keys, DEFAULT_PARTITIONS};
@@ -236,8 +239,8 @@ enum Link {
     /// A Redis Cluster: a client whose connections have no response timeout (over the
     /// seeds given), and what it takes to make one over the nodes the cluster has now.
     Cluster(Box<ClusterLink>),
-    /// Sentinel: new connections are siblings of the shared one.
-    Sentinel(SentinelConnection),
+    /// Sentinel: new connections are siblings of the shared one; blocking ones are pooled.
+    Sentinel(SentinelConnection, Arc<BlockingPool>),
 }
 
 /// What a cluster's blocking readers connect with.
@@ -249,6 +252,8 @@ struct ClusterLink {
     config: RedisConfig,
     /// The first seed, whose credentials and TLS settings every node gets.
     seed: redis::ConnectionInfo,
+    /// Idle blocking connections.
+    pool: Arc<BlockingPool>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -261,27 +266,89 @@ impl std::fmt::Debug for Connections {
     }
 }
 
-/// A connection for blocking commands, from [`Connections::blocking`]: a pooled one on
-/// one server (back to the pool when dropped), a connection of its own otherwise. Use it
-/// as a [`RedisConnection`] (`cmd.query_async(&mut *conn)` or `&mut conn`).
+/// A connection for blocking commands, from [`Connections::blocking`]: pooled on every
+/// topology, and back to its pool when dropped (unless a command on it failed or was
+/// abandoned half-way, which leaves its socket in an unknown state: it is closed then).
+/// Send commands with `cmd.query_async(&mut conn)`, and multi-stream blocking `XREAD`s
+/// with [`BlockingConnection::xread`], which on a cluster reads each partition slot on a
+/// socket of its own (see [`super::cluster_reads`]).
 pub struct BlockingConnection {
     conn: RedisConnection,
+    /// An ordinary connection, for what a cluster read asks besides its blocking reads.
+    shared: RedisConnection,
+    /// On a cluster, the per-slot blocking reads (made at the first multi-slot read).
+    reader: Option<ClusterReader>,
+    /// On a cluster, what the reader's lanes connect with.
+    lanes: Option<Box<ClusterLink>>,
+    /// Whether it may go back to its pool: false while a command runs, and after one failed.
+    reusable: bool,
+    /// Where it goes back to when dropped (cluster and Sentinel).
+    home: Option<Arc<BlockingPool>>,
     /// Keeps a pooled connection out of the pool while `conn` (a clone sharing its
-    /// socket) is in use.
+    /// socket) is in use (one server).
     _pooled: Option<deadpool_redis::Connection>,
 }
 
-impl Deref for BlockingConnection {
-    type Target = RedisConnection;
+/// The idle blocking connections of a cluster or Sentinel link, each with its cluster
+/// reader (whose reads may still be in flight: the next user takes them up).
+struct BlockingPool {
+    idle: std::sync::Mutex<Vec<(RedisConnection, Option<ClusterReader>)>>,
+    max: usize,
+}
 
-    fn deref(&self) -> &RedisConnection {
-        &self.conn
+impl BlockingPool {
+    fn new(max: usize) -> Arc<BlockingPool> {
+        Arc::new(BlockingPool {
+            idle: std::sync::Mutex::new(Vec::new()),
+            max: max.max(1),
+        })
+    }
+
+    fn take(&self) -> Option<(RedisConnection, Option<ClusterReader>)> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 }
 
-impl DerefMut for BlockingConnection {
-    fn deref_mut(&mut self) -> &mut RedisConnection {
-        &mut self.conn
+impl Drop for BlockingConnection {
+    fn drop(&mut self) {
+        let Some(home) = self.home.take() else {
+            return;
+        };
+        if !self.reusable {
+            return;
+        }
+        let mut idle = home.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < home.max {
+            idle.push((self.conn.clone(), self.reader.take()));
+        }
+    }
+}
+
+impl BlockingConnection {
+    /// Which kind of topology it talks to (see [`RedisConnection::mode`]).
+    pub fn mode(&self) -> &'static str {
+        self.conn.mode()
+    }
+
+    /// Runs an `XREAD [COUNT n] [BLOCK ms] STREAMS key... id...` over any number of
+    /// streams, answered as one `XREAD` on one server would be: on a cluster a blocking
+    /// read waits on every partition slot at once (see [`super::cluster_reads`]).
+    pub async fn xread<T: redis::FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+    ) -> redis::RedisResult<T> {
+        self.reusable = false;
+        let result = match (&mut self.reader, &self.lanes) {
+            (Some(reader), _) => reader.xread(cmd, &mut self.shared).await,
+            (None, Some(link)) => {
+                let client = cluster_client_now(&self.shared, link).await;
+                let reader = self.reader.insert(ClusterReader::new(client));
+                reader.xread(cmd, &mut self.shared).await
+            }
+            (None, None) => super::cluster_reads::xread(cmd, &mut self.conn).await,
+        };
+        self.reusable = result.is_ok();
+        result
     }
 }
 
@@ -290,7 +357,12 @@ impl ConnectionLike for BlockingConnection {
         &'a mut self,
         cmd: &'a redis::Cmd,
     ) -> redis::RedisFuture<'a, redis::Value> {
-        self.conn.req_packed_command(cmd)
+        Box::pin(async move {
+            self.reusable = false;
+            let result = self.conn.req_packed_command(cmd).await;
+            self.reusable = result.is_ok();
+            result
+        })
     }
 
     fn req_packed_commands<'a>(
@@ -299,7 +371,12 @@ impl ConnectionLike for BlockingConnection {
         offset: usize,
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        self.conn.req_packed_commands(pipeline, offset, count)
+        Box::pin(async move {
+            self.reusable = false;
+            let result = self.conn.req_packed_commands(pipeline, offset, count).await;
+            self.reusable = result.is_ok();
+            result
+        })
     }
 
     fn get_db(&self) -> i64 {
@@ -358,7 +435,7 @@ impl Connections {
                     .map_err(unreachable)?;
                 (
                     RedisConnection::Sentinel(conn.clone()),
-                    Link::Sentinel(conn),
+                    Link::Sentinel(conn, BlockingPool::new(config.blocking_pool_size)),
                 )
             }
             Topology::Seeds(seeds) => {
@@ -390,24 +467,47 @@ impl Connections {
         })
     }
 
-    /// A connection for a blocking command.
+    /// A connection for a blocking command, from a pool: one server's deadpool pool; on a
+    /// cluster or with Sentinel an idle one of this link's, or a new one when none is idle.
     pub async fn blocking(&self) -> Result<BlockingConnection, RedisError> {
+        let mut blocking = BlockingConnection {
+            conn: self.conn.clone(),
+            shared: self.conn.clone(),
+            reader: None,
+            lanes: None,
+            reusable: true,
+            home: None,
+            _pooled: None,
+        };
         match &self.link {
-            Link::Single { blocking, .. } => {
-                let pooled = blocking
+            Link::Single { blocking: pool, .. } => {
+                let pooled = pool
                     .get()
                     .await
                     .map_err(|e| RedisError::from_pool(&self.display_url, e))?;
-                Ok(BlockingConnection {
-                    conn: RedisConnection::Direct((*pooled).clone()),
-                    _pooled: Some(pooled),
-                })
+                blocking.conn = RedisConnection::Direct((*pooled).clone());
+                blocking._pooled = Some(pooled);
             }
-            _ => Ok(BlockingConnection {
-                conn: self.dedicated().await?,
-                _pooled: None,
-            }),
+            Link::Cluster(link) => {
+                blocking.lanes = Some(link.clone());
+                blocking.home = Some(link.pool.clone());
+                match link.pool.take() {
+                    Some((conn, reader)) => {
+                        blocking.conn = conn;
+                        blocking.reader = reader;
+                    }
+                    None => blocking.conn = self.dedicated().await?,
+                }
+            }
+            Link::Sentinel(_, pool) => {
+                blocking.home = Some(pool.clone());
+                blocking.conn = match pool.take() {
+                    Some((conn, _)) => conn,
+                    None => self.dedicated().await?,
+                };
+            }
         }
+        Ok(blocking)
     }
 
     /// A connection of its own, with no response timeout, for a loop that issues blocking
@@ -420,26 +520,12 @@ impl Connections {
                 .get_multiplexed_async_connection_with_config(&blocking_config())
                 .await
                 .map(RedisConnection::Direct),
-            Link::Cluster(link) => {
-                let ClusterLink {
-                    blocking,
-                    config,
-                    seed,
-                } = link.as_ref();
-                // Seeded with the nodes the cluster has now, so that a new reader connects
-                // even when the nodes first given are gone (a failed-over master).
-                let current = match current_nodes(&self.conn, seed).await {
-                    Some(nodes) => cluster_client(config, nodes, None).ok(),
-                    None => None,
-                };
-                current
-                    .as_ref()
-                    .unwrap_or(blocking)
-                    .get_async_connection()
-                    .await
-                    .map(RedisConnection::Cluster)
-            }
-            Link::Sentinel(shared) => shared
+            Link::Cluster(link) => cluster_client_now(&self.conn, link)
+                .await
+                .get_async_connection()
+                .await
+                .map(RedisConnection::Cluster),
+            Link::Sentinel(shared, _) => shared
                 .sibling(blocking_config())
                 .await
                 .map(RedisConnection::Sentinel),
@@ -567,6 +653,7 @@ async fn connect_cluster(
             blocking,
             config: config.clone(),
             seed,
+            pool: BlockingPool::new(config.blocking_pool_size),
         })),
     ))
 }
@@ -605,6 +692,17 @@ fn cluster_client(
             "invalid Redis Cluster settings for {display_url}: {e}"
         ))
     })
+}
+
+/// A client without a response timeout over the nodes the cluster has now (asked through
+/// `conn`), so that a new blocking connection connects even when the nodes first given are
+/// gone (a failed-over master); over the seeds given when the cluster does not say.
+async fn cluster_client_now(conn: &RedisConnection, link: &ClusterLink) -> ClusterClient {
+    let current = match current_nodes(conn, &link.seed).await {
+        Some(nodes) => cluster_client(&link.config, nodes, None).ok(),
+        None => None,
+    };
+    current.unwrap_or_else(|| link.blocking.clone())
 }
 
 /// Every node the cluster has now (`CLUSTER SLOTS`, asked through `conn`), each with the

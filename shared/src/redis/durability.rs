@@ -37,6 +37,57 @@ impl std::str::FromStr for Durability {
     }
 }
 
+/// Runs a script that writes, and under [`Durability::Replicated`] a `WAIT 1` in the same
+/// round trip (a pipeline on the script's node: `WAIT` has no key and goes with the
+/// script's slot). Returns the script's answer and, when waited, how many replicas hold
+/// the write: check it with [`require_replica`] before acknowledging anything.
+pub async fn invoke<T: redis::FromRedisValue, C: redis::aio::ConnectionLike>(
+    durability: Durability,
+    conn: &mut C,
+    inv: &redis::ScriptInvocation<'_>,
+) -> redis::RedisResult<(T, Option<i64>)> {
+    if durability == Durability::Local {
+        return Ok((inv.invoke_async(conn).await?, None));
+    }
+    let mut loaded = false;
+    loop {
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(inv)
+            .cmd("WAIT")
+            .arg(1)
+            .arg(REPLICA_WAIT.as_millis() as u64);
+        let (answer, replicas): (redis::Value, i64) =
+            pipe.ignore_errors().query_async(conn).await?;
+        if let redis::Value::ServerError(e) = answer {
+            let e = redis::RedisError::from(e);
+            if !loaded && e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) {
+                // The node does not have the script yet (a new or failed-over master).
+                inv.load_async(conn).await?;
+                loaded = true;
+                continue;
+            }
+            return Err(e);
+        }
+        return Ok((T::from_redis_value(answer)?, Some(replicas)));
+    }
+}
+
+/// After [`invoke`]: an error unless the write was waited for and a replica holds it (or
+/// it was not waited for, under [`Durability::Local`]). `key` names the write in the error.
+pub fn require_replica(
+    replicas: Option<i64>,
+    key: &str,
+    display_url: &str,
+) -> Result<(), RedisError> {
+    match replicas {
+        Some(n) if n < 1 => Err(RedisError::NotReplicated {
+            url: display_url.to_string(),
+            key: key.to_string(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Under [`Durability::Replicated`], waits until a replica holds what this connection
 /// wrote to `key`'s master (`key` routes the `WAIT` to the node of the write on a cluster:
 /// both go in one pipeline to its slot). Under [`Durability::Local`] returns at once.

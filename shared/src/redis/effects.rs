@@ -3,22 +3,42 @@
 //! partition's counters. A coordinator turns a turn's transitions into one [`Batch`] with
 //! these functions, and commits it in one `commit.lua` call (ARCHITECTURE.md invariant 3).
 
+use crate::api::MAX_HISTORY_RECORDS;
 use crate::core::Effect;
-use crate::model::{Instance, InstanceStatus};
+use crate::model::{Event, EventKind, Instance, InstanceStatus};
 use crate::time::Timestamp;
 
 use super::batch::Batch;
 use super::keys::{PartitionKeys, COORDINATOR_GROUP};
 use super::store::encode_record;
-use super::tasks::task_field;
+use super::tasks::{index_entries, task_field};
 use super::timer::TimerMember;
 use super::wire::{self, Reply, StepMessage};
 
 /// How long a command's reply waits to be read.
 pub const REPLY_TTL_MS: u64 = 60_000;
 
+/// The instance hash field that counts the history records dropped by the cap
+/// ([`MAX_HISTORY_RECORDS`]).
+pub const HISTORY_DROPPED_FIELD: &str = "history_dropped";
+
 /// The event stream entry field that holds an event (JSON).
 pub const EVENT_FIELD: &str = "e";
+
+/// An event's JSON split around its timestamp, for a script that stamps it with the Redis
+/// clock: `prefix` runs up to the timestamp's value, `suffix` from just after it. Joined
+/// around the RFC 3339 timestamp in quotes, they are the JSON the engine writes for that
+/// event (`Event` serialized), field for field.
+pub fn event_around_timestamp(instance_id: &str, kind: &EventKind) -> (String, String) {
+    let id = wire::plain_bytes(serde_json::to_vec(instance_id));
+    let mut prefix = String::from("{\"instance_id\":");
+    prefix.push_str(&String::from_utf8_lossy(&id));
+    prefix.push_str(",\"timestamp\":");
+    let kind = String::from_utf8_lossy(&wire::plain_bytes(serde_json::to_vec(kind))).into_owned();
+    // `kind` is an object (`{"type":...}`): its fields follow the timestamp.
+    let suffix = format!(",{}", kind.strip_prefix('{').unwrap_or(&kind));
+    (prefix, suffix)
+}
 
 /// Writes a transition's effects on instance `inst` (dispatched at `now_ms`, Redis clock);
 /// the events stream is capped near `events_cap` entries.
@@ -68,13 +88,33 @@ pub fn write_effects(
                 let field = task_field(id, &task.step);
                 b.hset(&part.tasks(), &[(field.as_str(), &encode_record(&task))]);
                 b.zadd(&part.index_tasks(), task.created_at.millis(), &field);
+                for (key, score) in index_entries(part, &task) {
+                    b.zadd(&key, score, &field);
+                }
+            }
+            Effect::RetireTask(task) => {
+                let field = task_field(id, &task.step);
+                for (key, _) in index_entries(part, &task) {
+                    b.zrem(&key, &field);
+                }
             }
             Effect::CloseTask { step, .. } => {
                 let field = task_field(id, &step);
                 b.hdel(&part.tasks(), &field);
                 b.zrem(&part.index_tasks(), &field);
             }
-            Effect::Record(r) => b.rpush(&part.history(id), &encode_record(&r)),
+            // Only event steps without `correlation` (signals only) run on the Redis
+            // engine: their subscription has no key and nothing to register. Definitions
+            // with a correlated event step are refused at registration until the engine
+            // has a correlation store (see `WeirClient`'s `register_definition`).
+            Effect::Subscribe { .. } | Effect::Unsubscribe { .. } => {}
+            Effect::Record(r) => b.rpush_capped(
+                &part.history(id),
+                MAX_HISTORY_RECORDS,
+                &part.instance(id),
+                HISTORY_DROPPED_FIELD,
+                &encode_record(&r),
+            ),
             Effect::Emit(e) => {
                 let json = wire::plain_bytes(serde_json::to_vec(&e));
                 b.xadd(&part.events(), events_cap, EVENT_FIELD, &json);
@@ -133,9 +173,13 @@ pub fn write_instance(
             b.zadd(&part.index_creator(c), created, id);
         }
     }
-    if before == Some(InstanceStatus::Pending) {
-        // Created from a pending start: the start's copy is no longer needed.
+    if rev.is_none() && before.is_some() {
+        // Created from a stored start (pending, or failed when that start was
+        // dead-lettered and then replayed): the start's copy is no longer needed.
         b.hdel(&key, "start");
+        if before != Some(InstanceStatus::Pending) {
+            b.hdel(&key, "reason");
+        }
     }
     if before != Some(inst.status) {
         if let Some(old) = before {
@@ -185,6 +229,59 @@ pub fn write_quarantine(
     );
     b.hset(&key, &[("quarantined", reason.as_bytes())]);
     b.hincr(&part.stats(), "quarantined", 1);
+}
+
+/// Ends a stored start no coordinator created (`lua/start.lua`) whose Start command is
+/// being dead-lettered: the instance becomes `failed` with `reason`, leaves the pending
+/// index, and is announced as `WorkflowFailed`; otherwise it would stay `pending` for ever.
+/// Guarded by the record having no revision (still not created, not canceled), and it
+/// writes none, so that `weir dlq replay` of that Start creates the instance after all.
+pub fn fail_unstarted(
+    b: &mut Batch,
+    part: &PartitionKeys,
+    id: &str,
+    created_ms: i64,
+    now_ms: i64,
+    reason: &str,
+    events_cap: usize,
+) {
+    let key = part.instance(id);
+    b.check_revision(&key, None);
+    let now = now_ms.to_string();
+    b.hset(
+        &key,
+        &[
+            ("status", InstanceStatus::Failed.as_str().as_bytes()),
+            ("finished", now.as_bytes()),
+            ("reason", reason.as_bytes()),
+        ],
+    );
+    b.zrem(&part.index_status(InstanceStatus::Pending.as_str()), id);
+    b.zadd(
+        &part.index_status(InstanceStatus::Failed.as_str()),
+        created_ms,
+        id,
+    );
+    b.zadd(&part.index_finished(), now_ms, id);
+    let event = Event {
+        instance_id: id.into(),
+        timestamp: Timestamp(now_ms),
+        kind: EventKind::WorkflowFailed {
+            step: None,
+            error: reason.to_string(),
+        },
+    };
+    let json = wire::plain_bytes(serde_json::to_vec(&event));
+    b.xadd(&part.events(), events_cap, EVENT_FIELD, &json);
+}
+
+/// Records that instance `id` received signal `message_id` (at `now_ms`), in the commit
+/// that delivers it, so that the same id again is a duplicate (see
+/// [`super::store::signal_field`]).
+pub fn record_signal(b: &mut Batch, part: &PartitionKeys, id: &str, message_id: &str, now_ms: i64) {
+    let field = super::store::signal_field(message_id);
+    let at = now_ms.to_string();
+    b.hset(&part.instance(id), &[(field.as_str(), at.as_bytes())]);
 }
 
 /// Acknowledges (and deletes) a handled entry of one of the partition's input streams.
@@ -256,4 +353,26 @@ pub fn write_reply(
     }
     b.reply(reply_to, REPLY_TTL_MS, &wire::encode(reply));
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_split_around_its_timestamp_joins_to_the_engines_json() {
+        let at = Timestamp(1_764_158_400_123);
+        for reason in [None, Some("the \"customer\" left\n".to_string())] {
+            let kind = EventKind::WorkflowCanceled { reason };
+            let id = "order \"42\"|x";
+            let (prefix, suffix) = event_around_timestamp(id, &kind);
+            let joined = format!("{prefix}\"{at}\"{suffix}");
+            let event = Event {
+                instance_id: id.into(),
+                timestamp: at,
+                kind,
+            };
+            assert_eq!(joined, serde_json::to_string(&event).unwrap());
+        }
+    }
 }

@@ -146,6 +146,34 @@ impl PartitionKeys {
         format!("{}:timers", self.tag)
     }
 
+    /// `…:starts:due`: sorted set of delayed starts not due yet, member the instance id,
+    /// score its start time (ms, Redis clock); their Start commands go to the command
+    /// stream when due (`lua/release_starts.lua`).
+    pub fn due_starts(&self) -> String {
+        format!("{}:starts:due", self.tag)
+    }
+
+    /// `…:sched:h:NAME`: hash of a schedule (its spec as JSON, next slot, pause flag,
+    /// counters, last instance). A schedule lives in partition `partition_of(NAME)`.
+    pub fn schedule(&self, name: &str) -> String {
+        format!("{}:sched:h:{name}", self.tag)
+    }
+
+    /// `…:sched:log:NAME`: list of a schedule's last firings (JSON, newest first).
+    pub fn schedule_log(&self, name: &str) -> String {
+        format!("{}:sched:log:{name}", self.tag)
+    }
+
+    /// `…:sched:due`: sorted set of the partition's active schedules by next slot (ms).
+    pub fn schedules_due(&self) -> String {
+        format!("{}:sched:due", self.tag)
+    }
+
+    /// `…:sched:all`: sorted set of the partition's schedule names by creation time (ms).
+    pub fn schedules_all(&self) -> String {
+        format!("{}:sched:all", self.tag)
+    }
+
     /// `…:events`: capped stream of events (field `e`: the event as JSON).
     pub fn events(&self) -> String {
         format!("{}:events", self.tag)
@@ -210,6 +238,15 @@ impl PartitionKeys {
     /// `…:x:tasks`: open tasks, member `id|step`, by creation time (ms).
     pub fn index_tasks(&self) -> String {
         format!("{}:x:tasks", self.tag)
+    }
+
+    /// `…:x:tasks:SORT:WHO`: the open tasks of one audience (see
+    /// [`super::tasks::Audience`]), member `id|step`, by creation time (`SORT` = `c`) or due
+    /// time (`d`, ms; none sorts last). In the partition's slot, like every key of it: an
+    /// audience's tasks are spread over the partitions of their instances, and a listing
+    /// reads each partition's set and merges them.
+    pub fn index_task_audience(&self, sort: char, who: &str) -> String {
+        format!("{}:x:tasks:{sort}:{who}", self.tag)
     }
 }
 

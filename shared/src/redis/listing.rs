@@ -75,11 +75,13 @@ pub async fn page(
     .await?;
     let (picked, next) = merge(found, limit);
     let mut items = Vec::with_capacity(picked.len());
-    for (_, inst) in picked {
+    for (_, (inst, start_at)) in picked {
         let wf = client
             .get_definition(&inst.definition, Some(&inst.version))
             .await?;
-        items.push(InstanceView::new(&inst, &wf));
+        let mut view = InstanceView::new(&inst, &wf);
+        view.start_at = start_at;
+        items.push(view);
     }
     Ok(Page { items, next })
 }
@@ -154,7 +156,7 @@ async fn scan(
     filter: &InstanceFilter,
     limit: usize,
     after: Option<&Cursor>,
-) -> Result<Found<crate::model::Instance>, EngineError> {
+) -> Result<Found<(crate::model::Instance, Option<crate::time::Timestamp>)>, EngineError> {
     let c = client.connections();
     let key = index(part, filter);
     let mut max = filter
@@ -204,7 +206,7 @@ async fn scan(
             // An id in the index whose instance expired in between is skipped.
             if let Some(s) = stored {
                 if filter.matches(&s.instance) {
-                    matches.push((pos.clone(), s.instance));
+                    matches.push((pos.clone(), (s.instance, s.start_at)));
                 }
             }
         }

@@ -35,6 +35,10 @@
 //! | `{NS:pN}:results`            | stream | step results, `m` = [`wire::ResultMessage`]; group `coordinators`, as above |
 //! | `{NS:pN}:q:QUEUE`            | stream | step attempts, `m` = [`wire::StepMessage`]; group `workers` |
 //! | `{NS:pN}:queues`             | set    | queue names used in the partition |
+//! | `{NS:pN}:starts:due`         | zset   | delayed starts not due yet: instance id -> start time (ms, Redis clock); the instance hash then also has `start_at` |
+//! | `{NS:pN}:sched:h:NAME`       | hash   | a schedule (in the partition of its name): `spec` (JSON), `next` (ms), `paused`, `fired`, `missed`, `skipped`, `last_instance`, `created` |
+//! | `{NS:pN}:sched:log:NAME`     | list   | its last ten firings (JSON, newest first) |
+//! | `{NS:pN}:sched:due`, `sched:all` | zset | active schedules by next slot (ms); every schedule by creation time |
 //! | `{NS:pN}:timers`             | zset   | members `id|step|kind` (parsed from the right: ids may hold `|`) -> due time (ms, Redis clock) |
 //! | `{NS:pN}:events`             | stream | events, field `e` = JSON (capped, `MAXLEN ~`) |
 //! | `{NS:pN}:dlq`                | stream | dead letters: `source`, `group`, `id`, `m`, `error`, `deliveries` |
@@ -96,6 +100,8 @@ pub mod presence;
 pub mod retention;
 #[doc(hidden)]
 pub mod safety;
+#[doc(hidden)]
+pub mod schedules;
 #[doc(hidden)]
 pub mod scripts;
 mod sentinel;

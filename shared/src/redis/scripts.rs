@@ -43,3 +43,18 @@ pub static SEND_COMMAND: LazyLock<Script> =
 /// (`lua/heartbeat.lua`).
 pub static HEARTBEAT: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/heartbeat.lua")));
+/// The Redis clock and a partition's due delayed starts and schedules (`lua/due_work.lua`).
+pub static DUE_WORK: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/due_work.lua")));
+/// Moves due delayed starts to the command stream, guarded by the lease
+/// (`lua/release_starts.lua`).
+pub static RELEASE_STARTS: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/release_starts.lua")));
+/// Records a schedule's firing and moves it to its next slot, guarded by the lease and by
+/// the slot it fired (`lua/schedule_advance.lua`).
+pub static SCHEDULE_ADVANCE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/schedule_advance.lua")));
+/// Creates, pauses, resumes or deletes a schedule, or records a manual trigger
+/// (`lua/schedule_admin.lua`).
+pub static SCHEDULE_ADMIN: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/schedule_admin.lua")));

@@ -3,6 +3,7 @@
 
 use redis::aio::ConnectionLike;
 
+use super::connection::RedisConnection;
 use super::keys::Keys;
 use crate::model::InstanceStatus;
 
@@ -30,6 +31,54 @@ pub async fn info<C: ConnectionLike>(
     section: &str,
 ) -> Result<String, redis::RedisError> {
     redis::cmd("INFO").arg(section).query_async(conn).await
+}
+
+/// The text of `INFO section` of every master, each with its address (`host:port`), in
+/// address order. On a Redis Cluster a plain `INFO` cannot name one server (it has no key),
+/// so it is sent to every master and the replies are kept apart; on one server (or a
+/// Sentinel primary) it is that server's, under the address `server`.
+pub async fn info_per_master(
+    conn: &RedisConnection,
+    section: &str,
+) -> Result<Vec<(String, String)>, redis::RedisError> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    let mut cmd = redis::cmd("INFO");
+    cmd.arg(section);
+    match conn {
+        RedisConnection::Cluster(cluster) => {
+            let reply = cluster
+                .clone()
+                .route_command(
+                    cmd,
+                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                )
+                .await?;
+            let by_node: std::collections::BTreeMap<String, String> =
+                redis::from_redis_value(reply)?;
+            Ok(by_node.into_iter().collect())
+        }
+        other => {
+            let text: String = cmd.query_async(&mut other.clone()).await?;
+            Ok(vec![("server".to_string(), text)])
+        }
+    }
+}
+
+/// Whether the server at `url` answers `CLUSTER INFO` with `cluster_state:ok` and knows
+/// `nodes` nodes, on a short-lived blocking connection (for waiting on a cluster this process
+/// just created).
+pub fn cluster_ready(url: &str, nodes: usize) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let Ok(mut conn) = client.get_connection() else {
+        return false;
+    };
+    let Ok(info) = redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut conn) else {
+        return false;
+    };
+    info_field(&info, "cluster_state") == Some("ok")
+        && info_field(&info, "cluster_known_nodes") == Some(nodes.to_string().as_str())
 }
 
 /// The value of `field` (`name:value` lines) in an `INFO` text.
@@ -64,6 +113,20 @@ pub async fn count_with_status<C: ConnectionLike>(
     let mut pipe = redis::pipe();
     for part in keys.all_parts() {
         pipe.cmd("ZCARD").arg(part.index_status(status.as_str()));
+    }
+    let counts: Vec<u64> = pipe.query_async(conn).await?;
+    Ok(counts.iter().sum())
+}
+
+/// How many instances the namespace holds, of any status (the sizes of the `x:all` indexes):
+/// retention removes an instance from it when it deletes the instance.
+pub async fn count_instances<C: ConnectionLike>(
+    conn: &mut C,
+    keys: &Keys,
+) -> Result<u64, redis::RedisError> {
+    let mut pipe = redis::pipe();
+    for part in keys.all_parts() {
+        pipe.cmd("ZCARD").arg(part.index_all());
     }
     let counts: Vec<u64> = pipe.query_async(conn).await?;
     Ok(counts.iter().sum())

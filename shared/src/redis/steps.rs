@@ -63,9 +63,10 @@ pub async fn last_delivered<C: ConnectionLike>(
 }
 
 /// Blocks up to `block` until any of `streams` has an entry after its id in `from` (a plain
-/// `XREAD`, which delivers nothing to the group). Use a connection of its own.
+/// `XREAD`, which delivers nothing to the group), on a blocking connection kept for it
+/// (on a cluster its reader waits on every partition slot at once).
 pub async fn wait_for_new(
-    conn: &mut super::connection::RedisConnection,
+    conn: &mut super::connect::BlockingConnection,
     streams: &[String],
     from: &[String],
     block: Duration,
@@ -82,7 +83,7 @@ pub async fn wait_for_new(
     for id in from {
         cmd.arg(id);
     }
-    let _: Option<StreamReadReply> = super::cluster_reads::xread(&cmd, conn).await?;
+    let _: Option<StreamReadReply> = conn.xread(&cmd).await?;
     Ok(())
 }
 

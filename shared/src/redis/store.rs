@@ -192,6 +192,8 @@ pub struct StoredInstance {
     /// No coordinator created it yet: the record holds a start (`lua/start.lua`), pending
     /// or canceled while pending. Nothing but that start and its cancel applies to it.
     pub pending: bool,
+    /// A delayed start still pending: when it is due (the hash's `start_at`).
+    pub start_at: Option<Timestamp>,
 }
 
 /// An instance's hash as a coordinator's turn reads it, field by field, undecoded: the
@@ -218,6 +220,32 @@ pub struct InstanceRecord {
     pub creator: Option<String>,
     /// `start`: a pending start's Start command (`lua/start.lua`).
     pub start: Option<Vec<u8>>,
+}
+
+/// The instance hash field that records a received signal id (`signal:ID`), written in the
+/// commit that delivers it: a signal with that id is then a duplicate for the instance's
+/// lifetime (its hash goes with it at retention).
+pub fn signal_field(message_id: &str) -> String {
+    format!("signal:{message_id}")
+}
+
+/// Which of the `(instance, signal id)` pairs of one partition were received already, in one
+/// round trip, in the order of `pairs`.
+pub async fn signals_received<C: ConnectionLike>(
+    conn: &mut C,
+    part: &PartitionKeys,
+    pairs: &[(&str, &str)],
+) -> Result<Vec<bool>, redis::RedisError> {
+    if pairs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for (instance, id) in pairs {
+        pipe.cmd("HEXISTS")
+            .arg(part.instance(instance))
+            .arg(signal_field(id));
+    }
+    pipe.query_async(conn).await
 }
 
 /// Reads the hashes of instances of one partition in one round trip, in the order of `ids`
@@ -302,7 +330,7 @@ pub async fn load_instances(
     let mut pipe = redis::pipe();
     for id in ids {
         pipe.cmd("HMGET").arg(part.instance(id)).arg(&[
-            "state", "rev", "status", "start", "created", "finished", "reason",
+            "state", "rev", "status", "start", "created", "finished", "reason", "start_at",
         ]);
     }
     type Row = (
@@ -313,6 +341,7 @@ pub async fn load_instances(
         Option<String>,
         Option<String>,
         Option<String>,
+        Option<i64>,
     );
     let rows: Vec<Row> = pipe
         .query_async(&mut c.conn.clone())
@@ -321,29 +350,44 @@ pub async fn load_instances(
     ids.iter()
         .zip(rows)
         .map(
-            |(id, (state, rev, status, start, created, finished, reason))| {
+            |(id, (state, rev, status, start, created, finished, reason, start_at))| {
                 if let Some(bytes) = state {
                     return Ok(Some(StoredInstance {
                         instance: decode_record(&bytes)?,
                         rev: rev.unwrap_or(0),
                         pending: false,
+                        start_at: None,
                     }));
                 }
                 let Some(start) = start else {
                     return Ok(None);
                 };
-                let canceled = status.as_deref() == Some(InstanceStatus::Canceled.as_str());
+                // Canceled while pending, or failed because the coordinator dead-lettered
+                // its start: ended before it was created.
+                let ended = status
+                    .as_deref()
+                    .and_then(|s| s.parse::<InstanceStatus>().ok())
+                    .filter(|s| s.is_terminal());
                 // Times are integers, or "" for none (`finished` of a live instance).
                 let millis = |v: Option<String>| v.and_then(|t| t.parse::<i64>().ok()).unwrap_or(0);
                 let record = PendingRecord {
                     id,
                     created: Timestamp(millis(created)),
-                    canceled: canceled.then(|| (Timestamp(millis(finished)), reason)),
+                    ended: ended.map(|status| UnstartedEnd {
+                        status,
+                        at: Timestamp(millis(finished)),
+                        reason,
+                    }),
                 };
+                let instance = pending_instance(&record, &start)?;
+                let start_at = (instance.status == InstanceStatus::Pending)
+                    .then_some(start_at.map(Timestamp))
+                    .flatten();
                 Ok(Some(StoredInstance {
-                    instance: pending_instance(&record, &start)?,
+                    instance,
                     rev: rev.unwrap_or(0),
                     pending: true,
+                    start_at,
                 }))
             },
         )
@@ -354,8 +398,21 @@ pub async fn load_instances(
 struct PendingRecord<'a> {
     id: &'a str,
     created: Timestamp,
-    /// When it was canceled, and why.
-    canceled: Option<(Timestamp, Option<String>)>,
+    /// How it ended before a coordinator created it, if it did.
+    ended: Option<UnstartedEnd>,
+}
+
+/// How a start no coordinator created ended: canceled while pending
+/// (`lua/cancel_pending.lua`), or failed because the coordinator dead-lettered its Start
+/// command ([`super::effects::fail_unstarted`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnstartedEnd {
+    /// [`InstanceStatus::Canceled`] or [`InstanceStatus::Failed`].
+    pub status: InstanceStatus,
+    /// When.
+    pub at: Timestamp,
+    /// Why, as the canceler or the coordinator gave it ("" or `None`: not said).
+    pub reason: Option<String>,
 }
 
 /// The instance a pending start stands for, built from its stored Start command.
@@ -386,7 +443,7 @@ fn pending_instance(record: &PendingRecord<'_>, start: &[u8]) -> Result<Instance
         record.id,
         fields,
         record.created,
-        record.canceled.clone(),
+        record.ended.clone(),
     ))
 }
 
@@ -405,25 +462,27 @@ pub struct StartFields {
     pub created_by: Option<String>,
 }
 
-/// The instance a start no coordinator created yet stands for: status `pending` (or
-/// `canceled`, with when and why, when it was canceled first), the initial data as its
-/// context, no step states, stored at `created`.
+/// The instance a start no coordinator created yet stands for: status `pending` (or how
+/// it `ended`, with when and why: canceled first, or failed when its start was
+/// dead-lettered), the initial data as its context, no step states, stored at `created`.
 pub fn unstarted_instance(
     id: &str,
     start: StartFields,
     created: Timestamp,
-    canceled: Option<(Timestamp, Option<String>)>,
+    ended: Option<UnstartedEnd>,
 ) -> Instance {
-    let (status, finished_at, error) = match canceled {
-        Some((at, reason)) => (
-            InstanceStatus::Canceled,
-            Some(at),
-            Some(
-                reason
-                    .filter(|r| !r.is_empty())
-                    .unwrap_or_else(|| "canceled before a coordinator created it".to_string()),
-            ),
-        ),
+    let (status, finished_at, error) = match ended {
+        Some(end) => {
+            let unsaid = match end.status {
+                InstanceStatus::Canceled => "canceled before a coordinator created it",
+                _ => "ended before a coordinator created it",
+            };
+            let reason = end
+                .reason
+                .filter(|r| !r.is_empty())
+                .unwrap_or_else(|| unsaid.to_string());
+            (end.status, Some(end.at), Some(reason))
+        }
         None => (InstanceStatus::Pending, None, None),
     };
     Instance {
@@ -466,23 +525,38 @@ pub async fn load_history(c: &Connections, id: &str) -> Result<Vec<AttemptRecord
     raw.iter().map(|b| decode_record(b)).collect()
 }
 
-/// Up to `count` finished attempts of an instance from position `start` (oldest first), and
-/// how many it has in all.
+/// A window of an instance's kept history: see [`load_history_range`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRange {
+    /// The records of the window, oldest first.
+    pub records: Vec<AttemptRecord>,
+    /// Finished records kept in all.
+    pub total: usize,
+    /// Older records dropped by the cap ([`crate::api::MAX_HISTORY_RECORDS`]).
+    pub dropped: u64,
+}
+
+/// Up to `count` finished attempts of an instance from position `start` (oldest first), how
+/// many it keeps in all, and how many older ones the cap dropped. One round trip.
 pub async fn load_history_range(
     c: &Connections,
     id: &str,
     start: usize,
     count: usize,
-) -> Result<(Vec<AttemptRecord>, usize), RedisError> {
-    let key = c.keys.part_of(id).history(id);
+) -> Result<HistoryRange, RedisError> {
+    let part = c.keys.part_of(id);
+    let key = part.history(id);
     let stop = (start + count).saturating_sub(1);
-    let (raw, total): (Vec<Vec<u8>>, usize) = redis::pipe()
+    let (raw, total, dropped): (Vec<Vec<u8>>, usize, Option<u64>) = redis::pipe()
         .cmd("LRANGE")
         .arg(&key)
         .arg(start)
         .arg(stop)
         .cmd("LLEN")
         .arg(&key)
+        .cmd("HGET")
+        .arg(part.instance(id))
+        .arg(super::effects::HISTORY_DROPPED_FIELD)
         .query_async(&mut c.conn.clone())
         .await
         .map_err(|e| RedisError::from_redis(&c.display_url, e))?;
@@ -493,7 +567,11 @@ pub async fn load_history_range(
             .map(|b| decode_record(b))
             .collect::<Result<_, _>>()?
     };
-    Ok((records, total))
+    Ok(HistoryRange {
+        records,
+        total,
+        dropped: dropped.unwrap_or(0),
+    })
 }
 
 /// Every open task, over all partitions.

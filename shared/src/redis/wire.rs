@@ -113,6 +113,29 @@ pub enum Command {
         user: String,
         /// The answers, checked against the task's form.
         data: Value,
+        /// The groups `user` is a member of (absent in older clients' messages: none).
+        #[serde(default)]
+        groups: Vec<String>,
+    },
+    /// Claim an open human task.
+    ClaimTask {
+        /// The human step whose open task is claimed.
+        step: String,
+        /// Who claims it.
+        by: String,
+        /// The groups `by` is a member of.
+        #[serde(default)]
+        groups: Vec<String>,
+    },
+    /// Release the claim on an open human task.
+    ReleaseTask {
+        /// The human step whose task's claim is released.
+        step: String,
+        /// Who releases it.
+        by: String,
+        /// Whether `by` is an admin (who may release anyone's claim).
+        #[serde(default)]
+        admin: bool,
     },
     /// Reassign an open human task.
     ReassignTask {
@@ -124,6 +147,9 @@ pub enum Command {
         /// in messages of older clients: then not an admin, the stricter reading.
         #[serde(default)]
         admin: bool,
+        /// The groups `by` is a member of.
+        #[serde(default)]
+        groups: Vec<String>,
         /// The new assignee.
         assignee: Option<String>,
         /// The new candidates.
@@ -138,6 +164,17 @@ pub enum Command {
     Retry {
         /// From this step (the failed one when `None`).
         from_step: Option<String>,
+    },
+    /// Deliver a signal: the event step of the instance waiting longest on `name` receives
+    /// `data` (`Input::DeliverMessage` without a key). Applied once per `id` and instance:
+    /// a signal id already received is answered as applied, changing nothing.
+    Signal {
+        /// The signal's id (its idempotency key).
+        id: String,
+        /// The message name the step waits on.
+        name: String,
+        /// The data.
+        data: Value,
     },
 }
 

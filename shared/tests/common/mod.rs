@@ -21,7 +21,7 @@ use weir::core::{
 use weir::definition::Workflow;
 use weir::events::EventBus;
 use weir::model::{
-    AttemptRecord, Event, EventKind, Instance, InstanceStatus, StepState, StepStatus, Task,
+    Actor, AttemptRecord, Event, EventKind, Instance, InstanceStatus, StepState, StepStatus, Task,
     TaskOutcome,
 };
 use weir::{compile, parse_definition, Context, Step, StepContext, Timestamp};
@@ -69,6 +69,8 @@ pub struct Sim {
     pub history: Vec<AttemptRecord>,
     /// Events emitted, in order.
     pub events: Vec<Event>,
+    /// Event steps subscribed and not unsubscribed: step -> (message name, key).
+    pub waits: BTreeMap<String, (String, Option<String>)>,
 }
 
 impl Sim {
@@ -110,6 +112,7 @@ impl Sim {
             closed: Vec::new(),
             history: Vec::new(),
             events: Vec::new(),
+            waits: BTreeMap::new(),
         };
         sim.absorb(effects);
         sim
@@ -166,9 +169,17 @@ impl Sim {
                 Effect::OpenTask(t) => {
                     self.tasks.insert(t.step.to_string(), Task::clone(t));
                 }
+                Effect::RetireTask(_) => {}
                 Effect::CloseTask { step, outcome } => {
                     self.tasks.remove(&**step);
                     self.closed.push((step.to_string(), *outcome));
+                }
+                Effect::Subscribe { step, event, key } => {
+                    self.waits
+                        .insert(step.to_string(), (event.to_string(), key.clone()));
+                }
+                Effect::Unsubscribe { step, .. } => {
+                    self.waits.remove(&**step);
                 }
                 Effect::Record(r) => self.history.push(r.clone()),
                 Effect::Emit(ev) => self.events.push(ev.clone()),
@@ -279,6 +290,53 @@ impl Sim {
         self.apply(Input::CompleteTask {
             step: Arc::from(step),
             user: user.to_string(),
+            data,
+            groups: Vec::new(),
+        })
+    }
+
+    /// Completes a task as `by` (with their groups).
+    pub fn complete_as(
+        &mut self,
+        step: &str,
+        by: &Actor,
+        data: Value,
+    ) -> Result<Vec<Effect>, Refusal> {
+        self.apply(Input::CompleteTask {
+            step: Arc::from(step),
+            user: by.user.clone(),
+            data,
+            groups: by.groups.clone(),
+        })
+    }
+
+    /// Claims a task as `by`.
+    pub fn claim(&mut self, step: &str, by: &Actor) -> Result<Vec<Effect>, Refusal> {
+        self.apply(Input::ClaimTask {
+            step: Arc::from(step),
+            by: by.clone(),
+        })
+    }
+
+    /// Releases a task's claim as `by`.
+    pub fn release(&mut self, step: &str, by: &Actor) -> Result<Vec<Effect>, Refusal> {
+        self.apply(Input::ReleaseTask {
+            step: Arc::from(step),
+            by: by.clone(),
+        })
+    }
+
+    pub fn message(
+        &mut self,
+        id: &str,
+        name: &str,
+        key: Option<&str>,
+        data: Value,
+    ) -> Result<Vec<Effect>, Refusal> {
+        self.apply(Input::DeliverMessage {
+            id: id.into(),
+            name: name.into(),
+            key: key.map(str::to_string),
             data,
         })
     }

@@ -164,12 +164,12 @@ async fn read_pass(
 /// nothing, so no entry is ever held without a slot.
 async fn wait_for_entries(
     shared: &WorkerShared,
-    waker: &mut Option<weir::redis::RedisConnection>,
+    waker: &mut Option<weir::redis::BlockingConnection>,
     streams: &[String],
 ) -> Result<(), redis::RedisError> {
     let from = steps::last_delivered(&mut shared.conns.conn.clone(), streams).await?;
     if waker.is_none() {
-        match shared.conns.dedicated().await {
+        match shared.conns.blocking().await {
             Ok(conn) => *waker = Some(conn),
             Err(e) => {
                 return Err(redis::RedisError::from((

@@ -40,7 +40,10 @@ export default async function instance(main, { params }) {
       fact('Created by', d.created_by || '—'),
       fact('Created', time(d.created_at)),
       fact('Updated', time(d.updated_at)),
-      status === 'pending' ? fact('Pending', 'Stored; no coordinator has created it yet. It runs once one does, and can be canceled until then.') : null,
+      d.start_at ? fact('Starts at', time(d.start_at)) : null,
+      status === 'pending' ? fact('Pending', d.start_at
+        ? 'A delayed start: stored now, created at its start time. It can be canceled until then.'
+        : 'Stored; no coordinator has created it yet. It runs once one does, and can be canceled until then.') : null,
       d.failed_step ? fact('Failed step', d.failed_step) : null,
       d.error ? fact(status === 'canceled' ? 'Reason' : 'Error', h('span', { class: status === 'canceled' ? '' : 'error-text', text: d.error })) : null));
     const open = d.tasks || [];

@@ -1,10 +1,12 @@
-// One task: its title and description, the form drawn from its JSON Schema, and submission.
+// One task: its title and description, the context fields its step shows (else the whole
+// context, collapsed), the form drawn from its JSON Schema, and submission: "Complete task",
+// or one button per outcome (the server merges the outcome's data).
 // Errors show next to the fields: the browser's basic checks first, then the server's
 // `form-invalid` problem, whose `errors` (JSON pointers) are mapped to the fields.
 
 import { api, seg } from '../api.js';
 import { h, replace } from '../dom.js';
-import { errorText, json, notice, pageHead, time } from '../format.js';
+import { errorText, json, notice, pageHead, shownFields, time } from '../format.js';
 import { schemaForm } from '../form.js';
 import { go } from '../router.js';
 import { onEvents } from '../live.js';
@@ -22,11 +24,18 @@ export default async function task(main, { params, me }) {
     return;
   }
 
-  const form = schemaForm(t.form || { type: 'object' });
+  // With outcome buttons, the fields every outcome sets are the buttons' to set: they are
+  // not drawn. Each button sends its name; the server merges its data and checks the form.
+  const outcomes = Array.isArray(t.outcomes) ? t.outcomes : [];
+  const form = schemaForm(withoutFieldsSetByAll(t.form || { type: 'object' }, outcomes));
   let submitting = false;
   const status = h('div', { 'aria-live': 'polite' });
-  const submit = h('button', { type: 'submit', text: 'Complete task', disabled: t.allowed === false });
-  const el = h('form', { class: 'card task-form', novalidate: true }, form.element, status, h('div', { class: 'form-actions' }, submit));
+  const buttons = outcomes.length
+    ? outcomes.map((o, i) => h('button', { type: 'submit', class: i ? 'secondary outcome' : 'outcome', value: o.name,
+      dataset: { outcome: o.name }, text: outcomeLabel(o.name), disabled: t.allowed === false }))
+    : [h('button', { type: 'submit', text: 'Complete task', disabled: t.allowed === false })];
+  const setBusy = (busy) => buttons.forEach((b) => { b.disabled = busy || t.allowed === false; });
+  const el = h('form', { class: 'card task-form', novalidate: true }, form.element, status, h('div', { class: 'form-actions' }, buttons));
   el.addEventListener('submit', async (event) => {
     event.preventDefault();
     status.replaceChildren();
@@ -34,14 +43,16 @@ export default async function task(main, { params, me }) {
       status.replaceChildren(notice('error', 'Some fields need fixing (see the messages next to them).'));
       return;
     }
-    submit.disabled = true;
+    const outcome = event.submitter && event.submitter.dataset.outcome;
+    setBusy(true);
     submitting = true;
     try {
-      await api(`${path}/complete`, { method: 'POST', body: { data: form.value() } });
+      const body = outcome ? { data: form.value(), outcome } : { data: form.value() };
+      await api(`${path}/complete`, { method: 'POST', body });
       go(`/instances/${params.instance}`);
     } catch (err) {
       submitting = false;
-      submit.disabled = false;
+      setBusy(false);
       if (err.kind === 'form-invalid' && err.errors.length) {
         form.showErrors(err.errors);
         status.replaceChildren(notice('error', 'The server refused the data (see the messages next to the fields).'));
@@ -53,22 +64,58 @@ export default async function task(main, { params, me }) {
     }
   });
 
+  // Without `show`, the whole context, collapsed: what the task is about is one click away.
+  let context = null;
+  if (!(t.fields || []).length) {
+    try {
+      const inst = await api(`/instances/${seg(t.instance_id)}`);
+      context = h('details', { class: 'raw task-context' }, h('summary', { text: 'Context' }), json(inst.context ?? null));
+    } catch {
+      context = null; // the task is still worth showing
+    }
+  }
   const changed = h('div', { 'aria-live': 'polite' });
+  const claimStatus = h('div', { 'aria-live': 'polite' });
+  const claimButton = t.claimable || (t.claimed_by && (t.claimed_by === me.user || me.admin))
+    ? h('button', { type: 'button', class: 'secondary claim-toggle', text: t.claimed_by ? 'Release' : 'Claim' })
+    : null;
+  if (claimButton) {
+    claimButton.addEventListener('click', async () => {
+      claimButton.disabled = true;
+      submitting = true;
+      try {
+        await api(`${path}/${t.claimed_by ? 'release' : 'claim'}`, { method: 'POST' });
+        go(`/tasks/${params.instance}/${params.step}?r=${Date.now()}`);
+      } catch (err) {
+        submitting = false;
+        claimButton.disabled = false;
+        claimStatus.replaceChildren(notice('error', errorText(err)));
+      }
+    });
+  }
   const who = h('span', { text: t.assignee || '—' });
   const candidatesText = h('span', { text: (t.candidates || []).join(', ') || '—' });
   replace(main,
     pageHead(t.title || t.step),
     changed,
     t.description ? h('p', { class: 'lede', text: t.description }) : null,
+    shownFields(t),
+    context,
     h('dl', { class: 'facts-grid' },
       fact('Instance', h('a', { href: `#/instances/${seg(t.instance_id)}`, text: t.instance_id })),
       fact('Workflow', t.workflow || '—'),
       fact('Step', t.step),
       fact('Assignee', who),
       fact('Candidates', candidatesText),
+      (t.candidate_groups || []).length ? fact('Groups', t.candidate_groups.join(', ')) : null,
       fact('Opened', time(t.created_at)),
-      t.due_at ? fact('Due', time(t.due_at)) : null),
-    t.allowed === false ? notice('info', 'You may see this task but not complete it.') : null,
+      t.due_at ? fact('Due', t.overdue ? [time(t.due_at), ' ', h('span', { class: 'badge s-failed', text: 'Overdue' })] : time(t.due_at)) : null,
+      t.reminders ? fact('Reminders', String(t.reminders)) : null,
+      fact('Taken by', h('span', { class: 'taken-by', text: t.claimed_by || 'no one' }))),
+    h('div', { class: 'claim-bar' }, claimButton, claimStatus),
+    t.allowed === false
+      ? notice('info', t.claimed_by && t.claimed_by !== me.user ? `Taken by ${t.claimed_by}: only they may complete it until it is released.` : 'You may see this task but not complete it.')
+      : null,
     el,
     me.admin || t.allowed ? reassignForm(t, path, (changedTask) => {
       who.textContent = changedTask.assignee || '—';
@@ -78,10 +125,10 @@ export default async function task(main, { params, me }) {
 
   // Someone else completing or reassigning the task, or the instance ending, is said at once.
   return onEvents((e) => e.instance_id === t.instance_id && !submitting
-    && (/^(HumanTask|Task)(Completed|Reassigned)$/.test(e.type) ? !e.step || e.step === t.step : /^Workflow(Canceled|Failed|Completed)$/.test(e.type)),
+    && (/^(HumanTask|Task)(Completed|Reassigned|Claimed|Released)$/.test(e.type) ? !e.step || e.step === t.step : /^Workflow(Canceled|Failed|Completed)$/.test(e.type)),
   () => {
     if (submitting) return;
-    changed.replaceChildren(notice('info', 'This task was just completed, reassigned or ended elsewhere. ',
+    changed.replaceChildren(notice('info', 'This task was just completed, reassigned, claimed, released or ended elsewhere. ',
       h('a', { href: `#/tasks/${seg(t.instance_id)}/${seg(t.step)}?r=${Date.now()}`, text: 'Reload it' })));
   }, 200);
 }
@@ -127,6 +174,22 @@ function reassignForm(t, path, done, busy) {
     }
   });
   return h('details', { class: 'card reassign-card' }, h('summary', { text: 'Reassign this task' }), form);
+}
+
+/** The form without the top-level fields that every outcome sets (nothing left to ask). */
+function withoutFieldsSetByAll(schema, outcomes) {
+  if (!outcomes.length || !schema || typeof schema !== 'object' || !schema.properties) return schema;
+  const setByAll = Object.keys(schema.properties).filter((k) => outcomes.every((o) => o.data && k in o.data));
+  if (!setByAll.length) return schema;
+  const properties = Object.fromEntries(Object.entries(schema.properties).filter(([k]) => !setByAll.includes(k)));
+  const required = Array.isArray(schema.required) ? schema.required.filter((k) => !setByAll.includes(k)) : schema.required;
+  return { ...schema, properties, required };
+}
+
+/** `approve` -> `Approve`, `send_back` -> `Send back`. */
+function outcomeLabel(name) {
+  const s = String(name).replace(/[_-]+/g, ' ').trim();
+  return s ? s[0].toUpperCase() + s.slice(1) : String(name);
 }
 
 function fact(term, value) {

@@ -40,8 +40,12 @@ pub enum Inbound {
         id: String,
         /// The payload bytes as read (empty when the payload field is missing).
         raw: Vec<u8>,
-        /// Why it could not be decoded, kept with the dead letter.
+        /// Why it is dead-lettered, kept with the dead letter.
         error: String,
+        /// The instance a Start command stands for, when this entry is one (then that
+        /// instance, still pending, is failed with the dead letter: see
+        /// [`weir::redis::effects::fail_unstarted`]).
+        start_of: Option<String>,
     },
 }
 
@@ -52,7 +56,7 @@ impl Inbound {
             Inbound::Command { msg, .. } => Some(&msg.instance_id),
             Inbound::Result { msg, .. } => Some(&msg.instance_id),
             Inbound::Timer(member, _) => TimerMember::parse(member).map(|t| t.instance_id),
-            Inbound::Poison { .. } => None,
+            Inbound::Poison { start_of, .. } => start_of.as_deref(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
             id,
             raw: Vec::new(),
             error: wire::DecodeError::MissingField.to_string(),
+            start_of: None,
         };
     };
     if from_commands {
@@ -86,6 +91,7 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
                 id,
                 raw,
                 error: e.to_string(),
+                start_of: None,
             },
         }
     } else {
@@ -101,7 +107,20 @@ pub fn decode_entry(stream: &str, from_commands: bool, entry: StreamId) -> Inbou
                 id,
                 raw,
                 error: e.to_string(),
+                start_of: None,
             },
         }
+    }
+}
+
+/// The instance a command entry's payload starts, when it is a Start command.
+pub fn start_of(raw: &[u8]) -> Option<String> {
+    match wire::decode::<CommandMessage>(raw) {
+        Ok(CommandMessage {
+            instance_id,
+            command: wire::Command::Start { .. },
+            ..
+        }) => Some(instance_id),
+        _ => None,
     }
 }

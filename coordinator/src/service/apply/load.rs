@@ -43,7 +43,16 @@ pub(super) struct Working {
 #[derive(Clone, Copy)]
 pub(super) struct Unstarted {
     pub(super) created_at: Timestamp,
-    pub(super) canceled: bool,
+    /// `pending`; `canceled` (canceled first: never created); or `failed` (its Start was
+    /// dead-lettered: a replayed Start creates it after all).
+    pub(super) status: InstanceStatus,
+}
+
+impl Unstarted {
+    /// Canceled before it was created: its Start is refused.
+    pub(super) fn canceled(self) -> bool {
+        self.status == InstanceStatus::Canceled
+    }
 }
 
 impl Working {
@@ -68,7 +77,7 @@ impl Working {
     /// between writes one, so that commit fails and the next turn sees it).
     fn unstarted(u: Unstarted) -> Working {
         Working {
-            before: Some(InstanceStatus::Pending),
+            before: Some(u.status),
             unstarted: Some(u),
             ..Working::new(None, None, None)
         }
@@ -114,7 +123,10 @@ pub(super) async fn load_working(
             out.push(match start {
                 Some(_) => Working::unstarted(Unstarted {
                     created_at: Timestamp(created.unwrap_or(now_ms)),
-                    canceled: status.as_deref() == Some(InstanceStatus::Canceled.as_str()),
+                    status: status
+                        .as_deref()
+                        .and_then(|s| s.parse::<InstanceStatus>().ok())
+                        .unwrap_or(InstanceStatus::Pending),
                 }),
                 None => Working::new(None, None, None),
             });

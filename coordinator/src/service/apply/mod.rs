@@ -31,6 +31,6 @@ mod turn;
 mod write;
 
 pub use cache::{Cached, InstanceCache};
-pub use decode::{decode_entry, Inbound};
+pub use decode::{decode_entry, start_of, Inbound};
 pub use load::LoadError;
 pub use turn::{build, Built};

@@ -1,17 +1,17 @@
 //! One turn: apply every input with the pure core, in order, to the instances it touches,
 //! and collect the writes into one batch (see the module doc of [`super`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use weir::core::{self, Env, Input, StartSpec, TimerKind};
-use weir::definition::Workflow;
-use weir::model::{Actor, Instance, StepStatus};
+use weir::definition::{CompiledKind, Workflow};
+use weir::model::{Actor, Instance, InstanceStatus, StepStatus};
 use weir::redis::batch::Batch;
-use weir::redis::effects;
 use weir::redis::timer::TimerMember;
 use weir::redis::wire::{Command, CommandMessage, Outcome, Reply};
 use weir::redis::PartitionKeys;
+use weir::redis::{effects, store};
 use weir::Timestamp;
 
 use super::super::Shared;
@@ -40,6 +40,9 @@ pub struct Built {
     pub tally: weir::process::Tally,
     /// The instances as the batch leaves them, for [`InstanceCache::keep`] once committed.
     pub kept: Vec<(String, Cached)>,
+    /// The (instance, signal id) pairs received already, or delivered by this batch: a
+    /// signal with one of them is a duplicate.
+    signals: HashSet<(String, String)>,
 }
 
 /// Applies a turn's inputs and builds its commit. Instances come from `cache` (taken out
@@ -61,7 +64,30 @@ pub async fn build(
         expired: 0,
         tally: Default::default(),
         kept: Vec::new(),
+        signals: HashSet::new(),
     };
+    // The signals of the turn whose id their instance received already (one round trip).
+    let pairs: Vec<(&str, &str)> = inbound
+        .iter()
+        .filter_map(|i| match i {
+            Inbound::Command {
+                msg:
+                    CommandMessage {
+                        instance_id,
+                        command: Command::Signal { id, .. },
+                        ..
+                    },
+                ..
+            } => Some((instance_id.as_str(), id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let received = store::signals_received(&mut shared.conns.conn.clone(), part, &pairs).await?;
+    for ((instance, id), received) in pairs.iter().zip(received) {
+        if received {
+            out.signals.insert((instance.to_string(), id.to_string()));
+        }
+    }
     // Every instance the turn touches: from the cache, the others read in one round trip.
     let mut ids: Vec<&str> = inbound.iter().filter_map(Inbound::instance_id).collect();
     ids.sort_unstable();
@@ -100,8 +126,9 @@ pub async fn build(
                 id,
                 raw,
                 error,
+                start_of,
             } => {
-                tracing::warn!(%stream, %id, %error, "dead-lettering an undecodable message");
+                tracing::warn!(%stream, %id, %error, "dead-lettering a message");
                 effects::dead_letter(
                     &mut out.batch,
                     part,
@@ -112,6 +139,29 @@ pub async fn build(
                     cfg.dlq_cap,
                 );
                 out.dead += 1;
+                // A start that will never be created ends visibly, not `pending` for ever.
+                let unstarted = start_of.as_deref().and_then(|sid| {
+                    let w = working.get(sid)?;
+                    let u = w
+                        .unstarted
+                        .filter(|u| u.status == InstanceStatus::Pending)?;
+                    w.inst.is_none().then_some((sid, u))
+                });
+                if let Some((sid, u)) = unstarted {
+                    let reason = format!(
+                        "its start was dead-lettered ({error}); `weir dlq list` shows it, \
+                         and `weir dlq replay` starts it again once the cause is fixed"
+                    );
+                    effects::fail_unstarted(
+                        &mut out.batch,
+                        part,
+                        sid,
+                        u.created_at.millis(),
+                        now_ms,
+                        &reason,
+                        cfg.events_cap,
+                    );
+                }
             }
             Inbound::Timer(member, due) => {
                 // Only this due timer: an earlier input of the batch may have rescheduled
@@ -316,7 +366,7 @@ async fn apply_command(
             tenant_id,
             created_by,
         } => {
-            if w.unstarted.is_some_and(|u| u.canceled) {
+            if w.unstarted.is_some_and(|u| u.canceled()) {
                 // Canceled while pending (`cancel_pending.lua`): never created.
                 return Reply::Refused {
                     kind: "wrong_status".into(),
@@ -382,15 +432,34 @@ async fn apply_command(
             out.applied += 1;
             return Reply::Applied;
         }
-        Command::CompleteTask { step, user, data } => Input::CompleteTask {
+        Command::CompleteTask {
+            step,
+            user,
+            data,
+            groups,
+        } => Input::CompleteTask {
             step: Arc::from(step.as_str()),
             user: user.clone(),
             data: data.clone(),
+            groups: groups.clone(),
+        },
+        Command::ClaimTask { step, by, groups } => Input::ClaimTask {
+            step: Arc::from(step.as_str()),
+            by: Actor::user(by.clone()).in_groups(groups.clone()),
+        },
+        Command::ReleaseTask { step, by, admin } => Input::ReleaseTask {
+            step: Arc::from(step.as_str()),
+            by: Actor {
+                user: by.clone(),
+                admin: *admin,
+                groups: Vec::new(),
+            },
         },
         Command::ReassignTask {
             step,
             by,
             admin,
+            groups,
             assignee,
             candidates,
         } => Input::ReassignTask {
@@ -398,6 +467,7 @@ async fn apply_command(
             by: Actor {
                 user: by.clone(),
                 admin: *admin,
+                groups: groups.clone(),
             },
             assignee: assignee.clone(),
             candidates: candidates.clone(),
@@ -408,24 +478,59 @@ async fn apply_command(
         Command::Retry { from_step } => Input::Retry {
             from_step: from_step.clone(),
         },
+        Command::Signal { id, name, data } => {
+            let seen = (msg.instance_id.clone(), id.clone());
+            if out.signals.contains(&seen) {
+                // Received already: a duplicate changes nothing.
+                return Reply::Applied;
+            }
+            let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
+                return not_found(&msg.instance_id);
+            };
+            let input = Input::DeliverMessage {
+                id: id.clone(),
+                name: name.clone(),
+                key: None,
+                data: data.clone(),
+            };
+            return match apply_input(out, part, &wf, inst, input, env, now_ms, cap) {
+                Ok(()) => {
+                    effects::record_signal(&mut out.batch, part, &msg.instance_id, id, now_ms);
+                    out.signals.insert(seen);
+                    w.changed = true;
+                    Reply::Applied
+                }
+                Err(refusal) => refused(refusal),
+            };
+        }
     };
     let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
-        return Reply::Refused {
-            kind: "not_found".into(),
-            message: format!("no instance {:?}", msg.instance_id),
-            refusal: None,
-        };
+        return not_found(&msg.instance_id);
     };
     match apply_input(out, part, &wf, inst, input, env, now_ms, cap) {
         Ok(()) => {
             w.changed = true;
             Reply::Applied
         }
-        Err(refusal) => Reply::Refused {
-            kind: refusal.kind().to_string(),
-            message: refusal.to_string(),
-            refusal: Some(refusal),
-        },
+        Err(refusal) => refused(refusal),
+    }
+}
+
+/// The reply to a command for an instance not stored.
+fn not_found(instance_id: &str) -> Reply {
+    Reply::Refused {
+        kind: "not_found".into(),
+        message: format!("no instance {instance_id:?}"),
+        refusal: None,
+    }
+}
+
+/// The reply to a command the core refused (nothing changed).
+fn refused(refusal: weir::Refusal) -> Reply {
+    Reply::Refused {
+        kind: refusal.kind().to_string(),
+        message: refusal.to_string(),
+        refusal: Some(refusal),
     }
 }
 
@@ -471,8 +576,16 @@ fn current_token(
     let expected = match kind {
         TimerKind::Wake => StepStatus::Sleeping,
         TimerKind::Retry => StepStatus::Retrying,
+        // An event step's timeout ends a wait; any other step's, a running attempt.
+        TimerKind::Timeout if matches!(wf.steps[s].kind, CompiledKind::Event { .. }) => {
+            StepStatus::Waiting
+        }
         TimerKind::Timeout => StepStatus::Running,
         TimerKind::TaskDue => StepStatus::Waiting,
+        // A reminder's time is its timer's score, not the step's deadline.
+        TimerKind::TaskReminder => {
+            return (st.status == StepStatus::Waiting).then_some(st.token);
+        }
     };
     (st.status == expected && st.due_at.is_some_and(|d| d.millis() <= now_ms)).then_some(st.token)
 }

@@ -9,6 +9,8 @@
 --          instead checks a deadline: the Redis clock must not be past it (ms).
 -- Then the writes, each an opcode and its arguments (key arguments are indexes into KEYS):
 --   HSET k n f1 v1 ... fn vn   | HDEL k f       | RPUSH k v       | DEL k
+--   RPUSHCAP k cap h f v       (RPUSH, then keep the last `cap` entries of the list and add
+--                               how many it dropped to field f of hash h: a capped history)
 --   XADD k maxlen n f1 v1 ... fn vn   (maxlen 0: uncapped; else MAXLEN ~ maxlen)
 --   ZADD k score m             | ZREM k m       | SADD k m
 --   ZREMIF k score m           (ZREM only if m's score is still `score`: a due timer that
@@ -58,9 +60,9 @@ local first_op = i
 
 -- Validate every op (its name, its argument count, the type of its key) before the first
 -- write. Types are read once per key.
-local fixed = { RPUSH = 3, ZADD = 4, ZREM = 3, ZREMIF = 4, SADD = 3, HDEL = 3, DEL = 2, REPLY = 4, HINCR = 4 }
+local fixed = { RPUSH = 3, RPUSHCAP = 6, ZADD = 4, ZREM = 3, ZREMIF = 4, SADD = 3, HDEL = 3, DEL = 2, REPLY = 4, HINCR = 4 }
 local want = {
-  HSET = 'hash', HDEL = 'hash', HINCR = 'hash', RPUSH = 'list', REPLY = 'list',
+  HSET = 'hash', HDEL = 'hash', HINCR = 'hash', RPUSH = 'list', RPUSHCAP = 'list', REPLY = 'list',
   XADD = 'stream', ACK = 'stream', ZADD = 'zset', ZREM = 'zset', ZREMIF = 'zset', SADD = 'set',
 }
 local types = {}
@@ -79,15 +81,23 @@ while i <= n do
   if not len or len < 2 or i + len - 1 > n then
     return redis.error_reply('BADOP ' .. tostring(op))
   end
-  local w = want[op]
-  if w then
-    local t = types[k]
-    if not t then
-      t = redis.call('TYPE', k)['ok']
-      types[k] = t
-    end
-    if t ~= 'none' and t ~= w then
-      return redis.error_reply('BADKEY ' .. k .. ' holds a ' .. t .. ', not a ' .. w)
+  local checked = { { k, want[op] } }
+  if op == 'RPUSHCAP' then
+    local h = KEYS[tonumber(ARGV[i + 3]) or 0]
+    if not h then return redis.error_reply('BADOP counter key of RPUSHCAP') end
+    checked[2] = { h, 'hash' }
+  end
+  for _, kw in ipairs(checked) do
+    local key, w = kw[1], kw[2]
+    if w then
+      local t = types[key]
+      if not t then
+        t = redis.call('TYPE', key)['ok']
+        types[key] = t
+      end
+      if t ~= 'none' and t ~= w then
+        return redis.error_reply('BADKEY ' .. key .. ' holds a ' .. t .. ', not a ' .. w)
+      end
     end
   end
   i = i + len
@@ -114,6 +124,14 @@ while i <= n do
     i = i + 3 + 2 * pairs_n
   elseif op == 'RPUSH' then
     redis.call('RPUSH', k, ARGV[i + 2]); i = i + 3
+  elseif op == 'RPUSHCAP' then
+    local len = redis.call('RPUSH', k, ARGV[i + 5])
+    local cap = tonumber(ARGV[i + 2])
+    if cap and cap > 0 and len > cap then
+      redis.call('LTRIM', k, len - cap, -1)
+      redis.call('HINCRBY', KEYS[tonumber(ARGV[i + 3])], ARGV[i + 4], len - cap)
+    end
+    i = i + 6
   elseif op == 'ACK' then
     local ids_n = tonumber(ARGV[i + 3])
     redis.call('XACK', k, ARGV[i + 2], unpack(ARGV, i + 4, i + 3 + ids_n))
