@@ -222,6 +222,29 @@ fn bad_flags_are_one_line_errors() {
     }
 }
 
+/// A bad start time or delay is refused while the flags are read, before any connection
+/// (the Redis URL here is unreachable), saying once what to write.
+#[test]
+fn a_bad_start_time_is_refused_before_connecting() {
+    for (flag, value, says) in [
+        ("--at", "tomorrow", "\"tomorrow\" is not an RFC 3339 time"),
+        ("--delay", "soon", "invalid duration \"soon\""),
+    ] {
+        let (code, _, err) = run(weir().args([
+            "--redis",
+            "redis://127.0.0.1:1",
+            "start",
+            "approval",
+            flag,
+            value,
+        ]));
+        assert_eq!(code, 2, "{flag}: {err}");
+        assert!(err.contains(says), "{flag}: {err}");
+        assert_eq!(err.matches("write it like").count(), 1, "{flag}: {err}");
+        assert!(!err.contains("unreachable"), "{flag}: {err}");
+    }
+}
+
 #[test]
 fn a_bad_file_is_a_one_line_error_naming_the_problem() {
     let f = write_temp(

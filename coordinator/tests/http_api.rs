@@ -2286,6 +2286,25 @@ async fn schedules_and_delayed_starts_over_http() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    // A bad time or duration names its field and says once what to write.
+    assert_eq!(p["field"], "delay", "{p}");
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert_eq!(detail.matches("write it like").count(), 1, "{p}");
+    let (status, p) = s
+        .post(
+            "/instances",
+            ADMIN,
+            json!({ "workflow": "approval", "start_at": "tomorrow" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    assert_eq!(p["field"], "start_at", "{p}");
+    let detail = p["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("\"tomorrow\" is not an RFC 3339 time")
+            && detail.matches("write it like").count() == 1,
+        "{p}"
+    );
     let (status, canceled) = s.post("/instances/later-1/cancel", ADMIN, json!({})).await;
     assert_eq!(
         (status, canceled["status"].as_str()),

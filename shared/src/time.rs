@@ -43,6 +43,14 @@ impl Timestamp {
         chrono::DateTime::parse_from_rfc3339(text).map(|t| Timestamp(t.timestamp_millis()))
     }
 
+    /// Parses an RFC 3339 time that a user typed (a flag, a request field): the error says
+    /// what was wrong and what to write instead, ready to be prefixed with the field's name.
+    pub fn parse_input(text: &str) -> Result<Timestamp, String> {
+        Timestamp::parse_rfc3339(text).map_err(|e| {
+            format!("{text:?} is not an RFC 3339 time ({e}): write it like 2026-12-24T08:00:00Z")
+        })
+    }
+
     /// The wall clock now. Only drivers call this, never the core.
     pub fn now_system() -> Timestamp {
         Timestamp(chrono::Utc::now().timestamp_millis())

@@ -49,8 +49,8 @@ pub(crate) struct StartArgs {
     /// A delayed start: create the instance at this time (RFC 3339, e.g.
     /// 2026-12-24T08:00:00Z). The start is stored now; until then the instance is `pending`
     /// with its start time, and `weir cancel` cancels it.
-    #[arg(long, value_name = "RFC3339", conflicts_with = "delay")]
-    pub at: Option<String>,
+    #[arg(long, value_name = "RFC3339", conflicts_with = "delay", value_parser = weir::Timestamp::parse_input)]
+    pub at: Option<weir::Timestamp>,
     /// A delayed start: create the instance this long from now (by the Redis clock), e.g.
     /// 90s, 15m, 2h.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
@@ -180,7 +180,7 @@ pub(crate) async fn start(global: &Global, args: StartArgs) -> anyhow::Result<Ex
         id: args.id.clone(),
         tenant_id: args.tenant.clone(),
         created_by: args.created_by.clone(),
-        ..start_time(&args)?
+        ..start_time(&args)
     };
     let view = client
         .start_workflow(&args.name, options)
@@ -194,22 +194,14 @@ pub(crate) async fn start(global: &Global, args: StartArgs) -> anyhow::Result<Ex
 }
 
 /// The start time options of `--at` or `--delay`.
-fn start_time(args: &StartArgs) -> anyhow::Result<StartOptions> {
-    let start_at = match &args.at {
-        Some(text) => Some(weir::Timestamp::parse_rfc3339(text).map_err(|e| {
-            anyhow!(
-                "--at {text:?} is not an RFC 3339 time ({e}); write it like 2026-12-24T08:00:00Z"
-            )
-        })?),
-        None => None,
-    };
-    Ok(StartOptions {
-        start_at,
+fn start_time(args: &StartArgs) -> StartOptions {
+    StartOptions {
+        start_at: args.at,
         start_delay_ms: args
             .delay
             .map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64),
         ..StartOptions::default()
-    })
+    }
 }
 
 /// Whether `--data-file` names a JSON Lines file (one start per line).
@@ -256,7 +248,7 @@ async fn start_lines(
             id: None,
             tenant_id: args.tenant.clone(),
             created_by: args.created_by.clone(),
-            ..start_time(args)?
+            ..start_time(args)
         });
     }
     let client = client(global).await?;

@@ -2,8 +2,6 @@
 //! URL), turning engine errors into one line that says what to do, parsing durations and
 //! printing JSON.
 
-use std::time::Duration;
-
 use anyhow::anyhow;
 use serde::Serialize;
 use weir::api::EngineError;
@@ -68,11 +66,8 @@ pub(crate) fn engine_error(global: &Global, e: EngineError) -> anyhow::Error {
     }
 }
 
-/// Parses a duration like `30s`, `5m`, `1h30m` or `500ms`.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    weir::model::definition::duration::parse(text)
-        .map_err(|e| format!("{e} (write it like 30s, 5m, 1h or 500ms)"))
-}
+/// Parses a duration like `30s`, `5m`, `1h30m` or `500ms` (its error says what to write).
+pub(crate) use weir::model::definition::duration::parse as parse_duration;
 
 /// Prints a value as one JSON document (pretty) on stdout.
 pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {

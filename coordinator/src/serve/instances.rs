@@ -28,7 +28,6 @@ use weir::api::{check_instance_id, check_tenant, EngineError, InstanceFilter, St
 use weir::model::InstanceStatus;
 use weir::redis::store;
 use weir::Engine;
-use weir::Timestamp;
 
 use super::auth::Caller;
 use super::definitions::{check_version, visible_workflow};
@@ -224,21 +223,11 @@ pub(super) async fn start(
     let tenant = start_tenant(&caller, body.tenant)?;
     let mut options = start_options(&caller, body.data, body.id, tenant, body.version, "")?;
     if let Some(at) = &body.start_at {
-        let at = Timestamp::parse_rfc3339(at).map_err(|e| {
-            Problem::invalid_field(
-                "start_at",
-                format!("start_at {at:?} is not an RFC 3339 time ({e}), e.g. 2026-12-24T08:00:00Z"),
-            )
-        })?;
+        let at = Problem::time_field("start_at", at)?;
         options.start_at = Some(at);
     }
     if let Some(delay) = &body.delay {
-        let d = weir::model::definition::duration::parse(delay).map_err(|e| {
-            Problem::invalid_field(
-                "delay",
-                format!("delay {delay:?}: {e} (write it like 90s, 15m or 2h)"),
-            )
-        })?;
+        let d = Problem::duration_field("delay", delay)?;
         options.start_delay_ms = Some(d.as_millis().min(u128::from(u64::MAX)) as u64);
     }
     let started = match state
@@ -477,17 +466,7 @@ pub(super) async fn list(
         .map(|s| s.parse::<InstanceStatus>())
         .transpose()
         .map_err(|m| Problem::invalid_field("status", m))?;
-    let time = |field: &str, v: Option<&str>| {
-        v.map(|t| {
-            Timestamp::parse_rfc3339(t).map_err(|e| {
-                Problem::invalid_field(
-                    field,
-                    format!("{field} {t:?} is not an RFC 3339 time ({e}): write it like 2026-01-31T12:00:00Z"),
-                )
-            })
-        })
-        .transpose()
-    };
+    let time = |field: &str, v: Option<&str>| v.map(|t| Problem::time_field(field, t)).transpose();
     let since = time("since", q.since.as_deref())?;
     let until = time("until", q.until.as_deref())?;
     let limit = listing::page_limit(q.limit, DEFAULT_LIMIT, MAX_LIMIT)?;

@@ -95,6 +95,19 @@ impl Problem {
         Problem::invalid(detail).with_field(field)
     }
 
+    /// Parses a request field holding an RFC 3339 time; otherwise a 400 naming the field.
+    pub fn time_field(field: &str, text: &str) -> Result<weir::Timestamp, Problem> {
+        weir::Timestamp::parse_input(text)
+            .map_err(|e| Problem::invalid_field(field, format!("{field} {e}")))
+    }
+
+    /// Parses a request field holding a duration (`90s`, `15m`, `2h`); otherwise a 400
+    /// naming the field.
+    pub fn duration_field(field: &str, text: &str) -> Result<std::time::Duration, Problem> {
+        weir::model::definition::duration::parse(text)
+            .map_err(|e| Problem::invalid_field(field, format!("{field}: {e}")))
+    }
+
     /// 413: the body is larger than the server accepts (2 MiB).
     pub fn too_large() -> Problem {
         Problem::new(

@@ -82,9 +82,7 @@ pub(super) async fn create(
             timezone: body.timezone,
         },
         (None, Some(every)) if body.timezone.is_none() => {
-            let d = weir::model::definition::duration::parse(&every).map_err(|e| {
-                Problem::invalid_field("every", format!("every {every:?}: {e} (e.g. 30s, 15m, 1h)"))
-            })?;
+            let d = Problem::duration_field("every", &every)?;
             Trigger::Every {
                 every_ms: d.as_millis().min(u128::from(u64::MAX)) as u64,
             }
