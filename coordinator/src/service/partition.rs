@@ -120,7 +120,7 @@ pub async fn run(
     };
     let mut block = Duration::ZERO;
     let mut backoff = Duration::from_millis(50);
-    let mut last_sweep = tokio::time::Instant::now();
+    let mut sweeps = retention::SweepCadence::new(std::time::Instant::now());
     let mut last_claim = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
@@ -238,11 +238,12 @@ pub async fn run(
                 continue;
             }
         }
-        if last_sweep.elapsed() > Duration::from_secs(1) {
-            last_sweep = tokio::time::Instant::now();
-            if let Err(e) = retention::sweep(&shared, &part).await {
-                tracing::warn!(error = %e, "retention sweep failed");
-            }
+        if sweeps.due(std::time::Instant::now()) {
+            let swept = retention::sweep(&shared, &part)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "retention sweep failed"))
+                .ok();
+            sweeps.after(std::time::Instant::now(), swept);
         }
     }
     due_task.abort();
