@@ -55,8 +55,9 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
         procs::two_coordinators_sharing(&url, ns, &keys, Duration::from_secs(1)).await?;
     client.register_definition(parse_definition(ORDER)?).await?;
 
-    // A third of the messages go first (kept), then every instance starts, then the rest
-    // are sent while A is killed part-way.
+    // A third of the messages go first (kept); then the instances start, and A is killed
+    // half-way, while it creates them and relays their subscriptions (taking the kept
+    // messages); then the rest are sent, while B takes A's partitions over.
     let key = |i: usize| format!("order-{i}");
     let send = |i: usize| {
         let client = client.clone();
@@ -74,6 +75,9 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
     }
     let mut ids = Vec::new();
     for i in 0..N {
+        if i == N / 2 {
+            a.kill()?;
+        }
         let started = client
             .start_workflow(
                 "order_payment",
@@ -89,9 +93,6 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
         ids.push(started.id);
     }
     for i in N / 3..N {
-        if i == N / 2 {
-            a.kill()?;
-        }
         let sent = send(i).await?;
         assert_ne!(sent.outcome, MessageOutcome::Duplicate, "{sent:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -197,6 +197,15 @@ async fn run(seed: u64) -> anyhow::Result<()> {
         assert!(sent.contains_key(id), "seed {seed}: {id} was never sent");
     }
     let stats = admin::stats(client.connections()).await?;
+    println!(
+        "seed {seed}: {} instances, {} messages sent ({} kept at send), {} received, {} kept now, counts {:?}",
+        instances.len(),
+        sent.len(),
+        sent.values().filter(|s| s.outcome == MessageOutcome::Kept).count(),
+        receivers.len(),
+        kept.len(),
+        stats.messages
+    );
     assert_eq!(
         stats.messages.delivered,
         receivers.values().map(Vec::len).sum::<usize>() as u64,
