@@ -55,9 +55,10 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
         procs::two_coordinators_sharing(&url, ns, &keys, Duration::from_secs(1)).await?;
     client.register_definition(parse_definition(ORDER)?).await?;
 
-    // A third of the messages go first (kept); then the instances start, and A is killed
-    // half-way, while it creates them and relays their subscriptions (taking the kept
-    // messages); then the rest are sent, while B takes A's partitions over.
+    // A third of the messages go first (kept); then the instances start, and once some of
+    // them wait, the rest of the messages are sent and A is killed half-way through,
+    // while messages flow to waiting instances, subscriptions are relayed and kept
+    // messages taken; B takes A's partitions over.
     let key = |i: usize| format!("order-{i}");
     let send = |i: usize| {
         let client = client.clone();
@@ -75,9 +76,6 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
     }
     let mut ids = Vec::new();
     for i in 0..N {
-        if i == N / 2 {
-            a.kill()?;
-        }
         let started = client
             .start_workflow(
                 "order_payment",
@@ -92,7 +90,16 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
             .await?;
         ids.push(started.id);
     }
+    wait_until_async(Duration::from_secs(20), "some instances wait", async || {
+        admin::stats(client.connections())
+            .await
+            .is_ok_and(|s| s.instances.get("waiting").copied().unwrap_or(0) >= (N / 3) as u64)
+    })
+    .await?;
     for i in N / 3..N {
+        if i == N / 2 {
+            a.kill()?;
+        }
         let sent = send(i).await?;
         assert_ne!(sent.outcome, MessageOutcome::Duplicate, "{sent:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -113,6 +120,10 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
         },
     )
     .await?;
+    // B did take A's partitions over (so A's part of the flow went through the takeover).
+    let mut conn = common::raw(&url).await?;
+    let held = common::leased_by(&mut conn, &keys, "coord-b").await?;
+    assert_eq!(held.len(), keys.partitions() as usize, "{held:?}");
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(received(&client, id).await?, vec![format!("m-{i}")], "{id}");
         let view = client.get_instance(id).await?;

@@ -461,6 +461,76 @@ async fn a_message_handed_to_a_waiter_that_no_longer_waits_goes_to_the_next_or_i
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hop_its_writer_did_not_relay_is_relayed_by_the_lease_holder() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let _coordinator = start_coordinator(&url, "t").await?;
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(ORDER)?).await?;
+    let id = waiting_order(&client, "order_payment", "L", None).await?;
+    // What `send_message.lua` writes when it hands a message to this waiter, by a sender
+    // killed before its relay: the waiter popped, the seen key naming it, and the deliver
+    // hop in the correlation partition's outbox, relayed by no one but the lease holder.
+    let keys = common::keys(&client);
+    let route = route_of(None, "payment_received", "L");
+    let part = keys.part(keys.correlation_partition(&route));
+    let mut raw = common::raw(&url).await?;
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(part.waiters(&route))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut raw)
+        .await?;
+    let [member] = members.as_slice() else {
+        anyhow::bail!("one waiter expected: {members:?}");
+    };
+    assert_eq!(Waiter::parse(member).map(|w| w.instance), Some(id.clone()));
+    let body = weir::redis::wire::MessageBody {
+        id: "left-1".into(),
+        tenant_id: None,
+        name: "payment_received".into(),
+        key: "L".into(),
+        data: json!({ "left": true }),
+    };
+    let now = client.connections().server_time().await?;
+    let field = weir::redis::messages::field_of(&route, "left-1");
+    redis::pipe()
+        .cmd("ZREM")
+        .arg(part.waiters(&route))
+        .arg(member)
+        .cmd("SET")
+        .arg(part.seen(&field))
+        .arg(format!("d:{member}"))
+        .arg("PX")
+        .arg(3_600_000)
+        .cmd("XADD")
+        .arg(part.outbox())
+        .arg("*")
+        .arg("k")
+        .arg("deliver")
+        .arg("w")
+        .arg(member)
+        .arg("m")
+        .arg(weir::redis::wire::encode(&body))
+        .arg("s")
+        .arg(now)
+        .arg("x")
+        .arg(now + 3_600_000)
+        .query_async::<()>(&mut raw)
+        .await?;
+    let done = finished(&client, &id).await?;
+    assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
+    assert_eq!(done.context["payment"], json!({ "left": true }));
+    assert_eq!(received(&client, &id).await?, vec!["left-1"]);
+    settled(&client).await?;
+    // Its id is taken: a resend is a duplicate.
+    let again = client.send_message(payment("L", "left-1")).await?;
+    assert_eq!(again.outcome, MessageOutcome::Duplicate, "{again:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_reach_only_instances_of_their_tenant() -> anyhow::Result<()> {
     init_logs();
     let redis = RedisServer::start()?;
