@@ -157,6 +157,8 @@ async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
         weir::model::check_message_name(n).map_err(|m| anyhow!("--name: {m}"))?;
     }
     let client = client(global).await?;
+    // Filters the engine may add later keep their defaults.
+    #[allow(clippy::needless_update)]
     let filter = MessageFilter {
         tenant_id: args.tenant.clone(),
         name: args.name.clone(),

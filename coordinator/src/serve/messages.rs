@@ -272,6 +272,8 @@ pub(super) async fn list(
         (Some(own), _) => Some(own.clone()),
         (None, asked) => asked,
     };
+    // Filters the engine may add later keep their defaults.
+    #[allow(clippy::needless_update)]
     let filter = MessageFilter {
         tenant_id: tenant,
         name: q.name,
