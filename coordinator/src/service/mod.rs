@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod due;
 pub mod lease;
+pub mod messages;
 pub mod partition;
 pub mod retention;
 
