@@ -343,7 +343,7 @@ async function checkMessages() {
   expect(text.includes(`payment_received (key ${key}) at wait_payment`), `the order says what it waits for: ${text}`);
   await screenshot('instance-waiting-for-message');
   await waiting.getByRole('link', { name: 'Send it' }).click();
-  await page.getByRole('heading', { name: 'Messages' }).waitFor();
+  await page.getByRole('heading', { name: 'Messages', exact: true }).waitFor();
   expect(await page.getByLabel('Message name').inputValue() === 'payment_received', 'the name is filled in');
   expect(await page.getByLabel('Correlation key').inputValue() === key, 'the key is filled in');
   await page.getByLabel('Data (JSON)').fill('{"amount": 12, "provider": "<b>psp</b>"}');
