@@ -44,7 +44,7 @@ export default async function instance(main, { params }) {
       status === 'pending' ? fact('Pending', d.start_at
         ? 'A delayed start: stored now, created at its start time. It can be canceled until then.'
         : 'Stored; no coordinator has created it yet. It runs once one does, and can be canceled until then.') : null,
-      (d.waiting_for || []).length ? fact('Waiting for', h('ul', { class: 'waiting-for' }, d.waiting_for.map(waitingItem))) : null,
+      (d.waiting_for || []).length ? fact('Waiting for', h('ul', { class: 'waiting-for' }, d.waiting_for.map(waitingItem)), 'wide') : null,
       d.failed_step ? fact('Failed step', d.failed_step) : null,
       d.error ? fact(status === 'canceled' ? 'Reason' : 'Error', h('span', { class: status === 'canceled' ? '' : 'error-text', text: d.error })) : null));
     const open = d.tasks || [];
@@ -120,8 +120,8 @@ function waitingItem(w) {
     w.key != null ? [' · ', h('a', { href: `#/messages${query({ name: w.event, key: w.key })}`, text: 'Send it' })] : null);
 }
 
-function fact(term, value) {
-  return h('div', {}, h('dt', { text: term }), h('dd', {}, value));
+function fact(term, value, className) {
+  return h('div', { class: className }, h('dt', { text: term }), h('dd', {}, value));
 }
 
 function historyTable(records) {
