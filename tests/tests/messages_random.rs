@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use weir::model::{MessageFilter, MessageOutcome, SendMessage};
-use weir::redis::{admin, WeirClient};
+use weir::redis::admin;
 use weir::{parse_definition, Engine, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator};
 use weir_tests::{wait_until_async, RedisServer};
