@@ -23,6 +23,8 @@ pub struct Started {
     /// `Ok` once acknowledged; the error's text when the start failed (it may or may not
     /// have been stored: a start with the same id again is safe).
     pub outcome: Result<(), String>,
+    /// When it was sent, in epoch milliseconds ([`now_millis`]).
+    pub sent_at: i64,
 }
 
 impl Started {
@@ -71,6 +73,7 @@ pub fn steady_starts(
                     id: Some(id.clone()),
                     ..StartOptions::default()
                 };
+                let sent_at = now_millis();
                 let outcome = match tokio::time::timeout(
                     START_BOUND,
                     client.start_workflow(&workflow, options),
@@ -81,7 +84,11 @@ pub fn steady_starts(
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(_) => Err(format!("no answer within {START_BOUND:?}")),
                 };
-                Started { id, outcome }
+                Started {
+                    id,
+                    outcome,
+                    sent_at,
+                }
             }));
         }
         starts

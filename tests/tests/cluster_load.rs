@@ -196,7 +196,11 @@ async fn report_pause(
 ) -> anyhow::Result<Duration> {
     let events = all_events(&d.client).await?;
     let in_busy = |e: &weir::model::Event| d.keys.partition_of(&e.instance_id) == busy;
-    let baseline = longest_quiet(&events, in_busy, (load_began, fault.0));
+    let baseline = longest_quiet(
+        &events,
+        |e| in_busy(e) && e.timestamp.millis() < fault.0,
+        (load_began, fault.0),
+    );
     let pause = longest_quiet(&events, in_busy, fault)
         .ok_or_else(|| anyhow::anyhow!("no transition of partition {busy} around the fault"))?;
     eprintln!(
@@ -207,12 +211,30 @@ async fn report_pause(
     Ok(pause)
 }
 
-/// Ids of the starts the load acknowledged, and of those it did not.
-fn split(started: &[Started]) -> (Vec<String>, Vec<String>) {
+/// How long after a fault ended a start may still be refused: a client meets the new
+/// slot map on its next command, and the machine is loaded.
+const SETTLE_MS: i64 = 5000;
+
+/// Ids of the starts the load acknowledged, and of those it did not; a start refused
+/// though it was sent well after the fault had ended (`fault_ended`, epoch ms) fails the
+/// test.
+fn split(started: &[Started], fault_ended: i64) -> (Vec<String>, Vec<String>) {
     let (acked, refused): (Vec<&Started>, Vec<&Started>) =
         started.iter().partition(|s| s.acknowledged());
     for s in &refused {
-        eprintln!("start of {} refused: {:?}", s.id, s.outcome);
+        eprintln!(
+            "start of {} (sent {} ms after the fault ended) refused: {:?}",
+            s.id,
+            s.sent_at - fault_ended,
+            s.outcome
+        );
+        assert!(
+            s.sent_at <= fault_ended + SETTLE_MS,
+            "the start of {} was refused {} ms after the fault had ended: {:?}",
+            s.id,
+            s.sent_at - fault_ended,
+            s.outcome
+        );
     }
     (
         acked.iter().map(|s| s.id.clone()).collect(),
@@ -252,7 +274,7 @@ async fn a_busy_partition_migrated_to_another_master_and_back_under_load_loses_a
     let fault_ended = now_millis();
 
     let started = load.finish().await?;
-    let (_, refused) = split(&started);
+    let (_, refused) = split(&started, fault_ended);
     start_again(&d.client, "flow", &refused, Duration::from_secs(30)).await?;
     wait_all_completed(&d.client, &ids, DRAIN).await?;
     assert_each_step_once(&d.client, &ids, STEPS).await?;
@@ -311,7 +333,10 @@ async fn kill_a_busy_master_under_load(durability: Durability) -> anyhow::Result
 
     let fault_began = now_millis();
     let (killed, promoted) = tokio::task::block_in_place(|| cluster.kill_master_of_slot(slot))?;
-    eprintln!("node {killed} killed; node {promoted} promoted in its place");
+    eprintln!(
+        "node {killed} killed; node {promoted} promoted in its place {} ms later",
+        now_millis() - fault_began
+    );
     // Under `replicated` a master without a replica refuses every write: the killed node
     // comes back as the promoted one's replica, as an operator (or an orchestrator) would
     // bring it back.
@@ -342,7 +367,7 @@ async fn a_busy_master_killed_under_load_loses_no_acknowledged_start_when_replic
         began,
         fault,
     } = kill_a_busy_master_under_load(Durability::Replicated).await?;
-    let (acked, refused) = split(&started);
+    let (acked, refused) = split(&started, fault.1);
     // Nothing acknowledged is lost: every acknowledged start is there, before any start
     // is made again.
     for id in &acked {
@@ -380,7 +405,7 @@ async fn a_busy_master_killed_under_load_doubles_nothing_when_local() -> anyhow:
         began,
         fault,
     } = kill_a_busy_master_under_load(Durability::Local).await?;
-    let (acked, refused) = split(&started);
+    let (acked, refused) = split(&started, fault.1);
     // Under `local` a failover may drop the master's last writes, acknowledged starts
     // included (README, "Durability"): those are counted, not made again; every other
     // instance completes once.
