@@ -24,6 +24,7 @@ mod common;
 use std::time::Duration;
 
 use common::{all_events, assert_each_step_once, wait_all_completed};
+use weir::model::InstanceStatus;
 use weir::redis::keys::{COORDINATOR_GROUP, WORKER_GROUP};
 use weir::redis::{Durability, Keys, RedisConfig, WeirClient};
 use weir::{parse_definition, Engine};
@@ -174,6 +175,74 @@ async fn stranded(client: &WeirClient) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Waits until every one of `ids` completed; if one does not in time, the error lists those
+/// that did not (status and current steps) and what the streams still hold.
+async fn wait_completed(client: &WeirClient, ids: &[String]) -> anyhow::Result<()> {
+    let Err(e) = wait_all_completed(client, ids, DRAIN).await else {
+        return Ok(());
+    };
+    let mut stuck = Vec::new();
+    for id in ids {
+        match client.get_instance(id).await {
+            Ok(v) if v.status == InstanceStatus::Completed => {}
+            Ok(v) => stuck.push(format!(
+                "{id} (partition {}): {} at {:?}, updated at {}",
+                common::keys(client).partition_of(id),
+                v.status.as_str(),
+                v.current_steps,
+                v.updated_at.millis()
+            )),
+            Err(e) => stuck.push(format!("{id}: {e}")),
+        }
+    }
+    // What happened to the first ones: their history and events, and their partition's
+    // step stream as its master sees it.
+    let events = all_events(client).await.unwrap_or_default();
+    let mut detail = String::new();
+    for id in ids
+        .iter()
+        .filter(|id| stuck.iter().any(|s| s.starts_with(id.as_str())))
+        .take(3)
+    {
+        let history = client.history(id).await.map(|h| {
+            h.iter()
+                .map(|r| {
+                    format!(
+                        "{} #{} {:?} {:?}..{:?} by {:?} {:?}",
+                        r.step,
+                        r.attempt,
+                        r.status,
+                        r.started_at.map(|t| t.millis()),
+                        r.finished_at.map(|t| t.millis()),
+                        r.worker,
+                        r.note
+                    )
+                })
+                .collect::<Vec<_>>()
+        });
+        let mine: Vec<String> = events
+            .iter()
+            .filter(|e| &*e.instance_id == id.as_str())
+            .map(|e| format!("{} {}", e.timestamp.millis(), e.kind.type_name()))
+            .collect();
+        let part = common::keys(client).part_of(id);
+        let info: Result<redis::Value, _> = redis::cmd("XINFO")
+            .arg("STREAM")
+            .arg(part.queue("default"))
+            .arg("FULL")
+            .query_async(&mut client.connections().conn.clone())
+            .await;
+        detail.push_str(&format!(
+            "\n--- {id}: history {history:?}\nevents {mine:?}\nits step stream: {info:?}"
+        ));
+    }
+    anyhow::bail!(
+        "{e}: {} not completed: {stuck:?}; streams: {:?}{detail}",
+        stuck.len(),
+        stranded(client).await
+    )
+}
+
 /// Waits until no stream keeps an entry, a pending delivery or a dead letter.
 async fn assert_nothing_stranded(client: &WeirClient) -> anyhow::Result<()> {
     let drained = wait_until_async(Duration::from_secs(20), "streams drained", async || {
@@ -186,7 +255,8 @@ async fn assert_nothing_stranded(client: &WeirClient) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The busy partition's pause around the fault, and before it, printed and returned.
+/// The busy partition's pause around the fault, and before it, and the longest pause of
+/// any other partition around the fault; printed, and the busy partition's returned.
 async fn report_pause(
     what: &str,
     d: &Deployment,
@@ -195,17 +265,22 @@ async fn report_pause(
     fault: (i64, i64),
 ) -> anyhow::Result<Duration> {
     let events = all_events(&d.client).await?;
-    let in_busy = |e: &weir::model::Event| d.keys.partition_of(&e.instance_id) == busy;
+    let partition = |e: &weir::model::Event| d.keys.partition_of(&e.instance_id);
     let baseline = longest_quiet(
         &events,
-        |e| in_busy(e) && e.timestamp.millis() < fault.0,
+        |e| partition(e) == busy && e.timestamp.millis() < fault.0,
         (load_began, fault.0),
     );
-    let pause = longest_quiet(&events, in_busy, fault)
+    let pause = longest_quiet(&events, |e| partition(e) == busy, fault)
         .ok_or_else(|| anyhow::anyhow!("no transition of partition {busy} around the fault"))?;
+    let others = (0..d.keys.partitions())
+        .filter(|p| *p != busy)
+        .filter_map(|p| longest_quiet(&events, |e| partition(e) == p, fault))
+        .max();
     eprintln!(
         "{what}: partition {busy}'s longest pause around the fault {pause:?} (the fault took \
-         {} ms; before it, the longest pause was {baseline:?})",
+         {} ms; before it, the longest pause was {baseline:?}); the other partitions' longest \
+         pause around it {others:?}",
         fault.1 - fault.0
     );
     Ok(pause)
@@ -276,7 +351,7 @@ async fn a_busy_partition_migrated_to_another_master_and_back_under_load_loses_a
     let started = load.finish().await?;
     let (_, refused) = split(&started, fault_ended);
     start_again(&d.client, "flow", &refused, Duration::from_secs(30)).await?;
-    wait_all_completed(&d.client, &ids, DRAIN).await?;
+    wait_completed(&d.client, &ids).await?;
     assert_each_step_once(&d.client, &ids, STEPS).await?;
     assert_nothing_stranded(&d.client).await?;
 
@@ -379,7 +454,7 @@ async fn a_busy_master_killed_under_load_loses_no_acknowledged_start_when_replic
         .await?;
     }
     start_again(&d.client, "flow", &refused, Duration::from_secs(30)).await?;
-    wait_all_completed(&d.client, &ids, DRAIN).await?;
+    wait_completed(&d.client, &ids).await?;
     assert_each_step_once(&d.client, &ids, STEPS).await?;
     assert_nothing_stranded(&d.client).await?;
     eprintln!(
@@ -431,7 +506,7 @@ async fn a_busy_master_killed_under_load_doubles_nothing_when_local() -> anyhow:
         .filter(|id| !lost.contains(id))
         .cloned()
         .collect();
-    wait_all_completed(&d.client, &kept, DRAIN).await?;
+    wait_completed(&d.client, &kept).await?;
     assert_each_step_once(&d.client, &kept, STEPS).await?;
     assert_nothing_stranded(&d.client).await?;
     eprintln!(
