@@ -383,6 +383,11 @@ pub async fn build(
     effects::count_dropped(&mut out.batch, part, out.stale, out.expired);
 
     // Write every changed instance once, with its index entries, guarded by its revision.
+    // An unchanged one is guarded too: the turn may have decided from it (a result or timer
+    // dropped as stale, a command refused), and its copy may be a stale one from the cache
+    // (another coordinator held the lease meanwhile, and this loop took it back without
+    // seeing it lost). Without the check such a commit would acknowledge a current result
+    // as stale, and the instance would wait for ever on a step that ran.
     for (id, w) in working {
         let (Some(inst), Some(wf)) = (w.inst, w.wf) else {
             continue;
@@ -391,6 +396,9 @@ pub async fn build(
             effects::write_instance(&mut out.batch, part, &id, &inst, w.rev, w.before);
             inst.revision
         } else {
+            if let Some(rev) = w.rev {
+                out.batch.check_revision(&part.instance(&id), Some(rev));
+            }
             w.rev.unwrap_or(0)
         };
         out.kept.push((id, Cached { inst, rev, wf }));
