@@ -41,8 +41,12 @@ pub(crate) struct RedisArgs {
     /// Only the correlated-message phase (also part of the default run): messages per
     /// second to many instances waiting on distinct keys, and the latency from a send to
     /// the next step, at full and at half rate.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "only")]
     pub messages: bool,
+    /// Only one phase, with the same numbers as in the whole run: `starts` (single and
+    /// batched starts, with Redis's `INFO commandstats` per start) or `retention`.
+    #[arg(long, value_name = "PHASE", conflicts_with = "cluster")]
+    pub only: Option<redis_bench::Phase>,
 }
 
 /// Instances run at once in the local benchmark.
@@ -92,6 +96,11 @@ pub(crate) async fn run(global: &Global, cmd: BenchCommand) -> anyhow::Result<Ex
                     redis_bench::RedisBenchOptions::full()
                 };
                 opts.url = global.redis_given.then(|| global.redis.clone());
+                if let Some(phase) = args.only {
+                    let report = redis_bench::run_phase(opts, phase).await?;
+                    out(report.to_string().trim_end());
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let report = redis_bench::run(opts).await?;
                 out(report.to_string().trim_end());
             }

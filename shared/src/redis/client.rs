@@ -35,6 +35,7 @@ use super::durability;
 use super::effects;
 use super::messages;
 use super::scripts;
+use super::start_call::{PreparedStart, StartCall};
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use super::RedisError;
@@ -161,18 +162,9 @@ impl Engine for WeirClient {
         name: &str,
         starts: Vec<StartOptions>,
     ) -> Result<Vec<Result<Started, EngineError>>, StartBatchError> {
-        struct Prepared {
-            id: String,
-            wf: Arc<Workflow>,
-            version_asked: bool,
-            tenant: Option<String>,
-            creator: Option<String>,
-            data: crate::model::Context,
-            bytes: Vec<u8>,
-            start_at: Option<Timestamp>,
-            start_delay_ms: Option<u64>,
-        }
         let mut prepared = Vec::with_capacity(starts.len());
+        // The initial data of each start, for the view of a stored one.
+        let mut data = Vec::with_capacity(starts.len());
         let mut workflows: Vec<(Option<String>, Arc<Workflow>)> = Vec::new();
         for (index, options) in starts.into_iter().enumerate() {
             let refused = |error| StartBatchError { index, error };
@@ -202,25 +194,25 @@ impl Engine for WeirClient {
                     created_by: options.created_by.clone(),
                 },
             };
-            let bytes = wire::encode(&msg);
-            if bytes.len() > wire::MAX_MESSAGE_BYTES {
+            let message = wire::encode(&msg);
+            if message.len() > wire::MAX_MESSAGE_BYTES {
                 return Err(refused(EngineError::BadRequest(format!(
                     "the start is {} bytes; the limit is {} (make the initial data smaller)",
-                    bytes.len(),
+                    message.len(),
                     wire::MAX_MESSAGE_BYTES
                 ))));
             }
-            prepared.push(Prepared {
+            prepared.push(PreparedStart {
                 id,
                 wf,
                 version_asked: options.version.is_some(),
                 tenant: options.tenant_id,
                 creator: options.created_by,
-                data: options.initial_data,
-                bytes,
+                message,
                 start_at: options.start_at,
                 start_delay_ms: options.start_delay_ms,
             });
+            data.push(options.initial_data);
         }
         // One script call per partition (and per chunk of a very large batch), all at once.
         let mut by_part: Vec<(u16, Vec<usize>)> = Vec::new();
@@ -236,34 +228,8 @@ impl Engine for WeirClient {
         }
         let calls = by_part.iter().map(|(p, idx)| {
             let part = self.c.keys.part(*p);
-            let mut inv = scripts::START.prepare_invoke();
-            inv.key(part.commands())
-                .key(part.index_all())
-                .key(part.index_status(InstanceStatus::Pending.as_str()))
-                .key(part.due_starts());
-            inv.arg(idx.len());
-            for &i in idx {
-                let s = &prepared[i];
-                let key = part.instance(&s.id);
-                inv.key(&key).key(part.index_definition(&s.wf.name));
-                match &s.tenant {
-                    Some(t) => inv.key(part.index_tenant(t)),
-                    None => inv.key(&key),
-                };
-                match &s.creator {
-                    Some(u) => inv.key(part.index_creator(u)),
-                    None => inv.key(&key),
-                };
-                inv.arg(&s.id)
-                    .arg(&*s.wf.name)
-                    .arg(s.wf.semver.to_string())
-                    .arg(if s.version_asked { "1" } else { "0" })
-                    .arg(s.tenant.as_deref().unwrap_or(""))
-                    .arg(s.creator.as_deref().unwrap_or(""))
-                    .arg(&s.bytes)
-                    .arg(s.start_at.map_or(0, Timestamp::millis))
-                    .arg(s.start_delay_ms.unwrap_or(0));
-            }
+            let starts: Vec<&PreparedStart> = idx.iter().map(|&i| &prepared[i]).collect();
+            let inv = StartCall::new(&part, &starts).invocation();
             let mut conn = self.c.conn.clone();
             let commands = part.commands();
             async move {
@@ -298,7 +264,7 @@ impl Engine for WeirClient {
                             store::StartFields {
                                 definition: s.wf.name.to_string(),
                                 version: s.wf.semver.to_string(),
-                                initial_data: s.data.clone(),
+                                initial_data: std::mem::take(&mut data[i]),
                                 tenant_id: s.tenant.clone(),
                                 created_by: s.creator.clone(),
                             },

@@ -116,6 +116,8 @@ mod sentinel;
 pub mod server;
 #[doc(hidden)]
 pub mod slots;
+/// The arguments of a `start.lua` call: starts grouped by what they share.
+mod start_call;
 #[doc(hidden)]
 pub mod steps;
 #[doc(hidden)]
