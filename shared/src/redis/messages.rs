@@ -792,14 +792,16 @@ pub async fn relay_outbox(
     if hops.is_empty() {
         return Ok(Relayed::default());
     }
-    // Right after a commit, deliveries younger than the leftover age are their writer's.
+    // Right after a commit, deliveries younger than the leftover age are their writer's
+    // (measured against the newest entry, which is no later than now: a delivery left
+    // here is relayed by a later sweep).
     let hops = if leftovers_only {
         hops
     } else {
-        let now = c.server_time().await?;
+        let newest = hops.iter().map(|(id, _)| entry_ms(id)).max().unwrap_or(0);
         hops.into_iter()
             .filter(|(id, hop)| {
-                !matches!(hop, Hop::Deliver(_)) || entry_ms(id) <= now - LEFTOVER_AGE_MS
+                !matches!(hop, Hop::Deliver(_)) || entry_ms(id) <= newest - LEFTOVER_AGE_MS
             })
             .collect()
     };
