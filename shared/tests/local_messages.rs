@@ -240,6 +240,50 @@ async fn a_signal_goes_to_one_instance_by_id_and_is_refused_when_it_does_not_wai
     assert_eq!(sent.instance_id.as_deref(), Some(first.as_str()));
 }
 
+/// Ids count once in their scope, as on the Redis engine: a message id per (tenant, name,
+/// key), so the same id on another key is another message; a signal id per instance, for
+/// its lifetime, so the same id reaches another instance, and never the same one twice.
+#[tokio::test(start_paused = true)]
+async fn a_message_id_counts_per_key_and_a_signal_id_per_instance() {
+    let engine = engine();
+    let a = start(&engine, "o-1").await;
+    let b = start(&engine, "o-2").await;
+    let to_a = engine.send_message(payment("o-1", "m-1")).await.unwrap();
+    assert_eq!(to_a.instance_id.as_deref(), Some(a.as_str()));
+    let to_b = engine.send_message(payment("o-2", "m-1")).await.unwrap();
+    assert_eq!(
+        (to_b.outcome, to_b.instance_id.as_deref()),
+        (MessageOutcome::Delivered, Some(b.as_str())),
+        "the same id on another key is another message"
+    );
+
+    let c = start(&engine, "o-3").await;
+    let d = start(&engine, "o-4").await;
+    for id in [&c, &d] {
+        engine
+            .signal(id, "payment_received", json!({}), Some("s-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            engine.wait(id, LONG).await.unwrap().status,
+            InstanceStatus::Completed,
+            "the same signal id reaches another instance"
+        );
+    }
+    // Long after a message's time to live, the id still counts on its instance.
+    tokio::time::sleep(Duration::from_secs(48 * 3600)).await;
+    let again = engine
+        .signal(&c, "payment_received", json!({}), Some("s-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.status,
+        InstanceStatus::Completed,
+        "a duplicate, answered as is"
+    );
+    assert_eq!(engine.message_counts().duplicates, 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn messages_reach_only_instances_of_their_tenant() {
     let engine = engine();

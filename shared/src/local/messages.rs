@@ -31,6 +31,22 @@ pub(super) struct Route {
     pub(super) key: String,
 }
 
+/// How long a signal's id counts on its instance: the instance's lifetime, which in
+/// memory is the engine's (a hundred years stands for "for ever").
+pub(super) const SIGNAL_ID_KEPT: std::time::Duration =
+    std::time::Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// Where a message id counts once: a message's id on its route (the same id on another
+/// key is another message), a signal's id on its instance (for the instance's lifetime).
+/// The Redis engine scopes ids the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) enum IdScope {
+    /// A message sent by (tenant, name, key).
+    Route(Route),
+    /// A signal sent to one instance.
+    Instance(Arc<str>),
+}
+
 /// An event step waiting on a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Waiter {
@@ -61,10 +77,10 @@ struct Table {
     kept: HashMap<Route, VecDeque<Message>>,
     /// Kept messages by expiry, to drop them when their time to live runs out.
     kept_expiry: BinaryHeap<Reverse<(Timestamp, Route, String)>>,
-    /// Message ids sent (per tenant) and until when they count as duplicates.
-    seen: HashMap<(Option<String>, String), Timestamp>,
+    /// Message ids sent (per scope) and until when they count as duplicates.
+    seen: HashMap<(IdScope, String), Timestamp>,
     /// Ids by expiry, to forget them.
-    seen_expiry: BinaryHeap<Reverse<(Timestamp, Option<String>, String)>>,
+    seen_expiry: BinaryHeap<Reverse<(Timestamp, IdScope, String)>>,
     counts: MessageCounts,
 }
 
@@ -93,10 +109,10 @@ impl Table {
             if *at > now {
                 break;
             }
-            let Some(Reverse((at, tenant, id))) = self.seen_expiry.pop() else {
+            let Some(Reverse((at, scope, id))) = self.seen_expiry.pop() else {
                 break;
             };
-            let key = (tenant, id);
+            let key = (scope, id);
             if self.seen.get(&key) == Some(&at) {
                 self.seen.remove(&key);
             }
@@ -126,18 +142,18 @@ impl Correlations {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Remembers a message id until `until`; false when it was sent before and still
-    /// counts (a duplicate, counted as such).
+    /// Remembers a message id in its scope until `until`; false when it was sent before
+    /// and still counts (a duplicate, counted as such).
     pub(super) fn first_send(
         &self,
-        tenant: Option<&str>,
+        scope: &IdScope,
         id: &str,
         until: Timestamp,
         now: Timestamp,
     ) -> bool {
         let mut t = self.lock();
         t.expire(now);
-        let key = (tenant.map(str::to_string), id.to_string());
+        let key = (scope.clone(), id.to_string());
         if t.seen.contains_key(&key) {
             t.counts.duplicates += 1;
             return false;
@@ -150,9 +166,9 @@ impl Correlations {
 
     /// Forgets a message id remembered by [`Self::first_send`]: its message was refused, so
     /// it was not sent and the id may be used again.
-    pub(super) fn forget(&self, tenant: Option<&str>, id: &str) {
+    pub(super) fn forget(&self, scope: &IdScope, id: &str) {
         let mut t = self.lock();
-        t.seen.remove(&(tenant.map(str::to_string), id.to_string()));
+        t.seen.remove(&(scope.clone(), id.to_string()));
     }
 
     /// Claims the oldest waiter on `route`, or keeps `message` when none waits (one step

@@ -41,7 +41,7 @@ use crate::registry::Registry;
 use crate::step::{Handlers, Step};
 
 use driver::{Clock, Slot};
-use messages::{Claim, Message, Route};
+use messages::{Claim, IdScope, Message, Route, SIGNAL_ID_KEPT};
 
 /// The in-process engine. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -454,14 +454,14 @@ impl Engine for LocalEngine {
             instance_id,
         };
         let table = &self.inner.messages;
-        if !table.first_send(tenant.as_deref(), &id, expires_at, now) {
-            return Ok(sent(MessageOutcome::Duplicate, None));
-        }
         let route = Route {
             tenant,
             name: Arc::from(message.name.as_str()),
             key: message.key,
         };
+        if !table.first_send(&IdScope::Route(route.clone()), &id, expires_at, now) {
+            return Ok(sent(MessageOutcome::Duplicate, None));
+        }
         let kept = Message {
             id: id.clone(),
             data: message.data,
@@ -504,11 +504,13 @@ impl Engine for LocalEngine {
     ) -> Result<InstanceView, EngineError> {
         check_signal(name, id).map_err(EngineError::BadRequest)?;
         let slot = self.slot(instance_id)?;
-        let tenant = slot.state.lock().await.inst.tenant_id.clone();
         let now = self.inner.clock.now();
         let id = id.map(str::to_string).unwrap_or_else(new_instance_id);
         let table = &self.inner.messages;
-        if !table.first_send(tenant.as_deref(), &id, now.after(DEFAULT_MESSAGE_TTL), now) {
+        // A signal's id counts once for its instance's lifetime, as on the Redis engine
+        // (which records it on the instance).
+        let scope = IdScope::Instance(Arc::from(instance_id));
+        if !table.first_send(&scope, &id, now.after(SIGNAL_ID_KEPT), now) {
             return Ok(slot.view().await);
         }
         let input = Input::DeliverMessage {
@@ -524,7 +526,7 @@ impl Engine for LocalEngine {
             }
             Err(refusal) => {
                 // A refused signal was not sent: its id may be used again.
-                table.forget(tenant.as_deref(), &id);
+                table.forget(&scope, &id);
                 Err(refusal.into())
             }
         }
