@@ -121,3 +121,190 @@ async fn a_batch_is_checked_whole_then_stored_start_by_start() -> anyhow::Result
     coordinator.stop().await;
     Ok(())
 }
+
+const SYNC_2: &str = r#"
+name: sync
+version: "2.0.0"
+steps:
+  fetch: { type: machine, handler: set, config: { fetched: 2 } }
+"#;
+
+/// A start's outcome as the test names it.
+fn outcome(r: &Result<weir::api::Started, EngineError>) -> String {
+    match r {
+        Ok(s) if s.stored => format!("stored {}", s.view.id),
+        Ok(s) => format!("same {}", s.view.id),
+        Err(EngineError::IdTaken(id)) => format!("taken {id}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Sizes of raw keys of partition 0.
+async fn sizes(
+    client: &weir::redis::WeirClient,
+    keys: &[(&str, String)],
+) -> anyhow::Result<Vec<(String, u64)>> {
+    let mut pipe = redis::pipe();
+    for (kind, key) in keys {
+        pipe.cmd(if *kind == "stream" { "XLEN" } else { "ZCARD" })
+            .arg(key);
+    }
+    let n: Vec<u64> = pipe
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    Ok(keys.iter().map(|(_, k)| k.clone()).zip(n).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_decides_new_ids_repeats_taken_ids_tenants_and_delays_each_on_its_own(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    // One partition: the whole batch is one start.lua call.
+    let config = weir::redis::RedisConfig::new(&url, "one").with_partitions(1);
+    let client = weir::redis::WeirClient::connect(&config).await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    client
+        .register_definition(parse_definition(SYNC_2)?)
+        .await?;
+    client.register_definition(parse_definition(OTHER)?).await?;
+    let with = |id: Option<&str>, version: Option<&str>, tenant: Option<&str>| StartOptions {
+        id: id.map(str::to_string),
+        version: version.map(str::to_string),
+        tenant_id: tenant.map(str::to_string),
+        ..StartOptions::default()
+    };
+    client
+        .start_workflow("other", with(Some("taken"), None, None))
+        .await?;
+    client
+        .start_workflow("sync", with(Some("before"), Some("1.0.0"), None))
+        .await?;
+
+    let starts = vec![
+        with(None, None, None),                    // 0: new
+        with(Some("taken"), None, None),           // 1: another workflow's id
+        with(Some("before"), None, None),          // 2: the same start (any version)
+        with(Some("before"), Some("2.0.0"), None), // 3: another version asked
+        with(Some("dup"), None, None),             // 4: new
+        with(Some("dup"), None, None),             // 5: the same as 4, in this call
+        with(Some("dup"), Some("1.0.0"), None),    // 6: 4 is version 2.0.0
+        StartOptions {
+            created_by: Some("ann".into()),
+            ..with(Some("x"), None, Some("acme")) // 7: new, acme:x
+        },
+        with(Some("x"), None, None),         // 8: new, x (no tenant)
+        with(Some("x"), None, Some("acme")), // 9: the same as 7
+        StartOptions {
+            start_delay_ms: Some(3_600_000),
+            ..with(None, None, Some("acme")) // 10: new, delayed
+        },
+        with(None, None, None), // 11: new
+    ];
+    let results = client.start_workflows("sync", starts).await?;
+    let got: Vec<String> = results.iter().map(outcome).collect();
+    let id = |n: usize| {
+        results[n]
+            .as_ref()
+            .map(|s| s.view.id.clone())
+            .unwrap_or_default()
+    };
+    let want = vec![
+        format!("stored {}", id(0)),
+        "taken taken".to_string(),
+        "same before".to_string(),
+        "taken before".to_string(),
+        "stored dup".to_string(),
+        "same dup".to_string(),
+        "taken dup".to_string(),
+        "stored acme:x".to_string(),
+        "stored x".to_string(),
+        "same acme:x".to_string(),
+        format!("stored {}", id(10)),
+        format!("stored {}", id(11)),
+    ];
+    assert_eq!(got, want);
+    let same_before = results[2].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert_eq!(
+        same_before.view.version, "1.0.0",
+        "the stored start is answered"
+    );
+    let delayed = results[10].as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
+    assert!(delayed.view.start_at.is_some(), "{:?}", delayed.view);
+
+    // Each stored start wrote its record, its index entries and its Start command once;
+    // nothing else was written.
+    let part = client.connections().keys.part(0);
+    let raw = sizes(
+        &client,
+        &[
+            ("stream", part.commands()),
+            ("zset", part.due_starts()),
+            ("zset", part.index_all()),
+            ("zset", part.index_status("pending")),
+            ("zset", part.index_definition("sync")),
+            ("zset", part.index_definition("other")),
+            ("zset", part.index_tenant("acme")),
+            ("zset", part.index_creator("ann")),
+        ],
+    )
+    .await?;
+    let n: Vec<u64> = raw.iter().map(|(_, n)| *n).collect();
+    // taken, before, then 0, 4, 7, 8, 11 on the stream; 10 waits in the due set.
+    assert_eq!(n, vec![7, 1, 8, 8, 7, 1, 2, 1], "{raw:?}");
+    let record: std::collections::HashMap<String, Vec<u8>> = redis::cmd("HGETALL")
+        .arg(part.instance("acme:x"))
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    for (field, value) in [
+        ("status", "pending"),
+        ("def", "sync"),
+        ("ver", "2.0.0"),
+        ("tenant", "acme"),
+        ("creator", "ann"),
+    ] {
+        assert_eq!(
+            record.get(field).map(Vec::as_slice),
+            Some(value.as_bytes()),
+            "{field}"
+        );
+    }
+    assert!(record.contains_key("start"));
+    assert!(!record.contains_key("start_at"));
+    let delayed_at: Option<i64> = redis::cmd("HGET")
+        .arg(part.instance(&id(10)))
+        .arg("start_at")
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    assert!(delayed_at.is_some());
+
+    // A batch over the 500-start chunk: several calls, each start decided once; a repeat
+    // in a later chunk is the same start.
+    let mut many: Vec<StartOptions> = (0..1100).map(item).collect();
+    many[3].id = Some("c3".into());
+    many[700].id = Some("c3".into());
+    let results = client.start_workflows("sync", many).await?;
+    let stored = results
+        .iter()
+        .filter(|r| matches!(r, Ok(s) if s.stored))
+        .count();
+    assert_eq!(stored, 1099);
+    assert!(results.iter().all(|r| r.is_ok()));
+    assert!(results[3].as_ref().is_ok_and(|s| s.stored));
+    assert!(results[700]
+        .as_ref()
+        .is_ok_and(|s| !s.stored && s.view.id == "c3"));
+
+    // A coordinator creates and runs every start due now from those records.
+    let coordinator = start_coordinator(&url, "one").await?;
+    let worker = start_worker(&url, "one").await?;
+    wait_until_async(WAIT, "every start due now completed", async || {
+        count(&client, InstanceStatus::Completed).await.ok() == Some(7 + 1099)
+    })
+    .await?;
+    assert_eq!(count(&client, InstanceStatus::Pending).await?, 1);
+    worker.stop().await;
+    coordinator.stop().await;
+    Ok(())
+}

@@ -459,13 +459,119 @@ async fn start_batches(
     Ok(())
 }
 
+/// The start phases' figures (see [`start_throughput`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StartFigures {
+    /// Single starts per second ([`START_CALLERS`] concurrent callers).
+    pub single_per_second: f64,
+    /// Batched starts per second (batches of [`START_BATCH`] by [`BATCH_CALLERS`] callers).
+    pub batched_per_second: f64,
+    /// Redis server CPU time per single start, microseconds (`INFO cpu`).
+    pub redis_cpu_us_per_single_start: f64,
+    /// Redis server CPU time per batched start, microseconds (`INFO cpu`).
+    pub redis_cpu_us_per_batched_start: f64,
+    /// This process's CPU time per batched start (the client), microseconds.
+    pub client_cpu_us_per_batched_start: f64,
+    /// The batched phase's Redis commands by `INFO commandstats` (summed over the masters):
+    /// per command, calls and microseconds per start. The `evalsha` line is the whole of
+    /// `start.lua`, the others are the commands it runs (inside that time).
+    pub batched_commands: Vec<CommandCost>,
+}
+
+/// One command's share of a phase, from `INFO commandstats`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CommandCost {
+    /// The command (lower case, as `INFO` names it).
+    pub command: String,
+    /// Calls per start.
+    pub calls_per_start: f64,
+    /// Microseconds of Redis time per start.
+    pub us_per_start: f64,
+}
+
+impl std::fmt::Display for StartFigures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "single starts (64 callers):       {:>10.0} starts/s (redis {:.1} us each)",
+            self.single_per_second, self.redis_cpu_us_per_single_start
+        )?;
+        writeln!(
+            f,
+            "batched starts (100 a batch):     {:>10.0} starts/s (redis {:.1} us each, client {:.1} us each)",
+            self.batched_per_second,
+            self.redis_cpu_us_per_batched_start,
+            self.client_cpu_us_per_batched_start
+        )?;
+        for c in &self.batched_commands {
+            writeln!(
+                f,
+                "  batched, INFO commandstats {:<8} {:>6.2} calls, {:>5.2} us per start",
+                c.command, c.calls_per_start, c.us_per_start
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Each command's (calls, usec) so far by `INFO commandstats`, summed over the masters.
+async fn command_stats(client: &WeirClient) -> anyhow::Result<HashMap<String, (u64, u64)>> {
+    let mut stats: HashMap<String, (u64, u64)> = HashMap::new();
+    for (_, info) in server::info_per_master(&client.connections().conn, "commandstats").await? {
+        for line in info.lines() {
+            // cmdstat_zadd:calls=359913,usec=584601,usec_per_call=1.62,...
+            let Some((name, rest)) = line.trim().split_once(':') else {
+                continue;
+            };
+            let Some(command) = name.strip_prefix("cmdstat_") else {
+                continue;
+            };
+            let field = |key: &str| {
+                rest.split(',')
+                    .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let entry = stats.entry(command.to_string()).or_default();
+            entry.0 += field("calls");
+            entry.1 += field("usec");
+        }
+    }
+    Ok(stats)
+}
+
+/// The commands that ran between two [`command_stats`], per start, `evalsha` first, then by
+/// time.
+fn command_costs(
+    before: &HashMap<String, (u64, u64)>,
+    after: &HashMap<String, (u64, u64)>,
+    starts: usize,
+) -> Vec<CommandCost> {
+    let per = starts.max(1) as f64;
+    let mut costs: Vec<CommandCost> = after
+        .iter()
+        .filter_map(|(command, &(calls, usec))| {
+            let (c0, u0) = before.get(command).copied().unwrap_or_default();
+            let calls = calls.saturating_sub(c0);
+            (calls > 0).then(|| CommandCost {
+                command: command.clone(),
+                calls_per_start: calls as f64 / per,
+                us_per_start: usec.saturating_sub(u0) as f64 / per,
+            })
+        })
+        .filter(|c| c.calls_per_start >= 0.001)
+        .collect();
+    costs.sort_by(|a, b| {
+        (b.command == "evalsha")
+            .cmp(&(a.command == "evalsha"))
+            .then(b.us_per_start.total_cmp(&a.us_per_start))
+    });
+    costs
+}
+
 /// Start throughput with no coordinator, in its own namespace (wiped after): single starts
-/// by [`START_CALLERS`] callers, then batched ones. Returns (single/s, batched/s, Redis CPU
-/// µs per single start, per batched start).
-async fn start_throughput(
-    url: &str,
-    opts: &RedisBenchOptions,
-) -> anyhow::Result<(f64, f64, f64, f64)> {
+/// by [`START_CALLERS`] callers, then batched ones.
+async fn start_throughput(url: &str, opts: &RedisBenchOptions) -> anyhow::Result<StartFigures> {
     let ns = "weir-bench-starts";
     let client = WeirClient::connect(&RedisConfig::new(url, ns)).await?;
     let def = workloads::linear(10);
@@ -488,7 +594,8 @@ async fn start_throughput(
     server::wipe_namespace(&mut conn, ns).await?;
 
     client.register_definition(def.clone()).await?;
-    let cpu = redis_cpu(&client).await?;
+    let stats = command_stats(&client).await?;
+    let (cpu, own) = (redis_cpu(&client).await?, own_cpu());
     let t = Instant::now();
     start_batches(
         &client,
@@ -500,6 +607,9 @@ async fn start_throughput(
     .await?;
     let batched = opts.batched_starts as f64 / t.elapsed().as_secs_f64();
     let batched_cpu = (redis_cpu(&client).await? - cpu) * 1e6 / opts.batched_starts as f64;
+    let client_cpu = (own_cpu() - own) * 1e6 / opts.batched_starts as f64;
+    let batched_commands =
+        command_costs(&stats, &command_stats(&client).await?, opts.batched_starts);
     let pending = count_status(&client, InstanceStatus::Pending).await?;
     anyhow::ensure!(
         pending == opts.batched_starts as u64,
@@ -507,7 +617,14 @@ async fn start_throughput(
         opts.batched_starts
     );
     server::wipe_namespace(&mut conn, ns).await?;
-    Ok((single, batched, single_cpu, batched_cpu))
+    Ok(StartFigures {
+        single_per_second: single,
+        batched_per_second: batched,
+        redis_cpu_us_per_single_start: single_cpu,
+        redis_cpu_us_per_batched_start: batched_cpu,
+        client_cpu_us_per_batched_start: client_cpu,
+        batched_commands,
+    })
 }
 
 pub(super) async fn wait_completed(
@@ -601,17 +718,95 @@ async fn retention_phase(url: &str, opts: &RedisBenchOptions) -> anyhow::Result<
     })
 }
 
+/// The Redis to run against: the one given, or a private `redis-server` (returned, so that
+/// it lives as long as the run).
+fn bench_redis(opts: &RedisBenchOptions) -> anyhow::Result<(Option<OwnServer>, String)> {
+    Ok(match &opts.url {
+        Some(u) => (None, u.clone()),
+        None => {
+            let own = start_server(&[])?;
+            let url = own.url();
+            (Some(own), url)
+        }
+    })
+}
+
+/// A phase of the benchmark that can run alone (`weir bench redis --only PHASE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Start throughput: single and batched starts, no coordinator.
+    Starts,
+    /// Retention: deletions keep up with completions.
+    Retention,
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Phase, String> {
+        match s {
+            "starts" => Ok(Phase::Starts),
+            "retention" => Ok(Phase::Retention),
+            other => Err(format!(
+                "no benchmark phase {other:?}: write starts or retention"
+            )),
+        }
+    }
+}
+
+/// What a phase run alone measured.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhaseReport {
+    /// [`Phase::Starts`].
+    Starts(StartFigures),
+    /// [`Phase::Retention`].
+    Retention(RetentionFigures),
+}
+
+impl std::fmt::Display for PhaseReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "machine:                          {}",
+            super::report::machine()
+        )?;
+        match self {
+            PhaseReport::Starts(s) => write!(f, "{s}"),
+            PhaseReport::Retention(r) => writeln!(
+                f,
+                "retention (retention 0):          {:>10.0} deleted/s, {:.0} completed/s, backlog at most {}, last deletion {:.2} s after the last completion: {}",
+                r.deleted_per_second,
+                r.completed_per_second,
+                r.max_backlog,
+                r.lag_seconds,
+                if r.kept_up { "kept up" } else { "FELL BEHIND" }
+            ),
+        }
+    }
+}
+
+/// Runs one phase of the benchmark alone, with the same numbers as in the whole run.
+pub async fn run_phase(opts: RedisBenchOptions, phase: Phase) -> anyhow::Result<PhaseReport> {
+    let (_own, url) = bench_redis(&opts)?;
+    let mut wipe_conn = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    Ok(match phase {
+        Phase::Starts => {
+            server::wipe_namespace(&mut wipe_conn, "weir-bench-starts").await?;
+            PhaseReport::Starts(start_throughput(&url, &opts).await?)
+        }
+        Phase::Retention => {
+            server::wipe_namespace(&mut wipe_conn, "weir-bench-retention").await?;
+            PhaseReport::Retention(retention_phase(&url, &opts).await?)
+        }
+    })
+}
+
 /// Runs the benchmark.
 pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
-    let own = match &opts.url {
-        Some(_) => None,
-        None => Some(start_server(&[])?),
-    };
-    let url = match (&opts.url, &own) {
-        (Some(u), _) => u.clone(),
-        (None, Some(s)) => s.url(),
-        (None, None) => unreachable!("a server was started when no URL was given"),
-    };
+    let (own, url) = bench_redis(&opts)?;
     let ns = "weir-bench";
     let config = RedisConfig::new(&url, ns);
     // Fresh namespaces each run.
@@ -622,7 +817,7 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     server::wipe_namespace(&mut wipe_conn, "weir-bench-starts").await?;
 
     // Start throughput first, with no coordinator running (and none of its CPU use).
-    let (single_sps, batched_sps, single_cpu, batched_cpu) = start_throughput(&url, &opts).await?;
+    let starts = start_throughput(&url, &opts).await?;
 
     let (stop, stop_rx) = watch::channel(false);
     let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
@@ -790,10 +985,10 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
         machine: super::report::machine(),
         redis_version,
         linear_steps_per_second: linear_sps,
-        single_starts_per_second: single_sps,
-        batched_starts_per_second: batched_sps,
-        redis_cpu_us_per_single_start: single_cpu,
-        redis_cpu_us_per_batched_start: batched_cpu,
+        single_starts_per_second: starts.single_per_second,
+        batched_starts_per_second: starts.batched_per_second,
+        redis_cpu_us_per_single_start: starts.redis_cpu_us_per_single_start,
+        redis_cpu_us_per_batched_start: starts.redis_cpu_us_per_batched_start,
         fanout_steps_per_second: fanout_sps,
         latency_load_steps_per_second: per_second * 10.0,
         latency_p50_ms: percentile(&samples, 50.0).as_secs_f64() * 1000.0,

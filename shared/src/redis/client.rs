@@ -33,7 +33,9 @@ use async_trait::async_trait;
 use super::connect::{Connections, RedisConfig};
 use super::durability;
 use super::effects;
+use super::messages;
 use super::scripts;
+use super::start_call::{PreparedStart, StartCall};
 use super::store::{self, DefinitionCache};
 use super::wire::{self, Command, CommandMessage, Reply};
 use super::RedisError;
@@ -47,7 +49,7 @@ use crate::definition::Workflow;
 use crate::engine::{Engine, StatusCheck};
 use crate::model::{
     check_signal, Actor, Assignment, AttemptRecord, Definition, Event, EventKind, InstanceStatus,
-    KeptMessage, MessageFilter, MessageSent, SendMessage,
+    KeptMessage, MessageFilter, MessageOutcome, MessageSent, SendMessage, DEFAULT_MESSAGE_TTL,
 };
 use crate::registry::RegistryError;
 use crate::time::Timestamp;
@@ -98,7 +100,6 @@ impl Engine for WeirClient {
     /// is refused.
     async fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, EngineError> {
         let wf = Arc::new(crate::definition::compile(def).map_err(RegistryError::from)?);
-        refuse_event_steps(&wf)?;
         let key = format!("{}@{}", wf.name, wf.semver);
         let result: Result<i64, redis::RedisError> = scripts::REGISTER
             .key(self.c.keys.definitions())
@@ -161,18 +162,9 @@ impl Engine for WeirClient {
         name: &str,
         starts: Vec<StartOptions>,
     ) -> Result<Vec<Result<Started, EngineError>>, StartBatchError> {
-        struct Prepared {
-            id: String,
-            wf: Arc<Workflow>,
-            version_asked: bool,
-            tenant: Option<String>,
-            creator: Option<String>,
-            data: crate::model::Context,
-            bytes: Vec<u8>,
-            start_at: Option<Timestamp>,
-            start_delay_ms: Option<u64>,
-        }
         let mut prepared = Vec::with_capacity(starts.len());
+        // The initial data of each start, for the view of a stored one.
+        let mut data = Vec::with_capacity(starts.len());
         let mut workflows: Vec<(Option<String>, Arc<Workflow>)> = Vec::new();
         for (index, options) in starts.into_iter().enumerate() {
             let refused = |error| StartBatchError { index, error };
@@ -202,25 +194,25 @@ impl Engine for WeirClient {
                     created_by: options.created_by.clone(),
                 },
             };
-            let bytes = wire::encode(&msg);
-            if bytes.len() > wire::MAX_MESSAGE_BYTES {
+            let message = wire::encode(&msg);
+            if message.len() > wire::MAX_MESSAGE_BYTES {
                 return Err(refused(EngineError::BadRequest(format!(
                     "the start is {} bytes; the limit is {} (make the initial data smaller)",
-                    bytes.len(),
+                    message.len(),
                     wire::MAX_MESSAGE_BYTES
                 ))));
             }
-            prepared.push(Prepared {
+            prepared.push(PreparedStart {
                 id,
                 wf,
                 version_asked: options.version.is_some(),
                 tenant: options.tenant_id,
                 creator: options.created_by,
-                data: options.initial_data,
-                bytes,
+                message,
                 start_at: options.start_at,
                 start_delay_ms: options.start_delay_ms,
             });
+            data.push(options.initial_data);
         }
         // One script call per partition (and per chunk of a very large batch), all at once.
         let mut by_part: Vec<(u16, Vec<usize>)> = Vec::new();
@@ -236,34 +228,8 @@ impl Engine for WeirClient {
         }
         let calls = by_part.iter().map(|(p, idx)| {
             let part = self.c.keys.part(*p);
-            let mut inv = scripts::START.prepare_invoke();
-            inv.key(part.commands())
-                .key(part.index_all())
-                .key(part.index_status(InstanceStatus::Pending.as_str()))
-                .key(part.due_starts());
-            inv.arg(idx.len());
-            for &i in idx {
-                let s = &prepared[i];
-                let key = part.instance(&s.id);
-                inv.key(&key).key(part.index_definition(&s.wf.name));
-                match &s.tenant {
-                    Some(t) => inv.key(part.index_tenant(t)),
-                    None => inv.key(&key),
-                };
-                match &s.creator {
-                    Some(u) => inv.key(part.index_creator(u)),
-                    None => inv.key(&key),
-                };
-                inv.arg(&s.id)
-                    .arg(&*s.wf.name)
-                    .arg(s.wf.semver.to_string())
-                    .arg(if s.version_asked { "1" } else { "0" })
-                    .arg(s.tenant.as_deref().unwrap_or(""))
-                    .arg(s.creator.as_deref().unwrap_or(""))
-                    .arg(&s.bytes)
-                    .arg(s.start_at.map_or(0, Timestamp::millis))
-                    .arg(s.start_delay_ms.unwrap_or(0));
-            }
+            let starts: Vec<&PreparedStart> = idx.iter().map(|&i| &prepared[i]).collect();
+            let inv = StartCall::new(&part, &starts).invocation();
             let mut conn = self.c.conn.clone();
             let commands = part.commands();
             async move {
@@ -298,7 +264,7 @@ impl Engine for WeirClient {
                             store::StartFields {
                                 definition: s.wf.name.to_string(),
                                 version: s.wf.semver.to_string(),
-                                initial_data: s.data.clone(),
+                                initial_data: std::mem::take(&mut data[i]),
                                 tenant_id: s.tenant.clone(),
                                 created_by: s.creator.clone(),
                             },
@@ -510,9 +476,36 @@ impl Engine for WeirClient {
         self.get_instance(instance_id).await
     }
 
-    /// Not yet: the Redis engine has no correlation store (see [`MESSAGES_NOT_YET`]).
-    async fn send_message(&self, _message: SendMessage) -> Result<MessageSent, EngineError> {
-        Err(EngineError::BadRequest(MESSAGES_NOT_YET.into()))
+    /// One script call on the message's correlation partition (see
+    /// [`super::messages`]): a duplicate of an id sent on the same (tenant, name, key)
+    /// within its time to live, or handed to the oldest instance waiting there
+    /// (`Delivered`: stored on its way to that instance's partition, whose coordinator
+    /// applies it; should the instance have stopped waiting that instant, the message goes
+    /// to the next waiter or is kept), or kept until its time to live runs out.
+    async fn send_message(&self, message: SendMessage) -> Result<MessageSent, EngineError> {
+        message.check().map_err(EngineError::BadRequest)?;
+        let id = message
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let body = wire::MessageBody {
+            id: id.clone(),
+            tenant_id: message.tenant_id,
+            name: message.name,
+            key: message.key,
+            data: message.data,
+        };
+        let ttl = message.ttl.unwrap_or(DEFAULT_MESSAGE_TTL);
+        let (outcome, instance_id) = match messages::send(&self.c, &body, ttl).await? {
+            messages::Sent::Delivered { instance } => (MessageOutcome::Delivered, Some(instance)),
+            messages::Sent::Kept => (MessageOutcome::Kept, None),
+            messages::Sent::Duplicate => (MessageOutcome::Duplicate, None),
+        };
+        Ok(MessageSent {
+            id,
+            outcome,
+            instance_id,
+        })
     }
 
     /// Delivers a signal to the instance's event step that waits longest on `name`. The
@@ -558,12 +551,10 @@ impl Engine for WeirClient {
         self.get_instance(instance_id).await
     }
 
-    /// Not yet (see [`MESSAGES_NOT_YET`]).
-    async fn list_messages(
-        &self,
-        _filter: &MessageFilter,
-    ) -> Result<Vec<KeptMessage>, EngineError> {
-        Err(EngineError::BadRequest(MESSAGES_NOT_YET.into()))
+    /// Kept messages of every correlation partition (at most
+    /// [`super::messages::LIST_LIMIT`] per partition), oldest first.
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<KeptMessage>, EngineError> {
+        Ok(messages::list(&self.c, filter).await?)
     }
 
     /// An instance by id.
@@ -1004,36 +995,11 @@ fn action_of(input: &Input) -> &'static str {
     }
 }
 
-/// What the Redis engine answers to messages sent by (name, key) and to their listing
-/// until it has a correlation store. Signals (by instance id) work.
+/// What the Redis engine answered to messages sent by (name, key) before it had a
+/// correlation store; it no longer answers it (kept for callers that still print it).
 pub const MESSAGES_NOT_YET: &str = "messages sent by name and key are not yet supported by the \
      Redis engine (signals by instance id are; correlated event steps run in the LocalEngine: \
      `weir run --message NAME=JSON`)";
-
-/// Correlated event steps (with `correlation`) need a correlation store that the Redis
-/// engine does not have yet: a definition with one is refused here, with a clear error,
-/// rather than registered to wait for messages that could never arrive. Event steps without
-/// `correlation` wait for signals by instance id, which the Redis engine delivers.
-fn refuse_event_steps(wf: &Workflow) -> Result<(), EngineError> {
-    match wf.steps.iter().find(|s| {
-        matches!(
-            s.kind,
-            crate::definition::CompiledKind::Event {
-                correlation: Some(_),
-                ..
-            }
-        )
-    }) {
-        Some(step) => Err(EngineError::BadRequest(format!(
-            "step {:?} of {} is an event step with a `correlation`: messages by name and key \
-             are not yet supported by the Redis engine (an event step without `correlation` \
-             waits for signals, which are); run the workflow with the LocalEngine (`weir run`)",
-            step.name,
-            wf.key()
-        ))),
-        None => Ok(()),
-    }
-}
 
 #[cfg(test)]
 mod tests {
