@@ -5,7 +5,8 @@
 //! form with bad data (the errors show next to the field) and good data, and the instance
 //! page until it shows `completed`; tasks that say what they are about (three told apart on
 //! the inbox by their shown fields), a required choice the browser refuses to leave unset,
-//! and an outcome button that completes a task; each page is also checked with axe-core (WCAG 2 AA).
+//! and an outcome button that completes a task; an order waiting for its payment message,
+//! which the Messages page sends; each page is also checked with axe-core (WCAG 2 AA).
 //! Screenshots land in `target/browser-screenshots/`.
 //!
 //! Needs `/usr/bin/chromium` and `tests/browser/node_modules` (`bash .ci/setup.d/browser.sh`
@@ -212,6 +213,7 @@ fn the_dashboard_in_a_real_browser() {
     let outcome = write_temp(dir.path(), "outcome.yaml", &outcome);
     let registered = weir()
         .args(["definition", "register", &definition, &choice, &outcome])
+        .arg(workspace().join("deploy/examples/order_payment.yaml"))
         .output()
         .expect("weir definition register runs");
     assert!(
@@ -292,6 +294,7 @@ fn the_dashboard_in_a_real_browser() {
         .env("WEIR_WORKFLOW", WORKFLOW)
         .env("WEIR_CHOICE_WORKFLOW", CHOICE_WORKFLOW)
         .env("WEIR_OUTCOME_WORKFLOW", OUTCOME_WORKFLOW)
+        .env("WEIR_ORDER_WORKFLOW", "order_payment")
         .env("WEIR_SCREENSHOTS", &shots)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -245,6 +245,68 @@ fn a_bad_start_time_is_refused_before_connecting() {
     }
 }
 
+/// `weir message send|list` check every flag before connecting (the Redis URL here is
+/// unreachable): one line saying what to fix, and nothing sent.
+#[test]
+fn a_bad_message_is_refused_before_connecting() {
+    let send = |extra: &[&str]| {
+        let mut args = vec![
+            "--redis",
+            "redis://127.0.0.1:1",
+            "message",
+            "send",
+            "payment_received",
+            "--key",
+            "A-17",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let with_name = |name: &str| {
+        vec![
+            "--redis".to_string(),
+            "redis://127.0.0.1:1".into(),
+            "message".into(),
+            "send".into(),
+            name.into(),
+            "--key".into(),
+            "A-17".into(),
+        ]
+    };
+    for (args, says) in [
+        (send(&["--data", "{"]), "--data is not JSON"),
+        (send(&["--ttl", "0s"]), "ttl must be longer than zero"),
+        (send(&["--id", ""]), "invalid message id"),
+        (send(&["--tenant", "a:b"]), "--tenant"),
+        (with_name("has space"), "invalid message name"),
+        (
+            vec![
+                "--redis".into(),
+                "redis://127.0.0.1:1".into(),
+                "message".into(),
+                "list".into(),
+                "--name".into(),
+                "no/slash".into(),
+            ],
+            "--name: invalid message name",
+        ),
+    ] {
+        let (code, _, err) = run(weir().args(&args));
+        assert_eq!(code, 1, "{args:?}: {err}");
+        let line = one_error_line(&err);
+        assert!(line.contains(says), "{args:?}: {line}");
+        assert!(!line.contains("unreachable"), "{args:?}: {line}");
+    }
+    // Usage errors are clap's (exit 2): a duration it cannot read, a missing key.
+    let (code, _, err) = run(weir().args(send(&["--ttl", "soon"])));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("invalid duration \"soon\""), "{err}");
+    assert!(!err.contains("unreachable"), "{err}");
+    let (code, _, err) = run(weir().args(["message", "send", "payment_received"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--key"), "{err}");
+}
+
 #[test]
 fn a_bad_file_is_a_one_line_error_naming_the_problem() {
     let f = write_temp(

@@ -6,7 +6,7 @@
 //! and the server must be alive at the end.
 //!
 //! The endpoints: `POST /instances`, `/instances/{id}/cancel`, `/instances/{id}/retry`,
-//! `/tasks/{id}/{step}/complete`, `/tasks/{id}/{step}/reassign`. Path ids are those of
+//! `/tasks/{id}/{step}/complete`, `/tasks/{id}/{step}/reassign`, `/messages`. Path ids are those of
 //! instances waiting on a task, a failed one, unknown ones, and random text.
 //!
 //! `PROPTEST_CASES=100000 cargo test --release -p weir-coordinator --test fuzz_http -- --nocapture`
@@ -124,6 +124,9 @@ const BODY_KEYS: &[&str] = &[
     "approved",
     "amount",
     "comment",
+    "name",
+    "key",
+    "ttl",
 ];
 
 /// Sometimes an unknown field more.
@@ -236,6 +239,30 @@ fn reassign_body() -> BoxedStrategy<Value> {
         .boxed()
 }
 
+fn message_body() -> BoxedStrategy<Value> {
+    (
+        field(text(vec!["payment_received", "go", "bad name", ""])),
+        field(text(vec!["A-17", "wait-0", ""])),
+        proptest::option::of(json_value(BODY_KEYS, 2)),
+        proptest::option::of(field(text(vec!["m-1", "m-2", ""]))),
+        proptest::option::of(field(text(vec!["1s", "10m", "0s", "soon"]))),
+        proptest::option::of(field(text(vec!["acme", "globex", "a:b"]))),
+        extra(),
+    )
+        .prop_map(|(name, key, data, id, ttl, tenant, extra)| {
+            let mut m = Map::new();
+            m.insert("name".into(), name);
+            m.insert("key".into(), key);
+            for (k, v) in [("data", data), ("id", id), ("ttl", ttl), ("tenant", tenant)] {
+                if let Some(v) = v {
+                    m.insert(k.into(), v);
+                }
+            }
+            with_extra(m, extra)
+        })
+        .boxed()
+}
+
 fn one_field_body(key: &'static str, choices: Vec<&'static str>) -> BoxedStrategy<Value> {
     (proptest::option::of(field(text(choices))), extra())
         .prop_map(move |(v, extra)| {
@@ -301,6 +328,7 @@ fn request() -> BoxedStrategy<Req> {
         2 => (instance_id(), step(), body(reassign_body())).prop_map(|(id, s, b)| {
             (format!("/tasks/{}/{}/reassign", segment(&id), segment(&s)), b)
         }),
+        1 => body(message_body()).prop_map(|b| ("/messages".to_owned(), b)),
     ];
     (endpoint, token)
         .prop_map(|((path, body), token)| Req { path, token, body })

@@ -2175,6 +2175,182 @@ async fn a_signal_reaches_the_waiting_step_once_per_id_and_is_409_when_none_wait
     );
 }
 
+/// An order that waits for its payment by its order id (an event step with `correlation`).
+const ORDER_PAYMENT: &str = r#"{ "name": "order_payment", "version": "1.0.0",
+     "steps": { "reserve": { "type": "machine", "handler": "set", "config": { "reserved": true } },
+                "wait_payment": { "type": "event", "event": "payment_received",
+                                  "correlation": "context.order_id", "output": "payment", "timeout": "2h" },
+                "ship": { "type": "machine", "handler": "set", "config": { "shipped": true } } },
+     "edges": [ { "from": "reserve", "to": "wait_payment" }, { "from": "wait_payment", "to": "ship" } ] }"#;
+
+/// Issue 14: `POST /messages` and `GET /messages`, tenant-scoped by the caller's token. A
+/// message nobody waits for is kept (201) and listed to its tenant only; its id is used
+/// once; an order reaching the step receives it; an order waiting shows what it waits for
+/// and receives its tenant's message (200, delivered), never another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_are_kept_listed_per_tenant_and_delivered_by_key() {
+    let s = Stack::start().await;
+    let def = weir::parse_definition(ORDER_PAYMENT).expect("parses");
+    s._client.register_definition(def).await.expect("registers");
+
+    let paid = json!({ "name": "payment_received", "key": "A-1", "data": { "amount": 5 },
+                       "id": "m1", "ttl": "10m" });
+    let (status, v) = s.post("/messages", ALICE, paid.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    assert_eq!(
+        (v["id"].as_str(), v["outcome"].as_str()),
+        (Some("m1"), Some("kept")),
+        "{v}"
+    );
+    let listed = s.ok("/messages", ALICE).await;
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["tenant"], "acme", "{listed}");
+    assert_eq!(listed[0]["data"]["amount"], 5, "{listed}");
+    assert_eq!(s.ok("/messages?key=A-9", ALICE).await, json!([]));
+    assert_eq!(s.ok("/messages", BOB).await, json!([]), "another tenant's");
+    assert_eq!(s.ok("/messages?tenant=acme", BOB).await, json!([]));
+    let admin = s
+        .ok("/messages?tenant=acme&name=payment_received", ADMIN)
+        .await;
+    assert_eq!(admin.as_array().map(Vec::len), Some(1), "{admin}");
+    let (status, v) = s.post("/messages", ALICE, paid).await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (StatusCode::OK, Some("duplicate")),
+        "{v}"
+    );
+
+    // Bad input: 400 naming the field (403 for another tenant), nothing sent.
+    for (body, code, field) in [
+        (
+            json!({ "name": "bad name", "key": "k" }),
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            json!({ "name": "p", "key": "" }),
+            StatusCode::BAD_REQUEST,
+            "key",
+        ),
+        (
+            json!({ "name": "p", "key": "k", "id": "" }),
+            StatusCode::BAD_REQUEST,
+            "id",
+        ),
+        (
+            json!({ "name": "p", "key": "k", "ttl": "soon" }),
+            StatusCode::BAD_REQUEST,
+            "ttl",
+        ),
+        (
+            json!({ "name": "p", "key": "k", "ttl": "0s" }),
+            StatusCode::BAD_REQUEST,
+            "ttl",
+        ),
+        (
+            json!({ "name": "p", "key": "k", "tenant": "globex" }),
+            StatusCode::FORBIDDEN,
+            "tenant",
+        ),
+    ] {
+        let (status, p) = s.post("/messages", ALICE, body.clone()).await;
+        assert_eq!(
+            (status, p["field"].as_str()),
+            (code, Some(field)),
+            "{body}: {p}"
+        );
+    }
+    let (status, p) = s
+        .post(
+            "/messages",
+            ALICE,
+            json!({ "name": "p", "key": "k", "to": "x" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{p}");
+    let (status, p) = s.get("/messages?limit=0", ALICE).await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit")),
+        "{p}"
+    );
+    assert_eq!(
+        s.ok("/messages", ALICE).await.as_array().map(Vec::len),
+        Some(1)
+    );
+
+    // The order reaching the step receives the kept message.
+    let o1 = s
+        .start_instance(
+            ALICE,
+            json!({ "workflow": "order_payment", "data": { "order_id": "A-1" } }),
+        )
+        .await;
+    let o1 = o1["id"].as_str().unwrap_or_default().to_string();
+    let v = s.wait_status(&o1, ALICE, "completed").await;
+    assert_eq!(v["context"]["payment"]["amount"], 5, "{v}");
+    assert_eq!(s.ok("/messages", ALICE).await, json!([]));
+
+    // A waiting order shows what it waits for; globex's message does not reach it.
+    let o2 = s
+        .start_instance(
+            ALICE,
+            json!({ "workflow": "order_payment", "data": { "order_id": "A-2" } }),
+        )
+        .await;
+    let o2 = o2["id"].as_str().unwrap_or_default().to_string();
+    let v = s.wait_status(&o2, ALICE, "waiting").await;
+    // Its subscription is relayed to the message's partition just after the commit that
+    // made it wait: once no hop is left in an outbox, a message finds it waiting.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while s.ok("/stats", ADMIN).await["outbox"] != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "o2's subscription is never relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        v["waiting_for"],
+        json!([{ "step": "wait_payment", "event": "payment_received", "key": "A-2" }]),
+        "{v}"
+    );
+    let listed = s.ok("/instances?status=waiting", ALICE).await;
+    assert_eq!(
+        listed["items"][0]["waiting_for"][0]["key"], "A-2",
+        "{listed}"
+    );
+    let (status, v) = s
+        .post(
+            "/messages",
+            BOB,
+            json!({ "name": "payment_received", "key": "A-2" }),
+        )
+        .await;
+    assert_eq!(
+        (status, v["outcome"].as_str()),
+        (StatusCode::CREATED, Some("kept")),
+        "{v}"
+    );
+    let (status, v) = s
+        .post(
+            "/messages",
+            ALICE,
+            json!({ "name": "payment_received", "key": "A-2",
+                                          "data": { "amount": 7 } }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["outcome"].as_str(), v["instance_id"].as_str()),
+        (Some("delivered"), Some(o2.as_str())),
+        "{v}"
+    );
+    let v = s.wait_status(&o2, ALICE, "completed").await;
+    assert_eq!(v["context"]["payment"]["amount"], 7, "{v}");
+    assert_eq!(v["waiting_for"], json!([]), "{v}");
+}
+
 /// Issue 16 (claim, groups, inbox): a member of a candidate group (from the auth file) sees
 /// the task under `view=groups` and claims it; the others see it taken and are refused;
 /// an admin releases it; the filters narrow the inbox.

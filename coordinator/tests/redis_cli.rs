@@ -838,8 +838,12 @@ fn demo_runs_distributed_and_bench_runs() {
         .timeout(CALL));
     assert_eq!(code, 0, "{out}\n{err}");
     assert!(out.contains("distributed"), "{out}");
-    assert!(out.contains("All 5 workflows ended as expected."), "{out}");
-    assert!(out.contains("order_payment: skipped here"), "{out}");
+    assert!(out.contains("All 6 workflows ended as expected."), "{out}");
+    // The order waits for its payment, which the demo sends by the order's key.
+    assert!(
+        out.contains("wait_payment: sending message payment_received with key A-17"),
+        "{out}"
+    );
     assert!(out.contains("approve: completed by manager"), "{out}");
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg("*weir-demo-*")
@@ -1011,6 +1015,135 @@ fn signal_delivers_to_the_waiting_step_once_per_id_and_refuses_when_none_waits()
     assert_eq!(env.ok(&["signal", "s1", "more"]), "s1 completed\n");
     let line = env.fails(&["signal", "nope", "go"]);
     assert!(line.contains("no instance \"nope\""), "{line}");
+}
+
+/// Issue 14: `weir message send|list` on the Redis engine. A message before the step is
+/// kept (listed, filtered), its id is used once, and the order reaching the step receives
+/// it; an order already waiting (as `weir status` shows) receives the next one at once.
+#[test]
+fn messages_are_kept_listed_and_delivered_by_key_once_per_id() {
+    let env = Env::start(1);
+    env.ok(&["definition", "register", &example("order_payment.yaml")]);
+
+    // Nobody waits on A-1 yet: kept, and listed.
+    let out = env.ok(&[
+        "message",
+        "send",
+        "payment_received",
+        "--key",
+        "A-1",
+        "--data",
+        r#"{"amount": 5}"#,
+        "--id",
+        "m1",
+        "--ttl",
+        "10m",
+    ]);
+    assert!(out.starts_with("kept m1 until "), "{out}");
+    assert!(out.contains("with key A-1"), "{out}");
+    let kept = env.json(&["message", "list", "--json"]);
+    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
+    assert_eq!(kept[0]["id"], "m1", "{kept}");
+    assert_eq!(kept[0]["key"], "A-1", "{kept}");
+    assert_eq!(kept[0]["data"]["amount"], 5, "{kept}");
+    let table = env.ok(&["message", "list", "--name", "payment_received"]);
+    assert!(table.lines().any(|l| l.starts_with("m1 ")), "{table}");
+    assert_eq!(
+        env.ok(&["message", "list", "--key", "A-9"]),
+        "no kept messages\n"
+    );
+    // The same id again: nothing done.
+    let out = env.ok(&[
+        "message",
+        "send",
+        "payment_received",
+        "--key",
+        "A-1",
+        "--id",
+        "m1",
+    ]);
+    assert!(out.starts_with("duplicate m1"), "{out}");
+
+    // The order reaching the step receives the kept message at once.
+    env.ok(&[
+        "start",
+        "order_payment",
+        "--id",
+        "o1",
+        "--data",
+        r#"{"order_id": "A-1"}"#,
+    ]);
+    // (`weir wait` would return at `waiting`: the instance waits for a moment, until its
+    // subscription reaches the message's partition and the kept message comes back.)
+    let v = wait_for(DEADLINE, "o1 to complete", || {
+        let v = env.json(&["status", "o1", "--json"]);
+        (v["status"] == "completed").then_some(v)
+    })
+    .expect("o1 completes");
+    assert_eq!(v["context"]["payment"]["amount"], 5, "{v}");
+    assert_eq!(
+        env.ok(&["message", "list"]),
+        "no kept messages\n",
+        "a received message is no longer kept"
+    );
+
+    // An order waiting: status says what for; the message goes to it.
+    env.ok(&[
+        "start",
+        "order_payment",
+        "--id",
+        "o2",
+        "--data",
+        r#"{"order_id": "A-2"}"#,
+    ]);
+    let v = env.json(&["wait", "o2", "--timeout", "20s"]);
+    assert_eq!(v["status"], "waiting", "{v}");
+    // Its subscription is relayed to the message's partition just after the commit that
+    // made it wait: once no hop is left in an outbox, a message finds it waiting.
+    wait_until(DEADLINE, "o2's subscription relayed", || {
+        env.json(&["stats", "--json"])["outbox"] == 0
+    })
+    .expect("the outboxes empty");
+    let status = env.ok(&["status", "o2"]);
+    assert!(
+        status.contains("message payment_received with key A-2 at wait_payment"),
+        "{status}"
+    );
+    let sent = env.json(&[
+        "message",
+        "send",
+        "payment_received",
+        "--key",
+        "A-2",
+        "--data",
+        r#"{"amount": 7}"#,
+        "--json",
+    ]);
+    assert_eq!(sent["outcome"], "delivered", "{sent}");
+    assert_eq!(sent["instance_id"], "o2", "{sent}");
+    let v = wait_for(DEADLINE, "o2 to complete", || {
+        let v = env.json(&["status", "o2", "--json"]);
+        (v["status"] == "completed").then_some(v)
+    })
+    .expect("o2 completes");
+    assert_eq!(v["context"]["payment"]["amount"], 7, "{v}");
+
+    // Tenants: a message for acme is listed under acme only.
+    let out = env.ok(&[
+        "message",
+        "send",
+        "payment_received",
+        "--key",
+        "A-3",
+        "--tenant",
+        "acme",
+    ]);
+    assert!(out.starts_with("kept "), "{out}");
+    let acme = env.json(&["message", "list", "--tenant", "acme", "--json"]);
+    assert_eq!(acme.as_array().map(Vec::len), Some(1), "{acme}");
+    assert_eq!(acme[0]["tenant_id"], "acme", "{acme}");
+    let globex = env.json(&["message", "list", "--tenant", "globex", "--json"]);
+    assert_eq!(globex, serde_json::json!([]));
 }
 
 /// Issue 16: `weir task claim` and `release`, and the inbox filters of `weir task list`.

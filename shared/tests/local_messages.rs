@@ -253,7 +253,7 @@ async fn messages_reach_only_instances_of_their_tenant() {
     assert_eq!(other.outcome, MessageOutcome::Kept);
     let filter = MessageFilter {
         tenant_id: Some("acme".into()),
-        name: None,
+        ..MessageFilter::default()
     };
     assert!(engine.list_messages(&filter).await.unwrap().is_empty());
     let own = engine

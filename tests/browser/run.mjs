@@ -15,6 +15,8 @@
 //                     [employee, amount, receipt.number] and requires a boolean `approved`
 //   WEIR_OUTCOME_WORKFLOW optional: the same form decided by outcome buttons approve / reject,
 //                     with no `show`
+//   WEIR_ORDER_WORKFLOW   optional: deploy/examples/order_payment.yaml's workflow (an event
+//                     step `wait_payment` waiting for `payment_received` keyed by `order_id`)
 //   WEIR_SCREENSHOTS  where to save the screenshots (created; default target/browser-screenshots)
 //   WEIR_CHROMIUM     the browser (default /usr/bin/chromium)
 // The user's path: sign in, the home page, the definition's diagram, start an instance from
@@ -37,6 +39,7 @@ const USER = process.env.WEIR_USER || '';
 const WORKFLOW = process.env.WEIR_WORKFLOW || 'approval';
 const CHOICE_WORKFLOW = process.env.WEIR_CHOICE_WORKFLOW || '';
 const OUTCOME_WORKFLOW = process.env.WEIR_OUTCOME_WORKFLOW || '';
+const ORDER_WORKFLOW = process.env.WEIR_ORDER_WORKFLOW || '';
 const SHOTS = resolve(process.env.WEIR_SCREENSHOTS || 'target/browser-screenshots');
 const CHROMIUM = process.env.WEIR_CHROMIUM || '/usr/bin/chromium';
 const STEP_TIMEOUT = 20_000; // one expectation
@@ -257,6 +260,10 @@ async function main() {
   // from its card, its next fire times and firings one click away
   await checkSchedules();
 
+  // 8a'. messages: an order shows what it waits for; a message sent from the Messages page
+  // completes it, and one nobody waits for is listed as kept
+  if (ORDER_WORKFLOW) await checkMessages();
+
   // 8b. tasks that say what they are about, explicit choices, outcome buttons
   if (CHOICE_WORKFLOW) await checkTasksTellWhatTheyAreAbout();
   if (OUTCOME_WORKFLOW) await checkOutcomeButtons();
@@ -320,6 +327,49 @@ async function checkSchedules() {
   const deleted = await fetch(new URL(`api/v1/schedules/${encodeURIComponent(name)}`, URL_), { method: 'DELETE', headers });
   expect(deleted.status === 200, `deleting the schedule answers 200, got ${deleted.status}`);
   log('the schedules page shows a schedule, pauses and resumes it, and lists its next fire times');
+}
+
+/** Messages: an order of ORDER_WORKFLOW started through the API shows on its page that it
+ * waits for `payment_received (key K)`; "Send it" opens the Messages page with the name and
+ * key filled in; sending it there says it was delivered to the order, which completes with
+ * the data. A message for a key nobody waits on is kept and listed (its data as text). */
+async function checkMessages() {
+  const key = `B-${Date.now()}`;
+  const id = await startInstance(ORDER_WORKFLOW, { order_id: key });
+  await page.goto(`${URL_}#/instances/${encodeURIComponent(id)}`);
+  const waiting = page.locator('.waiting-for li[data-waiting-step="wait_payment"]');
+  await waiting.waitFor({ timeout: LIVE_TIMEOUT });
+  const text = await waiting.innerText();
+  expect(text.includes(`payment_received (key ${key}) at wait_payment`), `the order says what it waits for: ${text}`);
+  await screenshot('instance-waiting-for-message');
+  await waiting.getByRole('link', { name: 'Send it' }).click();
+  await page.getByRole('heading', { name: 'Messages', exact: true }).waitFor();
+  expect(await page.getByLabel('Message name').inputValue() === 'payment_received', 'the name is filled in');
+  expect(await page.getByLabel('Correlation key').inputValue() === key, 'the key is filled in');
+  await page.getByLabel('Data (JSON)').fill('{"amount": 12, "provider": "<b>psp</b>"}');
+  await page.getByRole('button', { name: 'Send message' }).click();
+  const delivered = page.locator('main .notice.ok').filter({ hasText: 'delivered to instance' });
+  await delivered.waitFor();
+  const context = await completedContext(id);
+  expect(context.payment && context.payment.amount === 12 && context.payment.provider === '<b>psp</b>',
+    `the order completed with the payment: ${JSON.stringify(context)}`);
+
+  const nobody = `nobody-${Date.now()}`;
+  await page.getByLabel('Correlation key').fill(nobody);
+  await page.getByLabel('Data (JSON)').fill('{"note": "<img src=x onerror=alert(1)>"}');
+  await page.getByLabel('Keep for (optional)').fill('soon');
+  await page.getByRole('button', { name: 'Send message' }).click();
+  await page.locator('#message-ttl-error').filter({ hasText: 'ttl' }).waitFor();
+  await page.getByLabel('Keep for (optional)').fill('10m');
+  await page.getByRole('button', { name: 'Send message' }).click();
+  await page.locator('main .notice').filter({ hasText: 'kept' }).waitFor();
+  const row = page.locator('table.kept-messages tr').filter({ hasText: nobody });
+  await row.waitFor();
+  const rowText = await row.innerText();
+  expect(rowText.includes('<img src=x onerror=alert(1)>'), `the kept message's data shows as text: ${rowText}`);
+  expect(await page.locator('table.kept-messages img').count() === 0, 'no markup from data');
+  await screenshot('messages');
+  log('an order shows what it waits for; a message sent from the Messages page completes it; a kept one is listed');
 }
 
 /** Starts an instance through the API (as WEIR_TOKEN's user); resolves to its id. */

@@ -28,12 +28,16 @@
 //!
 //! [`RedisServer`] and the sync waits use only std (std::process, threads), so they work
 //! from plain `#[test]`s and from `#[tokio::test]`s alike; [`wait_until_async`] and
-//! [`cluster`] need a Tokio runtime. [`serve`] runs `weir serve` as a child process.
+//! [`cluster`] need a Tokio runtime. [`serve`] runs `weir serve` as a child process, and
+//! [`process`] a `weir coordinator` or `weir-worker`; [`load`] starts instances at a steady
+//! rate and measures the pause a fault causes.
 
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
 pub mod cluster;
+pub mod load;
+pub mod process;
 pub mod redis_cluster;
 pub mod redis_sentinel;
 mod redis_server;

@@ -229,31 +229,7 @@ impl RedisCluster {
         let from = self.migrating_source(slot)?;
         let to_id = self.node_id(to)?;
         let to_port = self.nodes[to].port();
-        let mut source = self.nodes[from].connection()?;
-        loop {
-            let keys: Vec<String> = redis::cmd("CLUSTER")
-                .arg("GETKEYSINSLOT")
-                .arg(slot)
-                .arg(100)
-                .query(&mut source)?;
-            if keys.is_empty() {
-                break;
-            }
-            let mut migrate = redis::cmd("MIGRATE");
-            migrate
-                .arg("127.0.0.1")
-                .arg(to_port)
-                .arg("")
-                .arg(0)
-                .arg(5000);
-            if let Some(password) = &self.password {
-                migrate.arg("AUTH").arg(password);
-            }
-            migrate.arg("KEYS").arg(&keys);
-            let _: () = migrate
-                .query(&mut source)
-                .with_context(|| format!("MIGRATE of {} keys of slot {slot}", keys.len()))?;
-        }
+        while self.move_slot_keys(slot, to, 100)? > 0 {}
         // The target first, then the source, then the others (as redis-cli does), so the
         // slot never has no owner.
         let mut order = vec![to, from];
@@ -279,6 +255,89 @@ impl RedisCluster {
                         .is_ok_and(|port| port == to_port)
             })
         })
+    }
+
+    /// Moves up to `limit` of the keys of `slot` that are still on its source to node `to`
+    /// (`MIGRATE`), leaving the slot migrating: clients get `ASK` for the keys moved, and
+    /// `TRYAGAIN` for a command over keys on both sides, until
+    /// [`Self::finish_slot_migration`]. Call [`Self::begin_slot_migration`] first. Returns
+    /// how many keys moved (0 once none is left on the source).
+    pub fn move_slot_keys(&mut self, slot: u16, to: usize, limit: usize) -> anyhow::Result<usize> {
+        let from = self.migrating_source(slot)?;
+        let to_port = self.nodes[to].port();
+        let mut source = self.nodes[from].connection()?;
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(limit.max(1))
+            .query(&mut source)?;
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let mut migrate = redis::cmd("MIGRATE");
+        migrate
+            .arg("127.0.0.1")
+            .arg(to_port)
+            .arg("")
+            .arg(0)
+            .arg(5000);
+        if let Some(password) = &self.password {
+            migrate.arg("AUTH").arg(password);
+        }
+        migrate.arg("KEYS").arg(&keys);
+        // `OK`, or `NOKEY` when every key given was deleted in the meantime.
+        let _: redis::Value = migrate
+            .query(&mut source)
+            .with_context(|| format!("MIGRATE of {} keys of slot {slot}", keys.len()))?;
+        Ok(keys.len())
+    }
+
+    /// How many keys `slot` holds on its master (`CLUSTER COUNTKEYSINSLOT`).
+    pub fn keys_in_slot(&mut self, slot: u16) -> anyhow::Result<u64> {
+        let master = self.master_of_slot(slot)?;
+        Ok(redis::cmd("CLUSTER")
+            .arg("COUNTKEYSINSLOT")
+            .arg(slot)
+            .query(&mut self.nodes[master].connection()?)?)
+    }
+
+    /// How many error replies of `kind` (`MOVED`, `ASK`, `TRYAGAIN`, ...) the live nodes
+    /// have sent since they started (`INFO errorstats`, summed): how a test checks that its
+    /// clients met a redirection.
+    pub fn error_replies(&mut self, kind: &str) -> anyhow::Result<u64> {
+        let prefix = format!("errorstat_{kind}:count=");
+        let mut total = 0;
+        for i in 0..self.nodes.len() {
+            if !self.nodes[i].is_running() {
+                continue;
+            }
+            let stats: String = redis::cmd("INFO")
+                .arg("errorstats")
+                .query(&mut self.nodes[i].connection()?)
+                .with_context(|| format!("INFO errorstats of node {i}"))?;
+            for line in stats.lines() {
+                if let Some(count) = line.strip_prefix(&prefix) {
+                    total += count
+                        .trim()
+                        .parse::<u64>()
+                        .with_context(|| format!("node {i}'s {line:?}"))?;
+                }
+            }
+        }
+        Ok(total)
+    }
+
+    /// The nodes that serve slots as masters now (in node order), as the live nodes see it.
+    pub fn masters(&mut self) -> anyhow::Result<Vec<usize>> {
+        let mut masters = Vec::new();
+        for slot in (0..SLOTS).step_by(512) {
+            let m = self.master_of_slot(slot)?;
+            if !masters.contains(&m) {
+                masters.push(m);
+            }
+        }
+        masters.sort_unstable();
+        Ok(masters)
     }
 
     /// Whether every live node reports `cluster_state:ok`.

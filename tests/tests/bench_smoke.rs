@@ -86,3 +86,16 @@ async fn cluster_bench_smoke_measures_both_topologies() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_bench_smoke_delivers_every_message_and_measures_latency() -> anyhow::Result<()> {
+    use weir_coordinator::bench::messages::{self, MessageBenchOptions};
+    let report = messages::run(MessageBenchOptions::smoke()).await?;
+    // Every instance completed (the run fails otherwise), one message each.
+    assert_eq!(report.messages, 200, "{report}");
+    assert!(report.messages_per_second > 0.0, "{report}");
+    assert!(report.full_p99_ms >= report.full_p50_ms, "{report}");
+    assert!(report.half_samples > 0, "{report}");
+    assert!(report.half_p99_ms >= report.half_p50_ms, "{report}");
+    Ok(())
+}

@@ -1,7 +1,9 @@
 //! Faults under load on a real six-node Redis Cluster (short, for CI): a coordinator and a
-//! worker killed while a steady stream of starts flows. Nothing is lost (every instance
-//! completes) and no transition is doubled (each step completes once in history and in
-//! events).
+//! worker killed while a steady stream of starts flows, in process (their runtime dropped
+//! at once) and as real `weir coordinator` and `weir-worker` processes killed with SIGKILL.
+//! Nothing is lost (every instance completes) and no transition is doubled (each step
+//! completes once in history and in events). The process case needs the binaries:
+//! `cargo build --workspace --bins`.
 
 mod common;
 
@@ -12,7 +14,8 @@ use weir::redis::WeirClient;
 use weir::Engine;
 use weir::{parse_definition, StartOptions};
 use weir_tests::cluster::{client, init_logs, start_coordinator_with, start_worker_with};
-use weir_tests::RedisCluster;
+use weir_tests::process::WeirProcess;
+use weir_tests::{wait_until_async, RedisCluster};
 
 const LINE: &str = r#"
 name: line
@@ -93,6 +96,71 @@ async fn a_worker_killed_under_a_stream_of_starts_on_a_cluster_loses_and_doubles
     first.kill();
     let ids = starts.await??;
     wait_all_completed(&client, &ids, Duration::from_secs(45)).await?;
+    assert_each_step_once(&client, &ids, &["s1", "s2", "s3"]).await?;
+    Ok(())
+}
+
+/// The holder of each partition's lease (`None`: not held).
+async fn lease_holders(client: &WeirClient) -> anyhow::Result<Vec<Option<String>>> {
+    let keys = common::keys(client);
+    let mut conn = client.connections().conn.clone();
+    let mut holders = Vec::new();
+    for part in keys.all_parts() {
+        holders.push(
+            redis::cmd("GET")
+                .arg(part.lease())
+                .query_async(&mut conn)
+                .await?,
+        );
+    }
+    Ok(holders)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_and_a_worker_process_sigkilled_under_a_stream_of_starts_on_a_cluster_lose_and_double_nothing(
+) -> anyhow::Result<()> {
+    init_logs();
+    let cluster = RedisCluster::start()?;
+    let url = cluster.urls();
+    let lease = Duration::from_secs(1);
+    let visibility = Duration::from_secs(1);
+    let mut coord_a = WeirProcess::coordinator(&url, "t", "coord-a", lease)?;
+    let mut coord_b = WeirProcess::coordinator(&url, "t", "coord-b", lease)?;
+    let mut worker_a = WeirProcess::worker(&url, "t", "worker-a", 8, visibility)?;
+    let mut worker_b = WeirProcess::worker(&url, "t", "worker-b", 8, visibility)?;
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(LINE)?).await?;
+    // Both coordinators hold partitions, so the one killed leaves work behind.
+    wait_until_async(
+        Duration::from_secs(30),
+        "both coordinators hold partitions",
+        async || {
+            lease_holders(&client).await.is_ok_and(|h| {
+                ["coord-a", "coord-b"]
+                    .iter()
+                    .all(|c| h.iter().any(|x| x.as_deref() == Some(*c)))
+            })
+        },
+    )
+    .await?;
+    let starts = steady_starts(&client);
+    tokio::time::sleep(STARTS as u32 / 3 * EVERY).await;
+    coord_a.kill()?;
+    worker_a.kill()?;
+    let ids = starts.await??;
+    let done = wait_all_completed(&client, &ids, Duration::from_secs(45)).await;
+    for survivor in [&mut coord_b, &mut worker_b] {
+        if let Some(exit) = survivor.exited() {
+            anyhow::bail!("{exit}:\n{}", survivor.log_tail(20));
+        }
+    }
+    if let Err(e) = done {
+        anyhow::bail!(
+            "{e}\n--- coord-b log:\n{}\n--- worker-b log:\n{}",
+            coord_b.log_tail(20),
+            worker_b.log_tail(20)
+        );
+    }
     assert_each_step_once(&client, &ids, &["s1", "s2", "s3"]).await?;
     Ok(())
 }

@@ -2,6 +2,11 @@
 //! with its workers drive the same transition function, so the same workflows with the same
 //! inputs end the same way in both: status, context, failed step and error, and the history
 //! of attempts (step, attempt, outcome, error).
+//!
+//! Each test runs on both Redis topologies ([`Topology`]): one `redis-server`, and a
+//! six-node Redis Cluster (three masters, three replicas), where the scenarios' instances
+//! fall in partitions of several masters (checked). One piece of code, the topology a
+//! parameter.
 
 use std::time::Duration;
 
@@ -13,7 +18,61 @@ use weir::{
 };
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_worker};
 use weir_tests::wait_until_async;
-use weir_tests::RedisServer;
+use weir_tests::{RedisCluster, RedisServer};
+
+/// Where the Redis engine keeps its state in a test.
+#[derive(Debug, Clone, Copy)]
+enum Topology {
+    /// One `redis-server`.
+    OneServer,
+    /// A six-node Redis Cluster: three masters, each with a replica.
+    Cluster,
+}
+
+/// The servers of a [`Topology`], running until dropped.
+enum Servers {
+    // Held only to keep the server running.
+    #[allow(dead_code)]
+    One(RedisServer),
+    Cluster(RedisCluster),
+}
+
+impl Topology {
+    /// Starts the servers; returns them with the URL Weir's processes are given.
+    fn start(self) -> anyhow::Result<(Servers, String)> {
+        Ok(match self {
+            Topology::OneServer => {
+                let server = RedisServer::start()?;
+                let url = server.url();
+                (Servers::One(server), url)
+            }
+            Topology::Cluster => {
+                let cluster = RedisCluster::start()?;
+                let url = cluster.urls();
+                (Servers::Cluster(cluster), url)
+            }
+        })
+    }
+}
+
+impl Servers {
+    /// On a cluster, the masters that hold the partitions of `ids` (an empty set on one
+    /// server).
+    fn masters_of(
+        &mut self,
+        keys: &weir::redis::Keys,
+        ids: &[String],
+    ) -> anyhow::Result<std::collections::BTreeSet<usize>> {
+        let mut masters = std::collections::BTreeSet::new();
+        if let Servers::Cluster(cluster) = self {
+            for id in ids {
+                let slot = cluster.slot_of(&keys.part_of(id).commands())?;
+                masters.insert(cluster.master_of_slot(slot)?);
+            }
+        }
+        Ok(masters)
+    }
+}
 
 struct Scenario {
     definition: &'static str,
@@ -214,12 +273,35 @@ async fn run(engine: &dyn Engine, id: &str, name: &str, s: &Scenario) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_engine_and_the_redis_engine_end_every_workflow_the_same_way(
 ) -> anyhow::Result<()> {
+    every_workflow_ends_the_same_way(Topology::OneServer).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_engine_and_the_redis_engine_on_a_cluster_end_every_workflow_the_same_way(
+) -> anyhow::Result<()> {
+    every_workflow_ends_the_same_way(Topology::Cluster).await
+}
+
+/// Runs every scenario on the LocalEngine and on the Redis engine over `topology`, at
+/// once, and compares how each ended.
+async fn every_workflow_ends_the_same_way(topology: Topology) -> anyhow::Result<()> {
     init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
+    let (mut servers, url) = topology.start()?;
     let _coordinator = start_coordinator(&url, "t").await?;
     let _worker = start_worker(&url, "t").await?;
     let client = client(&url, "t").await?;
+    let ids: Vec<String> = scenarios()
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| format!("{name}-{i}"))
+        .collect();
+    if matches!(topology, Topology::Cluster) {
+        let masters = servers.masters_of(&client.connections().keys, &ids)?;
+        assert!(
+            masters.len() >= 2,
+            "the scenarios' instances all fall on one master: {masters:?}"
+        );
+    }
     let local = LocalEngine::builder()
         .handlers(weir_worker::builtin_handlers())
         .build();
@@ -231,12 +313,11 @@ async fn the_local_engine_and_the_redis_engine_end_every_workflow_the_same_way(
                 .await?;
         }
     }
-    for (i, (name, s)) in scenarios().into_iter().enumerate() {
+    for ((name, s), id) in scenarios().into_iter().zip(ids) {
         assert!(s.definition.contains(&format!("name: {name}")));
-        let id = format!("{name}-{i}");
         let (l, r) = tokio::join!(run(&local, &id, name, &s), run(&client, &id, name, &s));
         assert_eq!(l["status"], json!(s.expected.as_str()), "{id}: {l:#}");
-        assert_eq!(l, r, "{id}: the engines disagree");
+        assert_eq!(l, r, "{id}: the engines disagree ({topology:?})");
     }
     Ok(())
 }
@@ -287,9 +368,18 @@ async fn second_of_two(engine: &dyn Engine, id: &str, cancel: bool) -> EngineErr
 /// refusal, not just its kind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_through_redis_is_the_same_typed_refusal_as_in_process() -> anyhow::Result<()> {
+    the_same_typed_refusal(Topology::OneServer).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_through_a_cluster_is_the_same_typed_refusal_as_in_process() -> anyhow::Result<()>
+{
+    the_same_typed_refusal(Topology::Cluster).await
+}
+
+async fn the_same_typed_refusal(topology: Topology) -> anyhow::Result<()> {
     init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
+    let (_servers, url) = topology.start()?;
     let coordinator = start_coordinator(&url, "t").await?;
     let client: WeirClient = client(&url, "t")
         .await?

@@ -18,6 +18,7 @@ import inbox from './views/inbox.js';
 import task from './views/task.js';
 import dlq from './views/dlq.js';
 import schedules from './views/schedules.js';
+import messages from './views/messages.js';
 
 route('/', home);
 route('/definitions', definitions);
@@ -29,6 +30,7 @@ route('/inbox', inbox);
 route('/tasks/:instance/:step', task);
 route('/dlq', dlq);
 route('/schedules', schedules);
+route('/messages', messages);
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');

@@ -1,4 +1,4 @@
-//! Benchmarks anyone can rerun (`weir bench local`, `weir bench redis [--cluster]`): the figures in the
+//! Benchmarks anyone can rerun (`weir bench local`, `weir bench redis [--cluster | --messages]`): the figures in the
 //! README come from here, with the machine and the command beside them.
 //!
 //! Workloads are the ones the issues name: a 10-step linear workflow of `noop` steps and a
@@ -6,6 +6,7 @@
 
 pub mod cluster;
 pub mod local;
+pub mod messages;
 pub mod redis;
 
 pub mod report;

@@ -6,7 +6,9 @@ use clap::{Args, Subcommand};
 
 use super::printer::out;
 use super::Global;
-use weir_coordinator::bench::{cluster as cluster_bench, local, redis as redis_bench, workloads};
+use weir_coordinator::bench::{
+    cluster as cluster_bench, local, messages as message_bench, redis as redis_bench, workloads,
+};
 
 /// `weir bench ...`.
 #[derive(Debug, Subcommand)]
@@ -34,8 +36,13 @@ pub(crate) struct RedisArgs {
     pub smoke: bool,
     /// Instead of the full benchmark, the linear workload on one private redis-server and
     /// on a private Redis Cluster of three masters, in alternating rounds.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "messages")]
     pub cluster: bool,
+    /// Only the correlated-message phase (also part of the default run): messages per
+    /// second to many instances waiting on distinct keys, and the latency from a send to
+    /// the next step, at full and at half rate.
+    #[arg(long, conflicts_with = "only")]
+    pub messages: bool,
     /// Only one phase, with the same numbers as in the whole run: `starts` (single and
     /// batched starts, with Redis's `INFO commandstats` per start) or `retention`.
     #[arg(long, value_name = "PHASE", conflicts_with = "cluster")]
@@ -82,20 +89,43 @@ pub(crate) async fn run(global: &Global, cmd: BenchCommand) -> anyhow::Result<Ex
             Ok(ExitCode::SUCCESS)
         }
         BenchCommand::Redis(args) => {
-            let mut opts = if args.smoke {
-                redis_bench::RedisBenchOptions::smoke()
-            } else {
-                redis_bench::RedisBenchOptions::full()
-            };
-            opts.url = global.redis_given.then(|| global.redis.clone());
-            if let Some(phase) = args.only {
-                let report = redis_bench::run_phase(opts, phase).await?;
+            if !args.messages {
+                let mut opts = if args.smoke {
+                    redis_bench::RedisBenchOptions::smoke()
+                } else {
+                    redis_bench::RedisBenchOptions::full()
+                };
+                opts.url = global.redis_given.then(|| global.redis.clone());
+                if let Some(phase) = args.only {
+                    let report = redis_bench::run_phase(opts, phase).await?;
+                    out(report.to_string().trim_end());
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let report = redis_bench::run(opts).await?;
                 out(report.to_string().trim_end());
-                return Ok(ExitCode::SUCCESS);
             }
-            let report = redis_bench::run(opts).await?;
-            out(report.to_string().trim_end());
+            run_messages(global, &args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The correlated-message phase of `weir bench redis` (alone with `--messages`): its own
+/// namespace, coordinator and workers, on the same Redis.
+async fn run_messages(global: &Global, args: &RedisArgs) -> anyhow::Result<()> {
+    let mut opts = if args.smoke {
+        message_bench::MessageBenchOptions::smoke()
+    } else {
+        message_bench::MessageBenchOptions::full()
+    };
+    opts.url = global.redis_given.then(|| global.redis.clone());
+    if args.messages {
+        out(&format!(
+            "machine:                          {}",
+            weir_coordinator::bench::report::machine()
+        ));
+    }
+    let report = message_bench::run(opts).await?;
+    out(report.to_string().trim_end());
+    Ok(())
 }

@@ -262,15 +262,6 @@ async fn run_on(target: &DemoTarget) -> anyhow::Result<ExitCode> {
     ));
     let mut rows = Vec::new();
     for ex in &EXAMPLES {
-        if ex.local_only && !matches!(target, DemoTarget::Local) {
-            out("");
-            out(&format!(
-                "== {}: skipped here: {} (run `weir demo` without Redis to see it)",
-                name_of(ex),
-                weir::redis::client::MESSAGES_NOT_YET
-            ));
-            continue;
-        }
         out("");
         out(&format!("== {}: {}", name_of(ex), ex.shows));
         out(&format!("   {}, started with {}", ex.path, ex.data));

@@ -220,6 +220,10 @@ async fn feed_message(
             let message = SendMessage::new(wait.event.clone(), key.clone(), data)
                 .for_tenant(engine.get_instance(id).await?.tenant);
             engine.send_message(message).await?;
+            // On the Redis engine a delivery is applied by the instance's partition a moment
+            // later (and a message sent before the wait reached the correlation table is
+            // kept, then received): wait until the instance took it.
+            received(engine, id, wait).await?;
         }
         None => {
             printer.note(&format!(
@@ -230,6 +234,33 @@ async fn feed_message(
         }
     }
     Ok(())
+}
+
+/// How long a sent message may take to reach the instance waiting on it.
+const RECEIVE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits until the instance no longer waits on `wait` (it received the message, or ended),
+/// re-reading it every few milliseconds, for at most [`RECEIVE_DEADLINE`].
+async fn received(engine: &dyn Engine, id: &str, wait: &WaitingFor) -> anyhow::Result<()> {
+    let deadline = Instant::now() + RECEIVE_DEADLINE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        let view = engine.get_instance(id).await?;
+        if view.status.is_terminal() || !view.waiting_for.contains(wait) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "instance {id} still waits for message {:?} with key {:?} {}s after it was \
+                 sent: check that a coordinator runs (`weir stats`)",
+                wait.event,
+                wait.key.as_deref().unwrap_or(""),
+                RECEIVE_DEADLINE.as_secs()
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// The user a task is completed as.

@@ -19,8 +19,6 @@ pub(crate) struct Example {
     pub tasks: &'static [(&'static str, &'static str)],
     /// Messages the demo sends when an event step waits: (message name, JSON data).
     pub messages: &'static [(&'static str, &'static str)],
-    /// Runs only on the in-process engine (the Redis engine does not support it yet).
-    pub local_only: bool,
     /// How it must end.
     pub expect: InstanceStatus,
     /// Context values it must end with: (key, JSON value).
@@ -39,7 +37,6 @@ pub(crate) const EXAMPLES: [Example; 6] = [
             r#"{"approved": true, "comment": "receipt checked"}"#,
         )],
         messages: &[],
-        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("approved", "true"), ("paid", "true")],
     },
@@ -50,7 +47,6 @@ pub(crate) const EXAMPLES: [Example; 6] = [
         data: r#"{"order": "A-17"}"#,
         tasks: &[],
         messages: &[],
-        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("shipped", "true")],
     },
@@ -61,7 +57,6 @@ pub(crate) const EXAMPLES: [Example; 6] = [
         data: r#"{"ticket": "T-9", "severity": 4}"#,
         tasks: &[],
         messages: &[],
-        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("queue", r#""on_call""#)],
     },
@@ -72,7 +67,6 @@ pub(crate) const EXAMPLES: [Example; 6] = [
         data: "{}",
         tasks: &[],
         messages: &[],
-        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("reminder", r#""sent""#)],
     },
@@ -83,7 +77,6 @@ pub(crate) const EXAMPLES: [Example; 6] = [
         data: "{}",
         tasks: &[],
         messages: &[],
-        local_only: false,
         expect: InstanceStatus::Completed,
         expect_context: &[("charged", "true")],
     },
@@ -98,7 +91,6 @@ pub(crate) const EXAMPLES: [Example; 6] = [
             "payment_received",
             r#"{"amount": 30, "provider": "stripe"}"#,
         )],
-        local_only: true,
         expect: InstanceStatus::Completed,
         expect_context: &[
             ("shipped", "true"),

@@ -10,7 +10,8 @@
 //! - [`definition`]: `weir definition validate|show` for local files, `register|list|show`
 //!   in Redis.
 //! - [`coordinator`]: `weir coordinator`, the coordinator service.
-//! - [`instance`]: `weir start|status|wait|list|history|cancel|retry`.
+//! - [`instance`]: `weir start|status|wait|list|history|cancel|retry|signal`.
+//! - [`message`]: `weir message send|list` (messages by name and correlation key).
 //! - [`task`]: `weir task list|complete`.
 //! - [`events`]: `weir events`.
 //! - [`stats`]: `weir stats`; [`dlq`]: `weir dlq list|replay|purge`.
@@ -33,6 +34,7 @@ pub(crate) mod events;
 pub(crate) mod examples;
 pub(crate) mod exit;
 pub(crate) mod instance;
+pub(crate) mod message;
 pub(crate) mod printer;
 pub(crate) mod prompt;
 pub(crate) mod remote;
@@ -139,6 +141,10 @@ pub(crate) enum Command {
     /// Deliver a signal to an instance's event step waiting on NAME (refused, with nothing
     /// changed, when none waits).
     Signal(instance::SignalArgs),
+    /// Send messages by name and correlation key, and list those kept for instances that
+    /// do not wait yet.
+    #[command(subcommand)]
+    Message(message::MessageCommand),
     /// Print events (and follow new ones with --follow).
     Events(events::EventsArgs),
     /// Instances per status, queues, consumers, dead letters, leases.
@@ -174,6 +180,7 @@ impl Command {
             | Command::Cancel(_)
             | Command::Retry(_)
             | Command::Signal(_)
+            | Command::Message(_)
             | Command::Events(_)
             | Command::Stats(_)
             | Command::Dlq(_)
@@ -252,6 +259,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cancel(args) => instance::cancel(&cli.global, args).await,
         Command::Retry(args) => instance::retry(&cli.global, args).await,
         Command::Signal(args) => instance::signal(&cli.global, args).await,
+        Command::Message(cmd) => message::run(&cli.global, cmd).await,
         Command::Events(args) => events::run(&cli.global, args).await,
         Command::Stats(args) => stats::run(&cli.global, args).await,
         Command::Dlq(cmd) => dlq::run(&cli.global, cmd).await,

@@ -52,6 +52,15 @@ pub(crate) async fn run(global: &Global, args: StatsArgs) -> anyhow::Result<Exit
             queues.join(", ")
         }
     ));
+    out(&format!(
+        "messages:     delivered {}, kept {} (kept now: {}), expired {}, duplicates {}, hops not relayed {}",
+        s.messages.delivered,
+        s.messages.kept,
+        s.kept_messages,
+        s.messages.expired,
+        s.messages.duplicates,
+        s.outbox
+    ));
     out(&format!("dead letters: {}", s.dlq));
     // The Redis node of each partition (one on a single server; a cluster's slot owners).
     let mut nodes: Vec<(&str, Vec<String>)> = Vec::new();

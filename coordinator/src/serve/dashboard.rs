@@ -71,6 +71,7 @@ static ASSETS: &[Asset] = &[
     asset!("views/task.js", "assets/views/task.js", JS),
     asset!("views/dlq.js", "assets/views/dlq.js", JS),
     asset!("views/schedules.js", "assets/views/schedules.js", JS),
+    asset!("views/messages.js", "assets/views/messages.js", JS),
 ];
 
 /// Only this origin may run scripts, load styles and be connected to; the page is never framed.

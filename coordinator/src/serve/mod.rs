@@ -29,6 +29,8 @@
 //! | `POST /instances/{id}/cancel` | `{reason?}` -> detail; 409 when finished |
 //! | `POST /instances/{id}/retry` | `{from_step?}` -> detail; 409 when not failed |
 //! | `POST /instances/{id}/signal` | `{name, data?, id?}` -> detail; 409 when no step waits on `name` |
+//! | `POST /messages` | `{name, key, data?, id?, ttl?, tenant?}` -> `{id, outcome, instance_id?}`: 200 delivered or duplicate, 201 kept |
+//! | `GET /messages?name=&key=&tenant=&limit=` | the messages kept for instances that do not wait yet, oldest first |
 //! | `GET /tasks?assignee=&candidate=&instance_id=&status=open&mine=&limit=&cursor=` | open tasks, oldest first, each with `allowed`; `Weir-Next-Cursor` header when more |
 //! | `GET /tasks/{instance_id}/{step}` | one open task with its form; 404 when not open |
 //! | `POST /tasks/{instance_id}/{step}/complete` | `{data}` as the caller -> detail |
@@ -77,6 +79,7 @@ mod definitions;
 mod events;
 mod instances;
 mod listing;
+mod messages;
 mod openapi;
 mod ops;
 mod problem;
@@ -123,6 +126,7 @@ fn api() -> Router<AppState> {
         .route("/instances/{id}/cancel", post(instances::cancel))
         .route("/instances/{id}/retry", post(instances::retry))
         .route("/instances/{id}/signal", post(instances::signal))
+        .route("/messages", get(messages::list).post(messages::send))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{instance_id}/{step}", get(tasks::detail))
         .route(

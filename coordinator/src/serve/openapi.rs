@@ -16,7 +16,9 @@ use utoipa::{Modify, OpenApi, ToResponse};
 
 use super::problem::Problem;
 
-use super::{auth, definitions, events, instances, ops, problem, schedules, tasks, views};
+use super::{
+    auth, definitions, events, instances, messages, ops, problem, schedules, tasks, views,
+};
 
 /// The API's OpenAPI description.
 #[derive(OpenApi)]
@@ -43,6 +45,8 @@ use super::{auth, definitions, events, instances, ops, problem, schedules, tasks
         instances::cancel,
         instances::retry,
         instances::signal,
+        messages::send,
+        messages::list,
         tasks::list,
         tasks::detail,
         tasks::complete,
@@ -98,6 +102,11 @@ use super::{auth, definitions, events, instances, ops, problem, schedules, tasks
         instances::CancelBody,
         instances::RetryBody,
         instances::SignalBody,
+        views::WaitingView,
+        messages::MessageBody,
+        messages::MessageSentView,
+        messages::Outcome,
+        messages::KeptMessageView,
         tasks::CompleteBody,
         tasks::ReassignBody,
         ops::DeadLetter,
@@ -108,6 +117,7 @@ use super::{auth, definitions, events, instances, ops, problem, schedules, tasks
     tags(
         (name = "definitions", description = "Registered workflows and their diagrams"),
         (name = "instances", description = "Start, list, inspect, cancel and retry instances"),
+        (name = "messages", description = "Messages by name and correlation key for event steps"),
         (name = "tasks", description = "The human-task inbox"),
         (name = "events", description = "Live Server-Sent Events"),
         (name = "ops", description = "Health, identity, dead letters and stats"),
@@ -133,7 +143,8 @@ pub(super) struct BadRequest(#[allow(dead_code)] Problem);
 pub(super) struct Unauthorized(#[allow(dead_code)] Problem);
 
 /// 403: the caller may not do this (`forbidden`): an admin-only endpoint, a start in
-/// another tenant, a task the user may not complete or reassign.
+/// another tenant, a task the user may not complete or reassign, a message for another
+/// tenant.
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(super) struct Forbidden(#[allow(dead_code)] Problem);
@@ -150,8 +161,8 @@ pub(super) struct NotFound(#[allow(dead_code)] Problem);
 #[response(content_type = "application/problem+json")]
 pub(super) struct Conflict(#[allow(dead_code)] Problem);
 
-/// 413: the body is over 2 MiB, or the data would make the instance's context larger than
-/// 1 MiB (`too-large`).
+/// 413: the body is over 2 MiB, or the data would make the instance's context (or a
+/// message's data) larger than 1 MiB (`too-large`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 pub(super) struct TooLarge(#[allow(dead_code)] Problem);

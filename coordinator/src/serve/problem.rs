@@ -118,6 +118,17 @@ impl Problem {
         )
     }
 
+    /// 413 naming the field whose data is over the size limit (`detail` says by how much).
+    pub fn too_large_field(field: &str, detail: impl Into<String>) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            "Data too large",
+            detail,
+        )
+        .with_field(field)
+    }
+
     /// 401: no token or an unknown one.
     pub fn unauthorized(detail: impl Into<String>) -> Problem {
         Problem::new(

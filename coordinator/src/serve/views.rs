@@ -88,6 +88,21 @@ pub(super) struct InstanceSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub start_at: Option<Timestamp>,
+    /// The messages its event steps wait for now (empty when none waits).
+    pub waiting_for: Vec<WaitingView>,
+}
+
+/// A message an event step of an instance waits for: send it with `POST /messages` (name
+/// and key) or, for a step without a key, `POST /instances/{id}/signal`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub(super) struct WaitingView {
+    /// The event step.
+    pub step: String,
+    /// The message name.
+    pub event: String,
+    /// The correlation key; absent when the step takes signals only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl From<&InstanceView> for InstanceSummary {
@@ -105,6 +120,15 @@ impl From<&InstanceView> for InstanceSummary {
             finished_at: v.finished_at,
             error: v.error.clone(),
             start_at: v.start_at,
+            waiting_for: v
+                .waiting_for
+                .iter()
+                .map(|w| WaitingView {
+                    step: w.step.clone(),
+                    event: w.event.clone(),
+                    key: w.key.clone(),
+                })
+                .collect(),
         }
     }
 }

@@ -4,14 +4,17 @@
 //! namespace's partitions ([`lease`]) and runs one loop per leased partition
 //! ([`partition`]): read commands and results from the partition's streams, read the timers
 //! due by the Redis clock, apply them with the pure core, and write everything the
-//! transitions decided in one atomic script call guarded by the lease ([`apply`]). A
-//! coordinator killed at any moment loses nothing: unacknowledged input stays pending in
-//! the streams, and whoever takes the lease next reads it again (a result applied twice is
-//! refused as stale by its token).
+//! transitions decided in one atomic script call guarded by the lease ([`apply`]). Beside
+//! each loop, the lease holder fires the partition's delayed starts and schedules
+//! ([`due`]) and relays its outbox of correlated-message hops and expires its kept
+//! messages ([`messages`]). A coordinator killed at any moment loses nothing:
+//! unacknowledged input stays pending in the streams, and whoever takes the lease next reads
+//! it again (a result applied twice is refused as stale by its token).
 
 pub mod apply;
 pub mod due;
 pub mod lease;
+pub mod messages;
 pub mod partition;
 pub mod retention;
 

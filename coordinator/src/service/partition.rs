@@ -90,6 +90,8 @@ struct LoopState {
     /// Under replicated durability, replies of commits no replica has confirmed yet: they
     /// are published once one does (a caller never reads a verdict a failover can lose).
     unpublished: HeldReplies,
+    /// Wakes the partition's outbox relay after a commit that wrote hops.
+    relay: Arc<tokio::sync::Notify>,
 }
 
 /// Runs the partition until told to stop or the lease is lost. The caller instruments it
@@ -111,8 +113,18 @@ pub async fn run(
         stop.clone(),
         validity.clone(),
     ));
+    // The outbox relay and kept-message expiry of the partition, beside the loop too.
+    let relay = Arc::new(tokio::sync::Notify::new());
+    let relay_task = tokio::spawn(super::messages::run(
+        shared.clone(),
+        p,
+        stop.clone(),
+        validity.clone(),
+        relay.clone(),
+    ));
     let batch = shared.config.batch.max(1);
     let mut state = LoopState {
+        relay,
         read_pending: true,
         claim: true,
         read_count: batch,
@@ -120,7 +132,7 @@ pub async fn run(
     };
     let mut block = Duration::ZERO;
     let mut backoff = Duration::from_millis(50);
-    let mut last_sweep = tokio::time::Instant::now();
+    let mut sweeps = retention::SweepCadence::new(std::time::Instant::now());
     let mut last_claim = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
@@ -238,14 +250,16 @@ pub async fn run(
                 continue;
             }
         }
-        if last_sweep.elapsed() > Duration::from_secs(1) {
-            last_sweep = tokio::time::Instant::now();
-            if let Err(e) = retention::sweep(&shared, &part).await {
-                tracing::warn!(error = %e, "retention sweep failed");
-            }
+        if sweeps.due(std::time::Instant::now()) {
+            let swept = retention::sweep(&shared, &part)
+                .await
+                .inspect_err(|e| tracing::warn!(error = %e, "retention sweep failed"))
+                .ok();
+            sweeps.after(std::time::Instant::now(), swept);
         }
     }
     due_task.abort();
+    relay_task.abort();
 }
 
 /// Why a turn wrote nothing; each calls for its own reaction.
@@ -464,6 +478,9 @@ async fn turn(
                 publish_replies(shared, state).await?;
             }
             state.cache.keep(built.kept);
+            if built.hops {
+                state.relay.notify_one();
+            }
             state.clock = due.map(|d| (d, Instant::now()));
             Counters::add(&shared.counters.commits, 1);
             Counters::add(&shared.counters.transitions, built.applied);

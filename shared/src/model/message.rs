@@ -158,6 +158,9 @@ pub struct MessageFilter {
     /// Only messages of this name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Only messages for this correlation key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl MessageFilter {
@@ -167,6 +170,7 @@ impl MessageFilter {
             .as_deref()
             .is_none_or(|t| m.tenant_id.as_deref() == Some(t))
             && self.name.as_deref().is_none_or(|n| m.name == n)
+            && self.key.as_deref().is_none_or(|k| m.key == k)
     }
 }
 

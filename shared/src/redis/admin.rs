@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 
 use super::connect::Connections;
 use super::keys::{PartitionKeys, COORDINATOR_GROUP, WORKER_GROUP};
+use super::messages::counter;
 use super::slots::key_slot;
 use super::{scripts, RedisError};
-use crate::model::InstanceStatus;
+use crate::model::{InstanceStatus, MessageCounts};
 
 /// A snapshot of a namespace, for operators.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,16 @@ pub struct Stats {
     pub workers: Vec<LiveProcess>,
     /// Counters of the partitions' stats hashes, summed.
     pub counters: BTreeMap<String, i64>,
+    /// Correlated messages and signals: received by instances, kept, expired, refused as
+    /// duplicates (the `msg_*` counters, summed; see [`super::messages`]).
+    #[serde(default)]
+    pub messages: MessageCounts,
+    /// Messages kept now, waiting for an instance (expired ones until swept).
+    #[serde(default)]
+    pub kept_messages: u64,
+    /// Hops between partitions not relayed yet (the outboxes' entries).
+    #[serde(default)]
+    pub outbox: u64,
 }
 
 /// One stream of one partition.
@@ -216,9 +227,11 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
         pipe.cmd("SMEMBERS").arg(part.queues());
         pipe.cmd("ZCARD").arg(part.schedules_all());
         pipe.cmd("ZCARD").arg(part.due_starts());
+        pipe.cmd("ZCARD").arg(part.kept_expiry());
+        pipe.cmd("XLEN").arg(part.outbox());
     }
     let values: Vec<redis::Value> = pipe.query_async(&mut conn).await.map_err(|e| err(c, e))?;
-    let per_part = InstanceStatus::ALL.len() + 9;
+    let per_part = InstanceStatus::ALL.len() + 11;
     let mut instances: BTreeMap<String, u64> = InstanceStatus::ALL
         .iter()
         .map(|s| (s.as_str().to_string(), 0))
@@ -227,6 +240,8 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
     let mut timers = 0;
     let mut schedules = 0;
     let mut delayed_starts = 0;
+    let mut kept_messages = 0;
+    let mut outbox = 0;
     let mut dlq = 0;
     let mut leases = Vec::new();
     let mut counters: BTreeMap<String, i64> = BTreeMap::new();
@@ -237,9 +252,11 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
             *instances.entry(s.as_str().to_string()).or_default() += get_u64(v);
         }
         let rest = &chunk[InstanceStatus::ALL.len()..];
-        let [tasks, tim, dl, holder, ttl, hash, queues, scheds, delayed] = rest else {
+        let [tasks, tim, dl, holder, ttl, hash, queues, scheds, delayed, kept, hops] = rest else {
             return Err(RedisError::Corrupt("short pipeline reply".into()));
         };
+        kept_messages += get_u64(kept);
+        outbox += get_u64(hops);
         open_tasks += get_u64(tasks);
         schedules += get_u64(scheds);
         delayed_starts += get_u64(delayed);
@@ -387,8 +404,22 @@ pub async fn stats(c: &Connections) -> Result<Stats, RedisError> {
         leases,
         coordinators: live(coordinators),
         workers: live(workers),
+        messages: message_counts(&counters),
+        kept_messages,
+        outbox,
         counters,
     })
+}
+
+/// The message counts in the summed counters.
+fn message_counts(counters: &BTreeMap<String, i64>) -> MessageCounts {
+    let get = |k: &str| counters.get(k).copied().unwrap_or(0).max(0) as u64;
+    MessageCounts {
+        delivered: get(counter::DELIVERED),
+        kept: get(counter::KEPT),
+        expired: get(counter::EXPIRED),
+        duplicates: get(counter::DUPLICATES),
+    }
 }
 
 /// The dead letters of every partition, oldest first per partition, at most `limit` in all.

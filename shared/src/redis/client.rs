@@ -33,6 +33,7 @@ use async_trait::async_trait;
 use super::connect::{Connections, RedisConfig};
 use super::durability;
 use super::effects;
+use super::messages;
 use super::scripts;
 use super::start_call::{PreparedStart, StartCall};
 use super::store::{self, DefinitionCache};
@@ -48,7 +49,7 @@ use crate::definition::Workflow;
 use crate::engine::{Engine, StatusCheck};
 use crate::model::{
     check_signal, Actor, Assignment, AttemptRecord, Definition, Event, EventKind, InstanceStatus,
-    KeptMessage, MessageFilter, MessageSent, SendMessage,
+    KeptMessage, MessageFilter, MessageOutcome, MessageSent, SendMessage, DEFAULT_MESSAGE_TTL,
 };
 use crate::registry::RegistryError;
 use crate::time::Timestamp;
@@ -99,7 +100,6 @@ impl Engine for WeirClient {
     /// is refused.
     async fn register_definition(&self, def: Definition) -> Result<Arc<Workflow>, EngineError> {
         let wf = Arc::new(crate::definition::compile(def).map_err(RegistryError::from)?);
-        refuse_event_steps(&wf)?;
         let key = format!("{}@{}", wf.name, wf.semver);
         let result: Result<i64, redis::RedisError> = scripts::REGISTER
             .key(self.c.keys.definitions())
@@ -476,9 +476,36 @@ impl Engine for WeirClient {
         self.get_instance(instance_id).await
     }
 
-    /// Not yet: the Redis engine has no correlation store (see [`MESSAGES_NOT_YET`]).
-    async fn send_message(&self, _message: SendMessage) -> Result<MessageSent, EngineError> {
-        Err(EngineError::BadRequest(MESSAGES_NOT_YET.into()))
+    /// One script call on the message's correlation partition (see
+    /// [`super::messages`]): a duplicate of an id sent on the same (tenant, name, key)
+    /// within its time to live, or handed to the oldest instance waiting there
+    /// (`Delivered`: stored on its way to that instance's partition, whose coordinator
+    /// applies it; should the instance have stopped waiting that instant, the message goes
+    /// to the next waiter or is kept), or kept until its time to live runs out.
+    async fn send_message(&self, message: SendMessage) -> Result<MessageSent, EngineError> {
+        message.check().map_err(EngineError::BadRequest)?;
+        let id = message
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let body = wire::MessageBody {
+            id: id.clone(),
+            tenant_id: message.tenant_id,
+            name: message.name,
+            key: message.key,
+            data: message.data,
+        };
+        let ttl = message.ttl.unwrap_or(DEFAULT_MESSAGE_TTL);
+        let (outcome, instance_id) = match messages::send(&self.c, &body, ttl).await? {
+            messages::Sent::Delivered { instance } => (MessageOutcome::Delivered, Some(instance)),
+            messages::Sent::Kept => (MessageOutcome::Kept, None),
+            messages::Sent::Duplicate => (MessageOutcome::Duplicate, None),
+        };
+        Ok(MessageSent {
+            id,
+            outcome,
+            instance_id,
+        })
     }
 
     /// Delivers a signal to the instance's event step that waits longest on `name`. The
@@ -524,12 +551,10 @@ impl Engine for WeirClient {
         self.get_instance(instance_id).await
     }
 
-    /// Not yet (see [`MESSAGES_NOT_YET`]).
-    async fn list_messages(
-        &self,
-        _filter: &MessageFilter,
-    ) -> Result<Vec<KeptMessage>, EngineError> {
-        Err(EngineError::BadRequest(MESSAGES_NOT_YET.into()))
+    /// Kept messages of every correlation partition (at most
+    /// [`super::messages::LIST_LIMIT`] per partition), oldest first.
+    async fn list_messages(&self, filter: &MessageFilter) -> Result<Vec<KeptMessage>, EngineError> {
+        Ok(messages::list(&self.c, filter).await?)
     }
 
     /// An instance by id.
@@ -970,36 +995,11 @@ fn action_of(input: &Input) -> &'static str {
     }
 }
 
-/// What the Redis engine answers to messages sent by (name, key) and to their listing
-/// until it has a correlation store. Signals (by instance id) work.
+/// What the Redis engine answered to messages sent by (name, key) before it had a
+/// correlation store; it no longer answers it (kept for callers that still print it).
 pub const MESSAGES_NOT_YET: &str = "messages sent by name and key are not yet supported by the \
      Redis engine (signals by instance id are; correlated event steps run in the LocalEngine: \
      `weir run --message NAME=JSON`)";
-
-/// Correlated event steps (with `correlation`) need a correlation store that the Redis
-/// engine does not have yet: a definition with one is refused here, with a clear error,
-/// rather than registered to wait for messages that could never arrive. Event steps without
-/// `correlation` wait for signals by instance id, which the Redis engine delivers.
-fn refuse_event_steps(wf: &Workflow) -> Result<(), EngineError> {
-    match wf.steps.iter().find(|s| {
-        matches!(
-            s.kind,
-            crate::definition::CompiledKind::Event {
-                correlation: Some(_),
-                ..
-            }
-        )
-    }) {
-        Some(step) => Err(EngineError::BadRequest(format!(
-            "step {:?} of {} is an event step with a `correlation`: messages by name and key \
-             are not yet supported by the Redis engine (an event step without `correlation` \
-             waits for signals, which are); run the workflow with the LocalEngine (`weir run`)",
-            step.name,
-            wf.key()
-        ))),
-        None => Ok(()),
-    }
-}
 
 #[cfg(test)]
 mod tests {

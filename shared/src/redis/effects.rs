@@ -3,17 +3,21 @@
 //! partition's counters. A coordinator turns a turn's transitions into one [`Batch`] with
 //! these functions, and commits it in one `commit.lua` call (ARCHITECTURE.md invariant 3).
 
+use std::sync::Arc;
+
 use crate::api::MAX_HISTORY_RECORDS;
 use crate::core::Effect;
-use crate::model::{Event, EventKind, Instance, InstanceStatus};
+use crate::definition::Workflow;
+use crate::model::{Event, EventKind, Instance, InstanceStatus, StepStatus};
 use crate::time::Timestamp;
 
 use super::batch::Batch;
 use super::keys::{PartitionKeys, COORDINATOR_GROUP};
+use super::messages::{self, Waiter};
 use super::store::encode_record;
 use super::tasks::{index_entries, task_field};
 use super::timer::TimerMember;
-use super::wire::{self, Reply, StepMessage};
+use super::wire::{self, MessageRoute, Reply, StepMessage};
 
 /// How long a command's reply waits to be read.
 pub const REPLY_TTL_MS: u64 = 60_000;
@@ -40,8 +44,65 @@ pub fn event_around_timestamp(instance_id: &str, kind: &EventKind) -> (String, S
     (prefix, suffix)
 }
 
+/// The correlated waits of an instance around one transition: which token each wait that
+/// began or ended has, for the waiters its `Subscribe` and `Unsubscribe` effects name
+/// (see [`super::messages`]). Effects carry the step, not the token.
+#[derive(Debug, Default, Clone)]
+pub struct Waits {
+    /// The correlated waits before the transition: (step, token).
+    before: Vec<(Arc<str>, u64)>,
+    /// The steps' tokens after it, for the steps it subscribed.
+    after: Vec<(Arc<str>, u64)>,
+    /// The waiter a delivery of this transition was handed to: its correlation partition
+    /// removed it already, so its unsubscription is not sent.
+    pub handed: Option<String>,
+}
+
+impl Waits {
+    /// The instance's correlated waits before a transition.
+    pub fn before(wf: &Workflow, inst: &Instance) -> Waits {
+        let before = inst
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, st)| {
+                st.status == StepStatus::Waiting
+                    && st.awaiting.as_ref().is_some_and(|a| a.key.is_some())
+            })
+            .filter_map(|(s, st)| Some((wf.steps.get(s)?.name.clone(), st.token)))
+            .collect();
+        Waits {
+            before,
+            ..Waits::default()
+        }
+    }
+
+    /// Notes the tokens after the transition of the steps its effects subscribe.
+    pub fn after(mut self, wf: &Workflow, inst: &Instance, effects: &[Effect]) -> Waits {
+        for e in effects {
+            if let Effect::Subscribe {
+                step, key: Some(_), ..
+            } = e
+            {
+                if let Some(st) = wf.step_id(step).and_then(|s| inst.steps.get(s)) {
+                    self.after.push((step.clone(), st.token));
+                }
+            }
+        }
+        self
+    }
+
+    fn token(list: &[(Arc<str>, u64)], step: &str) -> Option<u64> {
+        list.iter()
+            .rev()
+            .find(|(s, _)| &**s == step)
+            .map(|(_, t)| *t)
+    }
+}
+
 /// Writes a transition's effects on instance `inst` (dispatched at `now_ms`, Redis clock);
-/// the events stream is capped near `events_cap` entries.
+/// the events stream is capped near `events_cap` entries. `waits` gives the tokens of the
+/// correlated waits it begins or ends.
 pub fn write_effects(
     b: &mut Batch,
     part: &PartitionKeys,
@@ -49,6 +110,7 @@ pub fn write_effects(
     effects: Vec<Effect>,
     now_ms: i64,
     events_cap: usize,
+    waits: &Waits,
 ) {
     let id = &inst.id;
     for effect in effects {
@@ -103,11 +165,55 @@ pub fn write_effects(
                 b.hdel(&part.tasks(), &field);
                 b.zrem(&part.index_tasks(), &field);
             }
-            // Only event steps without `correlation` (signals only) run on the Redis
-            // engine: their subscription has no key and nothing to register. Definitions
-            // with a correlated event step are refused at registration until the engine
-            // has a correlation store (see `WeirClient`'s `register_definition`).
-            Effect::Subscribe { .. } | Effect::Unsubscribe { .. } => {}
+            // A wait without a key receives signals only: nothing to register. A
+            // correlated one is a hop to its route's correlation partition, relayed after
+            // the commit (see `super::messages`).
+            Effect::Subscribe {
+                step,
+                event,
+                key: Some(key),
+            } => {
+                let Some(token) = Waits::token(&waits.after, &step) else {
+                    continue;
+                };
+                let route = MessageRoute {
+                    tenant_id: inst.tenant_id.clone(),
+                    name: event.to_string(),
+                    key,
+                };
+                let waiter = Waiter {
+                    token,
+                    step: step.to_string(),
+                    instance: id.to_string(),
+                };
+                messages::write_subscribe(b, part, &route, &waiter, now_ms);
+            }
+            Effect::Unsubscribe {
+                step,
+                event,
+                key: Some(key),
+            } => {
+                let Some(token) = Waits::token(&waits.before, &step)
+                    .or_else(|| Waits::token(&waits.after, &step))
+                else {
+                    continue;
+                };
+                let waiter = Waiter {
+                    token,
+                    step: step.to_string(),
+                    instance: id.to_string(),
+                };
+                if waits.handed.as_deref() == Some(waiter.encode().as_str()) {
+                    continue;
+                }
+                let route = MessageRoute {
+                    tenant_id: inst.tenant_id.clone(),
+                    name: event.to_string(),
+                    key,
+                };
+                messages::write_unsubscribe(b, part, &route, &waiter);
+            }
+            Effect::Subscribe { key: None, .. } | Effect::Unsubscribe { key: None, .. } => {}
             Effect::Record(r) => b.rpush_capped(
                 &part.history(id),
                 MAX_HISTORY_RECORDS,

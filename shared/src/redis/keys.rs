@@ -83,6 +83,13 @@ impl Keys {
         }
     }
 
+    /// The correlation partition of messages for (tenant, name, key): FNV-1a (64 bit) of
+    /// the route ([`route_of`]), modulo the count. Its waiting list and kept messages live
+    /// there ([`PartitionKeys::waiters`], [`PartitionKeys::kept`]).
+    pub fn correlation_partition(&self, route: &str) -> u16 {
+        self.partition_of(route)
+    }
+
     /// The keys of an instance's partition.
     pub fn part_of(&self, instance_id: &str) -> PartitionKeys {
         self.part(self.partition_of(instance_id))
@@ -192,6 +199,55 @@ impl PartitionKeys {
     /// `…:stats`: hash of counters (stale results dropped, dead letters, ...).
     pub fn stats(&self) -> String {
         format!("{}:stats", self.tag)
+    }
+
+    /// `…:outbox`: stream of hops to other partitions (a message handed to a waiter, a
+    /// subscription, an unsubscription, a message returned by an instance), written in the
+    /// same script as the decision and relayed by the writer at once, or by the lease holder
+    /// when left over (see [`super::messages`]). Fields: `k` the kind, `w` the waiter, `m`
+    /// the message or route (MessagePack), `s` / `x` times (ms).
+    pub fn outbox(&self) -> String {
+        format!("{}:outbox", self.tag)
+    }
+
+    /// `…:m:w:ROUTE`: sorted set of the waiters on a route (member
+    /// `TOKEN|STEP|INSTANCE`, score the time the wait began, ms): oldest first.
+    pub fn waiters(&self, route: &str) -> String {
+        format!("{}:m:w:{route}", self.tag)
+    }
+
+    /// `…:m:k:ROUTE`: sorted set of the messages kept for a route (member
+    /// `ROUTE\nID`, score the time sent, ms): oldest first.
+    pub fn kept(&self, route: &str) -> String {
+        format!("{}:m:k:{route}", self.tag)
+    }
+
+    /// The prefix of [`Self::kept`] keys (scripts append the route).
+    pub fn kept_prefix(&self) -> String {
+        self.kept("")
+    }
+
+    /// `…:m:msgs`: hash `ROUTE\nID` -> a kept message (MessagePack
+    /// [`super::wire::MessageBody`]).
+    pub fn kept_bodies(&self) -> String {
+        format!("{}:m:msgs", self.tag)
+    }
+
+    /// `…:m:exp`: sorted set of kept messages (`ROUTE\nID`) by expiry (ms, Redis clock).
+    pub fn kept_expiry(&self) -> String {
+        format!("{}:m:exp", self.tag)
+    }
+
+    /// `…:m:seen:ROUTE\nID`: a sent message id, alive for the message's time to live (a
+    /// send of the same id on the same route meanwhile is a duplicate); its value is where
+    /// the message is: `k` kept, `d:WAITER` handed to that waiter, `x` expired.
+    pub fn seen(&self, field: &str) -> String {
+        format!("{}:m:seen:{field}", self.tag)
+    }
+
+    /// The prefix of [`Self::seen`] keys (scripts append the field).
+    pub fn seen_prefix(&self) -> String {
+        self.seen("")
     }
 
     /// `…:i:ID`: hash of an instance: `state` (MessagePack), `rev`, `status`, `def`,

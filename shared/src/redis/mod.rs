@@ -43,8 +43,13 @@
 //! | `{NS:pN}:events`             | stream | events, field `e` = JSON (capped, `MAXLEN ~`) |
 //! | `{NS:pN}:dlq`                | stream | dead letters: `source`, `group`, `id`, `m`, `error`, `deliveries` |
 //! | `{NS:pN}:tasks`              | hash   | `id|step` -> open task (MessagePack) |
-//! | `{NS:pN}:stats`              | hash   | counters: `stale_dropped`, `dead_lettered`, `quarantined`, ... |
-//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished`; a quarantined one also `quarantined` (the reason) and, if its state did not decode, `corrupt_state` (the bytes); before a coordinator created it: `status` `pending` and `start` (the Start command), no `state` (canceled then: `status` `canceled`, `rev` 0, `finished`, `reason`) |
+//! | `{NS:pN}:stats`              | hash   | counters: `stale_dropped`, `dead_lettered`, `quarantined`, `msg_delivered`, `msg_kept`, `msg_expired`, `msg_duplicates`, ... |
+//! | `{NS:pN}:outbox`             | stream | hops to other partitions, relayed by their writer or the lease holder ([`messages`]): `k` `deliver`/`sub`/`unsub`/`ret`, `w` the waiter `TOKEN|STEP|INSTANCE`, `m` the message ([`wire::MessageBody`]) or route ([`wire::MessageRoute`]), `s`/`x` times (ms) |
+//! | `{NS:pN}:m:w:ROUTE`          | zset   | waiters on a route of this correlation partition (`TOKEN|STEP|INSTANCE`) by the time the wait began (ms); ROUTE is `-|NAME|KEY` or `tLEN:TENANT|NAME|KEY` |
+//! | `{NS:pN}:m:k:ROUTE`          | zset   | messages kept for a route (`ROUTE\nID`) by time sent (ms) |
+//! | `{NS:pN}:m:msgs`, `m:exp`    | hash, zset | kept messages' bodies (`ROUTE\nID` -> [`wire::MessageBody`]); their expiry (ms) |
+//! | `{NS:pN}:m:seen:ROUTE\nID`   | string | a sent message id, for its time to live: `k` kept, `d:WAITER` handed to it, `x` expired |
+//! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished`, `signal:ID` per signal or message received (ms); a quarantined one also `quarantined` (the reason) and, if its state did not decode, `corrupt_state` (the bytes); before a coordinator created it: `status` `pending` and `start` (the Start command), no `state` (canceled then: `status` `canceled`, `rev` 0, `finished`, `reason`) |
 //! | `{NS:pN}:h:ID`               | list   | finished attempts (MessagePack) |
 //! | `{NS:pN}:x:all`, `x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time (the time the start was stored) |
 //! | `{NS:pN}:x:finished`         | zset   | finished instance ids by finish time (retention) |
@@ -94,6 +99,8 @@ pub mod keys;
 pub mod lease;
 #[doc(hidden)]
 pub mod listing;
+#[doc(hidden)]
+pub mod messages;
 #[doc(hidden)]
 pub mod presence;
 #[doc(hidden)]

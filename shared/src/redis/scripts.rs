@@ -58,3 +58,17 @@ pub static SCHEDULE_ADVANCE: LazyLock<Script> =
 /// (`lua/schedule_admin.lua`).
 pub static SCHEDULE_ADMIN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/schedule_admin.lua")));
+/// Sends a correlated message on its correlation partition: duplicate, handed to the
+/// oldest waiter (through the outbox), or kept (`lua/send_message.lua`).
+pub static SEND_MESSAGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/send_message.lua")));
+/// A waiter joins a route: takes a kept message or waits (`lua/subscribe.lua`).
+pub static SUBSCRIBE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/subscribe.lua")));
+/// A message its waiter refused comes back: to the next waiter, kept, or expired
+/// (`lua/return_message.lua`).
+pub static RETURN_MESSAGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/return_message.lua")));
+/// Drops kept messages whose time to live ran out (`lua/expire_messages.lua`).
+pub static EXPIRE_MESSAGES: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/expire_messages.lua")));

@@ -176,6 +176,47 @@ pub enum Command {
         /// The data.
         data: Value,
     },
+    /// Deliver a correlated message to the waiter its correlation partition chose
+    /// ([`super::messages`]): applied when the waiter's step still waits under that token
+    /// (`Input::DeliverMessage` with the key), once per message id and instance (as a
+    /// signal); refused otherwise, and then returned to the correlation partition in the
+    /// same commit, so it is kept again or goes to the next waiter.
+    Deliver {
+        /// The message.
+        message: MessageBody,
+        /// The waiter chosen (`TOKEN|STEP|INSTANCE`).
+        waiter: String,
+        /// When it was sent (ms, Redis clock).
+        sent_ms: i64,
+        /// When it expires (ms, Redis clock).
+        expires_ms: i64,
+    },
+}
+
+/// A correlated message as the correlation partition keeps it and hands it on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageBody {
+    /// The message id.
+    pub id: String,
+    /// The tenant whose instances may receive it.
+    pub tenant_id: Option<String>,
+    /// The message name.
+    pub name: String,
+    /// The correlation key.
+    pub key: String,
+    /// The data.
+    pub data: Value,
+}
+
+/// Where correlated messages go: tenant, name and key (a subscription's route).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRoute {
+    /// The tenant of the waiting instance.
+    pub tenant_id: Option<String>,
+    /// The message name.
+    pub name: String,
+    /// The correlation key.
+    pub key: String,
 }
 
 /// What the coordinator answers on a reply list.

@@ -1,7 +1,7 @@
 // One instance: status, its diagram coloured by step state, open tasks, the context, the
 // history, and cancel / retry. Re-read live on this instance's events.
 
-import { api, seg } from '../api.js';
+import { api, query, seg } from '../api.js';
 import { h, replace } from '../dom.js';
 import { badge, errorText, json, notice, pageHead, time } from '../format.js';
 import { diagram } from '../graph.js';
@@ -44,6 +44,7 @@ export default async function instance(main, { params }) {
       status === 'pending' ? fact('Pending', d.start_at
         ? 'A delayed start: stored now, created at its start time. It can be canceled until then.'
         : 'Stored; no coordinator has created it yet. It runs once one does, and can be canceled until then.') : null,
+      (d.waiting_for || []).length ? fact('Waiting for', h('ul', { class: 'waiting-for' }, d.waiting_for.map(waitingItem)), 'wide') : null,
       d.failed_step ? fact('Failed step', d.failed_step) : null,
       d.error ? fact(status === 'canceled' ? 'Reason' : 'Error', h('span', { class: status === 'canceled' ? '' : 'error-text', text: d.error })) : null));
     const open = d.tasks || [];
@@ -110,8 +111,17 @@ export default async function instance(main, { params }) {
   };
 }
 
-function fact(term, value) {
-  return h('div', {}, h('dt', { text: term }), h('dd', {}, value));
+/** One message an event step waits for: `payment_received (key A-17) at wait_payment`, with
+ * a link to send it from the Messages page (pre-filled) when it has a key. */
+function waitingItem(w) {
+  const what = w.key != null ? `${w.event} (key ${w.key})` : `${w.event} (a signal)`;
+  return h('li', { dataset: { waitingStep: w.step } },
+    h('span', { class: 'waiting-text', text: `${what} at ${w.step}` }),
+    w.key != null ? [' · ', h('a', { href: `#/messages${query({ name: w.event, key: w.key })}`, text: 'Send it' })] : null);
+}
+
+function fact(term, value, className) {
+  return h('div', { class: className }, h('dt', { text: term }), h('dd', {}, value));
 }
 
 function historyTable(records) {

@@ -5,9 +5,11 @@
 //!
 //! A partition loop keeps the instances it wrote in an [`InstanceCache`] while it holds the
 //! lease, so a hot instance is not read back and decoded every turn. The cache is only a
-//! copy: every write is still guarded by the instance's revision in `commit.lua`, so a copy
-//! that went stale (an instance deleted by retention, or changed by anyone else) fails the
-//! commit with a conflict, and the loop drops the whole cache and reads Redis again.
+//! copy: every write is still guarded by the instance's revision in `commit.lua`, and so is
+//! every instance a turn decided from without changing it (an input dropped as stale, a
+//! command refused), so a copy that went stale (an instance deleted by retention, or
+//! changed by anyone else) fails the commit with a conflict, and the loop drops the whole
+//! cache and reads Redis again.
 //!
 //! **Quarantine.** One bad record must not stop a partition. An instance whose stored state
 //! does not decode, or whose definition can no longer be loaded (missing, or no longer

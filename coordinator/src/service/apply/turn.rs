@@ -8,8 +8,10 @@ use weir::core::{self, Env, Input, StartSpec, TimerKind};
 use weir::definition::{CompiledKind, Workflow};
 use weir::model::{Actor, Instance, InstanceStatus, StepStatus};
 use weir::redis::batch::Batch;
+use weir::redis::effects::Waits;
+use weir::redis::messages::{self, Waiter};
 use weir::redis::timer::TimerMember;
-use weir::redis::wire::{Command, CommandMessage, Outcome, Reply};
+use weir::redis::wire::{Command, CommandMessage, MessageBody, Outcome, Reply};
 use weir::redis::PartitionKeys;
 use weir::redis::{effects, store};
 use weir::Timestamp;
@@ -36,6 +38,8 @@ pub struct Built {
     pub dead: u64,
     /// Commands discarded unapplied because their deadline had passed.
     pub expired: u64,
+    /// Whether the batch writes hops to the partition's outbox (relayed once committed).
+    pub hops: bool,
     /// Metrics of what the batch did, published once it is committed.
     pub tally: weir::process::Tally,
     /// The instances as the batch leaves them, for [`InstanceCache::keep`] once committed.
@@ -62,6 +66,7 @@ pub async fn build(
         refused: 0,
         dead: 0,
         expired: 0,
+        hops: false,
         tally: Default::default(),
         kept: Vec::new(),
         signals: HashSet::new(),
@@ -79,6 +84,15 @@ pub async fn build(
                     },
                 ..
             } => Some((instance_id.as_str(), id.as_str())),
+            Inbound::Command {
+                msg:
+                    CommandMessage {
+                        instance_id,
+                        command: Command::Deliver { message, .. },
+                        ..
+                    },
+                ..
+            } => Some((instance_id.as_str(), message.id.as_str())),
             _ => None,
         })
         .collect();
@@ -286,6 +300,43 @@ pub async fn build(
                     }
                     out.batch.check_deadline(deadline);
                 }
+                if let Command::Deliver {
+                    message,
+                    waiter,
+                    sent_ms,
+                    expires_ms,
+                } = &msg.command
+                {
+                    let w = working
+                        .get_mut(&msg.instance_id)
+                        .filter(|w| w.quarantined.is_none());
+                    let accepted = w.is_some_and(|w| {
+                        deliver(
+                            part,
+                            w,
+                            &msg.instance_id,
+                            message,
+                            waiter,
+                            env,
+                            &mut out,
+                            now_ms,
+                            cfg.events_cap,
+                        )
+                    });
+                    if !accepted {
+                        // Not lost: back to its correlation partition, in this commit.
+                        messages::write_return(
+                            &mut out.batch,
+                            part,
+                            message,
+                            waiter,
+                            *sent_ms,
+                            *expires_ms,
+                        );
+                        out.hops = true;
+                    }
+                    continue;
+                }
                 let home = shared.conns.keys.partition_of(&msg.instance_id);
                 let reply = match working.get_mut(&msg.instance_id) {
                     // A client that hashed the id wrongly: applying it here would create or
@@ -332,6 +383,11 @@ pub async fn build(
     effects::count_dropped(&mut out.batch, part, out.stale, out.expired);
 
     // Write every changed instance once, with its index entries, guarded by its revision.
+    // An unchanged one is guarded too: the turn may have decided from it (a result or timer
+    // dropped as stale, a command refused), and its copy may be a stale one from the cache
+    // (another coordinator held the lease meanwhile, and this loop took it back without
+    // seeing it lost). Without the check such a commit would acknowledge a current result
+    // as stale, and the instance would wait for ever on a step that ran.
     for (id, w) in working {
         let (Some(inst), Some(wf)) = (w.inst, w.wf) else {
             continue;
@@ -340,6 +396,9 @@ pub async fn build(
             effects::write_instance(&mut out.batch, part, &id, &inst, w.rev, w.before);
             inst.revision
         } else {
+            if let Some(rev) = w.rev {
+                out.batch.check_revision(&part.instance(&id), Some(rev));
+            }
             w.rev.unwrap_or(0)
         };
         out.kept.push((id, Cached { inst, rev, wf }));
@@ -417,7 +476,7 @@ async fn apply_command(
                 // It exists for its callers since it was stored: keep that time.
                 inst.created_at = u.created_at;
             }
-            write::transition(
+            out.hops |= write::transition(
                 &mut out.batch,
                 (&mut out.tally, &wf),
                 part,
@@ -425,6 +484,7 @@ async fn apply_command(
                 effects,
                 now_ms,
                 cap,
+                Waits::default(),
             );
             w.inst = Some(inst);
             w.wf = Some(wf);
@@ -478,6 +538,8 @@ async fn apply_command(
         Command::Retry { from_step } => Input::Retry {
             from_step: from_step.clone(),
         },
+        // Handled by `deliver` (a refused one is returned, not answered).
+        Command::Deliver { .. } => return not_found(&msg.instance_id),
         Command::Signal { id, name, data } => {
             let seen = (msg.instance_id.clone(), id.clone());
             if out.signals.contains(&seen) {
@@ -496,6 +558,7 @@ async fn apply_command(
             return match apply_input(out, part, &wf, inst, input, env, now_ms, cap) {
                 Ok(()) => {
                     effects::record_signal(&mut out.batch, part, &msg.instance_id, id, now_ms);
+                    messages::count_delivered(&mut out.batch, part);
                     out.signals.insert(seen);
                     w.changed = true;
                     Reply::Applied
@@ -547,9 +610,28 @@ fn apply_input(
     now_ms: i64,
     events_cap: usize,
 ) -> Result<(), weir::Refusal> {
+    apply_handed(out, part, wf, inst, input, env, now_ms, events_cap, None)
+}
+
+/// [`apply_input`] of a message handed to the waiter `handed` by its correlation partition
+/// (which removed that waiter already: its unsubscription is not sent).
+#[allow(clippy::too_many_arguments)]
+fn apply_handed(
+    out: &mut Built,
+    part: &PartitionKeys,
+    wf: &Workflow,
+    inst: &mut Instance,
+    input: Input,
+    env: Env,
+    now_ms: i64,
+    events_cap: usize,
+    handed: Option<&str>,
+) -> Result<(), weir::Refusal> {
+    let mut waits = Waits::before(wf, inst);
+    waits.handed = handed.map(str::to_string);
     let effects = core::apply(wf, inst, input, env)?;
     out.applied += 1;
-    write::transition(
+    out.hops |= write::transition(
         &mut out.batch,
         (&mut out.tally, wf),
         part,
@@ -557,8 +639,79 @@ fn apply_input(
         effects,
         now_ms,
         events_cap,
+        waits,
     );
     Ok(())
+}
+
+/// Applies a correlated message handed to `waiter` (a [`Waiter`]): accepted once per
+/// message id and instance (a duplicate counts as accepted: the instance has it), and only
+/// while that step waits on the message's name and key under the waiter's token, for the
+/// message's tenant. Returns false when refused (the caller returns the message).
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    part: &PartitionKeys,
+    w: &mut Working,
+    instance_id: &str,
+    message: &MessageBody,
+    waiter: &str,
+    env: Env,
+    out: &mut Built,
+    now_ms: i64,
+    events_cap: usize,
+) -> bool {
+    let seen = (instance_id.to_string(), message.id.clone());
+    if out.signals.contains(&seen) {
+        return true;
+    }
+    let (Some(inst), Some(wf)) = (w.inst.as_mut(), w.wf.clone()) else {
+        return false;
+    };
+    let Some(to) = Waiter::parse(waiter) else {
+        return false;
+    };
+    let waits = wf
+        .step_id(&to.step)
+        .and_then(|s| inst.steps.get(s))
+        .is_some_and(|st| {
+            st.status == StepStatus::Waiting
+                && st.token == to.token
+                && st.awaiting.as_ref().is_some_and(|a| {
+                    *a.event == *message.name && a.key.as_deref() == Some(message.key.as_str())
+                })
+        });
+    if !waits || inst.tenant_id != message.tenant_id {
+        return false;
+    }
+    let input = Input::DeliverMessage {
+        id: message.id.clone(),
+        name: message.name.clone(),
+        key: Some(message.key.clone()),
+        data: message.data.clone(),
+    };
+    match apply_handed(
+        out,
+        part,
+        &wf,
+        inst,
+        input,
+        env,
+        now_ms,
+        events_cap,
+        Some(waiter),
+    ) {
+        Ok(()) => {
+            effects::record_signal(&mut out.batch, part, instance_id, &message.id, now_ms);
+            messages::count_delivered(&mut out.batch, part);
+            out.signals.insert(seen);
+            w.changed = true;
+            true
+        }
+        Err(refusal) => {
+            tracing::debug!(%instance_id, %refusal, "a handed message was refused; returning it");
+            false
+        }
+    }
 }
 
 /// The token a due timer stands for: there is one timer per (instance, step, kind), so a

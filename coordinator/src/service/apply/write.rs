@@ -5,12 +5,16 @@ use weir::core::Effect;
 use weir::definition::Workflow;
 use weir::model::{Instance, InstanceStatus};
 use weir::redis::batch::Batch;
-use weir::redis::effects;
+use weir::redis::effects::{self, Waits};
 use weir::redis::PartitionKeys;
 use weir::Timestamp;
 
 /// Writes a transition's effects into the turn's batch, counting what it dispatches and
-/// emits in `tally` (published once the batch is committed).
+/// emits in `tally` (published once the batch is committed). `waits` are the instance's
+/// correlated waits before the transition ([`Waits::before`]). Returns whether it wrote a
+/// hop to the partition's outbox (a correlated wait began or ended), to relay after the
+/// commit.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn transition(
     b: &mut Batch,
     (tally, wf): (&mut weir::process::Tally, &Workflow),
@@ -19,15 +23,26 @@ pub(super) fn transition(
     effects: Vec<Effect>,
     now_ms: i64,
     events_cap: usize,
-) {
+    waits: Waits,
+) -> bool {
+    let mut hops = false;
     for effect in &effects {
         match effect {
             Effect::Dispatch(d) => tally.dispatched(&d.handler, &d.queue),
             Effect::Emit(e) => tally.event(wf, &inst.definition, &e.kind),
+            Effect::Subscribe { key: Some(_), .. } | Effect::Unsubscribe { key: Some(_), .. } => {
+                hops = true
+            }
             _ => {}
         }
     }
-    effects::write_effects(b, part, inst, effects, now_ms, events_cap);
+    let waits = if hops {
+        waits.after(wf, inst, &effects)
+    } else {
+        waits
+    };
+    effects::write_effects(b, part, inst, effects, now_ms, events_cap, &waits);
+    hops
 }
 
 /// How a quarantined instance was stored.

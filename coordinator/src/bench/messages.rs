@@ -1,0 +1,358 @@
+//! Correlated message delivery on Redis (`weir bench redis --messages`, also part of the
+//! default `weir bench redis` run): one coordinator and two workers of this process, many
+//! instances each waiting on an event step with a key of its own, messages sent by
+//! concurrent senders through [`Engine::send_message`].
+//!
+//! - **Throughput**: `instances` instances wait (each on its own key); [`SENDERS`] senders
+//!   send one message per key as fast as they can; the clock runs from the first send
+//!   until every instance completed (its step after the event step ran). Messages per
+//!   second, end to end.
+//! - **Latency**, send to next step: the time from just before `send_message` to the start
+//!   of the step after the event step on a worker (a probe handler of this process, so both
+//!   ends read one clock), p50 and p99, at full rate (the throughput phase) and at half that
+//!   rate (messages sent at a steady pace to instances already waiting, for
+//!   `latency_seconds`).
+//!
+//! Every message must be received: the phase fails if an instance does not complete.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::json;
+use tokio::sync::watch;
+use weir::model::{InstanceStatus, MessageOutcome, SendMessage};
+use weir::redis::{server, RedisConfig, WeirClient};
+use weir::{Engine, Handlers, StartOptions, Step, StepContext, StepError};
+use weir_worker::{Worker, WorkerConfig};
+
+use super::redis::start_server;
+use super::report::percentile;
+use crate::service::{Coordinator, CoordinatorConfig};
+
+/// The namespace of the phase (wiped before and after).
+pub const NAMESPACE: &str = "weir-bench-messages";
+/// Concurrent senders in the throughput phase.
+pub const SENDERS: usize = 32;
+/// The message name the bench's event step waits on.
+const EVENT: &str = "bench_paid";
+/// Starts per batch while instances are set up.
+const START_BATCH: usize = 500;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct MessageBenchOptions {
+    /// An existing Redis (its namespace [`NAMESPACE`] is wiped first); `None` starts a
+    /// private `redis-server`.
+    pub url: Option<String>,
+    /// Instances (and messages) of the throughput phase.
+    pub instances: usize,
+    /// How long the half-rate latency phase sends.
+    pub latency_seconds: f64,
+    /// Workers' concurrency each.
+    pub concurrency: usize,
+}
+
+impl MessageBenchOptions {
+    /// The full run the README reports.
+    pub fn full() -> MessageBenchOptions {
+        MessageBenchOptions {
+            url: None,
+            instances: 10_000,
+            latency_seconds: 5.0,
+            concurrency: 64,
+        }
+    }
+
+    /// A quick run for CI: the same code paths, small numbers.
+    pub fn smoke() -> MessageBenchOptions {
+        MessageBenchOptions {
+            url: None,
+            instances: 200,
+            latency_seconds: 0.5,
+            concurrency: 16,
+        }
+    }
+}
+
+/// The figures of one run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MessageBenchReport {
+    /// Messages (one per waiting instance) of the throughput phase.
+    pub messages: usize,
+    /// Throughput: messages per second from the first send until every instance completed.
+    pub messages_per_second: f64,
+    /// Of the throughput phase's sends: how many answered `delivered` (the others `kept`:
+    /// the instance's wait had not reached the correlation table yet; it received it then).
+    pub delivered: usize,
+    /// Send to next step, at full rate, median, ms.
+    pub full_p50_ms: f64,
+    /// Send to next step, at full rate, 99th percentile, ms.
+    pub full_p99_ms: f64,
+    /// The half-rate phase's pace, messages per second.
+    pub half_rate: f64,
+    /// Send to next step, at half rate, median, ms.
+    pub half_p50_ms: f64,
+    /// Send to next step, at half rate, 99th percentile, ms.
+    pub half_p99_ms: f64,
+    /// Samples of the half-rate phase.
+    pub half_samples: usize,
+}
+
+impl std::fmt::Display for MessageBenchReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "correlated messages ({} senders):  {:>9.0} messages/s ({} messages to as many waiting instances, {} answered delivered)",
+            SENDERS, self.messages_per_second, self.messages, self.delivered
+        )?;
+        writeln!(
+            f,
+            "message send -> next step at full rate: p50 {:.2} ms, p99 {:.2} ms",
+            self.full_p50_ms, self.full_p99_ms
+        )?;
+        writeln!(
+            f,
+            "message send -> next step at {:.0} messages/s: p50 {:.2} ms, p99 {:.2} ms ({} samples)",
+            self.half_rate, self.half_p50_ms, self.half_p99_ms, self.half_samples
+        )
+    }
+}
+
+/// When the step after the event step started, by instance id.
+#[derive(Default)]
+struct Probe {
+    started: Mutex<HashMap<String, Instant>>,
+}
+
+struct ProbeStep(Arc<Probe>);
+
+#[async_trait]
+impl Step for ProbeStep {
+    async fn execute(&self, ctx: &mut StepContext) -> Result<(), StepError> {
+        let now = Instant::now();
+        self.0
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ctx.instance_id().to_string())
+            .or_insert(now);
+        Ok(())
+    }
+}
+
+/// The bench workflow: wait for `bench_paid` keyed by `context.k`, then the probe step.
+fn workflow() -> anyhow::Result<weir::model::Definition> {
+    let text = json!({
+        "name": "bench_message",
+        "version": "1.0.0",
+        "description": "wait for a message by key, then one machine step",
+        "steps": {
+            "wait": { "type": "event", "event": EVENT, "correlation": "context.k", "output": "paid" },
+            "after": { "type": "machine", "handler": "bench_message_probe" }
+        },
+        "edges": [ { "from": "wait", "to": "after" } ]
+    })
+    .to_string();
+    Ok(weir::parse_definition(&text)?)
+}
+
+/// Starts one instance per key (`{prefix}-{i}`), in batches; returns their ids in key order.
+async fn start_waiting(client: &WeirClient, prefix: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::with_capacity(n);
+    for first in (0..n).step_by(START_BATCH) {
+        let starts = (first..n.min(first + START_BATCH))
+            .map(|i| StartOptions {
+                initial_data: json!({ "k": format!("{prefix}-{i}") })
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default(),
+                ..StartOptions::default()
+            })
+            .collect();
+        for r in client.start_workflows("bench_message", starts).await? {
+            ids.push(r?.view.id);
+        }
+    }
+    Ok(ids)
+}
+
+async fn count(client: &WeirClient, status: InstanceStatus) -> anyhow::Result<u64> {
+    let c = client.connections();
+    Ok(server::count_with_status(&mut c.conn.clone(), &c.keys, status).await?)
+}
+
+/// Waits until `target` instances have `status`.
+async fn wait_count(
+    client: &WeirClient,
+    status: InstanceStatus,
+    target: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = count(client, status).await?;
+        if n >= target {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {n} of {target} instances are {status} after {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Send-to-next-step samples of instances `ids` whose message was sent at `sent[i]`.
+fn samples(probe: &Probe, ids: &[String], sent: &[Option<Instant>]) -> Vec<Duration> {
+    let started = probe.started.lock().unwrap_or_else(|e| e.into_inner());
+    let mut out: Vec<Duration> = ids
+        .iter()
+        .zip(sent)
+        .filter_map(|(id, at)| Some(started.get(id)?.saturating_duration_since((*at)?)))
+        .collect();
+    out.sort();
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs the benchmark.
+pub async fn run(opts: MessageBenchOptions) -> anyhow::Result<MessageBenchReport> {
+    let own = match &opts.url {
+        Some(_) => None,
+        None => Some(start_server(&[])?),
+    };
+    let url = match (&opts.url, &own) {
+        (Some(u), _) => u.clone(),
+        (None, Some(s)) => s.url(),
+        (None, None) => anyhow::bail!("no Redis to run on"),
+    };
+    let mut wipe = redis::Client::open(url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    server::wipe_namespace(&mut wipe, NAMESPACE).await?;
+    let config = RedisConfig::new(&url, NAMESPACE);
+    let (stop, stop_rx) = watch::channel(false);
+    let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
+    let coordinator = tokio::spawn(coordinator.run(stop_rx.clone()));
+    let probe = Arc::new(Probe::default());
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let mut handlers: Handlers = weir_worker::builtin_handlers();
+        handlers.register("bench_message_probe", ProbeStep(probe.clone()));
+        let mut wc = WorkerConfig::new(config.clone());
+        wc.concurrency = opts.concurrency;
+        let worker = Worker::connect(wc, handlers).await?;
+        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
+    }
+    let outcome = phases(&config, &opts, &probe).await;
+    let _ = stop.send(true);
+    let _ = coordinator.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    server::wipe_namespace(&mut wipe, NAMESPACE).await?;
+    drop(own);
+    outcome
+}
+
+async fn phases(
+    config: &RedisConfig,
+    opts: &MessageBenchOptions,
+    probe: &Arc<Probe>,
+) -> anyhow::Result<MessageBenchReport> {
+    let client = WeirClient::connect(config).await?;
+    client.register_definition(workflow()?).await?;
+    let timeout = Duration::from_secs(180);
+
+    // Throughput (and latency at full rate): every instance waits, then every message.
+    let n = opts.instances.max(1);
+    let ids = start_waiting(&client, "full", n).await?;
+    wait_count(&client, InstanceStatus::Waiting, n as u64, timeout).await?;
+    let sent: Arc<Vec<Mutex<Option<Instant>>>> =
+        Arc::new((0..n).map(|_| Mutex::new(None)).collect());
+    let next = Arc::new(AtomicUsize::new(0));
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        let (client, sent, next, delivered) = (
+            client.clone(),
+            sent.clone(),
+            next.clone(),
+            delivered.clone(),
+        );
+        senders.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return anyhow::Ok(());
+                }
+                let message = SendMessage::new(EVENT, format!("full-{i}"), json!({ "i": i }));
+                if let Some(slot) = sent.get(i) {
+                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                }
+                if client.send_message(message).await?.outcome == MessageOutcome::Delivered {
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for s in senders {
+        s.await??;
+    }
+    wait_count(&client, InstanceStatus::Completed, n as u64, timeout).await?;
+    let messages_per_second = n as f64 / t.elapsed().as_secs_f64();
+    let sent_at: Vec<Option<Instant>> = sent
+        .iter()
+        .map(|s| *s.lock().unwrap_or_else(|e| e.into_inner()))
+        .collect();
+    let full = samples(probe, &ids, &sent_at);
+
+    // Latency at half the rate: instances already waiting, messages at a steady pace.
+    let rate = (messages_per_second / 2.0).max(1.0);
+    let m = ((rate * opts.latency_seconds).ceil() as usize).clamp(1, 50_000);
+    let ids = start_waiting(&client, "half", m).await?;
+    wait_count(&client, InstanceStatus::Waiting, m as u64, timeout).await?;
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let t = Instant::now();
+    let mut sends = Vec::with_capacity(m);
+    for i in 0..m {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(t + gap * i as u32)).await;
+        let client = client.clone();
+        sends.push(tokio::spawn(async move {
+            let at = Instant::now();
+            client
+                .send_message(SendMessage::new(
+                    EVENT,
+                    format!("half-{i}"),
+                    json!({ "i": i }),
+                ))
+                .await
+                .map(|_| at)
+        }));
+    }
+    let mut half_sent = Vec::with_capacity(m);
+    for s in sends {
+        half_sent.push(Some(s.await??));
+    }
+    wait_count(&client, InstanceStatus::Completed, (n + m) as u64, timeout).await?;
+    let half = samples(probe, &ids, &half_sent);
+
+    Ok(MessageBenchReport {
+        messages: n,
+        messages_per_second,
+        delivered: delivered.load(Ordering::Relaxed),
+        full_p50_ms: ms(percentile(&full, 50.0)),
+        full_p99_ms: ms(percentile(&full, 99.0)),
+        half_rate: rate,
+        half_p50_ms: ms(percentile(&half, 50.0)),
+        half_p99_ms: ms(percentile(&half, 99.0)),
+        half_samples: half.len(),
+    })
+}
