@@ -2,7 +2,7 @@
 //! notices when a benchmark breaks. Figures are not asserted beyond sanity: performance
 //! claims come from full runs, not from timed tests.
 
-use weir_coordinator::bench::redis::{run, RedisBenchOptions};
+use weir_coordinator::bench::redis::{run, run_phase, Phase, PhaseReport, RedisBenchOptions};
 use weir_coordinator::bench::{local, workloads};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -28,6 +28,29 @@ async fn redis_bench_smoke_measures_everything() -> anyhow::Result<()> {
     assert_eq!(report.retention.instances, 500, "{report}");
     assert!(report.retention.deleted_per_second > 0.0, "{report}");
     // Memory figures are not checked here: at smoke scale the allocator's noise swamps them.
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_phases_run_alone_with_their_redis_commands() -> anyhow::Result<()> {
+    let report = run_phase(RedisBenchOptions::smoke(), Phase::Starts).await?;
+    let PhaseReport::Starts(s) = &report else {
+        anyhow::bail!("not the start phases: {report}");
+    };
+    assert!(s.single_per_second > 0.0, "{report}");
+    assert!(s.batched_per_second > 0.0, "{report}");
+    assert!(s.redis_cpu_us_per_batched_start > 0.0, "{report}");
+    // `evalsha` first (the whole script), then the commands it ran: one HSET a start.
+    assert_eq!(
+        s.batched_commands.first().map(|c| c.command.as_str()),
+        Some("evalsha"),
+        "{report}"
+    );
+    let hset = s.batched_commands.iter().find(|c| c.command == "hset");
+    assert!(
+        hset.is_some_and(|c| (c.calls_per_start - 1.0).abs() < 1e-9),
+        "{report}"
+    );
     Ok(())
 }
 

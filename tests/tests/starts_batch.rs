@@ -308,3 +308,60 @@ async fn one_call_decides_new_ids_repeats_taken_ids_tenants_and_delays_each_on_i
     coordinator.stop().await;
     Ok(())
 }
+
+/// `calls` of each command in `INFO commandstats`.
+async fn command_calls(
+    client: &weir::redis::WeirClient,
+) -> anyhow::Result<std::collections::HashMap<String, u64>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut client.connections().conn.clone())
+        .await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.trim().split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.strip_prefix("cmdstat_")?.to_string(), calls))
+        })
+        .collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batched_start_costs_redis_one_hset_and_one_xadd_and_its_indexes_go_per_call(
+) -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    // The script is loaded and the definition cached before counting.
+    client.start_workflows("sync", vec![item(0)]).await?;
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async::<()>(&mut client.connections().conn.clone())
+        .await?;
+    let results = client
+        .start_workflows("sync", (0..800).map(item).collect())
+        .await?;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|s| s.stored)));
+    let calls = command_calls(&client).await?;
+    let n = |c: &str| calls.get(c).copied().unwrap_or(0);
+    let scripts = n("evalsha");
+    // One call per partition (800 random ids reach all 8).
+    assert_eq!(scripts, 8, "{calls:?}");
+    // Per start: the pending record and the Start command, nothing more.
+    assert_eq!(n("hset"), 800, "{calls:?}");
+    assert_eq!(n("xadd"), 800, "{calls:?}");
+    // Per call: one EXISTS for the caller-id rule (no id existed: no HMGET), one ZADD per
+    // index key (`x:all`, `x:status:pending`, `x:def:sync`).
+    assert_eq!(n("exists"), scripts, "{calls:?}");
+    assert_eq!(n("hmget"), 0, "{calls:?}");
+    assert_eq!(n("zadd"), 3 * scripts, "{calls:?}");
+    assert_eq!(count(&client, InstanceStatus::Pending).await?, 801);
+    Ok(())
+}

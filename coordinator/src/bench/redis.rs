@@ -550,6 +550,8 @@ fn command_costs(
     let per = starts.max(1) as f64;
     let mut costs: Vec<CommandCost> = after
         .iter()
+        // `info` is the benchmark's own reading of these figures.
+        .filter(|(command, _)| command.as_str() != "info")
         .filter_map(|(command, &(calls, usec))| {
             let (c0, u0) = before.get(command).copied().unwrap_or_default();
             let calls = calls.saturating_sub(c0);
