@@ -2300,6 +2300,16 @@ async fn messages_are_kept_listed_per_tenant_and_delivered_by_key() {
         .await;
     let o2 = o2["id"].as_str().unwrap_or_default().to_string();
     let v = s.wait_status(&o2, ALICE, "waiting").await;
+    // Its subscription is relayed to the message's partition just after the commit that
+    // made it wait: once no hop is left in an outbox, a message finds it waiting.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while s.ok("/stats", ADMIN).await["outbox"] != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "o2's subscription is never relayed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(
         v["waiting_for"],
         json!([{ "step": "wait_payment", "event": "payment_received", "key": "A-2" }]),

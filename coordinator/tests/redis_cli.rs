@@ -1073,8 +1073,13 @@ fn messages_are_kept_listed_and_delivered_by_key_once_per_id() {
         "--data",
         r#"{"order_id": "A-1"}"#,
     ]);
-    let v = env.json(&["wait", "o1", "--timeout", "20s"]);
-    assert_eq!(v["status"], "completed", "{v}");
+    // (`weir wait` would return at `waiting`: the instance waits for a moment, until its
+    // subscription reaches the message's partition and the kept message comes back.)
+    let v = wait_for(DEADLINE, "o1 to complete", || {
+        let v = env.json(&["status", "o1", "--json"]);
+        (v["status"] == "completed").then_some(v)
+    })
+    .expect("o1 completes");
     assert_eq!(v["context"]["payment"]["amount"], 5, "{v}");
     assert_eq!(
         env.ok(&["message", "list"]),
@@ -1093,6 +1098,12 @@ fn messages_are_kept_listed_and_delivered_by_key_once_per_id() {
     ]);
     let v = env.json(&["wait", "o2", "--timeout", "20s"]);
     assert_eq!(v["status"], "waiting", "{v}");
+    // Its subscription is relayed to the message's partition just after the commit that
+    // made it wait: once no hop is left in an outbox, a message finds it waiting.
+    wait_until(DEADLINE, "o2's subscription relayed", || {
+        env.json(&["stats", "--json"])["outbox"] == 0
+    })
+    .expect("the outboxes empty");
     let status = env.ok(&["status", "o2"]);
     assert!(
         status.contains("message payment_received with key A-2 at wait_payment"),

@@ -1,17 +1,20 @@
 //! Correlated messages on a real Redis Cluster (three masters with a replica each), with
 //! the message's correlation partition and the waiting instance's partition on different
 //! masters: every hop between them (subscribe, deliver, return) goes through an outbox
-//! stream and a script on one slot (ARCHITECTURE.md invariants 12 and 14).
+//! stream and a script on one slot (ARCHITECTURE.md invariants 12 and 14). Under
+//! `--durability replicated`, sends and relays wait for a replica (invariant 10).
 
 use std::time::Duration;
 
 use serde_json::json;
+use weir::api::EngineError;
 use weir::model::{MessageFilter, MessageOutcome, SendMessage};
 use weir::redis::messages::{route_of, Waiter};
-use weir::redis::{admin, Keys, WeirClient};
+use weir::redis::{admin, Durability, Keys, RedisConfig, RedisError, WeirClient};
 use weir::{parse_definition, Engine, InstanceStatus, InstanceView, StartOptions};
-use weir_tests::cluster::{client, init_logs, start_coordinator};
-use weir_tests::{wait_for_async, wait_until_async, RedisCluster};
+use weir_coordinator::service::CoordinatorConfig;
+use weir_tests::cluster::{client, init_logs, start_coordinator, start_coordinator_with};
+use weir_tests::{wait_for_async, wait_until_async, RedisCluster, RedisServer};
 
 const ORDER: &str = r#"
 name: order_payment
@@ -164,5 +167,59 @@ async fn messages_cross_masters_between_their_route_and_their_instance() -> anyh
     .await?;
     let stats = admin::stats(client.connections()).await?;
     assert_eq!(stats.messages.delivered, 2, "{:?}", stats.messages);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_flow_on_a_cluster_with_every_process_replicated() -> anyhow::Result<()> {
+    init_logs();
+    let mut cluster = RedisCluster::start()?;
+    let config = RedisConfig::new(cluster.urls(), "t").with_durability(Durability::Replicated);
+    let mut coordinator = CoordinatorConfig::new(config.clone());
+    coordinator.lease = Duration::from_secs(1);
+    let _coordinator = start_coordinator_with(coordinator).await?;
+    let client = WeirClient::connect(&config).await?;
+    client.register_definition(parse_definition(ORDER)?).await?;
+    let keys = client.connections().keys.clone();
+    // Kept, then taken by a subscription; and handed over to a waiting instance: every
+    // hop is confirmed by a replica before it leaves its outbox.
+    let early = id_elsewhere(&mut cluster, &keys, "R-1")?;
+    let sent = client.send_message(payment("R-1", "r-early")).await?;
+    assert_eq!(sent.outcome, MessageOutcome::Kept, "{sent:?}");
+    start(&client, &early, "R-1").await?;
+    let late = id_elsewhere(&mut cluster, &keys, "R-2")?;
+    start(&client, &late, "R-2").await?;
+    let view = client.wait(&late, WAIT).await?;
+    assert_eq!(view.status, InstanceStatus::Waiting, "{view:?}");
+    settled(&client).await?;
+    let sent = client.send_message(payment("R-2", "r-late")).await?;
+    assert_eq!(sent.instance_id.as_deref(), Some(late.as_str()), "{sent:?}");
+    for (id, message) in [(&early, "r-early"), (&late, "r-late")] {
+        let done = finished(&client, id).await?;
+        assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
+        assert_eq!(received(&client, id).await?, vec![message]);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_replica_a_replicated_send_fails_and_says_why() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let config = RedisConfig::new(redis.url(), "t").with_durability(Durability::Replicated);
+    let client = WeirClient::connect(&config).await?;
+    let err = client
+        .send_message(payment("N-1", "n-1"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Redis(RedisError::NotReplicated { .. })),
+        "{err:?}"
+    );
+    // The write is done (kept on the master); a resend of the same id is a duplicate.
+    let kept = client.list_messages(&MessageFilter::default()).await?;
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let again = client.send_message(payment("N-1", "n-1")).await?;
+    assert_eq!(again.outcome, MessageOutcome::Duplicate, "{again:?}");
     Ok(())
 }

@@ -530,10 +530,12 @@ pub async fn relay(
     )
     .await;
     let mut follow: Vec<(PartitionKeys, String, Deliver)> = Vec::new();
+    let mut written: Vec<String> = Vec::new();
     for (id, result) in applied {
         match result {
-            Ok(next) => {
+            Ok((target, next)) => {
                 done.push(id);
+                written.push(target);
                 follow.extend(next);
             }
             Err(e) => {
@@ -543,6 +545,9 @@ pub async fn relay(
         }
     }
     relayed.hops += done.len();
+    // Under replicated durability a hop leaves its outbox only once a replica holds what
+    // it wrote at its target (else a failover could lose both).
+    confirm(c, &written).await?;
     delete_entries(c, source, &done).await?;
     // The messages those hops handed on, each from its own partition's outbox.
     let mut by_part: Vec<(PartitionKeys, Vec<(String, Deliver)>)> = Vec::new();
@@ -563,9 +568,25 @@ pub async fn relay(
     Ok(relayed)
 }
 
-/// Applies one hop at its correlation partition; returns the deliver hop it wrote there,
-/// if any (with that partition and the entry id).
+/// Applies one hop at its correlation partition; returns a key of that partition (for
+/// [`confirm`]) and the deliver hop it wrote there, if any (with that partition and the
+/// entry id).
 async fn apply_hop(
+    c: &Connections,
+    hop: Hop,
+) -> Result<(String, Option<(PartitionKeys, String, Deliver)>), redis::RedisError> {
+    let target = match &hop {
+        Hop::Subscribe { route, .. } | Hop::Unsubscribe { route, .. } => {
+            route_of(route.tenant_id.as_deref(), &route.name, &route.key)
+        }
+        Hop::Return { body, .. } => route_of(body.tenant_id.as_deref(), &body.name, &body.key),
+        Hop::Deliver(_) | Hop::Broken(_) => String::new(),
+    };
+    let target = correlation_part(c, &target).outbox();
+    Ok((target, apply_hop_at(c, hop).await?))
+}
+
+async fn apply_hop_at(
     c: &Connections,
     hop: Hop,
 ) -> Result<Option<(PartitionKeys, String, Deliver)>, redis::RedisError> {
@@ -704,15 +725,35 @@ async fn relay_delivers(
             .arg(wire::FIELD)
             .arg(wire::encode(&msg));
     }
+    let targets: Vec<String> = delivers
+        .iter()
+        .map(|(_, d)| c.keys.part_of(&d.waiter.instance).commands())
+        .collect();
     let ids: Vec<String> = delivers.into_iter().map(|(id, _)| id).collect();
     pipe.query_async::<()>(&mut c.conn.clone())
         .await
         .map_err(|e| redis_err(c, e))?;
+    confirm(c, &targets).await?;
     delete_entries(c, source, &ids).await?;
     Ok(Relayed {
         hops: ids.len(),
         left: 0,
     })
+}
+
+/// Under [`durability::Durability::Replicated`], waits until a replica of each key's
+/// master holds what was written there (once per key); at once otherwise.
+async fn confirm(c: &Connections, keys: &[String]) -> Result<(), RedisError> {
+    if c.durability == durability::Durability::Local {
+        return Ok(());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for key in keys {
+        if seen.insert(key.as_str()) {
+            durability::confirm(c.durability, &mut c.conn.clone(), key, &c.display_url).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Deletes relayed entries from `part`'s outbox.
@@ -751,14 +792,16 @@ pub async fn relay_outbox(
     if hops.is_empty() {
         return Ok(Relayed::default());
     }
-    // Right after a commit, deliveries younger than the leftover age are their writer's.
+    // Right after a commit, deliveries younger than the leftover age are their writer's
+    // (measured against the newest entry, which is no later than now: a delivery left
+    // here is relayed by a later sweep).
     let hops = if leftovers_only {
         hops
     } else {
-        let now = c.server_time().await?;
+        let newest = hops.iter().map(|(id, _)| entry_ms(id)).max().unwrap_or(0);
         hops.into_iter()
             .filter(|(id, hop)| {
-                !matches!(hop, Hop::Deliver(_)) || entry_ms(id) <= now - LEFTOVER_AGE_MS
+                !matches!(hop, Hop::Deliver(_)) || entry_ms(id) <= newest - LEFTOVER_AGE_MS
             })
             .collect()
     };
