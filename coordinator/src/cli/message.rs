@@ -157,18 +157,16 @@ async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
         weir::model::check_message_name(n).map_err(|m| anyhow!("--name: {m}"))?;
     }
     let client = client(global).await?;
-    // Filters the engine may add later keep their defaults.
-    #[allow(clippy::needless_update)]
     let filter = MessageFilter {
         tenant_id: args.tenant.clone(),
         name: args.name.clone(),
-        ..MessageFilter::default()
+        key: args.key.clone(),
     };
     let kept = client
         .list_messages(&filter)
         .await
         .map_err(|e| engine_error(global, e))?;
-    let kept = narrow(kept, args.key.as_deref(), args.limit);
+    let kept: Vec<KeptMessage> = kept.into_iter().take(args.limit).collect();
     if args.json {
         print_json(&kept)?;
         return Ok(ExitCode::SUCCESS);
@@ -179,14 +177,6 @@ async fn list(global: &Global, args: ListArgs) -> anyhow::Result<ExitCode> {
     }
     print_table(&kept);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Kept messages with `key` (all when `None`), at most `limit`, in the engine's order.
-pub(crate) fn narrow(kept: Vec<KeptMessage>, key: Option<&str>, limit: usize) -> Vec<KeptMessage> {
-    kept.into_iter()
-        .filter(|m| key.is_none_or(|k| m.key == k))
-        .take(limit)
-        .collect()
 }
 
 fn print_table(kept: &[KeptMessage]) {

@@ -272,17 +272,14 @@ pub(super) async fn list(
         (Some(own), _) => Some(own.clone()),
         (None, asked) => asked,
     };
-    // Filters the engine may add later keep their defaults.
-    #[allow(clippy::needless_update)]
     let filter = MessageFilter {
         tenant_id: tenant,
         name: q.name,
-        ..MessageFilter::default()
+        key: q.key,
     };
     let kept = state.client.list_messages(&filter).await?;
     Ok(Json(
         kept.into_iter()
-            .filter(|m| q.key.as_deref().is_none_or(|k| m.key == k))
             .take(limit)
             .map(KeptMessageView::from)
             .collect(),
