@@ -995,12 +995,6 @@ fn action_of(input: &Input) -> &'static str {
     }
 }
 
-/// What the Redis engine answered to messages sent by (name, key) before it had a
-/// correlation store; it no longer answers it (kept for callers that still print it).
-pub const MESSAGES_NOT_YET: &str = "messages sent by name and key are not yet supported by the \
-     Redis engine (signals by instance id are; correlated event steps run in the LocalEngine: \
-     `weir run --message NAME=JSON`)";
-
 #[cfg(test)]
 mod tests {
     use super::*;
