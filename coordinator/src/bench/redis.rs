@@ -155,9 +155,9 @@ pub struct RetentionFigures {
     pub max_backlog: u64,
     /// How long after the last completion the last deletion came, seconds.
     pub lag_seconds: f64,
-    /// Retention kept up: the backlog never grew past what one second of completions makes
-    /// (a sweep runs about once a second per partition), and it was empty within 2 s of
-    /// the last completion.
+    /// Retention kept up: the backlog never grew past about what one second of completions
+    /// makes (a generous bound: sweeps follow completions every 100 ms, see
+    /// `service::retention`), and it was empty within 2 s of the last completion.
     pub kept_up: bool,
 }
 
