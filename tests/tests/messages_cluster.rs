@@ -4,6 +4,9 @@
 //! stream and a script on one slot (ARCHITECTURE.md invariants 12 and 14). Under
 //! `--durability replicated`, sends and relays wait for a replica (invariant 10).
 
+mod common;
+use common::{finished, hops_settled, received_messages};
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,10 +14,10 @@ use weir::api::EngineError;
 use weir::model::{MessageFilter, MessageOutcome, SendMessage};
 use weir::redis::messages::{route_of, Waiter};
 use weir::redis::{admin, Durability, Keys, RedisConfig, RedisError, WeirClient};
-use weir::{parse_definition, Engine, InstanceStatus, InstanceView, StartOptions};
+use weir::{parse_definition, Engine, InstanceStatus, StartOptions};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_coordinator_with};
-use weir_tests::{wait_for_async, wait_until_async, RedisCluster, RedisServer};
+use weir_tests::{wait_until_async, RedisCluster, RedisServer};
 
 const ORDER: &str = r#"
 name: order_payment
@@ -62,40 +65,6 @@ async fn start(client: &WeirClient, id: &str, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn settled(client: &WeirClient) -> anyhow::Result<()> {
-    wait_until_async(WAIT, "every outbox relayed", async || {
-        admin::stats(client.connections()).await.is_ok_and(|s| {
-            s.outbox == 0
-                && s.streams
-                    .iter()
-                    .all(|x| x.kind != "commands" || x.length == 0)
-        })
-    })
-    .await
-}
-
-async fn finished(client: &WeirClient, id: &str) -> anyhow::Result<InstanceView> {
-    wait_for_async(WAIT, "the instance finishes", async || {
-        let view = client.get_instance(id).await.ok()?;
-        view.status.is_terminal().then_some(view)
-    })
-    .await
-}
-
-async fn received(client: &WeirClient, id: &str) -> anyhow::Result<Vec<String>> {
-    Ok(client
-        .history(id)
-        .await?
-        .iter()
-        .filter_map(|r| {
-            r.note
-                .as_deref()?
-                .strip_prefix("message ")
-                .map(str::to_string)
-        })
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_cross_masters_between_their_route_and_their_instance() -> anyhow::Result<()> {
     init_logs();
@@ -115,20 +84,20 @@ async fn messages_cross_masters_between_their_route_and_their_instance() -> anyh
     start(&client, &early, "B-1").await?;
     let done = finished(&client, &early).await?;
     assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
-    assert_eq!(received(&client, &early).await?, vec!["m-early"]);
+    assert_eq!(received_messages(&client, &early).await?, vec!["m-early"]);
 
     // Sent while it waits: handed over from the route's master to the instance's.
     let late = id_elsewhere(&mut cluster, &keys, "B-2")?;
     start(&client, &late, "B-2").await?;
     let view = client.wait(&late, WAIT).await?;
     assert_eq!(view.status, InstanceStatus::Waiting, "{view:?}");
-    settled(&client).await?;
+    hops_settled(&client).await?;
     let sent = client.send_message(payment("B-2", "m-late")).await?;
     assert_eq!(sent.outcome, MessageOutcome::Delivered, "{sent:?}");
     assert_eq!(sent.instance_id.as_deref(), Some(late.as_str()));
     let done = finished(&client, &late).await?;
     assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
-    assert_eq!(received(&client, &late).await?, vec!["m-late"]);
+    assert_eq!(received_messages(&client, &late).await?, vec!["m-late"]);
     let again = client.send_message(payment("B-2", "m-late")).await?;
     assert_eq!(again.outcome, MessageOutcome::Duplicate, "{again:?}");
 
@@ -191,13 +160,13 @@ async fn messages_flow_on_a_cluster_with_every_process_replicated() -> anyhow::R
     start(&client, &late, "R-2").await?;
     let view = client.wait(&late, WAIT).await?;
     assert_eq!(view.status, InstanceStatus::Waiting, "{view:?}");
-    settled(&client).await?;
+    hops_settled(&client).await?;
     let sent = client.send_message(payment("R-2", "r-late")).await?;
     assert_eq!(sent.instance_id.as_deref(), Some(late.as_str()), "{sent:?}");
     for (id, message) in [(&early, "r-early"), (&late, "r-late")] {
         let done = finished(&client, id).await?;
         assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
-        assert_eq!(received(&client, id).await?, vec![message]);
+        assert_eq!(received_messages(&client, id).await?, vec![message]);
     }
     Ok(())
 }

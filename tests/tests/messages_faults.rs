@@ -7,13 +7,14 @@
 //! binaries: `cargo build --workspace --bins`.
 
 mod common;
+use common::received_messages;
 mod procs;
 
 use std::time::Duration;
 
 use serde_json::json;
 use weir::model::{MessageFilter, MessageOutcome, SendMessage};
-use weir::redis::{admin, WeirClient};
+use weir::redis::admin;
 use weir::{parse_definition, Engine, InstanceStatus, StartOptions};
 use weir_tests::cluster::{client, init_logs};
 use weir_tests::{wait_until_async, RedisServer};
@@ -27,20 +28,6 @@ steps:
 
 /// Instances, one key each.
 const N: usize = 60;
-
-async fn received(client: &WeirClient, id: &str) -> anyhow::Result<Vec<String>> {
-    Ok(client
-        .history(id)
-        .await?
-        .iter()
-        .filter_map(|r| {
-            r.note
-                .as_deref()?
-                .strip_prefix("message ")
-                .map(str::to_string)
-        })
-        .collect())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
@@ -125,7 +112,11 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
     let held = common::leased_by(&mut conn, &keys, "coord-b").await?;
     assert_eq!(held.len(), keys.partitions() as usize, "{held:?}");
     for (i, id) in ids.iter().enumerate() {
-        assert_eq!(received(&client, id).await?, vec![format!("m-{i}")], "{id}");
+        assert_eq!(
+            received_messages(&client, id).await?,
+            vec![format!("m-{i}")],
+            "{id}"
+        );
         let view = client.get_instance(id).await?;
         assert_eq!(view.context["payment"], json!({ "i": i }), "{id}");
     }

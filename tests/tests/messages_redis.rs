@@ -33,6 +33,7 @@ edges:
 "#;
 
 mod common;
+use common::{finished, hops_settled, received_messages};
 
 const APPROVAL: &str = r#"
 name: approval_signal
@@ -96,45 +97,8 @@ async fn waiting_order(
         .await?;
     let view = client.wait(&started.id, WAIT).await?;
     anyhow::ensure!(view.status == InstanceStatus::Waiting, "{view:?}");
-    settled(client).await?;
+    hops_settled(client).await?;
     Ok(started.id)
-}
-
-/// Waits until every hop between partitions was relayed.
-async fn settled(client: &WeirClient) -> anyhow::Result<()> {
-    wait_until_async(WAIT, "every outbox relayed", async || {
-        admin::stats(client.connections()).await.is_ok_and(|s| {
-            s.outbox == 0
-                && s.streams
-                    .iter()
-                    .all(|x| x.kind != "commands" || x.length == 0)
-        })
-    })
-    .await
-}
-
-/// Waits until the instance finished.
-async fn finished(client: &WeirClient, id: &str) -> anyhow::Result<InstanceView> {
-    wait_for_async(WAIT, "the instance finishes", async || {
-        let view = client.get_instance(id).await.ok()?;
-        view.status.is_terminal().then_some(view)
-    })
-    .await
-}
-
-/// The message ids the instance received (its history's notes).
-async fn received(client: &WeirClient, id: &str) -> anyhow::Result<Vec<String>> {
-    Ok(client
-        .history(id)
-        .await?
-        .iter()
-        .filter_map(|r| {
-            r.note
-                .as_deref()?
-                .strip_prefix("message ")
-                .map(str::to_string)
-        })
-        .collect())
 }
 
 fn payment(key: &str, id: &str) -> SendMessage {
@@ -174,7 +138,7 @@ async fn a_message_sent_before_the_step_is_kept_and_one_sent_after_is_delivered(
     let done = finished(&client, &first.id).await?;
     assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
     assert_eq!(done.context["payment"]["id"], json!("m-1"));
-    assert_eq!(received(&client, &first.id).await?, vec!["m-1"]);
+    assert_eq!(received_messages(&client, &first.id).await?, vec!["m-1"]);
     assert!(client
         .list_messages(&MessageFilter::default())
         .await?
@@ -187,7 +151,7 @@ async fn a_message_sent_before_the_step_is_kept_and_one_sent_after_is_delivered(
     assert_eq!(sent.instance_id.as_deref(), Some(second.as_str()));
     let done = finished(&client, &second).await?;
     assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
-    assert_eq!(received(&client, &second).await?, vec!["m-2"]);
+    assert_eq!(received_messages(&client, &second).await?, vec!["m-2"]);
 
     // Each delivery is announced (MessageReceived, with the message id) and counted.
     let events = common::all_events(&client).await?;
@@ -223,10 +187,10 @@ async fn two_instances_waiting_on_one_key_receive_one_message_each_oldest_first(
     assert_eq!(second.instance_id.as_deref(), Some(newer.as_str()));
     finished(&client, &older).await?;
     finished(&client, &newer).await?;
-    assert_eq!(received(&client, &older).await?, vec!["p-1"]);
-    assert_eq!(received(&client, &newer).await?, vec!["p-2"]);
+    assert_eq!(received_messages(&client, &older).await?, vec!["p-1"]);
+    assert_eq!(received_messages(&client, &newer).await?, vec!["p-2"]);
     // No one waits now: the third is kept.
-    settled(&client).await?;
+    hops_settled(&client).await?;
     let third = client.send_message(payment("K", "p-3")).await?;
     assert_eq!(third.outcome, MessageOutcome::Kept, "{third:?}");
     Ok(())
@@ -255,7 +219,7 @@ async fn the_same_message_id_within_its_ttl_is_delivered_once() -> anyhow::Resul
     // Delivered to `a`; to the waiting `b`, the same id is still a duplicate.
     let third = client.send_message(payment("D", "same")).await?;
     assert_eq!(third.outcome, MessageOutcome::Duplicate, "{third:?}");
-    assert_eq!(received(&client, &a).await?, vec!["same"]);
+    assert_eq!(received_messages(&client, &a).await?, vec!["same"]);
     let view = client.get_instance(&b).await?;
     assert_eq!(view.status, InstanceStatus::Waiting, "{view:?}");
     // Concurrent resends of one new id: one send wins, the others are duplicates.
@@ -278,7 +242,7 @@ async fn the_same_message_id_within_its_ttl_is_delivered_once() -> anyhow::Resul
         "{outcomes:?}"
     );
     finished(&client, &b).await?;
-    assert_eq!(received(&client, &b).await?, vec!["burst"]);
+    assert_eq!(received_messages(&client, &b).await?, vec!["burst"]);
     let stats = admin::stats(client.connections()).await?;
     assert_eq!(stats.messages.duplicates, 6, "{:?}", stats.messages);
     Ok(())
@@ -335,7 +299,7 @@ async fn an_expired_message_is_not_delivered_and_is_counted() -> anyhow::Result<
     let next = client.send_message(payment("E", "long")).await?;
     assert_eq!(next.outcome, MessageOutcome::Delivered, "{next:?}");
     finished(&client, &id).await?;
-    assert_eq!(received(&client, &id).await?, vec!["long"]);
+    assert_eq!(received_messages(&client, &id).await?, vec!["long"]);
     // Its id is free again once its time to live ran out.
     let reused = payment("E", "short");
     assert_eq!(
@@ -373,10 +337,10 @@ async fn a_wait_that_timed_out_follows_its_timeout_edge_and_later_messages_are_k
             .is_ok_and(|v| v.current_steps == ["after_timeout"])
     })
     .await?;
-    settled(&client).await?;
+    hops_settled(&client).await?;
     let sent = client.send_message(payment("T", "late")).await?;
     assert_eq!(sent.outcome, MessageOutcome::Kept, "{sent:?}");
-    assert!(received(&client, id).await?.is_empty());
+    assert!(received_messages(&client, id).await?.is_empty());
     let kept = client.list_messages(&MessageFilter::default()).await?;
     assert_eq!(kept.len(), 1, "{kept:?}");
     Ok(())
@@ -393,12 +357,15 @@ async fn a_message_for_a_canceled_wait_is_kept_not_lost() -> anyhow::Result<()> 
     let id = waiting_order(&client, "order_payment", "C", None).await?;
     let canceled = client.cancel_workflow(&id, Some("changed my mind")).await?;
     assert_eq!(canceled.status, InstanceStatus::Canceled);
-    settled(&client).await?;
+    hops_settled(&client).await?;
     let sent = client.send_message(payment("C", "after-cancel")).await?;
     assert_eq!(sent.outcome, MessageOutcome::Kept, "{sent:?}");
     let next = waiting_or_done(&client, "C").await?;
-    assert_eq!(received(&client, &next).await?, vec!["after-cancel"]);
-    assert!(received(&client, &id).await?.is_empty());
+    assert_eq!(
+        received_messages(&client, &next).await?,
+        vec!["after-cancel"]
+    );
+    assert!(received_messages(&client, &id).await?.is_empty());
     Ok(())
 }
 
@@ -450,8 +417,8 @@ async fn a_message_handed_to_a_waiter_that_no_longer_waits_goes_to_the_next_or_i
     assert_eq!(sent.instance_id.as_deref(), Some(real.as_str()), "{sent:?}");
     let done = finished(&client, &real).await?;
     assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
-    assert_eq!(received(&client, &real).await?, vec!["h-1"]);
-    settled(&client).await?;
+    assert_eq!(received_messages(&client, &real).await?, vec!["h-1"]);
+    hops_settled(&client).await?;
     let kept = client.list_messages(&MessageFilter::default()).await?;
     assert_eq!(
         kept.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
@@ -522,8 +489,8 @@ async fn a_hop_its_writer_did_not_relay_is_relayed_by_the_lease_holder() -> anyh
     let done = finished(&client, &id).await?;
     assert_eq!(done.status, InstanceStatus::Completed, "{done:?}");
     assert_eq!(done.context["payment"], json!({ "left": true }));
-    assert_eq!(received(&client, &id).await?, vec!["left-1"]);
-    settled(&client).await?;
+    assert_eq!(received_messages(&client, &id).await?, vec!["left-1"]);
+    hops_settled(&client).await?;
     // Its id is taken: a resend is a duplicate.
     let again = client.send_message(payment("L", "left-1")).await?;
     assert_eq!(again.outcome, MessageOutcome::Duplicate, "{again:?}");
@@ -550,7 +517,7 @@ async fn messages_reach_only_instances_of_their_tenant() -> anyhow::Result<()> {
         .await?;
     assert_eq!(own.instance_id.as_deref(), Some(acme.as_str()), "{own:?}");
     finished(&client, &acme).await?;
-    assert_eq!(received(&client, &acme).await?, vec!["x-acme"]);
+    assert_eq!(received_messages(&client, &acme).await?, vec!["x-acme"]);
     let globex = client
         .list_messages(&MessageFilter {
             tenant_id: Some("globex".into()),

@@ -11,11 +11,12 @@ use async_trait::async_trait;
 use serde_json::json;
 use weir::model::{AttemptStatus, Event, EventKind};
 use weir::redis::client::EventCursor;
-use weir::redis::{Keys, WeirClient};
-use weir::Engine;
+use weir::redis::{admin, Keys, WeirClient};
+use weir::{Engine, InstanceView};
 use weir::{Step, StepContext, StepError};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::redis_config;
+use weir_tests::{wait_for_async, wait_until_async};
 use weir_worker::WorkerConfig;
 
 /// How long a probe execution sleeps: given the attempt number and the execution number
@@ -285,4 +286,44 @@ pub async fn queued_commands(client: &WeirClient) -> anyhow::Result<u64> {
         .query_async(&mut client.connections().conn.clone())
         .await?;
     Ok(lens.iter().sum())
+}
+
+/// How long the message tests wait for hops to settle and instances to finish.
+pub const MESSAGE_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until every hop between partitions was relayed.
+pub async fn hops_settled(client: &WeirClient) -> anyhow::Result<()> {
+    wait_until_async(MESSAGE_WAIT, "every outbox relayed", async || {
+        admin::stats(client.connections()).await.is_ok_and(|s| {
+            s.outbox == 0
+                && s.streams
+                    .iter()
+                    .all(|x| x.kind != "commands" || x.length == 0)
+        })
+    })
+    .await
+}
+
+/// Waits until the instance finished.
+pub async fn finished(client: &WeirClient, id: &str) -> anyhow::Result<InstanceView> {
+    wait_for_async(MESSAGE_WAIT, "the instance finishes", async || {
+        let view = client.get_instance(id).await.ok()?;
+        view.status.is_terminal().then_some(view)
+    })
+    .await
+}
+
+/// The message ids the instance received (its history's notes).
+pub async fn received_messages(client: &WeirClient, id: &str) -> anyhow::Result<Vec<String>> {
+    Ok(client
+        .history(id)
+        .await?
+        .iter()
+        .filter_map(|r| {
+            r.note
+                .as_deref()?
+                .strip_prefix("message ")
+                .map(str::to_string)
+        })
+        .collect())
 }
