@@ -12,7 +12,7 @@ use weir::model::{MessageFilter, MessageOutcome, SendMessage};
 use weir::redis::messages::{route_of, Waiter};
 use weir::redis::{admin, WeirClient};
 use weir::{parse_definition, Engine, InstanceStatus, InstanceView, StartOptions};
-use weir_tests::cluster::{client, init_logs, start_coordinator};
+use weir_tests::cluster::{client, init_logs, start_coordinator, Service};
 use weir_tests::{wait_for_async, wait_until_async, RedisServer};
 
 const ORDER: &str = r#"
@@ -73,6 +73,19 @@ fn unchanged(a: &InstanceView, b: &InstanceView) -> bool {
         && a.current_steps == b.current_steps
         && a.context == b.context
         && a.updated_at == b.updated_at
+}
+
+/// One redis-server, a coordinator and a client, with `definition` registered.
+async fn running(definition: &str) -> anyhow::Result<(RedisServer, Service, WeirClient)> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let coordinator = start_coordinator(&url, "t").await?;
+    let client = client(&url, "t").await?;
+    client
+        .register_definition(parse_definition(definition)?)
+        .await?;
+    Ok((redis, coordinator, client))
 }
 
 /// Starts `order_payment` for `order_id` (with `tenant`) and waits until it waits and its
@@ -172,12 +185,7 @@ async fn a_message_sent_before_the_step_is_kept_and_one_sent_after_is_delivered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_waiting_on_one_key_receive_one_message_each_oldest_first(
 ) -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
+    let (_redis, _coordinator, client) = running(ORDER).await?;
     let older = waiting_order(&client, "order_payment", "K", None).await?;
     let newer = waiting_order(&client, "order_payment", "K", None).await?;
     let first = client.send_message(payment("K", "p-1")).await?;
@@ -198,12 +206,7 @@ async fn two_instances_waiting_on_one_key_receive_one_message_each_oldest_first(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_message_id_within_its_ttl_is_delivered_once() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
+    let (_redis, _coordinator, client) = running(ORDER).await?;
     assert_eq!(
         client.send_message(payment("D", "same")).await?.outcome,
         MessageOutcome::Kept
@@ -265,12 +268,7 @@ async fn waiting_or_done(client: &WeirClient, key: &str) -> anyhow::Result<Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_message_is_not_delivered_and_is_counted() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
+    let (_redis, _coordinator, client) = running(ORDER).await?;
     let short = payment("E", "short").with_ttl(Duration::from_millis(200));
     assert_eq!(
         client.send_message(short).await?.outcome,
@@ -312,14 +310,7 @@ async fn an_expired_message_is_not_delivered_and_is_counted() -> anyhow::Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_that_timed_out_follows_its_timeout_edge_and_later_messages_are_kept(
 ) -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client
-        .register_definition(parse_definition(ORDER_TIMED)?)
-        .await?;
+    let (_redis, _coordinator, client) = running(ORDER_TIMED).await?;
     let started = client
         .start_workflow(
             "order_timed",
@@ -348,12 +339,7 @@ async fn a_wait_that_timed_out_follows_its_timeout_edge_and_later_messages_are_k
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_for_a_canceled_wait_is_kept_not_lost() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
+    let (_redis, _coordinator, client) = running(ORDER).await?;
     let id = waiting_order(&client, "order_payment", "C", None).await?;
     let canceled = client.cancel_workflow(&id, Some("changed my mind")).await?;
     assert_eq!(canceled.status, InstanceStatus::Canceled);
@@ -372,12 +358,8 @@ async fn a_message_for_a_canceled_wait_is_kept_not_lost() -> anyhow::Result<()> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_handed_to_a_waiter_that_no_longer_waits_goes_to_the_next_or_is_kept(
 ) -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
+    let (redis, _coordinator, client) = running(ORDER).await?;
     let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
     let keys = common::keys(&client);
     let mut raw = common::raw(&url).await?;
     // Ghost waiters (a replayed subscription of a wait that ended, an instance gone), older
@@ -429,12 +411,8 @@ async fn a_message_handed_to_a_waiter_that_no_longer_waits_goes_to_the_next_or_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hop_its_writer_did_not_relay_is_relayed_by_the_lease_holder() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
+    let (redis, _coordinator, client) = running(ORDER).await?;
     let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
     let id = waiting_order(&client, "order_payment", "L", None).await?;
     // What `send_message.lua` writes when it hands a message to this waiter, by a sender
     // killed before its relay: the waiter popped, the seen key naming it, and the deliver
@@ -499,12 +477,7 @@ async fn a_hop_its_writer_did_not_relay_is_relayed_by_the_lease_holder() -> anyh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_reach_only_instances_of_their_tenant() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(ORDER)?).await?;
+    let (_redis, _coordinator, client) = running(ORDER).await?;
     let acme = waiting_order(&client, "order_payment", "X", Some("acme")).await?;
     let untenanted = client.send_message(payment("X", "x-none")).await?;
     assert_eq!(untenanted.outcome, MessageOutcome::Kept, "{untenanted:?}");
@@ -560,14 +533,7 @@ async fn a_bad_message_is_refused_with_nothing_stored() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_reaches_the_waiting_step_once_per_id_and_is_refused_when_none_waits(
 ) -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client
-        .register_definition(parse_definition(APPROVAL)?)
-        .await?;
+    let (_redis, _coordinator, client) = running(APPROVAL).await?;
     let started = client
         .start_workflow("approval_signal", StartOptions::default())
         .await?;
@@ -625,12 +591,7 @@ async fn a_signal_reaches_the_waiting_step_once_per_id_and_is_refused_when_none_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_step_without_a_signal_in_time_follows_its_timeout_edge() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(TIMED)?).await?;
+    let (_redis, _coordinator, client) = running(TIMED).await?;
     let started = client
         .start_workflow("timed_signal", StartOptions::default())
         .await?;
@@ -651,12 +612,7 @@ async fn an_event_step_without_a_signal_in_time_follows_its_timeout_edge() -> an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_signal_id_sent_concurrently_is_delivered_once() -> anyhow::Result<()> {
-    init_logs();
-    let redis = RedisServer::start()?;
-    let url = redis.url();
-    let _coordinator = start_coordinator(&url, "t").await?;
-    let client = client(&url, "t").await?;
-    client.register_definition(parse_definition(TWICE)?).await?;
+    let (_redis, _coordinator, client) = running(TWICE).await?;
     let started = client
         .start_workflow("twice_signal", StartOptions::default())
         .await?;
