@@ -407,6 +407,32 @@ impl Caller {
         }
     }
 
+    /// The tenant the caller acts in (`action` says what it does, for the error, e.g.
+    /// "start instances"): its own when it is tenant-bound (naming another is a 403 on the
+    /// field `tenant`), else the one asked for (none: instances without a tenant), checked
+    /// (a 400 on `tenant`).
+    pub fn acting_tenant(
+        &self,
+        asked: Option<String>,
+        action: &str,
+    ) -> Result<Option<String>, Problem> {
+        let tenant = match (&self.tenant, asked) {
+            (Some(own), Some(asked)) if *own != asked => {
+                return Err(Problem::forbidden(format!(
+                    "{} may only {action} of tenant {own:?}, not {asked:?}",
+                    self.user
+                ))
+                .with_field("tenant"))
+            }
+            (Some(own), _) => Some(own.clone()),
+            (None, asked) => asked,
+        };
+        if let Some(t) = &tenant {
+            weir::api::check_tenant(t).map_err(|m| Problem::invalid_field("tenant", m))?;
+        }
+        Ok(tenant)
+    }
+
     /// A 403 unless the caller is an admin.
     pub fn require_admin(&self) -> Result<(), Problem> {
         if self.admin {

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use weir::api::{check_instance_id, check_tenant, EngineError, InstanceFilter, StartOptions};
+use weir::api::{check_instance_id, EngineError, InstanceFilter, StartOptions};
 use weir::model::InstanceStatus;
 use weir::redis::store;
 use weir::Engine;
@@ -220,7 +220,7 @@ pub(super) async fn start(
     // A definition the caller's tenant may not use is unknown to it (404); one it sees
     // but starts for a tenant the definition does not admit is refused by the engine (403).
     visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
-    let tenant = start_tenant(&caller, body.tenant)?;
+    let tenant = caller.acting_tenant(body.tenant, "start instances")?;
     let mut options = start_options(&caller, body.data, body.id, tenant, body.version, "")?;
     if let Some(at) = &body.start_at {
         let at = Problem::time_field("start_at", at)?;
@@ -346,7 +346,7 @@ pub(super) async fn start_batch(
         ));
     }
     visible_workflow(&state, &caller, &body.workflow, body.version.as_deref()).await?;
-    let tenant = start_tenant(&caller, body.tenant)?;
+    let tenant = caller.acting_tenant(body.tenant, "start instances")?;
     let mut starts = Vec::with_capacity(body.items.len());
     for (i, item) in body.items.into_iter().enumerate() {
         starts.push(start_options(
@@ -391,26 +391,6 @@ pub(super) async fn start_batch(
         })
         .collect();
     Ok(Json(StartBatchAnswer { items }))
-}
-
-/// The tenant a start is made in: the caller's own when it is tenant-bound (naming another
-/// is 403), else the one asked for.
-fn start_tenant(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Problem> {
-    let tenant = match (&caller.tenant, asked) {
-        (Some(own), Some(asked)) if *own != asked => {
-            return Err(Problem::forbidden(format!(
-                "{} may only start instances of tenant {own:?}, not {asked:?}",
-                caller.user
-            ))
-            .with_field("tenant"))
-        }
-        (Some(own), _) => Some(own.clone()),
-        (None, asked) => asked,
-    };
-    if let Some(t) = &tenant {
-        check_tenant(t).map_err(|m| Problem::invalid_field("tenant", m))?;
-    }
-    Ok(tenant)
 }
 
 /// The options of one start by the caller, its input checked (`field` prefixes the names

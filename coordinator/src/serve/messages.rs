@@ -12,7 +12,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
-use weir::api::check_tenant;
 use weir::model::{
     check_message_id, check_message_name, json_size, KeptMessage, MessageFilter, MessageOutcome,
     MessageSent, SendMessage, MAX_CONTEXT_BYTES,
@@ -140,26 +139,6 @@ pub(super) struct ListQuery {
     pub limit: Option<usize>,
 }
 
-/// The tenant a message is sent in: the caller's own when it is tenant-bound (naming
-/// another is 403), else the one asked for (none: instances without a tenant).
-fn message_tenant(caller: &Caller, asked: Option<String>) -> Result<Option<String>, Problem> {
-    let tenant = match (&caller.tenant, asked) {
-        (Some(own), Some(asked)) if *own != asked => {
-            return Err(Problem::forbidden(format!(
-                "{} may only send messages to instances of tenant {own:?}, not {asked:?}",
-                caller.user
-            ))
-            .with_field("tenant"))
-        }
-        (Some(own), _) => Some(own.clone()),
-        (None, asked) => asked,
-    };
-    if let Some(t) = &tenant {
-        check_tenant(t).map_err(|m| Problem::invalid_field("tenant", m))?;
-    }
-    Ok(tenant)
-}
-
 /// The message of a body, each field checked: a 400 names the field to fix (413 for data
 /// over the size limit), and nothing is sent.
 fn message_of(caller: &Caller, body: MessageBody) -> Result<SendMessage, Problem> {
@@ -202,7 +181,7 @@ fn message_of(caller: &Caller, body: MessageBody) -> Result<SendMessage, Problem
             ),
         ));
     }
-    let tenant = message_tenant(caller, body.tenant)?;
+    let tenant = caller.acting_tenant(body.tenant, "send messages to instances")?;
     let mut message = SendMessage::new(body.name, body.key, data).for_tenant(tenant);
     message.id = body.id;
     message.ttl = ttl;
