@@ -352,8 +352,9 @@ async fn a_batched_start_costs_redis_one_hset_and_one_xadd_and_its_indexes_go_pe
     let calls = command_calls(&client).await?;
     let n = |c: &str| calls.get(c).copied().unwrap_or(0);
     let scripts = n("evalsha");
-    // One call per partition (800 random ids reach all 8).
-    assert_eq!(scripts, 8, "{calls:?}");
+    // The ids the client draws go in one partition per 500 (the most a call takes): two
+    // calls, not one per partition.
+    assert_eq!(scripts, 2, "{calls:?}");
     // Per start: the pending record and the Start command, nothing more.
     assert_eq!(n("hset"), 800, "{calls:?}");
     assert_eq!(n("xadd"), 800, "{calls:?}");
@@ -363,5 +364,58 @@ async fn a_batched_start_costs_redis_one_hset_and_one_xadd_and_its_indexes_go_pe
     assert_eq!(n("hmget"), 0, "{calls:?}");
     assert_eq!(n("zadd"), 3 * scripts, "{calls:?}");
     assert_eq!(count(&client, InstanceStatus::Pending).await?, 801);
+
+    // Ids the caller names go where they hash: one call per partition (800 reach all 8).
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async::<()>(&mut client.connections().conn.clone())
+        .await?;
+    let named = (0..800)
+        .map(|i| StartOptions {
+            id: Some(format!("named-{i}")),
+            ..item(i)
+        })
+        .collect();
+    let results = client.start_workflows("sync", named).await?;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|s| s.stored)));
+    let calls = command_calls(&client).await?;
+    assert_eq!(calls.get("evalsha").copied(), Some(8), "{calls:?}");
+    assert_eq!(count(&client, InstanceStatus::Pending).await?, 1601);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_of_drawn_ids_spread_over_the_partitions() -> anyhow::Result<()> {
+    init_logs();
+    let redis = RedisServer::start()?;
+    let url = redis.url();
+    let client = client(&url, "t").await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    let keys = client.connections().keys.clone();
+    let mut per_partition = vec![0usize; usize::from(keys.partitions())];
+    for _ in 0..128 {
+        let results = client
+            .start_workflows("sync", (0..10).map(item).collect())
+            .await?;
+        let mut parts = std::collections::HashSet::new();
+        for r in results {
+            let id = r?.view.id;
+            parts.insert(keys.partition_of(&id));
+        }
+        assert_eq!(
+            parts.len(),
+            1,
+            "a batch of 10 drawn ids is in one partition"
+        );
+        for p in parts {
+            per_partition[usize::from(p)] += 1;
+        }
+    }
+    // 128 batches over 8 partitions: each gets some (by chance, one partition gets none
+    // with a probability under one in a million).
+    assert!(
+        per_partition.iter().all(|n| *n > 0),
+        "batches per partition: {per_partition:?}"
+    );
     Ok(())
 }

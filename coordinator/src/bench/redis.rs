@@ -6,7 +6,8 @@
 //! - Redis memory per running and per finished instance;
 //! - start throughput from one client process, with no coordinator (a start is one script
 //!   call that stores it, pending): single starts by 64 concurrent callers, and batched
-//!   starts (batches of 100, one script call per partition each);
+//!   starts (batches of 100, each one script call: the client draws a batch's ids in one
+//!   partition);
 //! - retention: with a retention of zero, whether the coordinator deletes finished
 //!   instances as fast as they complete (deleted per second, the largest backlog, the lag
 //!   after the last completion; namespace `weir-bench-retention`);

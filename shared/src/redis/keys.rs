@@ -19,6 +19,22 @@ pub const COORDINATOR_GROUP: &str = "coordinators";
 /// The consumer group of workers on step streams.
 pub const WORKER_GROUP: &str = "workers";
 
+/// Up to how many partitions [`Keys::new_id_in`] draws an id in a given partition (it
+/// costs about one hash step per partition).
+pub const MAX_STEERED_PARTITIONS: u16 = 256;
+
+/// FNV-1a's 64-bit offset basis.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a (64 bit) over `bytes`, continued from the hash `h`.
+fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 /// Key names of one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
@@ -47,12 +63,50 @@ impl Keys {
 
     /// The partition of an instance: FNV-1a (64 bit) of the id's bytes, modulo the count.
     pub fn partition_of(&self, instance_id: &str) -> u16 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in instance_id.as_bytes() {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        (fnv1a(FNV_OFFSET, instance_id.as_bytes()) % u64::from(self.partitions)) as u16
+    }
+
+    /// A new instance id in partition `target`: a UUID v7 (as [`uuid::Uuid::now_v7`] makes
+    /// it) whose last two random bytes are changed until the id hashes to `target`.
+    ///
+    /// A client that generates the ids of a batch of starts draws them in one partition, so
+    /// that the batch is one script call instead of one per partition (what each call costs
+    /// Redis, beyond its starts, is then paid once). The id keeps its version, its time and
+    /// 58 of its 74 random bits. Only the 16 bits are searched, each candidate a two-byte step
+    /// of the hash, so it costs about `partitions` hash steps: `None` with more than
+    /// [`MAX_STEERED_PARTITIONS`] partitions (or `target` out of range), where the caller
+    /// lets ids fall where they hash.
+    pub fn new_id_in(&self, target: u16) -> Option<String> {
+        if self.partitions > MAX_STEERED_PARTITIONS || target >= self.partitions {
+            return None;
         }
-        (h % u64::from(self.partitions)) as u16
+        let parts = u64::from(self.partitions);
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        // With 256 partitions or fewer, 65,536 candidates all miss with a probability
+        // under e^-256; the loop still gives up rather than spin.
+        for _ in 0..4 {
+            let mut bytes = *uuid::Uuid::now_v7().as_bytes();
+            let hex = uuid::Uuid::from_bytes(bytes)
+                .hyphenated()
+                .encode_lower(&mut text)
+                .len();
+            // The last four hex digits are the last two bytes; the prefix is hashed once.
+            let prefix = fnv1a(FNV_OFFSET, &text[..hex - 4]);
+            let original = u16::from_be_bytes([bytes[14], bytes[15]]);
+            for k in 0..=u16::MAX {
+                let candidate = original ^ k;
+                let mut digits = [0u8; 4];
+                for (i, d) in digits.iter_mut().enumerate() {
+                    let nibble = (candidate >> (12 - 4 * i)) & 0xf;
+                    *d = b"0123456789abcdef"[usize::from(nibble)];
+                }
+                if fnv1a(prefix, &digits) % parts == u64::from(target) {
+                    [bytes[14], bytes[15]] = candidate.to_be_bytes();
+                    return Some(uuid::Uuid::from_bytes(bytes).to_string());
+                }
+            }
+        }
+        None
     }
 
     /// `NS:meta`: a hash with `partitions` (fixed when the namespace is first used).
@@ -329,6 +383,28 @@ mod tests {
                 "{key}"
             );
         }
+    }
+
+    #[test]
+    fn an_id_drawn_in_a_partition_hashes_to_it_and_stays_a_uuid_v7() {
+        for parts in [1u16, 3, 8, 100, 256] {
+            let k = Keys::new("weir", parts);
+            let mut seen = std::collections::HashSet::new();
+            for target in 0..parts.min(20) {
+                for _ in 0..20 {
+                    let id = k.new_id_in(target).expect("an id in range");
+                    assert_eq!(k.partition_of(&id), target, "{id} with {parts} partitions");
+                    let u = uuid::Uuid::parse_str(&id).expect("a UUID");
+                    assert_eq!(u.get_version_num(), 7, "{id}");
+                    assert!(seen.insert(id), "ids are unique");
+                }
+            }
+        }
+        assert_eq!(Keys::new("weir", 8).new_id_in(8), None, "out of range");
+        assert_eq!(
+            Keys::new("weir", MAX_STEERED_PARTITIONS + 1).new_id_in(0),
+            None
+        );
     }
 
     #[test]
