@@ -13,6 +13,13 @@
 //!   rate (messages sent at a steady pace to instances already waiting, for
 //!   `latency_seconds`).
 //!
+//! - **Costs** of each phase, per message, measured around it (not inside the timed
+//!   part): the Redis server's CPU time (`INFO cpu`), this process's CPU time (the
+//!   coordinator, both workers and the senders share it), and the Redis commands run
+//!   (`INFO commandstats`: calls and microseconds per message; `evalsha` is every script,
+//!   the other lines include the commands scripts ran). Also, at half rate, how long
+//!   `send_message` took to answer (the sender's share of the latency).
+//!
 //! Every message must be received: the phase fails if an instance does not complete.
 
 use std::collections::HashMap;
@@ -28,7 +35,7 @@ use weir::redis::{server, RedisConfig, WeirClient};
 use weir::{Engine, Handlers, StartOptions, Step, StepContext, StepError};
 use weir_worker::{Worker, WorkerConfig};
 
-use super::redis::start_server;
+use super::redis::{command_costs, command_stats, own_cpu, redis_cpu, start_server, CommandCost};
 use super::report::percentile;
 use crate::service::{Coordinator, CoordinatorConfig};
 
@@ -99,6 +106,73 @@ pub struct MessageBenchReport {
     pub half_p99_ms: f64,
     /// Samples of the half-rate phase.
     pub half_samples: usize,
+    /// At half rate, how long `send_message` took to answer, median, ms.
+    pub half_send_p50_ms: f64,
+    /// At half rate, how long `send_message` took to answer, 99th percentile, ms.
+    pub half_send_p99_ms: f64,
+    /// What the throughput phase cost per message.
+    pub full_costs: Costs,
+    /// What the half-rate phase cost per message.
+    pub half_costs: Costs,
+}
+
+/// What a phase cost per message (measured around the phase, so it includes its waits for
+/// the last instances to complete).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Costs {
+    /// The Redis server's CPU time (user + system), microseconds per message.
+    pub redis_cpu_us: f64,
+    /// This process's CPU time (coordinator, workers and senders), microseconds per message.
+    pub process_cpu_us: f64,
+    /// The Redis commands run, per message (`calls_per_start` and `us_per_start` are per
+    /// message here).
+    pub commands: Vec<CommandCost>,
+}
+
+/// The readings [`Costs`] are the difference of.
+struct CostMark {
+    redis_cpu: f64,
+    own_cpu: f64,
+    stats: HashMap<String, (u64, u64)>,
+}
+
+impl CostMark {
+    async fn read(client: &WeirClient) -> anyhow::Result<CostMark> {
+        Ok(CostMark {
+            stats: command_stats(client).await?,
+            redis_cpu: redis_cpu(client).await?,
+            own_cpu: own_cpu(),
+        })
+    }
+
+    /// The costs from `self` to now, per message of `messages`.
+    async fn since(&self, client: &WeirClient, messages: usize) -> anyhow::Result<Costs> {
+        let now = CostMark::read(client).await?;
+        let per = messages.max(1) as f64;
+        Ok(Costs {
+            redis_cpu_us: (now.redis_cpu - self.redis_cpu) * 1e6 / per,
+            process_cpu_us: (now.own_cpu - self.own_cpu) * 1e6 / per,
+            commands: command_costs(&self.stats, &now.stats, messages),
+        })
+    }
+}
+
+impl std::fmt::Display for Costs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "  per message: redis cpu {:.1} us, this process (coordinator, workers, senders) {:.1} us",
+            self.redis_cpu_us, self.process_cpu_us
+        )?;
+        for c in &self.commands {
+            writeln!(
+                f,
+                "  per message, INFO commandstats {:<12} {:>6.2} calls, {:>6.2} us",
+                c.command, c.calls_per_start, c.us_per_start
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Display for MessageBenchReport {
@@ -113,11 +187,18 @@ impl std::fmt::Display for MessageBenchReport {
             "message send -> next step at full rate: p50 {:.2} ms, p99 {:.2} ms",
             self.full_p50_ms, self.full_p99_ms
         )?;
+        write!(f, "{}", self.full_costs)?;
         writeln!(
             f,
             "message send -> next step at {:.0} messages/s: p50 {:.2} ms, p99 {:.2} ms ({} samples)",
             self.half_rate, self.half_p50_ms, self.half_p99_ms, self.half_samples
-        )
+        )?;
+        writeln!(
+            f,
+            "  of which send_message answered: p50 {:.2} ms, p99 {:.2} ms",
+            self.half_send_p50_ms, self.half_send_p99_ms
+        )?;
+        write!(f, "{}", self.half_costs)
     }
 }
 
@@ -278,6 +359,7 @@ async fn phases(
         Arc::new((0..n).map(|_| Mutex::new(None)).collect());
     let next = Arc::new(AtomicUsize::new(0));
     let delivered = Arc::new(AtomicUsize::new(0));
+    let mark = CostMark::read(&client).await?;
     let t = Instant::now();
     let mut senders = Vec::new();
     for _ in 0..SENDERS {
@@ -308,6 +390,7 @@ async fn phases(
     }
     wait_count(&client, InstanceStatus::Completed, n as u64, timeout).await?;
     let messages_per_second = n as f64 / t.elapsed().as_secs_f64();
+    let full_costs = mark.since(&client, n).await?;
     let sent_at: Vec<Option<Instant>> = sent
         .iter()
         .map(|s| *s.lock().unwrap_or_else(|e| e.into_inner()))
@@ -320,6 +403,7 @@ async fn phases(
     let ids = start_waiting(&client, "half", m).await?;
     wait_count(&client, InstanceStatus::Waiting, m as u64, timeout).await?;
     let gap = Duration::from_secs_f64(1.0 / rate);
+    let mark = CostMark::read(&client).await?;
     let t = Instant::now();
     let mut sends = Vec::with_capacity(m);
     for i in 0..m {
@@ -334,14 +418,19 @@ async fn phases(
                     json!({ "i": i }),
                 ))
                 .await
-                .map(|_| at)
+                .map(|_| (at, at.elapsed()))
         }));
     }
     let mut half_sent = Vec::with_capacity(m);
+    let mut answered = Vec::with_capacity(m);
     for s in sends {
-        half_sent.push(Some(s.await??));
+        let (at, took) = s.await??;
+        half_sent.push(Some(at));
+        answered.push(took);
     }
+    answered.sort();
     wait_count(&client, InstanceStatus::Completed, (n + m) as u64, timeout).await?;
+    let half_costs = mark.since(&client, m).await?;
     let half = samples(probe, &ids, &half_sent);
 
     Ok(MessageBenchReport {
@@ -354,5 +443,9 @@ async fn phases(
         half_p50_ms: ms(percentile(&half, 50.0)),
         half_p99_ms: ms(percentile(&half, 99.0)),
         half_samples: half.len(),
+        half_send_p50_ms: ms(percentile(&answered, 50.0)),
+        half_send_p99_ms: ms(percentile(&answered, 99.0)),
+        full_costs,
+        half_costs,
     })
 }

@@ -361,7 +361,7 @@ pub(super) async fn redis_cpu_per_master(
 }
 
 /// The Redis servers' CPU time so far (user + system, summed over the masters), seconds.
-async fn redis_cpu(client: &WeirClient) -> anyhow::Result<f64> {
+pub(super) async fn redis_cpu(client: &WeirClient) -> anyhow::Result<f64> {
     Ok(redis_cpu_per_master(client)
         .await?
         .iter()
@@ -516,7 +516,9 @@ impl std::fmt::Display for StartFigures {
 }
 
 /// Each command's (calls, usec) so far by `INFO commandstats`, summed over the masters.
-async fn command_stats(client: &WeirClient) -> anyhow::Result<HashMap<String, (u64, u64)>> {
+pub(super) async fn command_stats(
+    client: &WeirClient,
+) -> anyhow::Result<HashMap<String, (u64, u64)>> {
     let mut stats: HashMap<String, (u64, u64)> = HashMap::new();
     for (_, info) in server::info_per_master(&client.connections().conn, "commandstats").await? {
         for line in info.lines() {
@@ -543,7 +545,7 @@ async fn command_stats(client: &WeirClient) -> anyhow::Result<HashMap<String, (u
 
 /// The commands that ran between two [`command_stats`], per start, `evalsha` first, then by
 /// time.
-fn command_costs(
+pub(super) fn command_costs(
     before: &HashMap<String, (u64, u64)>,
     after: &HashMap<String, (u64, u64)>,
     starts: usize,
