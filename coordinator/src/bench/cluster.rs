@@ -24,16 +24,14 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::sync::watch;
 use weir::redis::{server, RedisConfig, WeirClient};
 use weir::Engine;
-use weir_worker::{Worker, WorkerConfig};
 
+use super::engines::Engines;
 use super::redis::{
     free_port, own_cpu, redis_cpu_per_master, start_many, start_server, wait_completed, OwnServer,
 };
 use super::workloads;
-use crate::service::{Coordinator, CoordinatorConfig};
 
 /// How many masters the benchmark's cluster has.
 pub const MASTERS: usize = 3;
@@ -230,16 +228,7 @@ struct Round {
 /// coordinator and two workers.
 async fn linear_round(url: &str, ns: &str, opts: &ClusterBenchOptions) -> anyhow::Result<Round> {
     let config = RedisConfig::new(url, ns);
-    let (stop, stop_rx) = watch::channel(false);
-    let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
-    let coordinator = tokio::spawn(coordinator.run(stop_rx.clone()));
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let mut wc = WorkerConfig::new(config.clone());
-        wc.concurrency = opts.concurrency;
-        let worker = Worker::connect(wc, weir_worker::builtin_handlers()).await?;
-        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
-    }
+    let engines = Engines::builtin(&config, opts.concurrency).await?;
     let client = WeirClient::connect(&config).await?;
     let linear = workloads::linear(10);
     client.register_definition(linear.clone()).await?;
@@ -253,11 +242,7 @@ async fn linear_round(url: &str, ns: &str, opts: &ClusterBenchOptions) -> anyhow
     .await;
     let elapsed = t.elapsed();
     let (redis_after, own_after) = (redis_cpu_per_master(&client).await?, own_cpu());
-    let _ = stop.send(true);
-    let _ = coordinator.await;
-    for w in workers {
-        let _ = w.await;
-    }
+    engines.stop().await;
     measured?;
     let redis_cpu = redis_after
         .into_iter()

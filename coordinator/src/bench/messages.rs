@@ -29,15 +29,14 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::json;
-use tokio::sync::watch;
 use weir::model::{InstanceStatus, MessageOutcome, SendMessage};
 use weir::redis::{server, RedisConfig, WeirClient};
 use weir::{Engine, Handlers, StartOptions, Step, StepContext, StepError};
-use weir_worker::{Worker, WorkerConfig};
 
+use super::engines::Engines;
 use super::redis::{command_costs, command_stats, own_cpu, redis_cpu, start_server, CommandCost};
 use super::report::percentile;
-use crate::service::{Coordinator, CoordinatorConfig};
+use crate::service::CoordinatorConfig;
 
 /// The namespace of the phase (wiped before and after).
 pub const NAMESPACE: &str = "weir-bench-messages";
@@ -318,25 +317,20 @@ pub async fn run(opts: MessageBenchOptions) -> anyhow::Result<MessageBenchReport
         .await?;
     server::wipe_namespace(&mut wipe, NAMESPACE).await?;
     let config = RedisConfig::new(&url, NAMESPACE);
-    let (stop, stop_rx) = watch::channel(false);
-    let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
-    let coordinator = tokio::spawn(coordinator.run(stop_rx.clone()));
     let probe = Arc::new(Probe::default());
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let mut handlers: Handlers = weir_worker::builtin_handlers();
-        handlers.register("bench_message_probe", ProbeStep(probe.clone()));
-        let mut wc = WorkerConfig::new(config.clone());
-        wc.concurrency = opts.concurrency;
-        let worker = Worker::connect(wc, handlers).await?;
-        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
-    }
+    let engines = Engines::start(
+        CoordinatorConfig::new(config.clone()),
+        &config,
+        opts.concurrency,
+        || {
+            let mut handlers: Handlers = weir_worker::builtin_handlers();
+            handlers.register("bench_message_probe", ProbeStep(probe.clone()));
+            handlers
+        },
+    )
+    .await?;
     let outcome = phases(&config, &opts, &probe).await;
-    let _ = stop.send(true);
-    let _ = coordinator.await;
-    for w in workers {
-        let _ = w.await;
-    }
+    engines.stop().await;
     server::wipe_namespace(&mut wipe, NAMESPACE).await?;
     drop(own);
     outcome

@@ -5,6 +5,7 @@
 //! 1 -> 8 -> 1 fan-out/join, with events and history on.
 
 pub mod cluster;
+mod engines;
 pub mod local;
 pub mod messages;
 pub mod redis;

@@ -28,16 +28,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::watch;
 use weir::model::{Definition, HumanStep, InstanceStatus, StepDef};
 use weir::redis::{server, RedisConfig, WeirClient};
 use weir::Engine;
 use weir::{Handlers, StartOptions, Step, StepContext, StepError};
-use weir_worker::{Worker, WorkerConfig};
 
+use super::engines::Engines;
 use super::report::percentile;
 use super::workloads;
-use crate::service::{Coordinator, CoordinatorConfig};
+use crate::service::CoordinatorConfig;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -656,17 +655,10 @@ pub(super) async fn wait_completed(
 async fn retention_phase(url: &str, opts: &RedisBenchOptions) -> anyhow::Result<RetentionFigures> {
     let ns = "weir-bench-retention";
     let config = RedisConfig::new(url, ns);
-    let (stop, stop_rx) = watch::channel(false);
     let mut cc = CoordinatorConfig::new(config.clone());
     cc.retention = Duration::ZERO;
-    let coordinator = tokio::spawn(Coordinator::connect(cc).await?.run(stop_rx.clone()));
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let mut wc = WorkerConfig::new(config.clone());
-        wc.concurrency = opts.concurrency;
-        let worker = Worker::connect(wc, weir_worker::builtin_handlers()).await?;
-        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
-    }
+    let engines =
+        Engines::start(cc, &config, opts.concurrency, weir_worker::builtin_handlers).await?;
     let client = WeirClient::connect(&config).await?;
     let def = workloads::linear(2);
     client.register_definition(def.clone()).await?;
@@ -699,11 +691,7 @@ async fn retention_phase(url: &str, opts: &RedisBenchOptions) -> anyhow::Result<
         }
     }
     starter.await??;
-    let _ = stop.send(true);
-    let _ = coordinator.await;
-    for w in workers {
-        let _ = w.await;
-    }
+    engines.stop().await;
     let mut wipe = redis::Client::open(url)?
         .get_multiplexed_async_connection()
         .await?;
@@ -824,19 +812,18 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     // Start throughput first, with no coordinator running (and none of its CPU use).
     let starts = start_throughput(&url, &opts).await?;
 
-    let (stop, stop_rx) = watch::channel(false);
-    let coordinator = Coordinator::connect(CoordinatorConfig::new(config.clone())).await?;
-    let coordinator = tokio::spawn(coordinator.run(stop_rx.clone()));
     let probe = Arc::new(Probe::default());
-    let mut workers = Vec::new();
-    for _ in 0..2 {
-        let mut handlers: Handlers = weir_worker::builtin_handlers();
-        handlers.register("probe", ProbeStep(probe.clone()));
-        let mut wc = WorkerConfig::new(config.clone());
-        wc.concurrency = opts.concurrency;
-        let worker = Worker::connect(wc, handlers).await?;
-        workers.push(tokio::spawn(worker.run(stop_rx.clone())));
-    }
+    let engines = Engines::start(
+        CoordinatorConfig::new(config.clone()),
+        &config,
+        opts.concurrency,
+        || {
+            let mut handlers: Handlers = weir_worker::builtin_handlers();
+            handlers.register("probe", ProbeStep(probe.clone()));
+            handlers
+        },
+    )
+    .await?;
     let client = WeirClient::connect(&config).await?;
     let server_info = server::info(&mut client.connections().conn.clone(), "server").await?;
     let redis_version = server::info_field(&server_info, "redis_version")
@@ -975,11 +962,7 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     }
     samples.sort();
 
-    let _ = stop.send(true);
-    let _ = coordinator.await;
-    for w in workers {
-        let _ = w.await;
-    }
+    engines.stop().await;
     // Retention last, with the main coordinator and workers stopped.
     let retention = retention_phase(&url, &opts).await?;
     let xadd = own.as_ref().and_then(|s| redis_benchmark_xadd(s.port));
