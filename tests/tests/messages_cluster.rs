@@ -17,7 +17,7 @@ use weir::redis::{admin, Durability, Keys, RedisConfig, RedisError, WeirClient};
 use weir::{parse_definition, Engine, InstanceStatus, StartOptions};
 use weir_coordinator::service::CoordinatorConfig;
 use weir_tests::cluster::{client, init_logs, start_coordinator, start_coordinator_with};
-use weir_tests::{wait_until_async, RedisCluster, RedisServer};
+use weir_tests::{RedisCluster, RedisServer};
 
 const ORDER: &str = r#"
 name: order_payment
@@ -127,13 +127,7 @@ async fn messages_cross_masters_between_their_route_and_their_instance() -> anyh
         Some(ghost.as_str()),
         "{sent:?}"
     );
-    wait_until_async(WAIT, "the refused message is kept again", async || {
-        client
-            .list_messages(&MessageFilter::default())
-            .await
-            .is_ok_and(|k| k.iter().any(|m| m.id == "m-ghost"))
-    })
-    .await?;
+    common::kept(&client, "m-ghost").await?;
     let stats = admin::stats(client.connections()).await?;
     assert_eq!(stats.messages.delivered, 2, "{:?}", stats.messages);
     Ok(())

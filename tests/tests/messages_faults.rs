@@ -121,19 +121,7 @@ async fn messages_flowing_while_a_coordinator_is_killed_are_each_received_once(
         assert_eq!(view.context["payment"], json!({ "i": i }), "{id}");
     }
     // Nothing left over: no message kept, no hop unrelayed, each delivery counted once.
-    wait_until_async(
-        Duration::from_secs(20),
-        "the outboxes are empty",
-        async || {
-            admin::stats(client.connections()).await.is_ok_and(|s| {
-                s.outbox == 0
-                    && s.streams
-                        .iter()
-                        .all(|x| x.kind != "commands" || x.length == 0)
-            })
-        },
-    )
-    .await?;
+    common::hops_settled(&client).await?;
     assert!(client
         .list_messages(&MessageFilter::default())
         .await?

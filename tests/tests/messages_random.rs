@@ -6,6 +6,8 @@
 //! and every message sent with a long time to live was received by one instance or is
 //! still kept (never lost inside its time to live). ARCHITECTURE.md invariant 14.
 
+mod common;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -148,19 +150,7 @@ async fn run(seed: u64) -> anyhow::Result<()> {
         },
     )
     .await?;
-    wait_until_async(
-        Duration::from_secs(20),
-        "every outbox relayed",
-        async || {
-            admin::stats(client.connections()).await.is_ok_and(|s| {
-                s.outbox == 0
-                    && s.streams
-                        .iter()
-                        .all(|x| x.kind != "commands" || x.length == 0)
-            })
-        },
-    )
-    .await?;
+    common::hops_settled(&client).await?;
 
     let mut receivers: HashMap<String, Vec<String>> = HashMap::new();
     for id in &instances {

@@ -384,13 +384,7 @@ async fn a_message_handed_to_a_waiter_that_no_longer_waits_goes_to_the_next_or_i
     let sent = client.send_message(payment("G", "g-1")).await?;
     assert_eq!(sent.outcome, MessageOutcome::Delivered, "{sent:?}");
     assert_eq!(sent.instance_id.as_deref(), Some("no-such-instance"));
-    wait_until_async(WAIT, "the refused message is kept again", async || {
-        client
-            .list_messages(&MessageFilter::default())
-            .await
-            .is_ok_and(|k| k.iter().any(|m| m.id == "g-1"))
-    })
-    .await?;
+    common::kept(&client, "g-1").await?;
     // Before a real waiter (an instance whose earlier wait the ghost was): the real one
     // gets it after the ghost refuses.
     let real = waiting_order(&client, "order_payment", "H", None).await?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
+use weir::model::MessageFilter;
 use weir::model::{AttemptStatus, Event, EventKind};
 use weir::redis::client::EventCursor;
 use weir::redis::{admin, Keys, WeirClient};
@@ -300,6 +301,17 @@ pub async fn hops_settled(client: &WeirClient) -> anyhow::Result<()> {
                     .iter()
                     .all(|x| x.kind != "commands" || x.length == 0)
         })
+    })
+    .await
+}
+
+/// Waits until the message `id` is kept (none waits for it, or it came back refused).
+pub async fn kept(client: &WeirClient, id: &str) -> anyhow::Result<()> {
+    wait_until_async(MESSAGE_WAIT, "the message is kept", async || {
+        client
+            .list_messages(&MessageFilter::default())
+            .await
+            .is_ok_and(|k| k.iter().any(|m| m.id == id))
     })
     .await
 }
