@@ -51,6 +51,13 @@ pub mod step;
 pub mod template;
 pub mod time;
 
+/// A map looked up by step or handler name on every step (the compiled workflow's step index,
+/// the handlers): hashed with foldhash, seeded per process, instead of the standard SipHash.
+/// These names come from definitions and code, not from requests, and SipHash was about 7 %
+/// of the LocalEngine's instructions per step (callgrind, `weir bench local`; README,
+/// Benchmarks). Maps keyed by what a caller sends (instance ids) keep the standard hasher.
+pub(crate) type NameMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use crate::api::{EngineError, InstanceFilter, InstanceView, StartOptions, TaskFilter};
 pub use crate::core::{Effect, Env, Input, Refusal, StepError};
 pub use crate::definition::{compile, parse_definition, DefinitionError, Workflow};

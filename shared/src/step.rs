@@ -5,7 +5,6 @@
 //! of the instance context and writes its output; the engine merges the output when the
 //! result is applied (so a retried or duplicated attempt never half-writes the context).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -133,7 +132,7 @@ impl StepContext {
 /// Steps by handler name.
 #[derive(Clone, Default)]
 pub struct Handlers {
-    map: HashMap<String, Arc<dyn Step>>,
+    map: crate::NameMap<String, Arc<dyn Step>>,
 }
 
 impl std::fmt::Debug for Handlers {

@@ -33,6 +33,44 @@ edges:
 "#;
 
 #[test]
+fn apply_into_appends_what_apply_returns_and_leaves_the_buffer_alone_on_a_refusal() {
+    let mut by_apply = Sim::start(ONE, json!({ "order": "o-1" }));
+    let mut by_into = Sim::start(ONE, json!({ "order": "o-1" }));
+    let d = by_into.dispatch_of("work").unwrap().clone();
+    let input = Input::StepSucceeded {
+        step: d.step.clone(),
+        token: d.token,
+        output: common::obj(json!({ "paid": true })),
+        worker: Some("w1".into()),
+    };
+    let expected = by_apply.succeed("work", json!({ "paid": true }));
+    assert!(!expected.is_empty());
+
+    // What the caller's buffer already holds stays in front.
+    let held = by_into.last[0].clone();
+    let mut buffer = vec![held.clone()];
+    let env = by_into.env();
+    weir::core::apply_into(
+        &by_into.wf,
+        &mut by_into.inst,
+        input.clone(),
+        env,
+        &mut buffer,
+    )
+    .unwrap();
+    assert_eq!(buffer[0], held);
+    assert_eq!(buffer[1..], expected[..]);
+    assert_eq!(by_into.inst, by_apply.inst);
+
+    // The same result again is stale: refused, the instance and the buffer unchanged.
+    let (inst, len) = (by_into.inst.clone(), buffer.len());
+    let refused = weir::core::apply_into(&by_into.wf, &mut by_into.inst, input, env, &mut buffer);
+    assert!(matches!(refused, Err(Refusal::Stale { .. })), "{refused:?}");
+    assert_eq!(buffer.len(), len);
+    assert_eq!(by_into.inst, inst);
+}
+
+#[test]
 fn dispatch_carries_everything_a_worker_needs() {
     let sim = Sim::start(ONE, json!({ "order": "o-1" }));
     let ds = dispatches(&sim.last);

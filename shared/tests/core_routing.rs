@@ -35,6 +35,28 @@ fn unconditional_edges_fan_out_in_parallel() {
 /// Python regression: a join after a parallel fan-out runs, once, before the instance
 /// completes, whatever order the branches finish in.
 #[test]
+fn a_fan_out_wider_than_the_inline_lists_dispatches_every_branch_and_joins_once() {
+    // 24 ways out of one step and 24 ways into the join: more than a transition keeps
+    // inline (16 taken edges, 4 queued steps), so its lists move to the heap midway.
+    let branches: Vec<String> = (0..24).map(|i| format!("b{i:02}")).collect();
+    let refs: Vec<&str> = branches.iter().map(String::as_str).collect();
+    let mut sim = Sim::start(&scenario::fan_out(&refs, Some("join")), json!({}));
+    sim.succeed("start", json!({}));
+    assert_eq!(names(&sim), branches, "one transition dispatches all 24");
+    for b in branches.iter().rev() {
+        assert!(sim.dispatch_of("join").is_none(), "join started before {b}");
+        sim.succeed(b, json!({}));
+    }
+    assert_eq!(
+        names(&sim),
+        vec!["join"],
+        "the join starts once, after the last"
+    );
+    sim.succeed("join", json!({}));
+    assert_eq!(sim.status(), InstanceStatus::Completed);
+}
+
+#[test]
 fn join_after_fan_out_runs_once_before_completion_in_every_order() {
     let branches = NOTIFY;
     let orders = [

@@ -80,8 +80,24 @@ pub fn apply(
     env: Env,
 ) -> Result<Vec<Effect>, Refusal> {
     let mut effects = Vec::new();
-    let out = &mut effects;
-    match input {
+    apply_into(wf, inst, input, env, &mut effects)?;
+    Ok(effects)
+}
+
+/// [`apply`], appending the effects to a buffer the caller keeps: a driver that applies
+/// transitions one after another (the LocalEngine's short steps, under one lock) reuses one
+/// buffer for all of them instead of allocating one per transition. On `Err`, neither the
+/// instance nor the buffer changed.
+pub fn apply_into(
+    wf: &Workflow,
+    inst: &mut Instance,
+    input: Input,
+    env: Env,
+    effects: &mut Vec<Effect>,
+) -> Result<(), Refusal> {
+    let before = effects.len();
+    let out = &mut *effects;
+    let applied = match input {
         Input::StepSucceeded {
             step,
             token,
@@ -138,8 +154,13 @@ pub fn apply(
         } => message::deliver(wf, inst, id, &name, key, data, env, out),
         Input::Cancel { reason } => lifecycle::cancel(wf, inst, reason, env, out),
         Input::Retry { from_step } => lifecycle::retry(wf, inst, from_step.as_deref(), env, out),
-    }?;
-    Ok(effects)
+    };
+    if applied.is_err() {
+        // A refusal is decided before anything is written; this keeps "nothing changed"
+        // true of the caller's buffer even if a transition ever refused late.
+        effects.truncate(before);
+    }
+    applied
 }
 
 /// Finds a step for an input that carries a token; a step the workflow lacks is stale input

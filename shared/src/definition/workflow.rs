@@ -43,7 +43,7 @@ pub struct Workflow {
     pub fingerprint: String,
     /// The loops (steps on a common cycle) and the edges that leave them.
     pub(crate) loops: Vec<Loop>,
-    index: HashMap<Arc<str>, StepId>,
+    index: crate::NameMap<Arc<str>, StepId>,
 }
 
 /// Steps that lie on a common cycle, and the edges that leave them. While a loop goes round,
@@ -218,7 +218,7 @@ pub fn compile(def: Definition) -> Result<Workflow, DefinitionError> {
     }
 
     let names: Vec<Arc<str>> = def.steps.keys().map(|k| Arc::from(k.as_str())).collect();
-    let index: HashMap<Arc<str>, StepId> = names
+    let index: crate::NameMap<Arc<str>, StepId> = names
         .iter()
         .cloned()
         .enumerate()

@@ -323,12 +323,13 @@ async fn carry_out(
         let taken_message = message_id
             .and_then(|id| taken.iter().position(|(_, m)| m.id == id))
             .map(|i| taken.swap_remove(i));
-        match core::apply(&slot.wf, &mut state.inst, input, env) {
-            Ok(next) => {
+        // The drained buffer takes the next transition's effects: one allocation for all
+        // the transitions of this call.
+        match core::apply_into(&slot.wf, &mut state.inst, input, env, &mut effects) {
+            Ok(()) => {
                 if taken_message.is_some() {
                     inner.messages.delivered();
                 }
-                effects = next;
             }
             Err(refusal) => {
                 // A kept message the step could not take after all goes back, first in line.
