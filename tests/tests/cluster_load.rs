@@ -446,12 +446,25 @@ async fn a_busy_master_killed_under_load_loses_no_acknowledged_start_when_replic
     // Nothing acknowledged is lost: every acknowledged start is there, before any start
     // is made again.
     for id in &acked {
-        wait_until_async(
+        // The last answer is kept for the failure message: a start that is gone and a
+        // client that cannot reach its node fail this wait alike, and mean different things.
+        let last = std::sync::Mutex::new(String::new());
+        let found = wait_until_async(
             Duration::from_secs(30),
             &format!("the acknowledged start of {id} is there"),
-            async || d.client.get_instance(id).await.is_ok(),
+            async || match d.client.get_instance(id).await {
+                Ok(_) => true,
+                Err(e) => {
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = e.to_string();
+                    false
+                }
+            },
         )
-        .await?;
+        .await;
+        if let Err(e) = found {
+            let last = last.into_inner().unwrap_or_else(|p| p.into_inner());
+            anyhow::bail!("{e}; the last answer for {id}: {last}");
+        }
     }
     start_again(&d.client, "flow", &refused, Duration::from_secs(30)).await?;
     wait_completed(&d.client, &ids).await?;
