@@ -1,10 +1,12 @@
 //! A coordinator and two workers run in this process for a Redis benchmark, stopped
 //! together: what every Redis phase sets up before it measures.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weir::redis::RedisConfig;
-use weir::Handlers;
+use weir::{Handlers, Step};
 use weir_worker::{Worker, WorkerConfig};
 
 use crate::service::{Coordinator, CoordinatorConfig};
@@ -52,6 +54,26 @@ impl Engines {
             config,
             concurrency,
             weir_worker::builtin_handlers,
+        )
+        .await
+    }
+
+    /// [`Engines::builtin`], with one handler more: the phase's probe step under `name`.
+    pub(super) async fn builtin_and(
+        config: &RedisConfig,
+        concurrency: usize,
+        name: &str,
+        step: Arc<dyn Step>,
+    ) -> anyhow::Result<Engines> {
+        Engines::start(
+            CoordinatorConfig::new(config.clone()),
+            config,
+            concurrency,
+            || {
+                let mut handlers = weir_worker::builtin_handlers();
+                handlers.register_arc(name, step.clone());
+                handlers
+            },
         )
         .await
     }

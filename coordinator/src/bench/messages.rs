@@ -31,12 +31,11 @@ use async_trait::async_trait;
 use serde_json::json;
 use weir::model::{InstanceStatus, MessageOutcome, SendMessage};
 use weir::redis::{server, RedisConfig, WeirClient};
-use weir::{Engine, Handlers, StartOptions, Step, StepContext, StepError};
+use weir::{Engine, StartOptions, Step, StepContext, StepError};
 
 use super::engines::Engines;
 use super::redis::{command_costs, command_stats, own_cpu, redis_cpu, start_server, CommandCost};
 use super::report::percentile;
-use crate::service::CoordinatorConfig;
 
 /// The namespace of the phase (wiped before and after).
 pub const NAMESPACE: &str = "weir-bench-messages";
@@ -318,15 +317,11 @@ pub async fn run(opts: MessageBenchOptions) -> anyhow::Result<MessageBenchReport
     server::wipe_namespace(&mut wipe, NAMESPACE).await?;
     let config = RedisConfig::new(&url, NAMESPACE);
     let probe = Arc::new(Probe::default());
-    let engines = Engines::start(
-        CoordinatorConfig::new(config.clone()),
+    let engines = Engines::builtin_and(
         &config,
         opts.concurrency,
-        || {
-            let mut handlers: Handlers = weir_worker::builtin_handlers();
-            handlers.register("bench_message_probe", ProbeStep(probe.clone()));
-            handlers
-        },
+        "bench_message_probe",
+        Arc::new(ProbeStep(probe.clone())),
     )
     .await?;
     let outcome = phases(&config, &opts, &probe).await;

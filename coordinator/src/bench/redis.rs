@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use weir::model::{Definition, HumanStep, InstanceStatus, StepDef};
 use weir::redis::{server, RedisConfig, WeirClient};
 use weir::Engine;
-use weir::{Handlers, StartOptions, Step, StepContext, StepError};
+use weir::{StartOptions, Step, StepContext, StepError};
 
 use super::engines::Engines;
 use super::report::percentile;
@@ -813,15 +813,11 @@ pub async fn run(opts: RedisBenchOptions) -> anyhow::Result<RedisBenchReport> {
     let starts = start_throughput(&url, &opts).await?;
 
     let probe = Arc::new(Probe::default());
-    let engines = Engines::start(
-        CoordinatorConfig::new(config.clone()),
+    let engines = Engines::builtin_and(
         &config,
         opts.concurrency,
-        || {
-            let mut handlers: Handlers = weir_worker::builtin_handlers();
-            handlers.register("probe", ProbeStep(probe.clone()));
-            handlers
-        },
+        "probe",
+        Arc::new(ProbeStep(probe.clone())),
     )
     .await?;
     let client = WeirClient::connect(&config).await?;
