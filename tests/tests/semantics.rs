@@ -493,7 +493,6 @@ async fn retention_deletes_finished_instances_with_their_index_entries() -> anyh
             .await?;
         assert_eq!(exists, 0, "{id}: its keys are gone");
         for index in [
-            part.index_all(),
             part.index_status(status),
             part.index_definition(def),
             part.index_tenant("acme"),

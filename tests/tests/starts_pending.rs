@@ -33,6 +33,21 @@ steps:
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The ids `filter` lists, sorted.
+async fn listed(
+    client: &weir::redis::WeirClient,
+    filter: &InstanceFilter,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = client
+        .list_instances(filter)
+        .await?
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
 fn with_id(id: &str, data: serde_json::Value) -> StartOptions {
     StartOptions {
         id: Some(id.into()),
@@ -85,6 +100,16 @@ async fn starts_without_a_coordinator_are_pending_then_a_coordinator_runs_them(
         })
         .await?;
     assert_eq!(pending.len(), 3, "{pending:?}");
+    // Listed by their workflow and without a filter too, though a pending start is in the
+    // pending index only.
+    let mut all = vec![anonymous.id.clone(), kept.id.clone(), doomed.id.clone()];
+    all.sort();
+    let by_order = InstanceFilter {
+        definition: Some("order".into()),
+        ..InstanceFilter::default()
+    };
+    assert_eq!(listed(&client, &by_order).await?, all);
+    assert_eq!(listed(&client, &InstanceFilter::default()).await?, all);
 
     // The same caller id twice while pending: one instance, one command, nothing new.
     let again = client
@@ -123,6 +148,12 @@ async fn starts_without_a_coordinator_are_pending_then_a_coordinator_runs_them(
     assert!(canceled.finished_at.is_some());
     let again = client.cancel_workflow("order-2", None).await.unwrap_err();
     assert_eq!(again.kind(), "wrong_status", "{again}");
+    // Canceled, it is in its workflow's index: listed by workflow and status.
+    let canceled_orders = InstanceFilter {
+        status: Some(InstanceStatus::Canceled),
+        ..by_order.clone()
+    };
+    assert_eq!(listed(&client, &canceled_orders).await?, vec!["order-2"]);
 
     // A coordinator started later creates and runs the others, and not the canceled one.
     let coordinator = start_coordinator(&url, "t").await?;
@@ -149,6 +180,9 @@ async fn starts_without_a_coordinator_are_pending_then_a_coordinator_runs_them(
         })
         .await?;
     assert!(pending.is_empty(), "{pending:?}");
+    // Created, each is listed once, by workflow and without a filter.
+    assert_eq!(listed(&client, &by_order).await?, all);
+    assert_eq!(listed(&client, &InstanceFilter::default()).await?, all);
     // Each was created once: one WorkflowStarted event each, none for the canceled one.
     let (events, _) = client
         .read_events(&Default::default(), 10_000, None)

@@ -407,10 +407,17 @@ impl Engine for WeirClient {
         instance_id: &str,
         reason: Option<&str>,
     ) -> Result<InstanceView, EngineError> {
-        let stored = store::load_instance(&self.c, instance_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
-        if stored.pending && stored.instance.status == InstanceStatus::Pending {
+        // A pending record is canceled by `cancel_pending.lua`, which is given the origin
+        // indexes the record names as read here; should the record be replaced in between
+        // (another start under the same id), it answers `changed` and this reads again.
+        for _ in 0..3 {
+            let stored = store::load_instance(&self.c, instance_id)
+                .await?
+                .ok_or_else(|| EngineError::NotFound(instance_id.to_string()))?;
+            if !(stored.pending && stored.instance.status == InstanceStatus::Pending) {
+                break;
+            }
+            let inst = &stored.instance;
             let part = self.c.keys.part_of(instance_id);
             // Announced as any cancel is; the script stamps it with the Redis clock.
             let (event_head, event_tail) = effects::event_around_timestamp(
@@ -419,6 +426,8 @@ impl Engine for WeirClient {
                     reason: reason.map(str::to_string),
                 },
             );
+            let tenant = inst.tenant_id.as_deref().unwrap_or("");
+            let creator = inst.created_by.as_deref().unwrap_or("");
             let mut inv = scripts::CANCEL_PENDING.prepare_invoke();
             inv.key(part.instance(instance_id))
                 .key(part.index_status(InstanceStatus::Pending.as_str()))
@@ -426,10 +435,16 @@ impl Engine for WeirClient {
                 .key(part.index_finished())
                 .key(part.events())
                 .key(part.due_starts())
+                .key(part.index_definition(&inst.definition))
+                .key(part.index_tenant(tenant))
+                .key(part.index_creator(creator))
                 .arg(instance_id)
                 .arg(reason.unwrap_or(""))
                 .arg(event_head)
-                .arg(event_tail);
+                .arg(event_tail)
+                .arg(&*inst.definition)
+                .arg(tenant)
+                .arg(creator);
             let (answer, replicas): (String, _) =
                 durability::invoke(self.c.durability, &mut self.c.conn.clone(), &inv)
                     .await
@@ -444,8 +459,9 @@ impl Engine for WeirClient {
             match answer.as_str() {
                 "canceled" => return self.get_instance(instance_id).await,
                 "not_found" => return Err(EngineError::NotFound(instance_id.to_string())),
+                "changed" => continue,
                 // A coordinator created it meanwhile: cancel it as any other.
-                _ => {}
+                _ => break,
             }
         }
         let reason = reason.map(str::to_string);

@@ -269,15 +269,15 @@ pub fn write_instance(
         }
     }
     b.hset(&key, &fields);
-    if before.is_none() {
-        b.zadd(&part.index_all(), created, id);
-        b.zadd(&part.index_definition(&inst.definition), created, id);
-        if let Some(t) = &inst.tenant_id {
-            b.zadd(&part.index_tenant(t), created, id);
-        }
-        if let Some(c) = &inst.created_by {
-            b.zadd(&part.index_creator(c), created, id);
-        }
+    if rev.is_none() {
+        // New, or created from a stored start, which is in the pending index only.
+        let origin = Origin {
+            definition: &inst.definition,
+            tenant: inst.tenant_id.as_deref(),
+            creator: inst.created_by.as_deref(),
+            created_ms: created,
+        };
+        index_origin(b, part, id, &origin);
     }
     if rev.is_none() && before.is_some() {
         // Created from a stored start (pending, or failed when that start was
@@ -298,6 +298,34 @@ pub fn write_instance(
         if let Some(f) = inst.finished_at.filter(|_| inst.status.is_terminal()) {
             b.zadd(&part.index_finished(), f.millis(), id);
         }
+    }
+}
+
+/// What an instance was started as, and when: the keys of its origin indexes.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The workflow it runs.
+    pub definition: &'a str,
+    /// Its tenant, if any.
+    pub tenant: Option<&'a str>,
+    /// Who started it, if given.
+    pub creator: Option<&'a str>,
+    /// When its start was stored (ms): the score in every index.
+    pub created_ms: i64,
+}
+
+/// Adds an instance to the indexes of what it was started as: its workflow, tenant and
+/// creator. A pending start (`lua/start.lua`) is in none of them, to keep a start cheap;
+/// it joins them when it leaves `pending`: created ([`write_instance`]), failed
+/// unstarted ([`fail_unstarted`]) or canceled (`lua/cancel_pending.lua`).
+pub fn index_origin(b: &mut Batch, part: &PartitionKeys, id: &str, origin: &Origin<'_>) {
+    let at = origin.created_ms;
+    b.zadd(&part.index_definition(origin.definition), at, id);
+    if let Some(t) = origin.tenant {
+        b.zadd(&part.index_tenant(t), at, id);
+    }
+    if let Some(c) = origin.creator {
+        b.zadd(&part.index_creator(c), at, id);
     }
 }
 
@@ -342,11 +370,12 @@ pub fn write_quarantine(
 /// index, and is announced as `WorkflowFailed`; otherwise it would stay `pending` for ever.
 /// Guarded by the record having no revision (still not created, not canceled), and it
 /// writes none, so that `weir dlq replay` of that Start creates the instance after all.
+/// It joins the indexes of its `origin`, as a created instance would.
 pub fn fail_unstarted(
     b: &mut Batch,
     part: &PartitionKeys,
     id: &str,
-    created_ms: i64,
+    origin: &Origin<'_>,
     now_ms: i64,
     reason: &str,
     events_cap: usize,
@@ -365,9 +394,10 @@ pub fn fail_unstarted(
     b.zrem(&part.index_status(InstanceStatus::Pending.as_str()), id);
     b.zadd(
         &part.index_status(InstanceStatus::Failed.as_str()),
-        created_ms,
+        origin.created_ms,
         id,
     );
+    index_origin(b, part, id, origin);
     b.zadd(&part.index_finished(), now_ms, id);
     let event = Event {
         instance_id: id.into(),

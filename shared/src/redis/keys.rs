@@ -315,12 +315,8 @@ impl PartitionKeys {
         format!("{}:h:{id}", self.tag)
     }
 
-    /// `…:x:all`: sorted set of every instance id by creation time (ms).
-    pub fn index_all(&self) -> String {
-        format!("{}:x:all", self.tag)
-    }
-
-    /// `…:x:status:STATUS`: ids by creation time, per status.
+    /// `…:x:status:STATUS`: ids by creation time, per status. Each instance is in exactly
+    /// one: together they are the index of all instances (there is no other).
     pub fn index_status(&self, status: &str) -> String {
         format!("{}:x:status:{status}", self.tag)
     }

@@ -15,21 +15,35 @@
 //!
 //! # Bounded work
 //!
-//! Each partition reads its most selective index (creator, tenant, workflow, status, all)
-//! in batches and filters on the rest, stopping once it has `limit + 1` matches or has read
-//! [`SCAN_BUDGET`] entries. A page then returns only positions every partition has read
+//! Each partition reads its most selective index (creator, tenant, workflow, status) in
+//! batches and filters on the rest, stopping once it has `limit + 1` matches or has read
+//! [`SCAN_BUDGET`] entries. A page then returns only positions every index read has read
 //! past, so a page may hold fewer than `limit` items with a `next` cursor to go on; the
 //! listing is over only when `next` is `None`.
+//!
+//! # Which indexes
+//!
+//! A start is kept cheap by writing one index member: a pending start is in the pending
+//! status index only, and joins the indexes of its workflow, tenant and creator when it
+//! leaves `pending` (see `lua/start.lua`). So a listing by one of those also reads the
+//! pending index (usually short: starts no coordinator has created yet, and delayed
+//! ones), unless its status filter rules pending instances out. There is no index of all
+//! instances: each instance is in exactly one status index, and a listing without a filter
+//! reads them all. An instance whose status changes while a page is read may be seen in
+//! two of them; a page holds it once.
 
 use super::client::WeirClient;
 use super::keys::PartitionKeys;
 use super::store;
 use crate::api::{EngineError, InstanceFilter, InstanceView};
 use crate::engine::Engine;
+use crate::model::InstanceStatus;
 
-/// Index entries one partition reads per batch.
+/// Index entries one read takes at most.
 const BATCH: usize = 200;
-/// Index entries one partition reads for one page at most.
+/// Index entries one read takes at least (a filter may reject many).
+const MIN_BATCH: usize = 20;
+/// Index entries one page reads from one index at most.
 pub const SCAN_BUDGET: usize = 2_000;
 
 /// A position in the listing order: (creation time in ms, id).
@@ -65,12 +79,21 @@ pub async fn page(
     limit: usize,
     after: Option<&Cursor>,
 ) -> Result<Page, EngineError> {
-    let parts: Vec<PartitionKeys> = client.connections().keys.all_parts().collect();
-    // The partitions are read concurrently (one multiplexed connection carries them all).
+    let reads: Vec<(PartitionKeys, String)> = client
+        .connections()
+        .keys
+        .all_parts()
+        .flat_map(|part| {
+            indexes(&part, filter)
+                .into_iter()
+                .map(move |key| (part.clone(), key))
+        })
+        .collect();
+    // The indexes are read concurrently (one multiplexed connection carries them all).
     let found = futures_util::future::try_join_all(
-        parts
+        reads
             .iter()
-            .map(|part| scan(client, part, filter, limit, after)),
+            .map(|(part, key)| scan(client, part, key, filter, limit, after)),
     )
     .await?;
     let (picked, next) = merge(found, limit);
@@ -106,13 +129,15 @@ pub async fn newest(
     Ok(out)
 }
 
-/// Merges what the partitions found into one page of at most `limit`, and the cursor to go
-/// on from. Only positions every partition has read past are safe to return: below the
-/// highest `floor` a partition may hold entries not read yet.
+/// Merges what the indexes gave into one page of at most `limit`, and the cursor to go on
+/// from. Only positions every index read has read past are safe to return: below the
+/// highest `floor` an index may hold entries not read yet. A position found in two
+/// indexes (its status changed between their reads) is kept once.
 fn merge<T>(found: Vec<Found<T>>, limit: usize) -> (Vec<(Cursor, T)>, Option<Cursor>) {
     let cut = found.iter().filter_map(|f| f.floor.clone()).max();
     let mut all: Vec<(Cursor, T)> = found.into_iter().flat_map(|f| f.matches).collect();
     all.sort_by(|a, b| b.0.cmp(&a.0));
+    all.dedup_by(|a, b| a.0 == b.0);
     let mut more = false;
     let mut items = Vec::new();
     for (pos, item) in all {
@@ -133,32 +158,44 @@ fn merge<T>(found: Vec<Found<T>>, limit: usize) -> (Vec<(Cursor, T)>, Option<Cur
     (items, next)
 }
 
-/// The most selective index for a filter, in one partition.
-fn index(part: &PartitionKeys, filter: &InstanceFilter) -> String {
-    if let Some(u) = &filter.created_by {
-        part.index_creator(u)
+/// The indexes of one partition that together hold every instance matching `filter`: its
+/// most selective index, and the pending index beside an origin index (see the module
+/// doc).
+fn indexes(part: &PartitionKeys, filter: &InstanceFilter) -> Vec<String> {
+    let pending = || part.index_status(InstanceStatus::Pending.as_str());
+    let origin = if let Some(u) = &filter.created_by {
+        Some(part.index_creator(u))
     } else if let Some(t) = &filter.tenant_id {
-        part.index_tenant(t)
-    } else if let Some(d) = &filter.definition {
-        part.index_definition(d)
-    } else if let Some(s) = filter.status {
-        part.index_status(s.as_str())
+        Some(part.index_tenant(t))
     } else {
-        part.index_all()
+        filter.definition.as_ref().map(|d| part.index_definition(d))
+    };
+    match (filter.status, origin) {
+        (Some(InstanceStatus::Pending), _) => vec![pending()],
+        (Some(_), Some(origin)) => vec![origin],
+        (Some(s), None) => vec![part.index_status(s.as_str())],
+        (None, Some(origin)) => vec![origin, pending()],
+        (None, None) => InstanceStatus::ALL
+            .iter()
+            .map(|s| part.index_status(s.as_str()))
+            .collect(),
     }
 }
 
-/// Reads one partition's index from the cursor down until `limit + 1` matches, the end,
-/// or the budget.
+/// Reads index `key` of one partition from the cursor down until `limit + 1` matches, the
+/// end, or the budget.
 async fn scan(
     client: &WeirClient,
     part: &PartitionKeys,
+    key: &str,
     filter: &InstanceFilter,
     limit: usize,
     after: Option<&Cursor>,
 ) -> Result<Found<(crate::model::Instance, Option<crate::time::Timestamp>)>, EngineError> {
     let c = client.connections();
-    let key = index(part, filter);
+    // A page of a few reads no more than it needs from each index (a listing without a
+    // filter reads every status index of every partition).
+    let batch_len = (limit + 1).clamp(MIN_BATCH, BATCH);
     let mut max = filter
         .created_before
         .map_or(i64::MAX, |t| t.millis().saturating_sub(1));
@@ -177,13 +214,13 @@ async fn scan(
     let mut offset = 0;
     loop {
         let batch: Vec<(String, f64)> = redis::cmd("ZREVRANGEBYSCORE")
-            .arg(&key)
+            .arg(key)
             .arg(&max)
             .arg(&min)
             .arg("WITHSCORES")
             .arg("LIMIT")
             .arg(offset)
-            .arg(BATCH)
+            .arg(batch_len)
             .query_async(&mut c.conn.clone())
             .await
             .map_err(|e| super::RedisError::from_redis(&c.display_url, e))?;
@@ -216,7 +253,7 @@ async fn scan(
                 floor: None,
             });
         };
-        if positions.len() < BATCH {
+        if positions.len() < batch_len {
             return Ok(Found {
                 matches,
                 floor: None,

@@ -51,7 +51,7 @@
 //! | `{NS:pN}:m:seen:ROUTE\nID`   | string | a sent message id, for its time to live: `k` kept, `d:WAITER` handed to it, `x` expired |
 //! | `{NS:pN}:i:ID`               | hash   | `state` (MessagePack instance), `rev`, `status`, `def`, `ver`, `tenant`, `creator`, `created`, `finished`, `signal:ID` per signal or message received (ms); a quarantined one also `quarantined` (the reason) and, if its state did not decode, `corrupt_state` (the bytes); before a coordinator created it: `status` `pending` and `start` (the Start command), no `state` (canceled then: `status` `canceled`, `rev` 0, `finished`, `reason`) |
 //! | `{NS:pN}:h:ID`               | list   | finished attempts (MessagePack) |
-//! | `{NS:pN}:x:all`, `x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time (the time the start was stored) |
+//! | `{NS:pN}:x:status:S`, `x:def:NAME`, `x:tenant:T`, `x:creator:U` | zset | instance ids by creation time (the time the start was stored); every instance is in one status index (together, the index of all), and once it has left `pending` in the index of its workflow, tenant and creator (a pending start is in the pending index only) |
 //! | `{NS:pN}:x:finished`         | zset   | finished instance ids by finish time (retention) |
 //! | `{NS:pN}:x:tasks`            | zset   | open tasks `id|step` by creation time |
 //!

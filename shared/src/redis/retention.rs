@@ -50,7 +50,6 @@ pub async fn delete_finished_before<C: ConnectionLike>(
     for (id, (status, def, tenant, creator)) in ids.iter().zip(rows) {
         batch.del(&part.instance(id));
         batch.del(&part.history(id));
-        batch.zrem(&part.index_all(), id);
         batch.zrem(&part.index_finished(), id);
         if let Some(s) = status {
             batch.zrem(&part.index_status(&s), id);

@@ -118,15 +118,18 @@ pub async fn count_with_status<C: ConnectionLike>(
     Ok(counts.iter().sum())
 }
 
-/// How many instances the namespace holds, of any status (the sizes of the `x:all` indexes):
-/// retention removes an instance from it when it deletes the instance.
+/// How many instances the namespace holds, of any status (the sizes of the status indexes,
+/// which hold each instance once): retention removes an instance from them when it deletes
+/// the instance.
 pub async fn count_instances<C: ConnectionLike>(
     conn: &mut C,
     keys: &Keys,
 ) -> Result<u64, redis::RedisError> {
     let mut pipe = redis::pipe();
     for part in keys.all_parts() {
-        pipe.cmd("ZCARD").arg(part.index_all());
+        for status in InstanceStatus::ALL {
+            pipe.cmd("ZCARD").arg(part.index_status(status.as_str()));
+        }
     }
     let counts: Vec<u64> = pipe.query_async(conn).await?;
     Ok(counts.iter().sum())

@@ -3,7 +3,8 @@
 //! as its id, its shape and its message (see the script's header for the layout).
 //!
 //! Sending a batch's common values once keeps the per-start cost of the call to one key
-//! and three arguments, and lets the script write each index key with one `ZADD` per call.
+//! and three arguments, and lets the script write the pending index with one `ZADD` per
+//! call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -82,44 +83,22 @@ impl StartCall {
             start_shapes.push(shape);
         }
 
-        let mut keys = Vec::with_capacity(4 + starts.len() + shapes.len());
+        let mut keys = Vec::with_capacity(3 + starts.len());
         keys.push(part.commands());
-        keys.push(part.index_all());
         keys.push(part.index_status(InstanceStatus::Pending.as_str()));
         keys.push(part.due_starts());
         keys.extend(starts.iter().map(|s| part.instance(&s.id)));
-        // The index keys the shapes name, each once, after the instance keys.
-        let mut index_at: HashMap<String, usize> = HashMap::new();
-        let mut index = |key: String| -> usize {
-            let next = keys.len() + 1;
-            *index_at.entry(key.clone()).or_insert_with(|| {
-                keys.push(key);
-                next
-            })
-        };
 
-        let mut args: Vec<Vec<u8>> = Vec::with_capacity(2 + 10 * shapes.len() + 3 * starts.len());
+        let mut args: Vec<Vec<u8>> = Vec::with_capacity(2 + 7 * shapes.len() + 3 * starts.len());
         let num = |n: usize| n.to_string().into_bytes();
         args.push(num(starts.len()));
         args.push(num(shapes.len()));
         for s in &shapes {
-            let def = index(part.index_definition(&s.wf.name));
-            let tenant = s
-                .tenant
-                .as_deref()
-                .map_or(0, |t| index(part.index_tenant(t)));
-            let creator = s
-                .creator
-                .as_deref()
-                .map_or(0, |u| index(part.index_creator(u)));
             args.push(s.wf.name.as_bytes().to_vec());
             args.push(s.wf.semver.to_string().into_bytes());
             args.push(if s.version_asked { b"1" } else { b"0" }.to_vec());
-            args.push(num(def));
             args.push(s.tenant.as_deref().unwrap_or("").as_bytes().to_vec());
-            args.push(num(tenant));
             args.push(s.creator.as_deref().unwrap_or("").as_bytes().to_vec());
-            args.push(num(creator));
             args.push(
                 s.start_at
                     .map_or(0, Timestamp::millis)
@@ -191,26 +170,24 @@ mod tests {
             call.keys,
             vec![
                 part.commands(),
-                part.index_all(),
                 part.index_status("pending"),
                 part.due_starts(),
                 part.instance("a"),
                 part.instance("b"),
-                part.index_definition("w"),
             ]
         );
         assert_eq!(
             text(&call.args),
             vec![
                 "2", "1", // two starts, one shape
-                "w", "1.0.0", "0", "7", "", "0", "", "0", "0", "0", // the shape
+                "w", "1.0.0", "0", "", "", "0", "0", // the shape
                 "a", "1", "msg-a", "b", "1", "msg-b",
             ]
         );
     }
 
     #[test]
-    fn each_difference_makes_a_shape_and_index_keys_are_sent_once() {
+    fn each_difference_makes_a_shape() {
         let part = Keys::new("ns", 1).part(0);
         let (w1, w2) = (workflow("w", "1.0.0"), workflow("w", "2.0.0"));
         let plain = start("a", &w1);
@@ -230,31 +207,17 @@ mod tests {
         };
         let again = start("a", &w1);
         let call = StartCall::new(&part, &[&plain, &tenant, &asked, &delayed, &again]);
-        // 4 fixed keys, 5 instance keys, then x:def:w (10), x:tenant:t (11), x:creator:ann (12).
-        assert_eq!(call.keys.len(), 12);
-        assert_eq!(call.keys[9], part.index_definition("w"));
-        assert_eq!(call.keys[10], part.index_tenant("t"));
-        assert_eq!(call.keys[11], part.index_creator("ann"));
+        // 3 fixed keys, then the 5 instance keys (a pending start is in no other index).
+        assert_eq!(call.keys.len(), 8);
+        assert_eq!(call.keys[7], part.instance("a"));
         let args = text(&call.args);
         assert_eq!(&args[..2], ["5", "4"]);
-        let shapes: Vec<&[String]> = args[2..42].chunks(10).collect();
-        assert_eq!(
-            shapes[0],
-            ["w", "1.0.0", "0", "10", "", "0", "", "0", "0", "0"]
-        );
-        assert_eq!(
-            shapes[1],
-            ["w", "1.0.0", "0", "10", "t", "11", "ann", "12", "0", "0"]
-        );
-        assert_eq!(
-            shapes[2],
-            ["w", "2.0.0", "1", "10", "", "0", "", "0", "0", "0"]
-        );
-        assert_eq!(
-            shapes[3],
-            ["w", "1.0.0", "0", "10", "t", "11", "", "0", "0", "5000"]
-        );
-        let per_start: Vec<&[String]> = args[42..].chunks(3).collect();
+        let shapes: Vec<&[String]> = args[2..30].chunks(7).collect();
+        assert_eq!(shapes[0], ["w", "1.0.0", "0", "", "", "0", "0"]);
+        assert_eq!(shapes[1], ["w", "1.0.0", "0", "t", "ann", "0", "0"]);
+        assert_eq!(shapes[2], ["w", "2.0.0", "1", "", "", "0", "0"]);
+        assert_eq!(shapes[3], ["w", "1.0.0", "0", "t", "", "0", "5000"]);
+        let per_start: Vec<&[String]> = args[30..].chunks(3).collect();
         let ids_and_shapes: Vec<(&str, &str)> = per_start
             .iter()
             .map(|s| (s[0].as_str(), s[1].as_str()))

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use weir::definition::Workflow;
 use weir::model::{Instance, InstanceStatus, StepState};
 use weir::redis::batch::Batch;
+use weir::redis::effects;
 use weir::redis::store::{self, decode_record};
 use weir::redis::PartitionKeys;
 use weir::Timestamp;
@@ -40,18 +41,32 @@ pub(super) struct Working {
 }
 
 /// A stored start the coordinator has not created yet.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(super) struct Unstarted {
     pub(super) created_at: Timestamp,
     /// `pending`; `canceled` (canceled first: never created); or `failed` (its Start was
     /// dead-lettered: a replayed Start creates it after all).
     pub(super) status: InstanceStatus,
+    /// The workflow, tenant and creator it was stored with (its origin indexes).
+    pub(super) definition: String,
+    pub(super) tenant: Option<String>,
+    pub(super) creator: Option<String>,
 }
 
 impl Unstarted {
     /// Canceled before it was created: its Start is refused.
-    pub(super) fn canceled(self) -> bool {
+    pub(super) fn canceled(&self) -> bool {
         self.status == InstanceStatus::Canceled
+    }
+
+    /// Its origin, for the indexes it joins when it leaves `pending`.
+    pub(super) fn origin(&self) -> effects::Origin<'_> {
+        effects::Origin {
+            definition: &self.definition,
+            tenant: self.tenant.as_deref(),
+            creator: self.creator.as_deref(),
+            created_ms: self.created_at.millis(),
+        }
     }
 }
 
@@ -127,6 +142,9 @@ pub(super) async fn load_working(
                         .as_deref()
                         .and_then(|s| s.parse::<InstanceStatus>().ok())
                         .unwrap_or(InstanceStatus::Pending),
+                    definition: def.unwrap_or_default(),
+                    tenant,
+                    creator,
                 }),
                 None => Working::new(None, None, None),
             });

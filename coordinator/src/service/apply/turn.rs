@@ -158,6 +158,7 @@ pub async fn build(
                     let w = working.get(sid)?;
                     let u = w
                         .unstarted
+                        .as_ref()
                         .filter(|u| u.status == InstanceStatus::Pending)?;
                     w.inst.is_none().then_some((sid, u))
                 });
@@ -170,7 +171,7 @@ pub async fn build(
                         &mut out.batch,
                         part,
                         sid,
-                        u.created_at.millis(),
+                        &u.origin(),
                         now_ms,
                         &reason,
                         cfg.events_cap,
@@ -425,7 +426,7 @@ async fn apply_command(
             tenant_id,
             created_by,
         } => {
-            if w.unstarted.is_some_and(|u| u.canceled()) {
+            if w.unstarted.as_ref().is_some_and(|u| u.canceled()) {
                 // Canceled while pending (`cancel_pending.lua`): never created.
                 return Reply::Refused {
                     kind: "wrong_status".into(),

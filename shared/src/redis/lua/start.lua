@@ -11,21 +11,21 @@
 -- What starts of one call share (workflow, version, tenant, creator, start time) is sent
 -- once, as a *shape*; a start is its id, its shape and its message. The cost per start is
 -- kept to what a start must write: one HSET (the pending record), one XADD (or a member
--- of the due-starts set), and a member of each index; the index members of a call go in
--- one ZADD per index key, the caller-id check is one EXISTS over the call's instance keys
--- (a HMGET per start only when one of them exists), and the clock is read and turned into
--- text once.
+-- of the due-starts set), and a member of the pending index, all members in one ZADD; the
+-- caller-id check is one EXISTS over the call's instance keys (a HMGET per start only when
+-- one of them exists), and the clock is read and turned into text once. A pending start
+-- is in no other index: the workflow, tenant and creator indexes take it when it leaves
+-- `pending` (created, canceled or failed), and listings by those read the pending index
+-- too; there is no index of all instances, a listing without a filter merges the status
+-- indexes (`listing.rs`). Each index member a start wrote cost about as much as its HSET.
 --
--- KEYS[1]: the command stream; KEYS[2]: `x:all`; KEYS[3]: `x:status:pending`;
---          KEYS[4]: the due-starts sorted set; KEYS[5 .. 4+n]: the instance hash of each
---          start, in order; then the index keys the shapes name (`x:def:NAME`,
---          `x:tenant:T`, `x:creator:U`), each once.
--- ARGV[1]: n, the number of starts; ARGV[2]: m, the number of shapes; then 10 per shape:
+-- KEYS[1]: the command stream; KEYS[2]: `x:status:pending`; KEYS[3]: the due-starts
+--          sorted set; KEYS[4 .. 3+n]: the instance hash of each start, in order.
+-- ARGV[1]: n, the number of starts; ARGV[2]: m, the number of shapes; then 7 per shape:
 --          definition, version, version asked ("1" when the caller named the version: an
---          instance of another version is then another start), the KEYS index of its
---          `x:def` key, tenant ("" none), the KEYS index of its `x:tenant` key (0 none),
---          creator ("" none), the KEYS index of its `x:creator` key (0 none), start time
---          (ms, "0" none), start delay (ms from the Redis clock now, "0" none);
+--          instance of another version is then another start), tenant ("" none), creator
+--          ("" none), start time (ms, "0" none), start delay (ms from the Redis clock now,
+--          "0" none);
 --          then 3 per start: id, shape (1 .. m), message (the wire-encoded Start command,
 --          kept in the hash's `start` field too, for views).
 -- Returns: { now_ms, r1, ..., rn } with r = 0 (stored, pending), 1 (the id exists for the
@@ -41,36 +41,22 @@ local now = t[1] .. string.format('%03d', ms)
 local n = tonumber(ARGV[1])
 local m = tonumber(ARGV[2])
 
--- Index members to add, per KEYS index, as score/member pairs, and their counts.
-local members, counts, order = {}, {}, {}
-local function index_of(k)
-  if not members[k] then
-    members[k] = {}
-    counts[k] = 0
-    order[#order + 1] = k
-  end
-  return k
-end
-
 local shapes = {}
 for d = 1, m do
-  local a = 3 + (d - 1) * 10
-  local def, ver, tenant, creator = ARGV[a], ARGV[a + 1], ARGV[a + 4], ARGV[a + 6]
+  local a = 3 + (d - 1) * 7
+  local def, ver, tenant, creator = ARGV[a], ARGV[a + 1], ARGV[a + 3], ARGV[a + 4]
   -- The pending record's fields; [10] is the start's message, set per start.
   local h = { 'status', 'pending', 'def', def, 'ver', ver, 'created', now, 'start', '' }
-  local idx = { index_of(tonumber(ARGV[a + 3])) }
   if tenant ~= '' then
     h[#h + 1] = 'tenant'
     h[#h + 1] = tenant
-    idx[#idx + 1] = index_of(tonumber(ARGV[a + 5]))
   end
   if creator ~= '' then
     h[#h + 1] = 'creator'
     h[#h + 1] = creator
-    idx[#idx + 1] = index_of(tonumber(ARGV[a + 7]))
   end
-  local due = tonumber(ARGV[a + 8])
-  local delay = tonumber(ARGV[a + 9])
+  local due = tonumber(ARGV[a + 5])
+  local delay = tonumber(ARGV[a + 6])
   if due == 0 and delay > 0 then due = now_ms + delay end
   if due > now_ms then
     due = string.format('%d', due)
@@ -80,21 +66,20 @@ for d = 1, m do
     due = nil
   end
   shapes[d] = {
-    def = def, ver = ver, asked = ARGV[a + 2] == '1', tenant = tenant,
-    h = h, idx = idx, due = due,
+    def = def, ver = ver, asked = ARGV[a + 2] == '1', tenant = tenant, h = h, due = due,
   }
 end
 
 local out = { now_ms }
 -- The caller-id rule: in the usual call none of the ids exists, and one EXISTS says so.
-local existing = n > 0 and redis.call('EXISTS', unpack(KEYS, 5, 4 + n)) or 0
+local existing = n > 0 and redis.call('EXISTS', unpack(KEYS, 4, 3 + n)) or 0
 local stored = {}
-local all, nall = {}, 0
+local pending, npending = {}, 0
 local dues, ndues = {}, 0
-local p = 3 + m * 10
+local p = 3 + m * 7
 for s = 1, n do
   local a = p + (s - 1) * 3
-  local key = KEYS[4 + s]
+  local key = KEYS[3 + s]
   local id, shape, msg = ARGV[a], shapes[tonumber(ARGV[a + 1])], ARGV[a + 2]
   local def, ver, tenant
   local earlier = stored[key]
@@ -114,17 +99,9 @@ for s = 1, n do
     local h = shape.h
     h[10] = msg
     redis.call('HSET', key, unpack(h))
-    all[nall + 1] = now
-    all[nall + 2] = id
-    nall = nall + 2
-    for i = 1, #shape.idx do
-      local k = shape.idx[i]
-      local c = counts[k]
-      local list = members[k]
-      list[c + 1] = now
-      list[c + 2] = id
-      counts[k] = c + 2
-    end
+    pending[npending + 1] = now
+    pending[npending + 2] = id
+    npending = npending + 2
     if shape.due then
       dues[ndues + 1] = shape.due
       dues[ndues + 2] = id
@@ -136,16 +113,10 @@ for s = 1, n do
     out[s + 1] = 0
   end
 end
-if nall > 0 then
-  redis.call('ZADD', KEYS[2], unpack(all))
-  redis.call('ZADD', KEYS[3], unpack(all))
+if npending > 0 then
+  redis.call('ZADD', KEYS[2], unpack(pending))
 end
 if ndues > 0 then
-  redis.call('ZADD', KEYS[4], unpack(dues))
-end
-for _, k in ipairs(order) do
-  if counts[k] > 0 then
-    redis.call('ZADD', KEYS[k], unpack(members[k]))
-  end
+  redis.call('ZADD', KEYS[3], unpack(dues))
 end
 return out
