@@ -342,6 +342,15 @@ async fn an_input_whose_writes_redis_refuses_is_dead_lettered_and_the_rest_goes_
         })
         .await?;
     assert!(listed.iter().any(|v| v.id == jam), "{listed:?}");
+    // It left `pending` for its workflow's index: listed by workflow and status.
+    let by_workflow = client
+        .list_instances(&InstanceFilter {
+            status: Some(InstanceStatus::Failed),
+            definition: Some("jammed".into()),
+            ..InstanceFilter::default()
+        })
+        .await?;
+    assert!(by_workflow.iter().any(|v| v.id == jam), "{by_workflow:?}");
     let (events, _) = client
         .read_events(&Default::default(), 10_000, None)
         .await?;
