@@ -332,6 +332,55 @@ mod tests {
     }
 
     #[test]
+    fn a_position_two_indexes_hold_is_listed_once() {
+        // An instance whose status changed between the reads of two status indexes.
+        let parts = vec![
+            vec![at(9, "a"), at(5, "moved"), at(1, "b")],
+            vec![at(8, "c"), at(5, "moved")],
+        ];
+        let expected = vec![at(9, "a"), at(8, "c"), at(5, "moved"), at(1, "b")];
+        for budget in 1..=4 {
+            for limit in 1..=5 {
+                assert_eq!(
+                    walk(&parts, budget, limit),
+                    expected,
+                    "budget {budget}, limit {limit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn indexes_read_pending_beside_an_origin_index_unless_the_status_rules_it_out() {
+        let part = crate::redis::keys::Keys::new("ns", 1).part(0);
+        let pending = part.index_status("pending");
+        let by = |definition: Option<&str>, status: Option<InstanceStatus>| InstanceFilter {
+            definition: definition.map(str::to_string),
+            status,
+            ..InstanceFilter::default()
+        };
+        assert_eq!(
+            indexes(&part, &by(Some("w"), None)),
+            vec![part.index_definition("w"), pending.clone()]
+        );
+        assert_eq!(
+            indexes(&part, &by(Some("w"), Some(InstanceStatus::Completed))),
+            vec![part.index_definition("w")]
+        );
+        assert_eq!(
+            indexes(&part, &by(Some("w"), Some(InstanceStatus::Pending))),
+            vec![pending.clone()]
+        );
+        assert_eq!(
+            indexes(&part, &by(None, Some(InstanceStatus::Failed))),
+            vec![part.index_status("failed")]
+        );
+        let all = indexes(&part, &by(None, None));
+        assert_eq!(all.len(), InstanceStatus::ALL.len());
+        assert!(all.contains(&pending));
+    }
+
+    #[test]
     fn cursor_order_is_time_then_id() {
         let a = Cursor {
             created_ms: 1,
