@@ -66,6 +66,18 @@ local want = {
   XADD = 'stream', ACK = 'stream', ZADD = 'zset', ZREM = 'zset', ZREMIF = 'zset', SADD = 'set',
 }
 local types = {}
+-- The error text when `key` holds another type than `w`, else nil. No table per op: this
+-- runs for every op of every commit.
+local function mistyped(key, w)
+  local t = types[key]
+  if not t then
+    t = redis.call('TYPE', key)['ok']
+    types[key] = t
+  end
+  if t ~= 'none' and t ~= w then
+    return 'BADKEY ' .. key .. ' holds a ' .. t .. ', not a ' .. w
+  end
+end
 while i <= n do
   local op = ARGV[i]
   local k = KEYS[tonumber(ARGV[i + 1]) or 0]
@@ -81,24 +93,14 @@ while i <= n do
   if not len or len < 2 or i + len - 1 > n then
     return redis.error_reply('BADOP ' .. tostring(op))
   end
-  local checked = { { k, want[op] } }
+  local w = want[op]
+  local bad = w and mistyped(k, w)
+  if bad then return redis.error_reply(bad) end
   if op == 'RPUSHCAP' then
     local h = KEYS[tonumber(ARGV[i + 3]) or 0]
     if not h then return redis.error_reply('BADOP counter key of RPUSHCAP') end
-    checked[2] = { h, 'hash' }
-  end
-  for _, kw in ipairs(checked) do
-    local key, w = kw[1], kw[2]
-    if w then
-      local t = types[key]
-      if not t then
-        t = redis.call('TYPE', key)['ok']
-        types[key] = t
-      end
-      if t ~= 'none' and t ~= w then
-        return redis.error_reply('BADKEY ' .. key .. ' holds a ' .. t .. ', not a ' .. w)
-      end
-    end
+    bad = mistyped(h, 'hash')
+    if bad then return redis.error_reply(bad) end
   end
   i = i + len
 end
