@@ -288,3 +288,76 @@ async fn caller_ids_are_scoped_per_tenant() -> anyhow::Result<()> {
     assert!(matches!(taken, EngineError::IdTaken(_)), "{taken}");
     Ok(())
 }
+
+/// `cancel_pending.lua` is told the origin (workflow, tenant, creator) the caller read, to
+/// write the indexes the record joins; when the record names another (replaced in between),
+/// it answers `changed` and writes nothing, and the client reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_cancel_that_read_another_origin_changes_nothing() -> anyhow::Result<()> {
+    let redis = RedisServer::start()?;
+    let client = client(&redis.url(), "t").await?;
+    client.register_definition(parse_definition(FLOW)?).await?;
+    let options = StartOptions {
+        tenant_id: Some("acme".into()),
+        created_by: Some("ann".into()),
+        ..with_id("o-1", json!({}))
+    };
+    let id = client.start_workflow("order", options).await?.id;
+    let part = client.connections().keys.part_of(&id);
+    let mut conn = client.connections().conn.clone();
+    let (stale_def, tenant, creator) = ("refund", "acme", "ann");
+    let mut inv = weir::redis::scripts::CANCEL_PENDING.prepare_invoke();
+    inv.key(part.instance(&id))
+        .key(part.index_status("pending"))
+        .key(part.index_status("canceled"))
+        .key(part.index_finished())
+        .key(part.events())
+        .key(part.due_starts())
+        .key(part.index_definition(stale_def))
+        .key(part.index_tenant(tenant))
+        .key(part.index_creator(creator))
+        .arg(&id)
+        .arg("")
+        .arg("{}")
+        .arg("")
+        .arg(stale_def)
+        .arg(tenant)
+        .arg(creator);
+    let answer: String = inv.invoke_async(&mut conn).await?;
+    assert_eq!(answer, "changed");
+    let status: Option<String> = redis::cmd("HGET")
+        .arg(part.instance(&id))
+        .arg("status")
+        .query_async(&mut conn)
+        .await?;
+    assert_eq!(status.as_deref(), Some("pending"));
+    for index in [
+        part.index_status("canceled"),
+        part.index_definition(stale_def),
+        part.index_tenant(tenant),
+        part.index_creator(creator),
+    ] {
+        let n: u64 = redis::cmd("ZCARD")
+            .arg(&index)
+            .query_async(&mut conn)
+            .await?;
+        assert_eq!(n, 0, "{index}");
+    }
+    // The client's cancel reads the record's own origin: canceled, and in its indexes.
+    let canceled = client.cancel_workflow(&id, None).await?;
+    assert_eq!(canceled.status, InstanceStatus::Canceled);
+    for index in [
+        part.index_status("canceled"),
+        part.index_definition("order"),
+        part.index_tenant(tenant),
+        part.index_creator(creator),
+    ] {
+        let score: Option<f64> = redis::cmd("ZSCORE")
+            .arg(&index)
+            .arg(&id)
+            .query_async(&mut conn)
+            .await?;
+        assert!(score.is_some(), "{id} is not in {index}");
+    }
+    Ok(())
+}
