@@ -310,6 +310,25 @@ mod tests {
         panic!("the walk never ended");
     }
 
+    /// Walks with every read budget up to `budgets` and page limit up to `limits` give
+    /// `expected`.
+    fn assert_every_walk_gives(
+        parts: &[Vec<Cursor>],
+        expected: &[Cursor],
+        budgets: usize,
+        limits: usize,
+    ) {
+        for budget in 1..=budgets {
+            for limit in 1..=limits {
+                assert_eq!(
+                    walk(parts, budget, limit),
+                    expected,
+                    "budget {budget}, limit {limit}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn merged_pages_return_every_position_once_newest_first() {
         let parts = vec![
@@ -320,15 +339,7 @@ mod tests {
         ];
         let mut expected: Vec<Cursor> = parts.iter().flatten().cloned().collect();
         expected.sort_by(|a, b| b.cmp(a));
-        for budget in 1..=6 {
-            for limit in 1..=14 {
-                assert_eq!(
-                    walk(&parts, budget, limit),
-                    expected,
-                    "budget {budget}, limit {limit}"
-                );
-            }
-        }
+        assert_every_walk_gives(&parts, &expected, 6, 14);
     }
 
     #[test]
@@ -339,15 +350,7 @@ mod tests {
             vec![at(8, "c"), at(5, "moved")],
         ];
         let expected = vec![at(9, "a"), at(8, "c"), at(5, "moved"), at(1, "b")];
-        for budget in 1..=4 {
-            for limit in 1..=5 {
-                assert_eq!(
-                    walk(&parts, budget, limit),
-                    expected,
-                    "budget {budget}, limit {limit}"
-                );
-            }
-        }
+        assert_every_walk_gives(&parts, &expected, 4, 5);
     }
 
     #[test]
