@@ -18,6 +18,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::{AsyncConnectionConfig, IntoConnectionInfo};
 
+use super::cluster_healing::HealingCluster;
 use super::cluster_reads::ClusterReader;
 use super::connection::{RedisConnection, SentinelConnection};
 use super::durability::Durability;
@@ -520,11 +521,11 @@ impl Connections {
                 .get_multiplexed_async_connection_with_config(&blocking_config())
                 .await
                 .map(RedisConnection::Direct),
-            Link::Cluster(link) => cluster_client_now(&self.conn, link)
-                .await
-                .get_async_connection()
-                .await
-                .map(RedisConnection::Cluster),
+            Link::Cluster(link) => {
+                HealingCluster::connect(cluster_client_now(&self.conn, link).await)
+                    .await
+                    .map(RedisConnection::Cluster)
+            }
             Link::Sentinel(shared, _) => shared
                 .sibling(blocking_config())
                 .await
@@ -643,8 +644,7 @@ async fn connect_cluster(
     let seed = infos[0].clone();
     let ordinary = cluster_client(config, infos.clone(), Some(config.response_timeout))?;
     let blocking = cluster_client(config, infos, None)?;
-    let conn = ordinary
-        .get_async_connection()
+    let conn = HealingCluster::connect(ordinary)
         .await
         .map_err(|e| RedisError::from_redis(display_url, e))?;
     Ok((

@@ -9,6 +9,7 @@ use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
+use super::cluster_healing::HealingCluster;
 use super::slots::command_slot;
 
 pub use super::sentinel::SentinelConnection;
@@ -22,8 +23,9 @@ pub enum RedisConnection {
     /// One server, through a plain multiplexed connection: a blocking reader's own (it
     /// does not reconnect; its owner makes a new one after an error).
     Direct(MultiplexedConnection),
-    /// A Redis Cluster.
-    Cluster(ClusterConnection),
+    /// A Redis Cluster, through a connection that is replaced when it stops answering
+    /// (see [`HealingCluster`]).
+    Cluster(HealingCluster),
     /// The primary that Redis Sentinel names.
     Sentinel(SentinelConnection),
 }
@@ -50,7 +52,14 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_command(cmd),
             RedisConnection::Direct(c) => c.req_packed_command(cmd),
-            RedisConnection::Cluster(c) => c.req_packed_command(cmd),
+            RedisConnection::Cluster(c) => {
+                let healing = c.clone();
+                Box::pin(async move {
+                    let result = healing.connection().req_packed_command(cmd).await;
+                    healing.observe(&result);
+                    result
+                })
+            }
             RedisConnection::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
@@ -65,11 +74,21 @@ impl ConnectionLike for RedisConnection {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Direct(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Cluster(c) => {
-                if pipeline.is_transaction() || offset != 0 || count != pipeline.len() {
-                    // A transaction must stay in one slot (the server checks).
-                    return c.req_packed_commands(pipeline, offset, count);
-                }
-                Box::pin(pipeline_per_slot(c.clone(), pipeline))
+                let healing = c.clone();
+                Box::pin(async move {
+                    let result =
+                        if pipeline.is_transaction() || offset != 0 || count != pipeline.len() {
+                            // A transaction must stay in one slot (the server checks).
+                            healing
+                                .connection()
+                                .req_packed_commands(pipeline, offset, count)
+                                .await
+                        } else {
+                            pipeline_per_slot(healing.connection(), pipeline).await
+                        };
+                    healing.observe(&result);
+                    result
+                })
             }
             RedisConnection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
@@ -79,7 +98,7 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.get_db(),
             RedisConnection::Direct(c) => c.get_db(),
-            RedisConnection::Cluster(c) => c.get_db(),
+            RedisConnection::Cluster(c) => c.connection().get_db(),
             RedisConnection::Sentinel(c) => c.get_db(),
         }
     }

@@ -79,6 +79,7 @@ pub mod admin;
 #[doc(hidden)]
 pub mod batch;
 pub mod client;
+pub mod cluster_healing;
 #[doc(hidden)]
 pub mod cluster_reads;
 pub mod connect;

@@ -46,13 +46,15 @@ pub async fn info_per_master(
     cmd.arg(section);
     match conn {
         RedisConnection::Cluster(cluster) => {
-            let reply = cluster
-                .clone()
+            let result = cluster
+                .connection()
                 .route_command(
                     cmd,
                     RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
                 )
-                .await?;
+                .await;
+            cluster.observe(&result);
+            let reply = result?;
             let by_node: std::collections::BTreeMap<String, String> =
                 redis::from_redis_value(reply)?;
             Ok(by_node.into_iter().collect())
