@@ -30,7 +30,7 @@ async fn a_cluster_connection_that_times_out_three_times_in_a_row_is_replaced() 
 {
     let mut cluster = RedisCluster::start()?;
     let mut config = RedisConfig::new(cluster.urls(), "heal").with_mode(RedisMode::Cluster);
-    config.response_timeout = Duration::from_millis(200);
+    config.response_timeout = Duration::from_millis(400);
     let conns = Connections::connect(&config).await?;
     let mut conn = conns.conn.clone();
     let key = "heal:k";
