@@ -14,6 +14,16 @@ use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Context};
 
+/// Sends `signal` (`STOP`, `CONT`, `TERM`, ...) to process `pid` with `kill`.
+pub fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()?;
+    ensure!(status.success(), "kill -{signal} {pid} failed");
+    Ok(())
+}
+
 /// A binary of the workspace (`weir`, `weir-worker`) next to the running test's
 /// (`target/<profile>/deps/<test>` -> `target/<profile>/<name>`).
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {

@@ -85,10 +85,7 @@ impl ServeProcess {
     /// Sends SIGTERM and returns its exit code once it stopped (`None` when it did not stop
     /// within [`SERVE_DEADLINE`], or ended by a signal).
     pub fn terminate(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = crate::process::signal(self.child.id(), "TERM");
         wait_for(SERVE_DEADLINE, "weir serve to stop after SIGTERM", || {
             self.child.try_wait().ok().flatten()
         })

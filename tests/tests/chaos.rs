@@ -294,12 +294,7 @@ impl Node {
             .as_ref()
             .ok_or_else(|| anyhow::anyhow!("{} is not running", self.name))?
             .id();
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(pid.to_string())
-            .status()?;
-        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
-        Ok(())
+        weir_tests::process::signal(pid, signal)
     }
 
     /// SIGKILL, and reaps it.

@@ -2,10 +2,10 @@
 //! (`weir::redis::cluster_healing`): after three request timeouts in a row, the clones of
 //! a connection go on through a new one, and an answer in between resets the count.
 
-use std::process::Command;
 use std::time::Duration;
 
 use weir::redis::{Connections, RedisConfig, RedisConnection, RedisMode};
+use weir_tests::process::signal;
 use weir_tests::redis_cluster::RedisCluster;
 use weir_tests::wait_until_async;
 
@@ -16,13 +16,16 @@ fn replacements(conn: &RedisConnection) -> u64 {
     }
 }
 
-fn signal(pid: u32, signal: &str) -> anyhow::Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()?;
-    anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
-    Ok(())
+/// Sends `n` reads of `key` through `conn`, each of which must time out.
+async fn assert_timeouts(conn: &mut RedisConnection, key: &str, n: usize) {
+    for _ in 0..n {
+        let stalled: redis::RedisResult<Option<String>> =
+            redis::cmd("GET").arg(key).query_async(conn).await;
+        assert!(
+            stalled.as_ref().is_err_and(|e| e.is_timeout()),
+            "{stalled:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,14 +52,7 @@ async fn a_cluster_connection_that_times_out_three_times_in_a_row_is_replaced() 
         .ok_or_else(|| anyhow::anyhow!("the master of {key} is not running"))?;
     for _ in 0..2 {
         signal(pid, "STOP")?;
-        for _ in 0..2 {
-            let stalled: redis::RedisResult<Option<String>> =
-                redis::cmd("GET").arg(key).query_async(&mut conn).await;
-            assert!(
-                stalled.as_ref().is_err_and(|e| e.is_timeout()),
-                "{stalled:?}"
-            );
-        }
+        assert_timeouts(&mut conn, key, 2).await;
         signal(pid, "CONT")?;
         let v: Option<String> = redis::cmd("GET").arg(key).query_async(&mut conn).await?;
         assert_eq!(v.as_deref(), Some("v"));
@@ -66,14 +62,7 @@ async fn a_cluster_connection_that_times_out_three_times_in_a_row_is_replaced() 
     // Three timeouts in a row (well inside the cluster's node timeout, so no failover):
     // the connection is replaced, and every clone goes on through the new one.
     signal(pid, "STOP")?;
-    for _ in 0..3 {
-        let stalled: redis::RedisResult<Option<String>> =
-            redis::cmd("GET").arg(key).query_async(&mut conn).await;
-        assert!(
-            stalled.as_ref().is_err_and(|e| e.is_timeout()),
-            "{stalled:?}"
-        );
-    }
+    assert_timeouts(&mut conn, key, 3).await;
     signal(pid, "CONT")?;
     wait_until_async(
         Duration::from_secs(20),

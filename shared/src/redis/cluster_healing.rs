@@ -84,7 +84,13 @@ impl HealingCluster {
                 }
             }
             Err(e) if e.is_io_error() => {}
-            _ => self.shared.timeouts.store(0, Ordering::Relaxed),
+            // Read first: every request of every clone passes here, and a store would
+            // bounce the counter's cache line between threads.
+            _ => {
+                if self.shared.timeouts.load(Ordering::Relaxed) != 0 {
+                    self.shared.timeouts.store(0, Ordering::Relaxed);
+                }
+            }
         }
     }
 

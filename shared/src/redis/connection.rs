@@ -52,14 +52,11 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_command(cmd),
             RedisConnection::Direct(c) => c.req_packed_command(cmd),
-            RedisConnection::Cluster(c) => {
-                let healing = c.clone();
-                Box::pin(async move {
-                    let result = healing.connection().req_packed_command(cmd).await;
-                    healing.observe(&result);
-                    result
-                })
-            }
+            RedisConnection::Cluster(c) => Box::pin(async move {
+                let result = c.connection().req_packed_command(cmd).await;
+                c.observe(&result);
+                result
+            }),
             RedisConnection::Sentinel(c) => c.req_packed_command(cmd),
         }
     }
@@ -73,23 +70,19 @@ impl ConnectionLike for RedisConnection {
         match self {
             RedisConnection::Single(c) => c.req_packed_commands(pipeline, offset, count),
             RedisConnection::Direct(c) => c.req_packed_commands(pipeline, offset, count),
-            RedisConnection::Cluster(c) => {
-                let healing = c.clone();
-                Box::pin(async move {
-                    let result =
-                        if pipeline.is_transaction() || offset != 0 || count != pipeline.len() {
-                            // A transaction must stay in one slot (the server checks).
-                            healing
-                                .connection()
-                                .req_packed_commands(pipeline, offset, count)
-                                .await
-                        } else {
-                            pipeline_per_slot(healing.connection(), pipeline).await
-                        };
-                    healing.observe(&result);
-                    result
-                })
-            }
+            RedisConnection::Cluster(c) => Box::pin(async move {
+                let result = if pipeline.is_transaction() || offset != 0 || count != pipeline.len()
+                {
+                    // A transaction must stay in one slot (the server checks).
+                    c.connection()
+                        .req_packed_commands(pipeline, offset, count)
+                        .await
+                } else {
+                    pipeline_per_slot(c.connection(), pipeline).await
+                };
+                c.observe(&result);
+                result
+            }),
             RedisConnection::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
         }
     }
