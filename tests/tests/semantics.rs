@@ -549,7 +549,10 @@ async fn streams_are_capped_or_emptied_but_unhandled_work_is_never_trimmed() -> 
     // No worker yet: every dispatched step waits in its stream, however many events pass.
     let mut per_part = vec![0usize; keys.partitions() as usize];
     let mut ids = Vec::new();
-    for i in 0..40 {
+    // Each start is a commit of its own (created before the next is sent), so each
+    // partition's event stream gets at least one entry per instance: 160 over 8 partitions
+    // make well over the cap in the busiest one.
+    for i in 0..160 {
         let id = format!("bounded-{i}");
         per_part[keys.partition_of(&id) as usize] += 1;
         client
@@ -561,14 +564,14 @@ async fn streams_are_capped_or_emptied_but_unhandled_work_is_never_trimmed() -> 
     for part in keys.all_parts() {
         queued += xlen(&mut conn, &part.queue("default")).await?;
     }
-    assert_eq!(queued, 40, "unacknowledged steps are never trimmed");
+    assert_eq!(queued, 160, "unacknowledged steps are never trimmed");
 
     let _worker = start_worker(&url, "t").await?;
     for id in &ids {
         let v = client.wait(id, Duration::from_secs(10)).await?;
         assert_eq!(v.status, InstanceStatus::Completed);
     }
-    // Six events per instance; each partition keeps about the last 10.
+    // Each partition keeps about the last 10 entries (an entry holds a commit's events).
     let busiest = keys.part(
         per_part
             .iter()
@@ -577,10 +580,21 @@ async fn streams_are_capped_or_emptied_but_unhandled_work_is_never_trimmed() -> 
             .map(|(p, _)| p as u16)
             .unwrap_or(0),
     );
-    assert!(6 * per_part[busiest.partition as usize] > 15);
+    let info: redis::Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(busiest.events())
+        .query_async(&mut conn)
+        .await?;
+    let fields: std::collections::HashMap<String, redis::Value> = redis::from_redis_value(info)?;
+    let added = fields
+        .get("entries-added")
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("XINFO STREAM without entries-added: {fields:?}"))?;
+    let added: u64 = redis::from_redis_value(added)?;
+    assert!(added > 15, "{added} entries added: too few to show the cap");
     for part in keys.all_parts() {
         let n = xlen(&mut conn, &part.events()).await?;
-        assert!(n <= 15, "{} holds {n} events", part.events());
+        assert!(n <= 15, "{} holds {n} entries", part.events());
         for (stream, group) in [
             (part.queue("default"), WORKER_GROUP),
             (part.results(), COORDINATOR_GROUP),

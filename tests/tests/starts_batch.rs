@@ -1,6 +1,8 @@
 //! Batched starts: many starts of one workflow in one call (one script call per partition),
 //! checked first as a whole, then stored start by start.
 
+mod common;
+
 use std::time::Duration;
 
 use serde_json::json;
@@ -317,28 +319,6 @@ async fn one_call_decides_new_ids_repeats_taken_ids_tenants_and_delays_each_on_i
     Ok(())
 }
 
-/// `calls` of each command in `INFO commandstats`.
-async fn command_calls(
-    client: &weir::redis::WeirClient,
-) -> anyhow::Result<std::collections::HashMap<String, u64>> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut client.connections().conn.clone())
-        .await?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (name, rest) = line.trim().split_once(':')?;
-            let calls = rest
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("calls="))?
-                .parse()
-                .ok()?;
-            Some((name.strip_prefix("cmdstat_")?.to_string(), calls))
-        })
-        .collect())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batched_start_costs_redis_one_hset_and_one_xadd_and_its_indexes_go_per_call(
 ) -> anyhow::Result<()> {
@@ -357,7 +337,7 @@ async fn a_batched_start_costs_redis_one_hset_and_one_xadd_and_its_indexes_go_pe
         .start_workflows("sync", (0..800).map(item).collect())
         .await?;
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|s| s.stored)));
-    let calls = command_calls(&client).await?;
+    let calls = common::command_calls(&mut client.connections().conn.clone()).await?;
     let n = |c: &str| calls.get(c).copied().unwrap_or(0);
     let scripts = n("evalsha");
     // The ids the client draws go in one partition per 500 (the most a call takes): two
@@ -386,7 +366,7 @@ async fn a_batched_start_costs_redis_one_hset_and_one_xadd_and_its_indexes_go_pe
         .collect();
     let results = client.start_workflows("sync", named).await?;
     assert!(results.iter().all(|r| r.as_ref().is_ok_and(|s| s.stored)));
-    let calls = command_calls(&client).await?;
+    let calls = common::command_calls(&mut client.connections().conn.clone()).await?;
     assert_eq!(calls.get("evalsha").copied(), Some(8), "{calls:?}");
     assert_eq!(count(&client, InstanceStatus::Pending).await?, 1601);
     Ok(())

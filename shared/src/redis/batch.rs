@@ -32,6 +32,80 @@ pub struct Batch {
     /// Command replies: (key, ttl ms, value). Written by the commit, or after it once a
     /// replica holds it ([`Batch::commit_replicated`]).
     replies: Vec<(String, u64, Vec<u8>)>,
+    /// Events per event stream, in order: (key, cap, field, JSON of each event). Each
+    /// stream gets one entry per commit (see [`Batch::event`]).
+    events: Vec<EventEntry>,
+    /// Sorted-set and counter writes held back, per key index in first-use order, to be
+    /// sent as one call per key (see [`Held`]).
+    held: Vec<(usize, Held)>,
+}
+
+/// Most members (or fields) one grouped call carries: well inside what a script can
+/// `unpack` at once.
+const HELD_CHUNK: usize = 500;
+
+/// Writes to one key that commute with each other, held back so that a batch sends them as
+/// one call per key instead of one per write: a commit of twenty instances moving from
+/// `running` to `completed` makes one ZREM and one ZADD per index, not twenty of each, and
+/// an instance's state and the signal it received are one HSET.
+///
+/// Only writes of one kind to one key are held, and any other write to that key first sends
+/// them ([`Batch::op`]): so they are reordered only among themselves, where order does not
+/// matter beyond "the last write to a member (or field) decides" (ZADD sets the score, ZREM
+/// removes, HSET sets) and "increments add up". (`RPUSHCAP` increments a field of another
+/// key, its counter hash, without sending that hash's held writes: an increment commutes
+/// with HSETs of other fields, and no HSET writes a history counter.)
+#[derive(Debug)]
+enum Held {
+    /// A sorted set's members by their last write: a score (ZADD) or `None` (ZREM).
+    Zset {
+        members: Vec<(String, Option<i64>)>,
+        at: HashMap<String, usize>,
+    },
+    /// A hash's counters (HINCRBY), summed per field.
+    Counters(Vec<(String, i64)>),
+    /// A hash's fields by their last HSET.
+    Fields(Vec<(String, Vec<u8>)>),
+}
+
+impl Held {
+    /// How many single writes it stands for.
+    fn len(&self) -> usize {
+        match self {
+            Held::Zset { members, .. } => members.len(),
+            Held::Counters(fields) => fields.len(),
+            Held::Fields(fields) => fields.len(),
+        }
+    }
+}
+
+/// The events a batch appends to one event stream, as one entry.
+#[derive(Debug)]
+struct EventEntry {
+    key: String,
+    cap: usize,
+    field: String,
+    /// The events' JSON texts, each a JSON object.
+    jsons: Vec<Vec<u8>>,
+}
+
+impl EventEntry {
+    /// The entry's value: the one event's JSON, or a JSON array of all of them.
+    fn value(&self) -> Vec<u8> {
+        if let [one] = self.jsons.as_slice() {
+            return one.clone();
+        }
+        let mut out = Vec::with_capacity(self.jsons.iter().map(|j| j.len() + 1).sum::<usize>() + 2);
+        out.push(b'[');
+        for (i, json) in self.jsons.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(json);
+        }
+        out.push(b']');
+        out
+    }
 }
 
 /// Replies a replicated commit holds back until a replica has the commit (see
@@ -161,12 +235,21 @@ impl Batch {
 
     /// No writes yet.
     pub fn is_empty(&self) -> bool {
-        self.writes == 0 && self.acks.is_empty() && self.replies.is_empty()
+        self.writes == 0
+            && self.acks.is_empty()
+            && self.replies.is_empty()
+            && self.events.is_empty()
+            && self.held.is_empty()
     }
 
-    /// How many writes (an acknowledgement of several entries of one stream counts once).
+    /// How many writes (an acknowledgement of several entries of one stream counts once,
+    /// and so do the events of one event stream).
     pub fn len(&self) -> usize {
-        self.writes + self.acks.len() + self.replies.len()
+        self.writes
+            + self.acks.len()
+            + self.replies.len()
+            + self.events.len()
+            + self.held.iter().map(|(_, h)| h.len()).sum::<usize>()
     }
 
     fn key_idx(&mut self, key: &str) -> usize {
@@ -184,14 +267,109 @@ impl Batch {
         self.op_ends.push(self.op_bytes.len());
     }
 
+    /// Appends a write to `key`, after the writes held back for that key (see [`Held`]).
     fn op(&mut self, name: &str, key: &str, args: &[&[u8]]) {
+        let idx = self.key_idx(key);
+        self.release(idx);
+        self.op_at(name, idx, args);
+    }
+
+    fn op_at(&mut self, name: &str, idx: usize, args: &[&[u8]]) {
         self.push_arg(name.as_bytes());
-        let k = self.key_idx(key).to_string();
+        let k = idx.to_string();
         self.push_arg(k.as_bytes());
         for a in args {
             self.push_arg(a);
         }
         self.writes += 1;
+    }
+
+    /// The writes held back for key `idx`, created as `fresh` when there are none or when
+    /// those held are of another kind (which are sent first).
+    fn held_for(&mut self, idx: usize, fresh: fn() -> Held) -> &mut Held {
+        let pos = match self.held.iter().position(|(k, _)| *k == idx) {
+            Some(pos)
+                if std::mem::discriminant(&self.held[pos].1)
+                    == std::mem::discriminant(&fresh()) =>
+            {
+                pos
+            }
+            _ => {
+                self.release(idx);
+                self.held.push((idx, fresh()));
+                self.held.len() - 1
+            }
+        };
+        &mut self.held[pos].1
+    }
+
+    /// Sends the writes held back for key `idx`, if any, as ops.
+    fn release(&mut self, idx: usize) {
+        let Some(pos) = self.held.iter().position(|(k, _)| *k == idx) else {
+            return;
+        };
+        let (_, held) = self.held.remove(pos);
+        match held {
+            Held::Zset { members, .. } => {
+                let (added, removed): (Vec<_>, Vec<_>) =
+                    members.into_iter().partition(|(_, score)| score.is_some());
+                for chunk in added.chunks(HELD_CHUNK) {
+                    let n = chunk.len().to_string();
+                    let scores: Vec<String> = chunk
+                        .iter()
+                        .map(|(_, score)| score.unwrap_or_default().to_string())
+                        .collect();
+                    let mut args: Vec<&[u8]> = vec![n.as_bytes()];
+                    for ((member, _), score) in chunk.iter().zip(&scores) {
+                        args.push(score.as_bytes());
+                        args.push(member.as_bytes());
+                    }
+                    self.op_at("ZADD", idx, &args);
+                }
+                for chunk in removed.chunks(HELD_CHUNK) {
+                    let n = chunk.len().to_string();
+                    let mut args: Vec<&[u8]> = vec![n.as_bytes()];
+                    args.extend(chunk.iter().map(|(member, _)| member.as_bytes()));
+                    self.op_at("ZREM", idx, &args);
+                }
+            }
+            Held::Fields(fields) => {
+                for chunk in fields.chunks(HELD_CHUNK) {
+                    let n = chunk.len().to_string();
+                    let mut args: Vec<&[u8]> = vec![n.as_bytes()];
+                    for (field, value) in chunk {
+                        args.push(field.as_bytes());
+                        args.push(value);
+                    }
+                    self.op_at("HSET", idx, &args);
+                }
+            }
+            Held::Counters(fields) => {
+                for (field, n) in fields {
+                    // Even a sum of 0: HINCRBY creates the field, as the increments would.
+                    let n = n.to_string();
+                    self.op_at("HINCR", idx, &[field.as_bytes(), n.as_bytes()]);
+                }
+            }
+        }
+    }
+
+    /// Holds back a ZADD (`score`) or ZREM (`None`) of `member` of the sorted set `key`.
+    fn hold_member(&mut self, key: &str, member: &str, score: Option<i64>) {
+        let idx = self.key_idx(key);
+        let fresh = || Held::Zset {
+            members: Vec::new(),
+            at: HashMap::new(),
+        };
+        if let Held::Zset { members, at } = self.held_for(idx, fresh) {
+            match at.get(member) {
+                Some(&i) => members[i].1 = score,
+                None => {
+                    at.insert(member.to_string(), members.len());
+                    members.push((member.to_string(), score));
+                }
+            }
+        }
     }
 
     /// Requires the hash `key` to have field `rev` equal to `rev` (`None`: must not exist).
@@ -216,15 +394,18 @@ impl Batch {
         self.due_timers = Some((idx, limit.max(1)));
     }
 
-    /// HSET key f v ...
+    /// HSET key f v ... (held back and sent with the batch's other HSETs of `key`; see
+    /// [`Held`]).
     pub fn hset(&mut self, key: &str, fields: &[(&str, &[u8])]) {
-        let n = fields.len().to_string();
-        let mut args: Vec<&[u8]> = vec![n.as_bytes()];
-        for (f, v) in fields {
-            args.push(f.as_bytes());
-            args.push(v);
+        let idx = self.key_idx(key);
+        if let Held::Fields(held) = self.held_for(idx, || Held::Fields(Vec::new())) {
+            for (field, value) in fields {
+                match held.iter_mut().find(|(f, _)| f == field) {
+                    Some((_, v)) => *v = value.to_vec(),
+                    None => held.push((field.to_string(), value.to_vec())),
+                }
+            }
         }
-        self.op("HSET", key, &args);
     }
 
     /// HDEL key field
@@ -266,6 +447,39 @@ impl Batch {
         self.xadd_fields(key, cap, &[(field, value)]);
     }
 
+    /// Appends an event (`json`, a JSON object) to the event stream `key` (capped at about
+    /// `cap` entries, 0: uncapped) under `field`. The events a batch appends to one stream
+    /// go in one entry, in order: the event's JSON when it is alone, else a JSON array of
+    /// them. One XADD per commit instead of one per event: a correlated message emits five
+    /// events over its life, and each XADD in a script costs Redis a call.
+    pub fn event(&mut self, key: &str, cap: usize, field: &str, json: Vec<u8>) {
+        match self
+            .events
+            .iter_mut()
+            .find(|e| e.key == key && e.field == field)
+        {
+            Some(entry) => entry.jsons.push(json),
+            None => self.events.push(EventEntry {
+                key: key.to_string(),
+                cap,
+                field: field.to_string(),
+                jsons: vec![json],
+            }),
+        }
+    }
+
+    /// Sends the writes held back ([`Held`]), then turns the events gathered by
+    /// [`Batch::event`] into their XADD ops: the last writes.
+    fn seal(&mut self) {
+        while let Some(&(idx, _)) = self.held.first() {
+            self.release(idx);
+        }
+        for entry in std::mem::take(&mut self.events) {
+            let value = entry.value();
+            self.xadd(&entry.key, entry.cap, &entry.field, &value);
+        }
+    }
+
     /// XADD key [MAXLEN ~ cap] * f1 v1 ... (cap 0: uncapped)
     pub fn xadd_fields(&mut self, key: &str, cap: usize, fields: &[(&str, &[u8])]) {
         let cap = cap.to_string();
@@ -278,15 +492,15 @@ impl Batch {
         self.op("XADD", key, &args);
     }
 
-    /// ZADD key score member
+    /// ZADD key score member (held back and sent with the batch's other ZADDs and ZREMs of
+    /// `key`; see [`Held`]).
     pub fn zadd(&mut self, key: &str, score: i64, member: &str) {
-        let score = score.to_string();
-        self.op("ZADD", key, &[score.as_bytes(), member.as_bytes()]);
+        self.hold_member(key, member, Some(score));
     }
 
-    /// ZREM key member
+    /// ZREM key member (held back as [`Batch::zadd`] is).
     pub fn zrem(&mut self, key: &str, member: &str) {
-        self.op("ZREM", key, &[member.as_bytes()]);
+        self.hold_member(key, member, None);
     }
 
     /// ZREM key member, only if the member's score is still `score` (checked when the
@@ -326,10 +540,16 @@ impl Batch {
         self.replies.push((key.to_string(), ttl_ms, value.to_vec()));
     }
 
-    /// HINCRBY key field n
+    /// HINCRBY key field n (held back and summed with the batch's other increments of
+    /// `key`; see [`Held`]).
     pub fn hincr(&mut self, key: &str, field: &str, n: i64) {
-        let n = n.to_string();
-        self.op("HINCR", key, &[field.as_bytes(), n.as_bytes()]);
+        let idx = self.key_idx(key);
+        if let Held::Counters(fields) = self.held_for(idx, || Held::Counters(Vec::new())) {
+            match fields.iter_mut().find(|(f, _)| f == field) {
+                Some((_, sum)) => *sum += n,
+                None => fields.push((field.to_string(), n)),
+            }
+        }
     }
 
     /// Sends the batch as one `commit.lua` call; returns the number of writes applied.
@@ -350,6 +570,7 @@ impl Batch {
         conn: &mut C,
         owner: &str,
     ) -> Result<(usize, Option<DueTimers>), CommitError> {
+        self.seal();
         for (key, ttl_ms, value) in std::mem::take(&mut self.replies) {
             let ttl = ttl_ms.to_string();
             self.op("REPLY", &key, &[ttl.as_bytes(), &value]);
@@ -373,6 +594,7 @@ impl Batch {
         owner: &str,
         wait: std::time::Duration,
     ) -> Result<ReplicatedCommit, CommitError> {
+        self.seal();
         let replies = HeldReplies(std::mem::take(&mut self.replies));
         let inv = self.invocation(owner);
         let mut loaded = false;

@@ -801,10 +801,8 @@ impl WeirClient {
             };
             for entry in key.ids {
                 ids[pos] = entry.id.clone();
-                let text: Option<String> = entry.get("e");
-                if let Some(event) = text.and_then(|t| serde_json::from_str::<Event>(&t).ok()) {
-                    events.push(event);
-                }
+                let text: Option<String> = entry.get(effects::EVENT_FIELD);
+                events.extend(text.map(|t| effects::decode_events(&t)).unwrap_or_default());
             }
         }
         events.sort_by_key(|e| e.timestamp);

@@ -26,8 +26,25 @@ pub const REPLY_TTL_MS: u64 = 60_000;
 /// ([`MAX_HISTORY_RECORDS`]).
 pub const HISTORY_DROPPED_FIELD: &str = "history_dropped";
 
-/// The event stream entry field that holds an event (JSON).
+/// The event stream entry field that holds the events of one commit: the event's JSON
+/// object when it wrote one, else a JSON array of them, in order (see [`Batch::event`]).
 pub const EVENT_FIELD: &str = "e";
+
+/// The events of an event stream entry's [`EVENT_FIELD`] value, in order: one object or an
+/// array of them. Text that is neither (not written by Weir) gives none.
+pub fn decode_events(text: &str) -> Vec<Event> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entry {
+        One(Box<Event>),
+        Many(Vec<Event>),
+    }
+    match serde_json::from_str::<Entry>(text) {
+        Ok(Entry::One(event)) => vec![*event],
+        Ok(Entry::Many(events)) => events,
+        Err(_) => Vec::new(),
+    }
+}
 
 /// An event's JSON split around its timestamp, for a script that stamps it with the Redis
 /// clock: `prefix` runs up to the timestamp's value, `suffix` from just after it. Joined
@@ -223,7 +240,7 @@ pub fn write_effects(
             ),
             Effect::Emit(e) => {
                 let json = wire::plain_bytes(serde_json::to_vec(&e));
-                b.xadd(&part.events(), events_cap, EVENT_FIELD, &json);
+                b.event(&part.events(), events_cap, EVENT_FIELD, json);
             }
         }
     }
@@ -408,7 +425,7 @@ pub fn fail_unstarted(
         },
     };
     let json = wire::plain_bytes(serde_json::to_vec(&event));
-    b.xadd(&part.events(), events_cap, EVENT_FIELD, &json);
+    b.event(&part.events(), events_cap, EVENT_FIELD, json);
 }
 
 /// Records that instance `id` received signal `message_id` (at `now_ms`), in the commit

@@ -177,6 +177,28 @@ pub async fn stream_entries(
         .collect())
 }
 
+/// `calls` of each command in `INFO commandstats` (e.g. `"zadd"`).
+pub async fn command_calls<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+) -> anyhow::Result<std::collections::HashMap<String, u64>> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.trim().split_once(':')?;
+            let calls = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.strip_prefix("cmdstat_")?.to_string(), calls))
+        })
+        .collect())
+}
+
 /// XLEN of a stream.
 pub async fn xlen(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> anyhow::Result<u64> {
     Ok(redis::cmd("XLEN").arg(key).query_async(conn).await?)

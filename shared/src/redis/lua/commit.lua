@@ -12,7 +12,7 @@
 --   RPUSHCAP k cap h f v       (RPUSH, then keep the last `cap` entries of the list and add
 --                               how many it dropped to field f of hash h: a capped history)
 --   XADD k maxlen n f1 v1 ... fn vn   (maxlen 0: uncapped; else MAXLEN ~ maxlen)
---   ZADD k score m             | ZREM k m       | SADD k m
+--   ZADD k n s1 m1 ... sn mn   | ZREM k n m1 ... mn         | SADD k m
 --   ZREMIF k score m           (ZREM only if m's score is still `score`: a due timer that
 --                               an earlier transition of the batch rescheduled is kept)
 --   ACK k group n id1 ... idn  (XACK then XDEL of the n entries: handled input leaves the stream)
@@ -34,6 +34,8 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local checks = tonumber(ARGV[4])
 local i = 5
+-- The type of each key read so far ('none' when it does not exist), read once per key.
+local types = {}
 for _ = 1, checks do
   if ARGV[i] == '0' then
     -- Key index 0: the earliest deadline of the batch's commands (ms, Redis clock). Past
@@ -50,6 +52,9 @@ for _ = 1, checks do
       if rev then return redis.error_reply('REV ' .. key) end
     elseif rev ~= expected then
       return redis.error_reply('REV ' .. key)
+    else
+      -- It has a field: a hash (HGET refuses any other type), so no TYPE call for it.
+      types[key] = 'hash'
     end
   end
   i = i + 2
@@ -59,13 +64,12 @@ local n = #ARGV
 local first_op = i
 
 -- Validate every op (its name, its argument count, the type of its key) before the first
--- write. Types are read once per key.
-local fixed = { RPUSH = 3, RPUSHCAP = 6, ZADD = 4, ZREM = 3, ZREMIF = 4, SADD = 3, HDEL = 3, DEL = 2, REPLY = 4, HINCR = 4 }
+-- write.
+local fixed = { RPUSH = 3, RPUSHCAP = 6, ZREMIF = 4, SADD = 3, HDEL = 3, DEL = 2, REPLY = 4, HINCR = 4 }
 local want = {
   HSET = 'hash', HDEL = 'hash', HINCR = 'hash', RPUSH = 'list', RPUSHCAP = 'list', REPLY = 'list',
   XADD = 'stream', ACK = 'stream', ZADD = 'zset', ZREM = 'zset', ZREMIF = 'zset', SADD = 'set',
 }
-local types = {}
 -- The error text when `key` holds another type than `w`, else nil. No table per op: this
 -- runs for every op of every commit.
 local function mistyped(key, w)
@@ -89,8 +93,12 @@ while i <= n do
     len = 3 + 2 * (tonumber(ARGV[i + 2]) or -1)
   elseif op == 'ACK' then
     len = 4 + (tonumber(ARGV[i + 3]) or -1)
+  elseif op == 'ZADD' then
+    len = 3 + 2 * (tonumber(ARGV[i + 2]) or -1)
+  elseif op == 'ZREM' then
+    len = 3 + (tonumber(ARGV[i + 2]) or -1)
   end
-  if not len or len < 2 or i + len - 1 > n then
+  if not len or len < 2 or i + len - 1 > n or ((op == 'ZADD' or op == 'ZREM') and len <= 3) then
     return redis.error_reply('BADOP ' .. tostring(op))
   end
   local w = want[op]
@@ -140,9 +148,11 @@ while i <= n do
     redis.call('XDEL', k, unpack(ARGV, i + 4, i + 3 + ids_n))
     i = i + 4 + ids_n
   elseif op == 'ZADD' then
-    redis.call('ZADD', k, ARGV[i + 2], ARGV[i + 3]); i = i + 4
+    local last = i + 2 + 2 * tonumber(ARGV[i + 2])
+    redis.call('ZADD', k, unpack(ARGV, i + 3, last)); i = last + 1
   elseif op == 'ZREM' then
-    redis.call('ZREM', k, ARGV[i + 2]); i = i + 3
+    local last = i + 2 + tonumber(ARGV[i + 2])
+    redis.call('ZREM', k, unpack(ARGV, i + 3, last)); i = last + 1
   elseif op == 'ZREMIF' then
     local score = redis.call('ZSCORE', k, ARGV[i + 3])
     if score and tonumber(score) == tonumber(ARGV[i + 2]) then

@@ -13,14 +13,15 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 local expires = now + ttl
-if not redis.call('SET', KEYS[1], 'k', 'NX', 'PX', ttl) then
+-- The oldest waiter, read first (a read changes nothing) so that the seen key is written
+-- once, with its final value: 'd:WAITER' when delivered, 'k' when kept.
+local w = redis.call('ZRANGE', KEYS[2], 0, 0)
+if not redis.call('SET', KEYS[1], w[1] and ('d:' .. w[1]) or 'k', 'NX', 'PX', ttl) then
   redis.call('HINCRBY', KEYS[6], 'msg_duplicates', 1)
   return { 'dup', now }
 end
-local w = redis.call('ZRANGE', KEYS[2], 0, 0)
 if w[1] then
   redis.call('ZREM', KEYS[2], w[1])
-  redis.call('SET', KEYS[1], 'd:' .. w[1], 'KEEPTTL')
   local id = redis.call('XADD', KEYS[7], '*', 'k', 'deliver', 'w', w[1], 'm', ARGV[3], 's', now, 'x', expires)
   return { 'delivered', now, w[1], id }
 end
