@@ -7,7 +7,7 @@
 //!
 //! - **no panic escapes**: proptest catches one, shrinks the input and the test fails
 //!   with the smallest input that panics;
-//! - **it is handled in under [`LIMIT`]** (100 ms) of the CPU time of the thread that
+//! - **it is handled in under [`LIMIT`]** (100 ms; 200 ms in a debug build) of the CPU time of the thread that
 //!   handles it, measured around that one input. CPU time, not wall time: the limit is about
 //!   the work an input can make a process do, and on a shared machine (two cores, a dozen
 //!   compilers) a thread waits for a core longer than it runs, which wall time would count
@@ -40,8 +40,11 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 use serde_json::{Map, Value};
 
-/// The most time one input may take.
-pub const LIMIT: Duration = Duration::from_millis(100);
+/// The most time one input may take: 100 ms of optimized code. A debug build (what
+/// `cargo test` builds: the workspace's own crates unoptimized) gets twice that, because it
+/// runs the same work slower: a CEL condition that spends its whole evaluation budget took
+/// 110 ms there on a 2-core AMD EPYC machine whose Redis does 300,000 pipelined XADDs/s.
+pub const LIMIT: Duration = Duration::from_millis(if cfg!(debug_assertions) { 200 } else { 100 });
 
 /// How many characters of an input the report quotes.
 const QUOTE_CHARS: usize = 400;
