@@ -2,7 +2,8 @@
 //! without a failure; a panicking handler, a dead-lettered entry and an oversized message
 //! fail their step instead of hanging it; workers recreate their groups after Redis lost
 //! its data; secret references resolve on the worker; dead workers' consumers are removed;
-//! `/readyz` does not tell strangers where Redis is.
+//! `/readyz` does not tell strangers where Redis is. A report takes only the results whose
+//! entry the worker still holds.
 
 mod common;
 
@@ -848,5 +849,111 @@ async fn reclaiming_walks_a_long_pending_list_instead_of_rescanning_its_start() 
     )
     .await?;
     assert_eq!(counters.reclaimed.load(Ordering::SeqCst), 1);
+    Ok(())
+}
+
+/// XADD of an entry to `stream`; its id.
+async fn add_entry(
+    conn: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+) -> anyhow::Result<String> {
+    Ok(redis::cmd("XADD")
+        .arg(stream)
+        .arg("*")
+        .arg("m")
+        .arg("x")
+        .query_async(conn)
+        .await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_takes_only_results_whose_entry_this_worker_still_holds_once_each_in_order(
+) -> anyhow::Result<()> {
+    use weir::redis::steps::{report, StepReport};
+    let redis = RedisServer::start()?;
+    let mut conn = raw(&redis.url()).await?;
+    let part = weir::redis::Keys::new("t", 8).part(0);
+    let (q1, q2, results) = (part.queue("a"), part.queue("b"), part.results());
+    for q in [&q1, &q2] {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(q)
+            .arg(WORKER_GROUP)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await?;
+    }
+    let mut a = Vec::new();
+    for _ in 0..4 {
+        a.push(add_entry(&mut conn, &q1).await?);
+    }
+    let b = add_entry(&mut conn, &q2).await?;
+    for q in [&q1, &q2] {
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(WORKER_GROUP)
+            .arg("me")
+            .arg("STREAMS")
+            .arg(q)
+            .arg(">")
+            .query_async(&mut conn)
+            .await?;
+    }
+    // a[1] was reclaimed by another worker, a[2] acknowledged already.
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&q1)
+        .arg(WORKER_GROUP)
+        .arg("other")
+        .arg(0)
+        .arg(&a[1])
+        .query_async(&mut conn)
+        .await?;
+    let _: () = redis::cmd("XACK")
+        .arg(&q1)
+        .arg(WORKER_GROUP)
+        .arg(&a[2])
+        .query_async(&mut conn)
+        .await?;
+    let r = |stream: &str, id: &str, result: &'static [u8]| {
+        (stream.to_string(), id.to_string(), result)
+    };
+    let given = [
+        r(&q1, &a[3], b"r3"),
+        r(&q2, &b, b"rb"),
+        r(&q1, &a[1], b"r1"),
+        r(&q1, &a[0], b"r0"),
+        r(&q1, &a[2], b"r2"),
+        r(&q1, &a[3], b"r3 again"),
+        r(&q1, "not-an-id", b"bad"),
+    ];
+    let reports: Vec<StepReport<'_>> = given
+        .iter()
+        .map(|(stream, id, result)| StepReport { stream, id, result })
+        .collect();
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut conn)
+        .await?;
+    let appended = report(&mut conn, &results, "me", &reports).await?;
+    assert_eq!(appended, 3);
+    // One XPENDING per step stream, whatever the number of results.
+    let calls = common::command_calls(&mut conn).await?;
+    assert_eq!(calls.get("xpending").copied(), Some(2), "{calls:?}");
+    let got: Vec<Vec<u8>> = common::stream_entries(&mut conn, &results)
+        .await?
+        .into_iter()
+        .filter_map(|(_, mut fields)| fields.remove("m"))
+        .collect();
+    assert_eq!(got, [b"r3".to_vec(), b"rb".to_vec(), b"r0".to_vec()]);
+    // Taken entries leave their streams; the reclaimed one stays, pending to the other.
+    let left: Vec<String> = common::stream_entries(&mut conn, &q1)
+        .await?
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(left, [a[1].clone(), a[2].clone()]);
+    assert_eq!(common::xlen(&mut conn, &q2).await?, 0);
+    assert_eq!(common::pending(&mut conn, &q1, WORKER_GROUP).await?, 1);
     Ok(())
 }
