@@ -23,7 +23,8 @@ pub(crate) struct CoordinatorArgs {
     /// How long finished instances are kept, e.g. 7d or 12h.
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub retention: Option<Duration>,
-    /// Events kept per partition stream (approximately).
+    /// Entries kept per partition event stream (approximately). An entry holds the events
+    /// one commit wrote, so at least this many events are kept.
     #[arg(long, value_name = "N")]
     pub events_cap: Option<usize>,
     /// Serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9464 (off when

@@ -38,7 +38,8 @@ pub struct CoordinatorConfig {
     pub lease: Duration,
     /// How long finished instances are kept.
     pub retention: Duration,
-    /// Events kept per partition stream (approximately).
+    /// Entries kept per partition event stream (approximately). An entry holds the events
+    /// one commit wrote, so at least this many events are kept.
     pub events_cap: usize,
     /// Dead letters kept per partition stream (approximately).
     pub dlq_cap: usize,
